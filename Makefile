@@ -1,0 +1,44 @@
+# pushgate — `make run` starts the daemon on embedded defaults; `make test`
+# runs the whole suite. Both install what they need on a fresh Debian
+# machine (as root, or with sudo available).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# Packages the build and the tests need: libclang/nettle for sequoia's
+# backend, DCMTK as the DICOM peer, Orthanc as the benchmark reference,
+# GnuPG and sq as OpenPGP peers, curl.
+DEB_PACKAGES := build-essential pkg-config libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates
+BENCH_PACKAGES := orthanc orthanc-dicomweb time
+
+.PHONY: run test deps bench-deps build release lint bench samples clean
+
+deps:
+	@./packaging/install-deps.sh $(DEB_PACKAGES)
+
+bench-deps:
+	@./packaging/install-deps.sh $(DEB_PACKAGES) $(BENCH_PACKAGES)
+
+build: deps
+	$(CARGO) build --release --bin pushgate
+
+run: build
+	./target/release/pushgate serve
+
+test: deps
+	$(CARGO) build --release --bins
+	$(CARGO) test --release -- --test-threads=2
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+samples:
+	$(CARGO) run --release --bin pushgate-samples -- samples sample-dicom
+
+bench: bench-deps
+	$(CARGO) build --release --bins
+	./bench/intake.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf pushgate-data bench/out

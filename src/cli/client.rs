@@ -1,0 +1,173 @@
+//! A client for the daemon's own admin API: HTTPS to the local listener,
+//! trusting exactly the daemon's certificate (read from its file, so a
+//! self-signed certificate needs no CA), with the admin token from the same
+//! configuration.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::{Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::authz::{AdminTokenError, read_token};
+use crate::config::Config;
+use crate::web::tls;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    #[error(transparent)]
+    Token(#[from] AdminTokenError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(
+        "cannot reach pushgate at {addr} ({source}); is `pushgate serve` running with this configuration?"
+    )]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("HTTPS to pushgate: {0}")]
+    Http(String),
+    #[error("pushgate answered {status}: {body}")]
+    Status { status: StatusCode, body: String },
+}
+
+/// Accepts exactly one certificate: the daemon's own.
+#[derive(Debug)]
+struct Pinned {
+    cert: CertificateDer<'static>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_ref() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+pub struct AdminClient {
+    addr: std::net::SocketAddr,
+    token: String,
+    connector: TlsConnector,
+}
+
+impl AdminClient {
+    pub fn new(config: &Config) -> Result<AdminClient, ClientError> {
+        let token = read_token(&config.admin.token_file)?;
+        let (cert_path, _) = tls::cert_paths(config);
+        let cert = tls::load_certs(&cert_path)?.remove(0);
+        let provider = tls::crypto_provider();
+        let mut client = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Http(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned { cert, provider }))
+            .with_no_client_auth();
+        client.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(AdminClient {
+            addr: config.local_http_addr(),
+            token,
+            connector: TlsConnector::from(Arc::new(client)),
+        })
+    }
+
+    /// GETs `path` and returns the JSON body.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, ClientError> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|source| ClientError::Connect {
+                addr: self.addr.to_string(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let name =
+            ServerName::try_from("localhost").map_err(|e| ClientError::Http(e.to_string()))?;
+        let tls = self
+            .connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ClientError::Http(format!("TLS: {e}")))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        tokio::spawn(connection);
+        let request = Request::get(path)
+            .header(header::HOST, "localhost")
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?
+            .to_bytes();
+        if status != StatusCode::OK {
+            return Err(ClientError::Status {
+                status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| ClientError::Http(format!("bad JSON: {e}")))
+    }
+}

@@ -1,0 +1,188 @@
+//! Configuration: the embedded defaults (`defaults.toml`) overlaid with the
+//! operator's TOML file, validated once into typed values. Nothing downstream
+//! sees a raw string that still needs checking.
+
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use raw::DEFAULTS_TOML;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML for pushgate: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// The validated configuration of one pushgate instance.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub public_url: String,
+    pub org_name: String,
+    pub org_ura: String,
+    pub dicom: DicomConfig,
+    pub http: HttpConfig,
+    pub admin: AdminConfig,
+    pub grants: GrantsConfig,
+    pub import: ImportConfig,
+    pub relay: RelayConfig,
+    pub forward: ForwardConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct DicomConfig {
+    pub listen: SocketAddr,
+    pub ae_title: String,
+    /// Empty: any calling AE title is accepted.
+    pub allowed_calling_aes: Vec<String>,
+    pub max_associations: usize,
+    pub stable_after: Duration,
+    pub max_pdu: u32,
+    pub timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// `None`: a self-signed certificate generated into the data directory.
+    pub tls: Option<TlsFiles>,
+    pub client_ca: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub token_file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct GrantsConfig {
+    pub default_ttl: Duration,
+    pub max_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportConfig {
+    pub watch_dir: Option<PathBuf>,
+    pub settle: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub key: PathBuf,
+    pub address_book: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardConfig {
+    /// `AE@host:port` of the local PACS, if inbound studies are forwarded.
+    pub pacs: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+impl Config {
+    /// The embedded defaults alone, as `make run` uses them.
+    pub fn defaults() -> Result<Config, ConfigError> {
+        Self::from_toml_str("", Path::new("<defaults>"))
+    }
+
+    /// Load `path` over the embedded defaults; `None` means defaults only.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => Self::defaults(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Self::from_toml_str(&text, path)
+            }
+        }
+    }
+
+    /// Parse `text` (the operator's file) over the embedded defaults.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let raw = raw::RawConfig::merged(text).map_err(|message| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message,
+        })?;
+        raw.validate()
+    }
+
+    pub fn index_dir(&self) -> PathBuf {
+        self.data_dir.join("index")
+    }
+
+    pub fn instances_dir(&self) -> PathBuf {
+        self.data_dir.join("instances")
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.data_dir.join("tmp")
+    }
+
+    pub fn tls_dir(&self) -> PathBuf {
+        self.data_dir.join("tls")
+    }
+
+    /// Where a client on this host reaches the HTTPS listener.
+    pub fn local_http_addr(&self) -> SocketAddr {
+        local_addr(self.http.listen)
+    }
+
+    /// Where a client on this host reaches the DICOM listener.
+    pub fn local_dicom_addr(&self) -> SocketAddr {
+        local_addr(self.dicom.listen)
+    }
+}
+
+/// A wildcard listen address is reached over loopback of the same family.
+fn local_addr(listen: SocketAddr) -> SocketAddr {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        match addr {
+            SocketAddr::V4(_) => addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into()),
+            SocketAddr::V6(_) => addr.set_ip(std::net::Ipv6Addr::LOCALHOST.into()),
+        }
+    }
+    addr
+}
+
+/// Parses "20s", "5m", "14d", "1h 30m" (humantime syntax).
+pub fn parse_duration(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(value.trim()).map_err(|e| ConfigError::Invalid {
+        key,
+        message: format!("{value:?} is not a duration like \"20s\", \"5m\" or \"14d\": {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,308 @@
+//! The TOML shape of the configuration, before validation.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{
+    AdminConfig, Config, ConfigError, DicomConfig, ForwardConfig, GrantsConfig, HttpConfig,
+    ImportConfig, LogConfig, LogFormat, RelayConfig, TlsFiles, parse_duration,
+};
+
+pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    data_dir: String,
+    public_url: String,
+    org_name: String,
+    org_ura: String,
+    dicom: RawDicom,
+    http: RawHttp,
+    admin: RawAdmin,
+    grants: RawGrants,
+    import: RawImport,
+    relay: RawRelay,
+    forward: RawForward,
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDicom {
+    listen: String,
+    ae_title: String,
+    allowed_calling_aes: Vec<String>,
+    max_associations: usize,
+    stable_after: String,
+    max_pdu: u32,
+    timeout: String,
+    idle_timeout: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: String,
+    tls_cert: String,
+    tls_key: String,
+    client_ca: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    token_file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrants {
+    default_ttl: String,
+    max_ttl: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImport {
+    watch_dir: String,
+    settle: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelay {
+    key: String,
+    address_book: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForward {
+    pacs: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: String,
+}
+
+/// Overlay `user` on `base`, table by table; any other value in `user` wins.
+fn overlay(base: &mut toml::Table, user: toml::Table) {
+    for (key, value) in user {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(u)) => overlay(b, u),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+impl RawConfig {
+    pub(super) fn merged(user_text: &str) -> Result<RawConfig, String> {
+        let mut base: toml::Table = DEFAULTS_TOML
+            .parse()
+            .map_err(|e| format!("embedded defaults: {e}"))?;
+        let user: toml::Table = user_text
+            .parse()
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        overlay(&mut base, user);
+        toml::Value::Table(base)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())
+    }
+
+    pub(super) fn validate(self) -> Result<Config, ConfigError> {
+        let data_dir = PathBuf::from(non_empty("data_dir", &self.data_dir)?);
+        let public_url = self.public_url.trim_end_matches('/').to_string();
+        if !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
+            return Err(invalid(
+                "public_url",
+                "must start with https:// (or http://)",
+            ));
+        }
+        let org_ura = self.org_ura.trim().to_string();
+        if org_ura.len() != 8 || !org_ura.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid("org_ura", "a URA is eight digits"));
+        }
+
+        let dicom = self.dicom.validate()?;
+        let http = self.http.validate(&data_dir)?;
+        let token_file = match self.admin.token_file.trim() {
+            "" => data_dir.join("admin.token"),
+            path => PathBuf::from(path),
+        };
+        let grants = GrantsConfig {
+            default_ttl: parse_duration("grants.default_ttl", &self.grants.default_ttl)?,
+            max_ttl: parse_duration("grants.max_ttl", &self.grants.max_ttl)?,
+        };
+        if grants.default_ttl > grants.max_ttl {
+            return Err(invalid(
+                "grants.default_ttl",
+                "is longer than grants.max_ttl",
+            ));
+        }
+        let import = ImportConfig {
+            watch_dir: optional_path(&self.import.watch_dir),
+            settle: parse_duration("import.settle", &self.import.settle)?,
+        };
+        let relay = RelayConfig {
+            key: optional_path(&self.relay.key)
+                .unwrap_or_else(|| data_dir.join("relay").join("key.pgp")),
+            address_book: optional_path(&self.relay.address_book),
+        };
+        let pacs = self.forward.pacs.trim();
+        let forward = ForwardConfig {
+            pacs: if pacs.is_empty() {
+                None
+            } else {
+                validate_ae_address(pacs)?;
+                Some(pacs.to_string())
+            },
+        };
+        let log = LogConfig {
+            format: match self.log.format.as_str() {
+                "plain" => LogFormat::Plain,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(invalid(
+                        "log.format",
+                        &format!("{other:?}: expected \"plain\" or \"json\""),
+                    ));
+                }
+            },
+        };
+        Ok(Config {
+            data_dir,
+            public_url,
+            org_name: self.org_name,
+            org_ura,
+            dicom,
+            http,
+            admin: AdminConfig { token_file },
+            grants,
+            import,
+            relay,
+            forward,
+            log,
+        })
+    }
+}
+
+impl RawDicom {
+    fn validate(self) -> Result<DicomConfig, ConfigError> {
+        let ae_title = validate_ae_title("dicom.ae_title", &self.ae_title)?;
+        let allowed_calling_aes = self
+            .allowed_calling_aes
+            .iter()
+            .map(|ae| validate_ae_title("dicom.allowed_calling_aes", ae))
+            .collect::<Result<_, _>>()?;
+        if self.max_associations == 0 {
+            return Err(invalid("dicom.max_associations", "must be at least 1"));
+        }
+        // PS3.8 allows any length; dicom-ul's reader accepts 1 KiB..16 MiB.
+        if !(4096..=16 * 1024 * 1024).contains(&self.max_pdu) {
+            return Err(invalid(
+                "dicom.max_pdu",
+                "must be between 4096 and 16777216 bytes",
+            ));
+        }
+        Ok(DicomConfig {
+            listen: parse_socket_addr("dicom.listen", &self.listen)?,
+            ae_title,
+            allowed_calling_aes,
+            max_associations: self.max_associations,
+            stable_after: parse_duration("dicom.stable_after", &self.stable_after)?,
+            max_pdu: self.max_pdu,
+            timeout: parse_duration("dicom.timeout", &self.timeout)?,
+            idle_timeout: parse_duration("dicom.idle_timeout", &self.idle_timeout)?,
+        })
+    }
+}
+
+impl RawHttp {
+    fn validate(self, _data_dir: &Path) -> Result<HttpConfig, ConfigError> {
+        let tls = match (optional_path(&self.tls_cert), optional_path(&self.tls_key)) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => {
+                return Err(invalid(
+                    "http.tls_cert",
+                    "set both http.tls_cert and http.tls_key, or neither (self-signed)",
+                ));
+            }
+        };
+        Ok(HttpConfig {
+            listen: parse_socket_addr("http.listen", &self.listen)?,
+            tls,
+            client_ca: self.client_ca.iter().map(PathBuf::from).collect(),
+        })
+    }
+}
+
+fn invalid(key: &'static str, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.to_string(),
+    }
+}
+
+fn non_empty<'a>(key: &'static str, value: &'a str) -> Result<&'a str, ConfigError> {
+    match value.trim() {
+        "" => Err(invalid(key, "must not be empty")),
+        v => Ok(v),
+    }
+}
+
+fn optional_path(value: &str) -> Option<PathBuf> {
+    match value.trim() {
+        "" => None,
+        v => Some(PathBuf::from(v)),
+    }
+}
+
+fn parse_socket_addr(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.trim().parse().map_err(|_| {
+        invalid(
+            key,
+            &format!("{value:?} is not an address like \"0.0.0.0:11112\" or \"[::1]:8443\""),
+        )
+    })
+}
+
+/// An AE title is 1–16 characters of the default repertoire, no backslash or
+/// control characters; leading and trailing spaces are not significant.
+pub(crate) fn validate_ae_title(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    let ae = value.trim();
+    if ae.is_empty() || ae.len() > 16 {
+        return Err(invalid(
+            key,
+            &format!("{value:?}: an AE title has 1 to 16 characters"),
+        ));
+    }
+    if !ae.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\') {
+        return Err(invalid(
+            key,
+            &format!("{value:?}: an AE title has printable ASCII characters except '\\'"),
+        ));
+    }
+    Ok(ae.to_string())
+}
+
+fn validate_ae_address(value: &str) -> Result<(), ConfigError> {
+    let (ae, addr) = value
+        .split_once('@')
+        .ok_or_else(|| invalid("forward.pacs", "expected \"AE@host:port\""))?;
+    validate_ae_title("forward.pacs", ae)?;
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("forward.pacs", "expected \"AE@host:port\""))?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(invalid("forward.pacs", "expected \"AE@host:port\""));
+    }
+    Ok(())
+}

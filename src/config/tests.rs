@@ -1,0 +1,82 @@
+use super::*;
+
+#[test]
+fn defaults_match_the_design() {
+    let c = Config::defaults().expect("embedded defaults are valid");
+    assert_eq!(c.data_dir, PathBuf::from("./pushgate-data"));
+    assert_eq!(c.dicom.listen, "0.0.0.0:11112".parse().unwrap());
+    assert_eq!(c.dicom.ae_title, "PUSHGATE");
+    assert_eq!(c.dicom.max_associations, 64);
+    assert_eq!(c.dicom.stable_after, Duration::from_secs(20));
+    assert_eq!(c.http.listen, "0.0.0.0:8443".parse().unwrap());
+    assert!(c.http.tls.is_none());
+    assert_eq!(
+        c.admin.token_file,
+        PathBuf::from("./pushgate-data/admin.token")
+    );
+    assert_eq!(c.grants.default_ttl, Duration::from_secs(14 * 86400));
+    assert_eq!(c.grants.max_ttl, Duration::from_secs(90 * 86400));
+    assert!(c.import.watch_dir.is_none());
+    assert!(c.forward.pacs.is_none());
+    assert_eq!(c.local_http_addr(), "127.0.0.1:8443".parse().unwrap());
+}
+
+#[test]
+fn user_values_override_only_their_keys() {
+    let c = Config::from_toml_str(
+        "data_dir = \"/var/lib/pushgate\"\n[dicom]\nae_title = \"GW1\"\nstable_after = \"1m\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.data_dir, PathBuf::from("/var/lib/pushgate"));
+    assert_eq!(c.dicom.ae_title, "GW1");
+    assert_eq!(c.dicom.stable_after, Duration::from_secs(60));
+    // untouched key in the same table keeps its default
+    assert_eq!(c.dicom.max_associations, 64);
+    assert_eq!(
+        c.admin.token_file,
+        PathBuf::from("/var/lib/pushgate/admin.token")
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_name() {
+    let err = Config::from_toml_str("[dicom]\nae_titel = \"X\"\n", Path::new("t.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ae_titel"), "{err}");
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    for (text, key) in [
+        ("[dicom]\nae_title = \"\"\n", "dicom.ae_title"),
+        (
+            "[dicom]\nae_title = \"MUCH_TOO_LONG_AE_TITLE\"\n",
+            "dicom.ae_title",
+        ),
+        ("[dicom]\nstable_after = \"soon\"\n", "dicom.stable_after"),
+        ("[dicom]\nlisten = \"11112\"\n", "dicom.listen"),
+        ("[dicom]\nmax_associations = 0\n", "dicom.max_associations"),
+        ("[http]\ntls_cert = \"/x.pem\"\n", "http.tls_cert"),
+        ("[grants]\ndefault_ttl = \"100d\"\n", "grants.default_ttl"),
+        ("org_ura = \"12\"\n", "org_ura"),
+        ("[forward]\npacs = \"PACS@host\"\n", "forward.pacs"),
+        ("[log]\nformat = \"xml\"\n", "log.format"),
+    ] {
+        let err = Config::from_toml_str(text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{text:?} gave {err:?}");
+    }
+}
+
+#[test]
+fn forward_pacs_accepts_ae_at_host_port() {
+    let c = Config::from_toml_str(
+        "[forward]\npacs = \"PACS@10.0.0.5:104\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.forward.pacs.as_deref(), Some("PACS@10.0.0.5:104"));
+}

@@ -1,0 +1,181 @@
+//! The daemon: opens the store, binds the listeners, runs the components
+//! until told to stop, then drains them. `start` returns once every listener
+//! is bound, so tests (and systemd) know when it is ready.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::authz::{AdminToken, AdminTokenError};
+use crate::config::Config;
+use crate::dimse::{self, Scp};
+use crate::ingest::{Events, Ingestor, dropfolder, reindex, stability};
+use crate::store::{Store, StoreError};
+use crate::web::{self, App, tls};
+
+/// How long running transfers may take to finish after a stop request.
+const DRAIN: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    AdminToken(#[from] AdminTokenError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// A running daemon.
+pub struct Running {
+    pub dicom_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub cert_path: PathBuf,
+    pub cert_fingerprint: String,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    store: Arc<Store>,
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Bind { what, addr, source })
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, DaemonError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))
+}
+
+pub async fn start(config: Config) -> Result<Running, DaemonError> {
+    let config = Arc::new(config);
+    let store = {
+        let config = config.clone();
+        Arc::new(blocking(move || Store::open(&config)).await??)
+    };
+    let events = Events::new();
+    let ingestor = Ingestor::new(store.files.clone(), store.index.clone(), events.clone());
+    if store.needs_reconcile {
+        tracing::warn!(
+            "the previous run did not stop cleanly; checking the index against the files"
+        );
+        let ingestor = ingestor.clone();
+        let report = blocking(move || reindex::reconcile(&ingestor)).await??;
+        tracing::info!(
+            indexed = report.indexed,
+            removed = report.removed,
+            problems = report.problems.len(),
+            "index caught up with the files"
+        );
+        for (path, reason) in &report.problems {
+            tracing::warn!(file = %path.display(), "not indexed: {reason}");
+        }
+    }
+    let admin = {
+        let path = config.admin.token_file.clone();
+        blocking(move || AdminToken::load_or_create(&path)).await??
+    };
+    let tls_config = {
+        let config = config.clone();
+        blocking(move || tls::server_config(&config)).await??
+    };
+    let (cert_path, _) = tls::cert_paths(&config);
+    let cert_fingerprint = tls::load_certs(&cert_path)?
+        .first()
+        .map(tls::fingerprint)
+        .unwrap_or_default();
+
+    let dicom_listener = bind("DICOM", config.dicom.listen).await?;
+    let http_listener = bind("HTTPS", config.http.listen).await?;
+    let dicom_addr = dicom_listener
+        .local_addr()
+        .map_err(|e| DaemonError::Internal(e.to_string()))?;
+    let http_addr = web::bound(&http_listener).map_err(|e| DaemonError::Internal(e.to_string()))?;
+
+    let (shutdown, stop) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(stability::run(
+        store.index.clone(),
+        events.clone(),
+        config.dicom.stable_after,
+        stop.clone(),
+    ));
+    let scp = Arc::new(Scp::new(&config.dicom, ingestor.clone()));
+    tasks.spawn(dimse::serve(dicom_listener, scp, stop.clone(), DRAIN));
+    let app = Arc::new(App {
+        index: store.index.clone(),
+        admin,
+    });
+    tasks.spawn(web::serve(
+        http_listener,
+        tls_config,
+        app,
+        stop.clone(),
+        DRAIN,
+    ));
+    if let Some(watch_dir) = config.import.watch_dir.clone() {
+        let settle = config.import.settle;
+        let ingestor = ingestor.clone();
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            if let Err(e) = dropfolder::run(watch_dir.clone(), settle, ingestor, stop).await {
+                tracing::error!(dir = %watch_dir.display(), "drop folder stopped: {e}");
+            }
+        });
+    }
+    Ok(Running {
+        dicom_addr,
+        http_addr,
+        cert_path,
+        cert_fingerprint,
+        shutdown,
+        tasks,
+        store,
+    })
+}
+
+impl Running {
+    /// Asks every component to stop and waits until they have drained.
+    pub async fn stop(mut self) -> Result<(), DaemonError> {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        let store = self.store.clone();
+        blocking(move || store.close()).await??;
+        Ok(())
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+    }
+}

@@ -1,0 +1,490 @@
+//! One association: C-ECHO and C-STORE, with data PDVs streamed to a
+//! temporary file as they arrive and the response sent only once the
+//! instance is durable and indexed.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use dicom_ul::Pdu;
+use dicom_ul::association::{Association as _, AsyncServerAssociation};
+use dicom_ul::pdu::{
+    AbortRQServiceProviderReason, AbortRQSource, PDataValue, PDataValueType,
+    PresentationContextResultReason,
+};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::Scp;
+use super::command::{self, C_CANCEL_RQ, C_ECHO_RQ, C_STORE_RQ, Request};
+use super::status::{self, Status};
+use crate::ingest::{Declared, IngestError, Received, write_part10_header};
+use crate::store::{Source, TempFile, Uid};
+
+/// Command sets are small; a peer sending more is not speaking DIMSE.
+const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+type Association = AsyncServerAssociation<TcpStream>;
+
+/// Where a data set goes while it arrives.
+enum Sink {
+    File {
+        temp: TempFile,
+        dataset_offset: u64,
+    },
+    /// The request is already refused; its data is read and dropped.
+    Discard(Status),
+}
+
+enum Phase {
+    Idle,
+    Command {
+        context: u8,
+        bytes: Vec<u8>,
+    },
+    Data {
+        context: u8,
+        request: Request,
+        transfer_syntax: String,
+        sink: Sink,
+    },
+}
+
+/// A reason to end the association with an A-ABORT.
+struct Fatal(String);
+
+#[derive(Default)]
+struct Tally {
+    stored: u64,
+    failed: u64,
+    bytes: u64,
+}
+
+struct Session<'a> {
+    scp: &'a Scp,
+    calling_ae: String,
+    peer: SocketAddr,
+    /// Accepted presentation contexts: id → (abstract syntax, transfer syntax).
+    contexts: HashMap<u8, (String, String)>,
+    phase: Phase,
+    tally: Tally,
+}
+
+pub(super) async fn serve(
+    scp: &Scp,
+    socket: TcpStream,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!("association", id, %peer);
+    run(scp, socket, peer, shutdown).instrument(span).await
+}
+
+async fn run(scp: &Scp, socket: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
+    let started = Instant::now();
+    let mut assoc =
+        match tokio::time::timeout(scp.timeout, scp.options.establish_async(socket)).await {
+            Err(_) => {
+                tracing::warn!("no A-ASSOCIATE-RQ within {:?}; closing", scp.timeout);
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("association not established: {}", error_chain(&e));
+                return;
+            }
+            Ok(Ok(assoc)) => assoc,
+        };
+    let contexts: HashMap<u8, (String, String)> = assoc
+        .presentation_contexts()
+        .iter()
+        .filter(|pc| pc.reason == PresentationContextResultReason::Acceptance)
+        .map(|pc| {
+            (
+                pc.id,
+                (pc.abstract_syntax.clone(), pc.transfer_syntax.clone()),
+            )
+        })
+        .collect();
+    tracing::info!(
+        calling_ae = assoc.peer_ae_title(),
+        accepted = contexts.len(),
+        proposed = assoc.presentation_contexts().len(),
+        "association accepted"
+    );
+    let mut session = Session {
+        scp,
+        calling_ae: assoc.peer_ae_title().to_string(),
+        peer,
+        contexts,
+        phase: Phase::Idle,
+        tally: Tally::default(),
+    };
+    let end = session.receive_loop(&mut assoc, &mut shutdown).await;
+    let Tally {
+        stored,
+        failed,
+        bytes,
+    } = session.tally;
+    let secs = started.elapsed().as_secs_f64();
+    match end {
+        Ok(how) => tracing::info!(stored, failed, bytes, secs, "association {how}"),
+        Err(Fatal(reason)) => {
+            tracing::warn!(
+                stored,
+                failed,
+                bytes,
+                secs,
+                "aborting association: {reason}"
+            );
+            let _ = assoc
+                .send(&Pdu::AbortRQ {
+                    source: AbortRQSource::ServiceProvider(
+                        AbortRQServiceProviderReason::ReasonNotSpecified,
+                    ),
+                })
+                .await;
+        }
+    }
+}
+
+/// Acknowledge received segments at once: a sender with Nagle's algorithm on
+/// (DCMTK and Orthanc by default) otherwise waits for our delayed ACK on
+/// every small write, ~40 ms per instance.
+fn quickack(assoc: &mut Association) {
+    let _ = socket2::SockRef::from(&*assoc.inner_stream()).set_tcp_quickack(true);
+}
+
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl Session<'_> {
+    fn is_idle(&self) -> bool {
+        matches!(self.phase, Phase::Idle)
+    }
+
+    async fn receive_loop(
+        &mut self,
+        assoc: &mut Association,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<&'static str, Fatal> {
+        loop {
+            let limit = if self.is_idle() {
+                self.scp.idle_timeout
+            } else {
+                self.scp.timeout
+            };
+            if *shutdown.borrow() && self.is_idle() {
+                return Err(Fatal("pushgate is shutting down".into()));
+            }
+            quickack(assoc);
+            let received = tokio::select! {
+                r = tokio::time::timeout(limit, assoc.receive()) => r,
+                _ = shutdown.changed(), if self.is_idle() => continue,
+            };
+            let pdu = match received {
+                Err(_) if self.is_idle() => return Err(Fatal(format!("idle for {limit:?}"))),
+                Err(_) => return Err(Fatal(format!("peer stalled mid-message for {limit:?}"))),
+                Ok(Err(e)) => return self.receive_failed(&e),
+                Ok(Ok(pdu)) => pdu,
+            };
+            quickack(assoc);
+            match pdu {
+                Pdu::PData { data } => {
+                    for pdv in data {
+                        self.on_pdv(assoc, pdv).await?;
+                    }
+                }
+                Pdu::ReleaseRQ => {
+                    if !self.is_idle() {
+                        tracing::warn!(
+                            "peer released the association mid-message; the partial instance is discarded"
+                        );
+                    }
+                    let _ = assoc.send(&Pdu::ReleaseRP).await;
+                    return Ok("released");
+                }
+                Pdu::AbortRQ { source } => {
+                    if !self.is_idle() {
+                        tracing::warn!(
+                            "peer aborted mid-instance ({source:?}); the partial instance is discarded"
+                        );
+                    }
+                    return Ok("aborted by peer");
+                }
+                other => return Err(Fatal(format!("unexpected PDU {}", pdu_name(&other)))),
+            }
+        }
+    }
+
+    fn receive_failed(&self, e: &dicom_ul::association::Error) -> Result<&'static str, Fatal> {
+        use dicom_ul::association::Error;
+        match e {
+            Error::ConnectionClosed { .. } if self.is_idle() => Ok("closed by peer"),
+            Error::ConnectionClosed { .. } => {
+                tracing::warn!(
+                    "connection dropped mid-instance; the partial instance is discarded"
+                );
+                Ok("dropped by peer")
+            }
+            other => Err(Fatal(error_chain(other))),
+        }
+    }
+
+    async fn on_pdv(&mut self, assoc: &mut Association, pdv: PDataValue) -> Result<(), Fatal> {
+        if !self.contexts.contains_key(&pdv.presentation_context_id) {
+            return Err(Fatal(format!(
+                "PDV on presentation context {} which was not accepted",
+                pdv.presentation_context_id
+            )));
+        }
+        let phase = std::mem::replace(&mut self.phase, Phase::Idle);
+        self.phase = match (pdv.value_type, phase) {
+            (PDataValueType::Command, Phase::Idle) => Phase::Command {
+                context: pdv.presentation_context_id,
+                bytes: Vec::new(),
+            },
+            (PDataValueType::Command, phase @ Phase::Command { .. }) => phase,
+            (PDataValueType::Data, phase @ Phase::Data { .. }) => phase,
+            (kind, _) => return Err(Fatal(format!("{kind:?} fragment out of sequence"))),
+        };
+        match &mut self.phase {
+            Phase::Command { context, bytes } => {
+                if *context != pdv.presentation_context_id {
+                    return Err(Fatal(
+                        "command fragments on different presentation contexts".into(),
+                    ));
+                }
+                if bytes.len() + pdv.data.len() > MAX_COMMAND_BYTES {
+                    return Err(Fatal("command set larger than 64 KiB".into()));
+                }
+                bytes.extend_from_slice(&pdv.data);
+                if pdv.is_last {
+                    let (context, bytes) = (*context, std::mem::take(bytes));
+                    self.phase = Phase::Idle;
+                    self.on_command(assoc, context, &bytes).await?;
+                }
+            }
+            Phase::Data { context, sink, .. } => {
+                if *context != pdv.presentation_context_id {
+                    return Err(Fatal(
+                        "data fragments on different presentation contexts".into(),
+                    ));
+                }
+                if let Sink::File { temp, .. } = sink
+                    && let Err(e) = tokio::task::block_in_place(|| temp.write_all(&pdv.data))
+                {
+                    *sink = Sink::Discard(Status::from(&IngestError::io(e)));
+                }
+                if pdv.is_last {
+                    let Phase::Data {
+                        context,
+                        request,
+                        transfer_syntax,
+                        sink,
+                    } = std::mem::replace(&mut self.phase, Phase::Idle)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    let status = self.finish_store(&request, transfer_syntax, sink).await;
+                    self.respond(assoc, context, &request, &status).await?;
+                }
+            }
+            Phase::Idle => unreachable!("set above"),
+        }
+        Ok(())
+    }
+
+    async fn on_command(
+        &mut self,
+        assoc: &mut Association,
+        context: u8,
+        bytes: &[u8],
+    ) -> Result<(), Fatal> {
+        let request = Request::parse(bytes).map_err(|e| Fatal(e.to_string()))?;
+        if request.is_response() {
+            return Err(Fatal(format!(
+                "unexpected response command {:#06x}",
+                request.command_field
+            )));
+        }
+        match request.command_field {
+            C_ECHO_RQ if !request.has_data_set => {
+                self.respond(assoc, context, &request, &Status::success())
+                    .await
+            }
+            C_STORE_RQ if request.has_data_set => {
+                let (abstract_syntax, transfer_syntax) = self.contexts[&context].clone();
+                let sink = self.open_sink(&request, &abstract_syntax, &transfer_syntax);
+                self.phase = Phase::Data {
+                    context,
+                    request,
+                    transfer_syntax,
+                    sink,
+                };
+                Ok(())
+            }
+            C_CANCEL_RQ => Ok(()),
+            _ => {
+                let status = Status::failure(
+                    status::UNRECOGNIZED_OPERATION,
+                    format!(
+                        "command {:#06x} is not supported here",
+                        request.command_field
+                    ),
+                );
+                if request.has_data_set {
+                    let transfer_syntax = self.contexts[&context].1.clone();
+                    self.phase = Phase::Data {
+                        context,
+                        request,
+                        transfer_syntax,
+                        sink: Sink::Discard(status),
+                    };
+                    Ok(())
+                } else {
+                    self.respond(assoc, context, &request, &status).await
+                }
+            }
+        }
+    }
+
+    /// Decides, before any data arrives, whether the data set can be kept,
+    /// and if so starts its Part 10 file.
+    fn open_sink(&self, request: &Request, abstract_syntax: &str, transfer_syntax: &str) -> Sink {
+        if request.sop_class != abstract_syntax {
+            return Sink::Discard(Status::failure(
+                status::SOP_CLASS_NOT_SUPPORTED,
+                format!(
+                    "SOP Class {} not negotiated on this presentation context",
+                    request.sop_class
+                ),
+            ));
+        }
+        if let Err(e) = Uid::parse(&request.sop_instance) {
+            return Sink::Discard(Status::failure(
+                status::INVALID_SOP_INSTANCE,
+                format!("Affected SOP Instance UID {e}"),
+            ));
+        }
+        let opened = tokio::task::block_in_place(|| {
+            let mut temp = self.scp.ingestor.files().create_temp()?;
+            let offset = write_part10_header(
+                &mut temp,
+                &request.sop_class,
+                &request.sop_instance,
+                transfer_syntax,
+                &self.calling_ae,
+            )?;
+            Ok::<_, std::io::Error>((temp, offset))
+        });
+        match opened {
+            Ok((temp, dataset_offset)) => Sink::File {
+                temp,
+                dataset_offset,
+            },
+            Err(e) => Sink::Discard(Status::from(&IngestError::io(e))),
+        }
+    }
+
+    async fn finish_store(
+        &mut self,
+        request: &Request,
+        transfer_syntax: String,
+        sink: Sink,
+    ) -> Status {
+        let status = match sink {
+            Sink::Discard(status) => status,
+            Sink::File {
+                temp,
+                dataset_offset,
+            } => {
+                let size = temp.len();
+                let ingestor = self.scp.ingestor.clone();
+                let received = Received {
+                    temp,
+                    dataset_offset,
+                    transfer_syntax,
+                    declared: Some(Declared {
+                        sop_class: request.sop_class.clone(),
+                        sop_instance: request.sop_instance.clone(),
+                    }),
+                    source: Source::Dimse {
+                        calling_ae: self.calling_ae.clone(),
+                        peer: self.peer.to_string(),
+                    },
+                };
+                match tokio::task::spawn_blocking(move || ingestor.ingest(received)).await {
+                    Ok(Ok(stored)) => {
+                        tracing::debug!(instance = %stored.key, size, replaced = stored.outcome.replaced, "stored");
+                        self.tally.bytes += size;
+                        Status::success()
+                    }
+                    Ok(Err(e)) => Status::from(&e),
+                    Err(e) => Status::failure(
+                        status::OUT_OF_RESOURCES_WRITE,
+                        format!("internal error: {e}"),
+                    ),
+                }
+            }
+        };
+        if status.is_success() {
+            self.tally.stored += 1;
+        } else {
+            self.tally.failed += 1;
+            tracing::warn!(
+                sop_instance = request.sop_instance,
+                status = format_args!("{:#06X}", status.code),
+                "C-STORE refused: {}",
+                status.comment.as_deref().unwrap_or("")
+            );
+        }
+        status
+    }
+
+    async fn respond(
+        &self,
+        assoc: &mut Association,
+        context: u8,
+        request: &Request,
+        status: &Status,
+    ) -> Result<(), Fatal> {
+        let data = command::response(request, status.code, status.comment.as_deref());
+        let pdu = Pdu::PData {
+            data: vec![PDataValue {
+                presentation_context_id: context,
+                value_type: PDataValueType::Command,
+                is_last: true,
+                data,
+            }],
+        };
+        tokio::time::timeout(self.scp.timeout, assoc.send(&pdu))
+            .await
+            .map_err(|_| Fatal("peer does not read our response".into()))?
+            .map_err(|e| Fatal(format!("cannot send response: {}", error_chain(&e))))
+    }
+}
+
+fn pdu_name(pdu: &Pdu) -> &'static str {
+    match pdu {
+        Pdu::AssociationRQ(_) => "A-ASSOCIATE-RQ",
+        Pdu::AssociationAC(_) => "A-ASSOCIATE-AC",
+        Pdu::AssociationRJ(_) => "A-ASSOCIATE-RJ",
+        Pdu::ReleaseRP => "A-RELEASE-RP",
+        Pdu::Unknown { .. } => "of unknown type",
+        _ => "out of place",
+    }
+}

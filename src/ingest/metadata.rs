@@ -1,0 +1,116 @@
+//! The DICOM JSON (PS3.18 F.2) that `/metadata` serves, computed once at
+//! intake. Bulk values carry a `BulkDataURI` placeholder that retrieval
+//! rewrites to the instance's URL; dicom-json writes the rest.
+
+use dicom_object::InMemDicomObject;
+use serde_json::{Map, Value};
+
+use crate::store::BulkLayout;
+
+/// Prefix of every stored `BulkDataURI`; followed by the tag path (e.g.
+/// `7FE00010`, `0040A730.0.00420011`). Retrieval replaces the whole
+/// `"BulkDataURI":"pushgate-bulk:` with the instance's bulkdata URL.
+pub const BULK_URI_PREFIX: &str = "pushgate-bulk:";
+
+const PIXEL_TAGS: [&str; 3] = ["7FE00010", "7FE00008", "7FE00009"];
+
+pub fn to_json(
+    object: &InMemDicomObject,
+    layout: &BulkLayout,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut value = dicom_json::to_value(object)?;
+    if let Value::Object(map) = &mut value {
+        if layout.pixel.is_some() {
+            for tag in PIXEL_TAGS {
+                if let Some(element) = map.get_mut(tag) {
+                    set_bulk(element, tag);
+                }
+            }
+        }
+        for bulk in &layout.values {
+            if let Some(element) = find(map, &bulk.path) {
+                set_bulk(element, &bulk.path);
+            }
+        }
+    }
+    serde_json::to_vec(&value)
+}
+
+fn set_bulk(element: &mut Value, path: &str) {
+    if let Value::Object(e) = element {
+        e.remove("Value");
+        e.remove("InlineBinary");
+        e.insert(
+            "BulkDataURI".to_string(),
+            Value::String(format!("{BULK_URI_PREFIX}{path}")),
+        );
+    }
+}
+
+/// Follows a tag path like `0040A730.0.00420011` into nested items.
+fn find<'a>(map: &'a mut Map<String, Value>, path: &str) -> Option<&'a mut Value> {
+    let mut parts = path.split('.');
+    let mut element = map.get_mut(parts.next()?)?;
+    while let Some(index) = parts.next() {
+        let index: usize = index.parse().ok()?;
+        let tag = parts.next()?;
+        element = element
+            .get_mut("Value")?
+            .get_mut(index)?
+            .as_object_mut()?
+            .get_mut(tag)?;
+    }
+    Some(element)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{BulkValue, PixelLayout};
+    use dicom_core::value::DataSetSequence;
+    use dicom_core::{DataElement, Length, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+
+    #[test]
+    fn bulk_values_become_uris_and_the_rest_stays() {
+        let nested = InMemDicomObject::from_element_iter([DataElement::new(
+            tags::ENCAPSULATED_DOCUMENT,
+            VR::OB,
+            PrimitiveValue::Empty,
+        )]);
+        let obj = InMemDicomObject::from_element_iter([
+            DataElement::new(
+                tags::PATIENT_NAME,
+                VR::PN,
+                PrimitiveValue::from("Jansen^Anna"),
+            ),
+            DataElement::new(
+                tags::CONTENT_SEQUENCE,
+                VR::SQ,
+                DataSetSequence::new(vec![nested], Length::UNDEFINED),
+            ),
+            DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::Empty),
+        ]);
+        let layout = BulkLayout {
+            pixel: Some(PixelLayout::Native {
+                offset: 1000,
+                length: 8,
+            }),
+            values: vec![BulkValue {
+                path: "0040A730.0.00420011".into(),
+                vr: "OB".into(),
+                offset: 10,
+                length: 2000,
+            }],
+            deflated: false,
+        };
+        let json: Value = serde_json::from_slice(&to_json(&obj, &layout).unwrap()).unwrap();
+        assert_eq!(json["00100010"]["Value"][0]["Alphabetic"], "Jansen^Anna");
+        assert_eq!(json["7FE00010"]["BulkDataURI"], "pushgate-bulk:7FE00010");
+        assert_eq!(json["7FE00010"]["vr"], "OW");
+        assert_eq!(
+            json["0040A730"]["Value"][0]["00420011"]["BulkDataURI"],
+            "pushgate-bulk:0040A730.0.00420011"
+        );
+    }
+}

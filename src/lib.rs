@@ -1,0 +1,15 @@
+//! pushgate: an on-prem daemon beside the PACS that receives studies over
+//! DICOM, shares them with push authorizations, serves them over DICOMweb,
+//! and pushes them OpenPGP-encrypted to other gateways.
+//!
+//! One module per component of DESIGN.md; `main.rs` only parses the command
+//! line and calls in here.
+
+pub mod authz;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod dimse;
+pub mod ingest;
+pub mod store;
+pub mod web;

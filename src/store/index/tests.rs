@@ -1,0 +1,128 @@
+use super::*;
+use crate::store::records::*;
+
+fn uid(s: &str) -> Uid {
+    Uid::parse(s).unwrap()
+}
+
+fn entry(study: &str, series: &str, sop: &str, size: u64, at: u64) -> IndexEntry {
+    IndexEntry {
+        key: InstanceKey {
+            study: uid(study),
+            series: uid(series),
+            sop: uid(sop),
+        },
+        patient: PatientAttrs {
+            name: "Jansen^Anna".into(),
+            id: "999999990".into(),
+            ..Default::default()
+        },
+        study: StudyAttrs::default(),
+        series: SeriesAttrs {
+            modality: if series.ends_with('9') {
+                "PR".into()
+            } else {
+                "CT".into()
+            },
+            ..Default::default()
+        },
+        record: InstanceRecord {
+            attrs: InstanceAttrs {
+                sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+                ..Default::default()
+            },
+            transfer_syntax: "1.2.840.10008.1.2.1".into(),
+            size,
+            dataset_offset: 300,
+            received_at: Timestamp(at),
+            source: Source::Reindex,
+            layout: BulkLayout::default(),
+        },
+        metadata_json: b"{}".to_vec(),
+    }
+}
+
+#[test]
+fn counts_follow_inserts_replacements_and_moves() {
+    let index = SledIndex::temporary().unwrap();
+    assert!(
+        index
+            .put_instance(&entry("1.1", "1.1.1", "1.1.1.1", 100, 1))
+            .unwrap()
+            .new_study
+    );
+    index
+        .put_instance(&entry("1.1", "1.1.1", "1.1.1.2", 100, 2))
+        .unwrap();
+    index
+        .put_instance(&entry("1.1", "1.1.9", "1.1.9.1", 10, 3))
+        .unwrap();
+    let study = index.study(&uid("1.1")).unwrap().unwrap();
+    assert_eq!(
+        (study.num_series(), study.num_instances(), study.bytes()),
+        (2, 3, 210)
+    );
+    assert_eq!(
+        study.modalities().into_iter().collect::<Vec<_>>(),
+        ["CT", "PR"]
+    );
+
+    // same SOP instance again: replaced, counts unchanged, size updated
+    let outcome = index
+        .put_instance(&entry("1.1", "1.1.1", "1.1.1.2", 150, 4))
+        .unwrap();
+    assert!(outcome.replaced && outcome.moved_from.is_none());
+    let study = index.study(&uid("1.1")).unwrap().unwrap();
+    assert_eq!((study.num_instances(), study.bytes()), (3, 260));
+
+    // same SOP instance under another study: the old study loses it
+    let outcome = index
+        .put_instance(&entry("2.2", "2.2.1", "1.1.9.1", 10, 5))
+        .unwrap();
+    assert_eq!(outcome.moved_from.unwrap().study, uid("1.1"));
+    let study = index.study(&uid("1.1")).unwrap().unwrap();
+    assert_eq!((study.num_series(), study.num_instances()), (1, 2));
+    assert_eq!(
+        index.locate(&uid("1.1.9.1")).unwrap().unwrap().study,
+        uid("2.2")
+    );
+    assert_eq!(index.instances(&uid("1.1"), None).unwrap().len(), 2);
+    assert_eq!(index.instance_count().unwrap(), 3);
+}
+
+#[test]
+fn removing_the_last_instance_removes_the_study() {
+    let index = SledIndex::temporary().unwrap();
+    let e = entry("1.1", "1.1.1", "1.1.1.1", 100, 1);
+    index.put_instance(&e).unwrap();
+    assert!(index.remove_instance(&e.key).unwrap());
+    assert!(index.study(&uid("1.1")).unwrap().is_none());
+    assert!(index.locate(&e.key.sop).unwrap().is_none());
+    assert!(index.studies().unwrap().is_empty());
+    assert!(!index.remove_instance(&e.key).unwrap());
+}
+
+#[test]
+fn completion_holds_only_if_nothing_arrived_since() {
+    let index = SledIndex::temporary().unwrap();
+    index
+        .put_instance(&entry("1.1", "1.1.1", "1.1.1.1", 100, 10))
+        .unwrap();
+    assert!(
+        !index
+            .mark_complete(&uid("1.1"), Timestamp(9), Timestamp(50))
+            .unwrap()
+    );
+    assert!(
+        index
+            .mark_complete(&uid("1.1"), Timestamp(10), Timestamp(50))
+            .unwrap()
+    );
+    assert!(index.study(&uid("1.1")).unwrap().unwrap().is_complete());
+    // a late instance reopens it
+    let outcome = index
+        .put_instance(&entry("1.1", "1.1.1", "1.1.1.2", 100, 60))
+        .unwrap();
+    assert!(outcome.reopened);
+    assert!(!index.study(&uid("1.1")).unwrap().unwrap().is_complete());
+}

@@ -1,0 +1,115 @@
+//! Instance files (the source of truth for images) and the sled index (a
+//! view that `pushgate reindex` can always rebuild from the files).
+
+mod files;
+mod index;
+mod records;
+mod uid;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use files::{FileStore, TempFile, sync_dir};
+pub use index::{INDEX_VERSION, Index, PutOutcome, SledIndex};
+pub use records::{
+    BulkLayout, BulkValue, IndexEntry, InstanceAttrs, InstanceRecord, PatientAttrs, PatientRecord,
+    PixelLayout, SeriesAttrs, SeriesRecord, Source, StudyAttrs, StudyRecord, Timestamp,
+};
+pub use uid::{InstanceKey, Uid, UidError};
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("index: {0}")]
+    Index(#[from] sled::Error),
+    #[error("index is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error(
+        "cannot open the index at {dir}: {reason}. The instance files are intact; \
+         stop the daemon and run `pushgate reindex` (with the same --config) to rebuild it"
+    )]
+    IndexUnavailable { dir: PathBuf, reason: String },
+    #[error(
+        "the index at {dir} is missing but {instances} holds instance files; \
+         refusing to start with an empty index. Run `pushgate reindex` (with the same \
+         --config) to rebuild it from the files"
+    )]
+    IndexMissing { dir: PathBuf, instances: PathBuf },
+}
+
+/// Files plus index, opened together.
+pub struct Store {
+    pub files: FileStore,
+    pub index: Arc<dyn Index>,
+    running_marker: PathBuf,
+    /// The previous run did not shut down cleanly: the index may lag the
+    /// files by the last moments before the crash.
+    pub needs_reconcile: bool,
+}
+
+impl Store {
+    /// Opens the store for the daemon. Refuses a missing or broken index when
+    /// instance files exist, naming the fix.
+    pub fn open(config: &Config) -> Result<Store, StoreError> {
+        fs::create_dir_all(&config.data_dir)?;
+        let files = FileStore::open(config.instances_dir(), config.tmp_dir())?;
+        let index_dir = config.index_dir().join(INDEX_VERSION);
+        if !index_dir.exists() && files.has_instances()? {
+            return Err(StoreError::IndexMissing {
+                dir: index_dir,
+                instances: files.instances_dir().to_path_buf(),
+            });
+        }
+        let index = open_index(&index_dir)?;
+        let running_marker = config.data_dir.join("pushgate.running");
+        let needs_reconcile = running_marker.exists();
+        fs::write(&running_marker, std::process::id().to_string())?;
+        sync_dir(&config.data_dir)?;
+        Ok(Store {
+            files,
+            index: Arc::new(index),
+            running_marker,
+            needs_reconcile,
+        })
+    }
+
+    /// Flushes the index and records a clean shutdown.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.index.flush()?;
+        match fs::remove_file(&self.running_marker) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A store in a temporary directory with an in-memory index (tests).
+    pub fn temporary(dir: &Path) -> Result<Store, StoreError> {
+        Ok(Store {
+            files: FileStore::open(dir.join("instances"), dir.join("tmp"))?,
+            index: Arc::new(SledIndex::temporary()?),
+            running_marker: dir.join("pushgate.running"),
+            needs_reconcile: false,
+        })
+    }
+}
+
+pub fn open_index(dir: &Path) -> Result<SledIndex, StoreError> {
+    SledIndex::open(dir).map_err(|e| StoreError::IndexUnavailable {
+        dir: dir.to_path_buf(),
+        reason: match e {
+            StoreError::Index(sled::Error::Io(io))
+                if io.kind() == io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+            {
+                format!("{io} (is another pushgate running with this data_dir?)")
+            }
+            other => other.to_string(),
+        },
+    })
+}

@@ -1,0 +1,151 @@
+//! The HTTPS server (hyper 1 + tokio-rustls): HTTP/1.1 and HTTP/2, routes
+//! parsed into an `Endpoint` first, handled second. Today: `/healthz` and
+//! the admin API's study listing.
+
+mod admin;
+mod error;
+mod router;
+pub mod tls;
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode, header};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+pub use error::WebError;
+pub use router::Endpoint;
+
+use crate::authz::AdminToken;
+use crate::store::Index;
+
+pub type Body = BoxBody<Bytes, io::Error>;
+
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_CONNECTIONS: usize = 1024;
+
+/// What request handlers share.
+pub struct App {
+    pub index: Arc<dyn Index>,
+    pub admin: AdminToken,
+}
+
+pub fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(body.into())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(body) => full(status, "application/json", body),
+        Err(e) => WebError::Internal(e.to_string()).into_response(),
+    }
+}
+
+async fn handle(app: Arc<App>, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let endpoint = router::route(request.method(), request.uri().path());
+    let response = match endpoint {
+        Err(e) => e.into_response(),
+        Ok(Endpoint::Healthz) => full(StatusCode::OK, "text/plain", "ok\n"),
+        Ok(endpoint @ (Endpoint::AdminStudies | Endpoint::AdminStudy(_))) => {
+            admin::handle(&app, endpoint, &request)
+                .await
+                .unwrap_or_else(WebError::into_response)
+        }
+    };
+    Ok(response)
+}
+
+/// Serves HTTPS on `listener` until `shutdown`, then lets open requests
+/// finish within `drain`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Arc<App>,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let builder = Arc::new(builder);
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::error!("HTTPS accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "HTTPS connection refused: {MAX_CONNECTIONS} already open");
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let service = hyper::service::service_fn(move |request| handle(app.clone(), request));
+            let connection = builder.serve_connection(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(%peer, "HTTP connection ended: {e}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTPS connections still open after {drain:?}; closing them");
+    }
+}
+
+/// The address a listener is bound to, for the banner and for tests.
+pub fn bound(listener: &TcpListener) -> io::Result<SocketAddr> {
+    listener.local_addr()
+}

@@ -1,0 +1,220 @@
+//! The HTTPS server's certificate: the operator's (http.tls_cert/tls_key) or
+//! a self-signed one generated into the data directory on first start.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: no PEM {what} found")]
+    Pem { path: PathBuf, what: &'static str },
+    #[error("cannot generate a self-signed certificate: {0}")]
+    Generate(String),
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("client CA {path}: {reason}")]
+    ClientCa { path: PathBuf, reason: String },
+}
+
+/// Where the server certificate and key are, whichever way they came.
+pub fn cert_paths(config: &Config) -> (PathBuf, PathBuf) {
+    match &config.http.tls {
+        Some(files) => (files.cert.clone(), files.key.clone()),
+        None => (
+            config.tls_dir().join("cert.pem"),
+            config.tls_dir().join("key.pem"),
+        ),
+    }
+}
+
+pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Generates the self-signed pair if it is configured implicitly and absent.
+pub fn ensure_certificate(config: &Config) -> Result<(), TlsError> {
+    if config.http.tls.is_some() {
+        return Ok(());
+    }
+    let (cert_path, key_path) = cert_paths(config);
+    if cert_path.exists() && key_path.exists() {
+        return Ok(());
+    }
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if let Some(host) = host_of(&config.public_url) {
+        names.push(host);
+    }
+    if let Ok(host) = hostname() {
+        names.push(host);
+    }
+    names.sort();
+    names.dedup();
+    let generated =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let dir = config.tls_dir();
+    fs::create_dir_all(&dir).map_err(|source| TlsError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    write_private(&key_path, generated.signing_key.serialize_pem().as_bytes())?;
+    fs::write(&cert_path, generated.cert.pem()).map_err(|source| TlsError::Io {
+        path: cert_path.clone(),
+        source,
+    })?;
+    tracing::info!(cert = %cert_path.display(), "generated a self-signed TLS certificate");
+    Ok(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
+    let io_err = |source| TlsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err)?;
+    file.write_all(bytes).map_err(io_err)?;
+    file.sync_all().map_err(io_err)
+}
+
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    (!host.is_empty()).then(|| host.to_string())
+}
+
+fn hostname() -> io::Result<String> {
+    Ok(fs::read_to_string("/proc/sys/kernel/hostname")?
+        .trim()
+        .to_string())
+}
+
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| TlsError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::other(e.to_string()),
+        })?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| TlsError::Pem {
+            path: path.to_path_buf(),
+            what: "certificate",
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            path: path.to_path_buf(),
+            what: "certificate",
+        });
+    }
+    Ok(certs)
+}
+
+/// The SHA-256 fingerprint of a certificate, as operators compare them.
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    Sha256::digest(cert.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// TLS 1.2 and 1.3, ALPN h2 and http/1.1; client certificates requested but
+/// not required when `http.client_ca` is set.
+pub fn server_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    ensure_certificate(config)?;
+    let (cert_path, key_path) = cert_paths(config);
+    let certs = load_certs(&cert_path)?;
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|_| TlsError::Pem {
+        path: key_path.clone(),
+        what: "private key",
+    })?;
+    let builder = rustls::ServerConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = if config.http.client_ca.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let mut roots = RootCertStore::empty();
+        for path in &config.http.client_ca {
+            for cert in load_certs(path)? {
+                roots.add(cert).map_err(|e| TlsError::ClientCa {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::ClientCa {
+                    path: config.http.client_ca[0].clone(),
+                    reason: e.to_string(),
+                })?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let mut server = builder.with_single_cert(certs, key)?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(server))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_from_urls() {
+        assert_eq!(
+            host_of("https://gw.zkh.example:8443/x").as_deref(),
+            Some("gw.zkh.example")
+        );
+        assert_eq!(host_of("https://localhost").as_deref(), Some("localhost"));
+        assert_eq!(host_of("https://[::1]:8443").as_deref(), Some("::1"));
+        assert_eq!(host_of("nonsense"), None);
+    }
+
+    #[test]
+    fn generates_once_with_a_private_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::from_toml_str(
+            &format!("data_dir = {:?}\n", dir.path().display().to_string()),
+            Path::new("t"),
+        )
+        .unwrap();
+        server_config(&config).unwrap();
+        let (cert, key) = cert_paths(&config);
+        let first = fs::read(&cert).unwrap();
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        server_config(&config).unwrap();
+        assert_eq!(fs::read(&cert).unwrap(), first, "not regenerated");
+    }
+}
