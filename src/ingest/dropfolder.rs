@@ -21,6 +21,10 @@ const FAILED: &str = "failed";
 /// Catches anything a lost notification would miss.
 const RESCAN_EVERY: Duration = Duration::from_secs(30);
 const MEDIA_STORAGE_DIRECTORY: &str = "1.2.840.10008.1.3.10";
+/// A file that ends early is taken for a copy still in progress (a writer
+/// may stall longer than the settle time) until it has been quiet this long;
+/// only then is it failed as truncated.
+const INCOMPLETE_GRACE: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Observation {
@@ -70,9 +74,15 @@ pub async fn run(
     loop {
         tokio::select! {
             Some(path) = rx.recv() => {
-                if is_candidate(&watch_dir, &path) && path.is_file() {
-                    pending.remove(&path);
-                    observe(&path, &mut pending);
+                if is_candidate(&watch_dir, &path) {
+                    if path.is_dir() {
+                        // Files created before the watch on a new directory
+                        // was in place send no event of their own.
+                        scan_dir(&watch_dir, &path, &mut pending);
+                    } else if path.is_file() {
+                        pending.remove(&path);
+                        observe(&path, &mut pending);
+                    }
                 }
             }
             () = tokio::time::sleep(tick) => {
@@ -143,7 +153,11 @@ fn observe(path: &Path, pending: &mut HashMap<PathBuf, Observation>) {
 }
 
 fn scan(watch_dir: &Path, pending: &mut HashMap<PathBuf, Observation>) {
-    let mut stack = vec![watch_dir.to_path_buf()];
+    scan_dir(watch_dir, watch_dir, pending);
+}
+
+fn scan_dir(watch_dir: &Path, dir: &Path, pending: &mut HashMap<PathBuf, Observation>) {
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = fs::read_dir(&dir) else {
             continue;
@@ -196,6 +210,12 @@ pub fn import(ingestor: &Ingestor, watch_dir: &Path, path: &Path) -> Outcome {
     let rel = path.strip_prefix(watch_dir).unwrap_or(path).to_path_buf();
     let outcome = match ingest_file(ingestor, path, &rel) {
         Ok(outcome) => outcome,
+        Err(IngestError::Unparsable(e))
+            if e.is_truncation() && modified_within(path, INCOMPLETE_GRACE) =>
+        {
+            tracing::info!(file = %rel.display(), "drop folder: {e}; waiting for the rest");
+            Outcome::StillChanging
+        }
         Err(e) => Outcome::Failed(e.to_string()),
     };
     let moved = match &outcome {
@@ -218,6 +238,14 @@ pub fn import(ingestor: &Ingestor, watch_dir: &Path, path: &Path) -> Outcome {
     }
     prune_empty_dirs(watch_dir, path);
     outcome
+}
+
+fn modified_within(path: &Path, limit: Duration) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|age| age < limit)
 }
 
 fn ingest_file(ingestor: &Ingestor, path: &Path, rel: &Path) -> Result<Outcome, IngestError> {

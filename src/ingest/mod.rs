@@ -33,7 +33,7 @@ use crate::store::{
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IngestError {
-    #[error("cannot parse data set: {0}")]
+    #[error("{0}")]
     Unparsable(#[from] ParseError),
     #[error("{0} is missing")]
     Missing(&'static str),
@@ -42,13 +42,13 @@ pub enum IngestError {
         attribute: &'static str,
         source: UidError,
     },
-    #[error("SOP Class UID {found} in the data set differs from {declared} in the request")]
+    #[error("SOP Class UID in data set differs from request: {found}")]
     SopClassMismatch { declared: String, found: String },
-    #[error("SOP Instance UID {found} in the data set differs from {declared} in the request")]
+    #[error("SOP Instance UID in data set differs from request: {found}")]
     SopInstanceMismatch { declared: String, found: String },
     #[error("SOP Class {0} is not a storage SOP class that pushgate keeps")]
     UnsupportedSopClass(String),
-    #[error("data set does not match SOP Class {sop_class}: {reason}")]
+    #[error("{reason} (data set does not match SOP Class {sop_class})")]
     IodMismatch { sop_class: String, reason: String },
     #[error("disk full: {0}")]
     DiskFull(io::Error),

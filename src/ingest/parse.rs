@@ -40,10 +40,17 @@ pub enum ParseError {
     UnknownTransferSyntax(String),
     #[error("malformed data set near byte {offset}: {reason}")]
     Malformed { offset: u64, reason: String },
-    #[error("data set is truncated: it declares {declared} bytes but {present} are present")]
+    #[error("data set truncated: {present} of {declared} bytes present")]
     Truncated { declared: u64, present: u64 },
     #[error("{0}")]
     Io(#[from] io::Error),
+}
+
+impl ParseError {
+    /// The data ends early: what a copy still in progress looks like.
+    pub fn is_truncation(&self) -> bool {
+        matches!(self, ParseError::Truncated { .. })
+    }
 }
 
 /// The small values of a data set and where its large values are.

@@ -29,16 +29,24 @@ fn not_part10(reason: impl Into<String>) -> ParseError {
 
 /// Reads preamble and file meta group from the start of `file`.
 pub fn read_part10_header(file: &File) -> Result<Part10Header, ParseError> {
+    let len = file.metadata()?.len();
+    if len < 132 {
+        return Err(not_part10(format!("only {len} bytes")));
+    }
     let mut reader = BufReader::with_capacity(8192, file);
     reader.seek(SeekFrom::Start(0))?;
     let mut preamble = [0u8; 128];
-    reader
-        .read_exact(&mut preamble)
-        .map_err(|_| not_part10("shorter than its preamble"))?;
+    reader.read_exact(&mut preamble)?;
     let meta = FileMetaTable::from_reader(&mut reader)
         .map_err(|e| not_part10(format!("file meta group: {e}")))?;
     // magic (4) + group length element (12) + the group it measures
     let dataset_offset = 128 + 4 + 12 + u64::from(meta.information_group_length);
+    if dataset_offset > len {
+        return Err(ParseError::Truncated {
+            declared: dataset_offset,
+            present: len,
+        });
+    }
     Ok(Part10Header {
         sop_class: meta.media_storage_sop_class_uid().to_string(),
         sop_instance: meta.media_storage_sop_instance_uid().to_string(),

@@ -98,7 +98,7 @@ pub(super) async fn handle(
                 .into_iter()
                 .map(|s| StudyView::new(s, false))
                 .collect();
-            views.sort_by(|a, b| b.last_arrival.cmp(&a.last_arrival));
+            views.sort_by_key(|v| std::cmp::Reverse(v.last_arrival));
             Ok(json(StatusCode::OK, &views))
         }
         Endpoint::AdminStudy(uid) => {

@@ -1,0 +1,474 @@
+//! Black-box harness: the real `pushgate` binary on loopback ports, real
+//! DCMTK tools as peers.
+#![allow(dead_code)]
+
+pub mod scu;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const STORESCU: &str = "/usr/bin/storescu";
+pub const ECHOSCU: &str = "/usr/bin/echoscu";
+pub const STORESCP: &str = "/usr/bin/storescp";
+
+pub fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-dicom")
+}
+
+/// Every sample file, sorted.
+pub fn sample_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![samples()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("sample-dicom exists") {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "dcm") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    assert!(!files.is_empty(), "no samples in sample-dicom/");
+    files
+}
+
+/// The storescu flag that proposes a file's transfer syntax.
+pub fn storescu_flag(transfer_syntax: &str) -> &'static str {
+    match transfer_syntax {
+        "1.2.840.10008.1.2" => "-xi",
+        "1.2.840.10008.1.2.2" => "-xb",
+        "1.2.840.10008.1.2.1.99" => "-xd",
+        "1.2.840.10008.1.2.4.50" => "-xy",
+        "1.2.840.10008.1.2.4.51" => "-xx",
+        "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70" => "-xs",
+        "1.2.840.10008.1.2.4.80" => "-xt",
+        "1.2.840.10008.1.2.4.81" => "-xu",
+        "1.2.840.10008.1.2.4.90" => "-xv",
+        "1.2.840.10008.1.2.4.91" => "-xw",
+        "1.2.840.10008.1.2.5" => "-xr",
+        _ => "-xe",
+    }
+}
+
+pub fn transfer_syntax(path: &Path) -> String {
+    let file = std::fs::File::open(path).unwrap();
+    pushgate::ingest::read_part10_header(&file)
+        .unwrap()
+        .transfer_syntax
+}
+
+/// Files grouped by the storescu flag their transfer syntax needs (storescu
+/// proposes one compressed syntax per run).
+pub fn by_storescu_flag(files: &[PathBuf]) -> Vec<(&'static str, Vec<PathBuf>)> {
+    let mut groups: Vec<(&'static str, Vec<PathBuf>)> = Vec::new();
+    for f in files {
+        let flag = storescu_flag(&transfer_syntax(f));
+        match groups.iter_mut().find(|(g, _)| *g == flag) {
+            Some((_, list)) => list.push(f.clone()),
+            None => groups.push((flag, vec![f.clone()])),
+        }
+    }
+    groups
+}
+
+/// The data set as DCMTK decodes it: a deflated data set is inflated, so it
+/// can be compared with what storescp (which inflates on receipt) kept.
+pub fn decoded_dataset_bytes(path: &Path) -> Vec<u8> {
+    let bytes = dataset_bytes(path);
+    if transfer_syntax(path) == "1.2.840.10008.1.2.1.99" {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::DeflateDecoder::new(&bytes[..]), &mut out)
+            .unwrap();
+        out
+    } else {
+        bytes
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A pushgate daemon in its own data directory.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub dicom: SocketAddr,
+    pub http: SocketAddr,
+    pub child: Option<Child>,
+    dicom_port: u16,
+    http_port: u16,
+    extra: String,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Daemon::start_with("")
+    }
+
+    /// Starts with `extra` TOML appended to the test configuration (keys of
+    /// sections other than those written here, or whole sections).
+    pub fn start_with(extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        Daemon::start_in(dir, extra)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, extra: &str) -> Daemon {
+        let mut daemon = Daemon {
+            config: dir.path().join("pushgate.toml"),
+            dir,
+            dicom: "127.0.0.1:0".parse().unwrap(),
+            http: "127.0.0.1:0".parse().unwrap(),
+            child: None,
+            dicom_port: free_port(),
+            http_port: free_port(),
+            extra: extra.to_string(),
+        };
+        daemon.write_config();
+        daemon.spawn().expect("daemon starts");
+        daemon
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn write_config(&self) {
+        // Sections named in `extra` replace ours.
+        let dicom = if self.extra.contains("[dicom]") {
+            String::new()
+        } else {
+            format!(
+                "[dicom]\nlisten = \"127.0.0.1:{}\"\nstable_after = \"2s\"\n",
+                self.dicom_port
+            )
+        };
+        let text = format!(
+            "data_dir = \"{}\"\n{dicom}[http]\nlisten = \"127.0.0.1:{}\"\n{}\n",
+            self.data_dir().display(),
+            self.http_port,
+            self.extra
+                .replace("DICOM_PORT", &self.dicom_port.to_string()),
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    /// Starts the process and waits for its "listening" line. On failure
+    /// returns what it printed.
+    pub fn spawn(&mut self) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pushgate"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info,pushgate=debug")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("pushgate listening ") {
+                        for part in rest.split_whitespace() {
+                            if let Some(a) = part.strip_prefix("dicom=") {
+                                self.dicom = a.parse().unwrap();
+                            }
+                            if let Some(a) = part.strip_prefix("http=") {
+                                self.http = a.parse().unwrap();
+                            }
+                        }
+                        self.child = Some(child);
+                        return Ok(());
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait().ok();
+                    return Err(format!(
+                        "daemon did not start ({status:?}):\n{}",
+                        self.log()
+                    ));
+                }
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("daemon did not stop on SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn().expect("daemon restarts");
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// Peak resident memory of the daemon so far, in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    }
+
+    /// Runs a pushgate CLI command against this daemon's configuration.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_pushgate"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap()
+    }
+
+    pub fn studies(&self) -> serde_json::Value {
+        let out = self.cli(&["studies", "--json"]);
+        assert!(
+            out.status.success(),
+            "studies failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn instance_count(&self) -> u64 {
+        self.studies()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["num_instances"].as_u64().unwrap())
+            .sum()
+    }
+
+    /// Instance files under the data directory, sorted.
+    pub fn stored_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let root = self.data_dir().join("instances");
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p)
+                } else {
+                    out.push(p)
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Sends every file, each with the storescu flag its transfer syntax
+    /// needs; panics if any run fails.
+    pub fn send_all(&self, files: &[PathBuf]) {
+        for (flag, group) in by_storescu_flag(files) {
+            let out = self.storescu(&[flag], &group);
+            assert!(out.status.success(), "storescu {flag}: {}", text(&out));
+        }
+    }
+
+    pub fn storescu(&self, args: &[&str], files: &[PathBuf]) -> Output {
+        Command::new(STORESCU)
+            .args(["-aec", "PUSHGATE"])
+            .args(args)
+            .arg(self.dicom.ip().to_string())
+            .arg(self.dicom.port().to_string())
+            .args(files)
+            .output()
+            .unwrap()
+    }
+
+    pub fn echoscu(&self, args: &[&str]) -> Output {
+        Command::new(ECHOSCU)
+            .args(args)
+            .arg(self.dicom.ip().to_string())
+            .arg(self.dicom.port().to_string())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- daemon log ---\n{}", self.log());
+        }
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The bytes of the data set in a Part 10 file (everything after the file
+/// meta group).
+pub fn dataset_bytes(path: &Path) -> Vec<u8> {
+    let file = std::fs::File::open(path).unwrap();
+    let header = pushgate::ingest::read_part10_header(&file).unwrap();
+    std::fs::read(path).unwrap()[header.dataset_offset as usize..].to_vec()
+}
+
+/// SOP Instance UID of a file (from its meta group).
+pub fn sop_instance(path: &Path) -> String {
+    let file = std::fs::File::open(path).unwrap();
+    pushgate::ingest::read_part10_header(&file)
+        .unwrap()
+        .sop_instance
+}
+
+/// A DCMTK storescp that keeps received data sets bit for bit, as the
+/// reference for "what storescu actually sent".
+pub struct Storescp {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Storescp {
+    pub fn start() -> Storescp {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new(STORESCP)
+            .args(["-aet", "STORESCP", "--bit-preserving", "+xa", "-od"])
+            .arg(dir.path())
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        Storescp { child, dir, port }
+    }
+
+    /// Sends `files` to this storescp (each group with its storescu flag).
+    pub fn receive(&self, files: &[PathBuf]) {
+        for (flag, group) in by_storescu_flag(files) {
+            let out = Command::new(STORESCU)
+                .args([
+                    "-aec",
+                    "STORESCP",
+                    flag,
+                    "127.0.0.1",
+                    &self.port.to_string(),
+                ])
+                .args(&group)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "storescu {flag} → storescp: {}",
+                text(&out)
+            );
+        }
+    }
+
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    }
+}
+
+impl Drop for Storescp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `cond` holds, up to `limit`.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cond()
+}
