@@ -37,7 +37,7 @@ samples:
 
 bench: bench-deps
 	$(CARGO) build --release --bins
-	./bench/intake.sh
+	./bench/intake.sh --repeat 3
 
 clean:
 	$(CARGO) clean

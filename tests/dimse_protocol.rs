@@ -443,3 +443,53 @@ fn idle_and_stalled_associations_are_ended_and_nothing_half_written_stays() {
     assert!(daemon.stored_files().is_empty());
     assert_healthy(&mut daemon);
 }
+
+/// Transfer syntaxes DCMTK 3.6.7 cannot send (JPEG 2000 needs a commercial
+/// module, HTJ2K and JPEG XL are newer than it): an encapsulated data set in
+/// each is stored exactly as received.
+#[test]
+fn jpeg_2000_htj2k_and_jpeg_xl_data_sets_are_stored_as_received() {
+    use dicom_core::value::{PixelFragmentSequence, Value};
+    let syntaxes = [
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.4.91",
+        "1.2.840.10008.1.2.4.201",
+        "1.2.840.10008.1.2.4.202",
+        "1.2.840.10008.1.2.4.203",
+        "1.2.840.10008.1.2.4.110",
+    ];
+    let contexts: Vec<(&str, &[&str])> = syntaxes
+        .iter()
+        .map(|ts| (CT, std::slice::from_ref(ts)))
+        .collect();
+    let daemon = Daemon::start();
+    let mut scu = RawScu::associate(daemon.dicom, &contexts).unwrap();
+    assert!(scu.accepted.iter().all(|(_, ok)| *ok), "{:?}", scu.accepted);
+    for (i, ts) in syntaxes.iter().enumerate() {
+        let sop = format!("1.2.826.0.1.3680043.10.999.20.{i}");
+        // a J2K-looking codestream (SOC, SIZ …); intake does not decode
+        let fragment: Vec<u8> = [0xFF, 0x4F, 0xFF, 0x51]
+            .iter()
+            .copied()
+            .chain((0..3000u32).map(|n| n as u8))
+            .collect();
+        let dataset = scu::dataset_from(&ct_sample(), |obj| {
+            scu::set_text(obj, tags::SOP_INSTANCE_UID, VR::UI, &sop);
+            obj.put(dicom_core::DataElement::new(
+                tags::PIXEL_DATA,
+                VR::OB,
+                Value::from(PixelFragmentSequence::new(vec![], vec![fragment.clone()])),
+            ));
+        });
+        let rsp = scu.store((2 * i + 1) as u8, i as u16 + 1, CT, &sop, &dataset, 4096);
+        assert_eq!(rsp.status, 0, "{ts}: {rsp:?}");
+        let stored = daemon
+            .stored_files()
+            .into_iter()
+            .find(|f| common::sop_instance(f) == sop)
+            .unwrap();
+        assert_eq!(common::transfer_syntax(&stored), *ts);
+        assert_eq!(common::dataset_bytes(&stored), dataset, "{ts}");
+    }
+    scu.release();
+}

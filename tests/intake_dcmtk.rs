@@ -268,7 +268,12 @@ fn a_study_completes_after_the_quiet_time_and_a_late_instance_reopens_it() {
         ["state"]
         == "complete"));
     assert!(daemon.log().contains("study complete"));
-    assert!(daemon.storescu(&[], std::slice::from_ref(last)).status.success());
+    assert!(
+        daemon
+            .storescu(&[], std::slice::from_ref(last))
+            .status
+            .success()
+    );
     assert_eq!(daemon.studies()[0]["state"], "arriving");
     assert!(eventually(Duration::from_secs(10), || daemon.studies()[0]
         ["state"]

@@ -427,9 +427,16 @@ impl Session<'_> {
                         peer: self.peer.to_string(),
                     },
                 };
+                let started = Instant::now();
                 match tokio::task::spawn_blocking(move || ingestor.ingest(received)).await {
                     Ok(Ok(stored)) => {
-                        tracing::debug!(instance = %stored.key, size, replaced = stored.outcome.replaced, "stored");
+                        tracing::debug!(
+                            instance = %stored.key,
+                            size,
+                            replaced = stored.outcome.replaced,
+                            micros = started.elapsed().as_micros() as u64,
+                            "stored"
+                        );
                         self.tally.bytes += size;
                         Status::success()
                     }

@@ -303,13 +303,16 @@ impl<'a> Walk<'a> {
     ) -> Result<(Vec<u32>, Vec<(u64, u32)>), ParseError> {
         let mut offset_table = Vec::new();
         let mut fragments = Vec::new();
-        let mut first = true;
+        // Item 1 is the basic offset table (possibly empty: then no value
+        // token follows its start); the others are fragments.
+        let mut items = 0usize;
         loop {
             match r.advance() {
-                Some(Ok(LazyDataToken::ItemStart { .. } | LazyDataToken::ItemEnd)) => {}
+                Some(Ok(LazyDataToken::ItemStart { .. })) => items += 1,
+                Some(Ok(LazyDataToken::ItemEnd)) => {}
                 Some(Ok(LazyDataToken::LazyItemValue { len, decoder })) => {
                     let offset = decoder.position();
-                    if first && len <= MAX_OFFSET_TABLE {
+                    if items == 1 && len <= MAX_OFFSET_TABLE {
                         let mut bytes = Vec::with_capacity(len as usize);
                         decoder
                             .read_to_vec(len, &mut bytes)
@@ -320,11 +323,10 @@ impl<'a> Walk<'a> {
                             .collect();
                     } else {
                         decoder.skip_bytes(len).map_err(|e| malformed(offset, e))?;
-                        if !first {
+                        if items > 1 {
                             fragments.push((offset, len));
                         }
                     }
-                    first = false;
                 }
                 Some(Ok(LazyDataToken::SequenceEnd)) => return Ok((offset_table, fragments)),
                 Some(Ok(other)) => {
@@ -340,5 +342,141 @@ impl<'a> Walk<'a> {
                 None => return Err(malformed(0, "data set ends inside encapsulated pixel data")),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::ingest::read_part10_header;
+
+    fn sample(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("sample-dicom")
+            .join(rel)
+    }
+
+    fn parse(path: &Path) -> Result<Parsed, ParseError> {
+        let file = File::open(path).unwrap();
+        let header = read_part10_header(&file).unwrap();
+        parse_dataset(&file, header.dataset_offset, &header.transfer_syntax)
+    }
+
+    #[test]
+    fn native_pixel_data_is_located_not_read() {
+        let path = sample("ct-phantom/CT000001.dcm");
+        let parsed = parse(&path).unwrap();
+        let Some(PixelLayout::Native { offset, length }) = parsed.layout.pixel else {
+            panic!("{:?}", parsed.layout)
+        };
+        let bytes = std::fs::read(&path).unwrap();
+        let reference = dicom_object::open_file(&path).unwrap();
+        let pixels = reference
+            .element(tags::PIXEL_DATA)
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        assert_eq!(
+            &bytes[offset as usize..(offset + length) as usize],
+            &pixels[..]
+        );
+        assert!(parsed.object.get(tags::PIXEL_DATA).unwrap().is_empty());
+        assert_eq!(
+            crate::ingest::attrs::text(&parsed.object, tags::MODALITY),
+            "CT"
+        );
+    }
+
+    #[test]
+    fn encapsulated_fragments_are_located() {
+        let path = sample("rle/CT000001.dcm");
+        let parsed = parse(&path).unwrap();
+        let Some(PixelLayout::Encapsulated { fragments, .. }) = &parsed.layout.pixel else {
+            panic!("{:?}", parsed.layout)
+        };
+        let bytes = std::fs::read(&path).unwrap();
+        let reference = dicom_object::open_file(&path).unwrap();
+        let element = reference.element(tags::PIXEL_DATA).unwrap();
+        let expected = element.fragments().unwrap();
+        assert_eq!(fragments.len(), expected.len());
+        for ((offset, len), frag) in fragments.iter().zip(expected) {
+            assert_eq!(
+                &bytes[*offset as usize..*offset as usize + *len as usize],
+                &frag[..]
+            );
+        }
+    }
+
+    #[test]
+    fn implicit_vr_and_latin1_names_decode() {
+        let parsed = parse(&sample("mr-brain/MR000001.dcm")).unwrap();
+        assert_eq!(
+            crate::ingest::attrs::text(&parsed.object, tags::PATIENT_NAME),
+            "Müller^Jörg"
+        );
+    }
+
+    /// Cut inside a value, inside an element header, or inside a sequence
+    /// item: each must fail. (A cut exactly between two top-level elements
+    /// leaves a shorter valid data set; the IOD checks catch what that
+    /// drops.)
+    #[test]
+    fn truncation_inside_values_headers_and_items_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let cut = dir.path().join("cut.dcm");
+        let check = |rel: &str, cuts: &dyn Fn(&[u8], usize) -> Vec<usize>| {
+            let path = sample(rel);
+            let bytes = std::fs::read(&path).unwrap();
+            let header = read_part10_header(&File::open(&path).unwrap()).unwrap();
+            for end in cuts(&bytes, header.dataset_offset as usize) {
+                std::fs::File::create(&cut)
+                    .unwrap()
+                    .write_all(&bytes[..end])
+                    .unwrap();
+                let result = parse_dataset(
+                    &File::open(&cut).unwrap(),
+                    header.dataset_offset,
+                    &header.transfer_syntax,
+                );
+                assert!(
+                    result.is_err(),
+                    "{rel} cut at {end} of {} parsed",
+                    bytes.len()
+                );
+            }
+        };
+        // inside the pixel data value, and one byte into the last header
+        check("ct-phantom/CT000001.dcm", &|b, _| {
+            vec![b.len() - 1, b.len() - 5000, b.len() - 131072 + 3]
+        });
+        // every byte inside the SR's Content Sequence (nested, defined and
+        // undefined lengths)
+        check("ct-phantom/SR000001.dcm", &|b, start| {
+            let tag = [0x40, 0x00, 0x30, 0xA7];
+            let at = start
+                + b[start..]
+                    .windows(4)
+                    .position(|w| w == tag)
+                    .expect("content sequence");
+            (at + 1..b.len() - 16).collect()
+        });
+        // inside the RLE fragment
+        check("rle/CT000001.dcm", &|b, _| {
+            vec![b.len() - 10, b.len() - 100]
+        });
+    }
+
+    #[test]
+    fn trailing_bytes_are_malformed() {
+        let path = sample("ct-phantom/PR000001.dcm");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[0x08, 0x00]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.dcm");
+        std::fs::write(&file, &bytes).unwrap();
+        assert!(matches!(parse(&file), Err(ParseError::Malformed { .. })));
     }
 }
