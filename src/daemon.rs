@@ -30,11 +30,11 @@ pub enum DaemonError {
     AdminToken(#[from] AdminTokenError),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
-    #[error("cannot listen on {addr} ({what}): {source}")]
+    #[error("cannot listen on {addr} ({what}): {cause}")]
     Bind {
         what: &'static str,
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("internal: {0}")]
     Internal(String),
@@ -54,7 +54,7 @@ pub struct Running {
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, DaemonError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| DaemonError::Bind { what, addr, source })
+        .map_err(|cause| DaemonError::Bind { what, addr, cause })
 }
 
 async fn blocking<T: Send + 'static>(

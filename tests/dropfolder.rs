@@ -155,3 +155,44 @@ fn a_file_still_being_written_is_not_taken_half_way() {
         common::dataset_bytes(&sample_files()[0])
     );
 }
+
+/// Our own scans and reads must not wake the watcher: once the work is
+/// done the daemon idles (a feedback loop once kept it at 100 % CPU).
+#[test]
+fn the_watcher_idles_after_importing() {
+    let watch = tempfile::tempdir().unwrap();
+    let daemon = daemon_watching(watch.path());
+    let staging = tempfile::tempdir().unwrap();
+    let count = make_cd(&staging.path().join("CD1"));
+    let out = Command::new("cp")
+        .arg("-r")
+        .arg(staging.path().join("CD1"))
+        .arg(watch.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(eventually(
+        Duration::from_secs(30),
+        || daemon.instance_count() as usize == count
+    ));
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", daemon.pid())).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        // utime and stime, in clock ticks (fields 14 and 15 of stat)
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let before = cpu();
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu() - before;
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    assert!(
+        used * 10 < ticks * 3,
+        "{used} ticks of CPU in 3 s of idling"
+    );
+}

@@ -16,8 +16,8 @@ use subtle::ConstantTimeEq;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminTokenError {
-    #[error("admin token file {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("admin token file {path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     #[error("admin token file {path} is empty")]
     Empty { path: PathBuf },
     #[error("admin token file {path} is readable by others (mode {mode:o}); chmod 600 it")]
@@ -44,9 +44,9 @@ fn digest(token: &[u8]) -> [u8; 32] {
 impl AdminToken {
     /// Reads the token file, creating it (0600, new random token) if absent.
     pub fn load_or_create(path: &Path) -> Result<AdminToken, AdminTokenError> {
-        let io_err = |source| AdminTokenError::Io {
+        let io_err = |cause| AdminTokenError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         };
         if !path.exists() {
             if let Some(dir) = path.parent() {
@@ -96,9 +96,9 @@ impl AdminToken {
 
 /// The token itself, for the CLI talking to its own daemon.
 pub fn read_token(path: &Path) -> Result<String, AdminTokenError> {
-    let meta = fs::metadata(path).map_err(|source| AdminTokenError::Io {
+    let meta = fs::metadata(path).map_err(|cause| AdminTokenError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -108,9 +108,9 @@ pub fn read_token(path: &Path) -> Result<String, AdminTokenError> {
         });
     }
     let token = fs::read_to_string(path)
-        .map_err(|source| AdminTokenError::Io {
+        .map_err(|cause| AdminTokenError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?
         .trim()
         .to_string();

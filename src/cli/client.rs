@@ -28,12 +28,9 @@ pub enum ClientError {
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error(
-        "cannot reach pushgate at {addr} ({source}); is `pushgate serve` running with this configuration?"
+        "cannot reach pushgate at {addr} ({cause}); is `pushgate serve` running with this configuration?"
     )]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    Connect { addr: String, cause: std::io::Error },
     #[error("HTTPS to pushgate: {0}")]
     Http(String),
     #[error("pushgate answered {status}: {body}")]
@@ -130,9 +127,9 @@ impl AdminClient {
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, ClientError> {
         let tcp = TcpStream::connect(self.addr)
             .await
-            .map_err(|source| ClientError::Connect {
+            .map_err(|cause| ClientError::Connect {
                 addr: self.addr.to_string(),
-                source,
+                cause,
             })?;
         let _ = tcp.set_nodelay(true);
         let name =

@@ -13,10 +13,10 @@ pub use raw::DEFAULTS_TOML;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("config file {path} is not valid TOML for pushgate: {message}")]
     Parse { path: PathBuf, message: String },
@@ -119,9 +119,9 @@ impl Config {
         match path {
             None => Self::defaults(),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
                     path: path.to_path_buf(),
-                    source,
+                    cause,
                 })?;
                 Self::from_toml_str(&text, path)
             }

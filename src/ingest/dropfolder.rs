@@ -55,7 +55,20 @@ pub async fn run(
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
+        // Our own reads and directory scans show up as access events; only
+        // changes matter (else scanning would wake the scanner forever).
+        if let Ok(event) = event
+            && !matches!(
+                event.kind,
+                notify::EventKind::Access(
+                    notify::event::AccessKind::Open(_)
+                        | notify::event::AccessKind::Read
+                        | notify::event::AccessKind::Close(
+                            notify::event::AccessMode::Read | notify::event::AccessMode::Execute
+                        )
+                )
+            )
+        {
             for path in event.paths {
                 let _ = tx.send(path);
             }
@@ -70,14 +83,17 @@ pub async fn run(
     let mut pending: HashMap<PathBuf, Observation> = HashMap::new();
     scan(&watch_dir, &mut pending);
     let mut last_scan = Instant::now();
+    let mut last_activity: Option<Instant> = None;
     let tick = (settle / 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    // A fixed-rate tick fires however many events arrive in between.
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             Some(path) = rx.recv() => {
                 if is_candidate(&watch_dir, &path) {
+                    last_activity = Some(Instant::now());
                     if path.is_dir() {
-                        // Files created before the watch on a new directory
-                        // was in place send no event of their own.
                         scan_dir(&watch_dir, &path, &mut pending);
                     } else if path.is_file() {
                         pending.remove(&path);
@@ -85,8 +101,12 @@ pub async fn run(
                     }
                 }
             }
-            () = tokio::time::sleep(tick) => {
-                if last_scan.elapsed() >= RESCAN_EVERY {
+            _ = ticker.tick() => {
+                // While files arrive, rescan everything on every tick: files
+                // created in a new directory before its watch was added send
+                // no event of their own (inotify adds watches after the fact).
+                let busy = last_activity.is_some_and(|t| t.elapsed() < settle * 2 + tick);
+                if busy || last_scan.elapsed() >= RESCAN_EVERY {
                     scan(&watch_dir, &mut pending);
                     last_scan = Instant::now();
                 }

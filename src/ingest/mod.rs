@@ -37,10 +37,10 @@ pub enum IngestError {
     Unparsable(#[from] ParseError),
     #[error("{0} is missing")]
     Missing(&'static str),
-    #[error("{attribute}: {source}")]
+    #[error("{attribute}: {cause}")]
     InvalidUid {
         attribute: &'static str,
-        source: UidError,
+        cause: UidError,
     },
     #[error("SOP Class UID in data set differs from request: {found}")]
     SopClassMismatch { declared: String, found: String },
@@ -104,7 +104,7 @@ fn uid(attribute: &'static str, value: &str) -> Result<Uid, IngestError> {
     if value.is_empty() {
         return Err(IngestError::Missing(attribute));
     }
-    Uid::parse(value).map_err(|source| IngestError::InvalidUid { attribute, source })
+    Uid::parse(value).map_err(|cause| IngestError::InvalidUid { attribute, cause })
 }
 
 impl Ingestor {

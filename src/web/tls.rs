@@ -18,8 +18,8 @@ use crate::config::Config;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     #[error("{path}: no PEM {what} found")]
     Pem { path: PathBuf, what: &'static str },
     #[error("cannot generate a self-signed certificate: {0}")]
@@ -70,23 +70,23 @@ pub fn ensure_certificate(config: &Config) -> Result<(), TlsError> {
     let generated =
         rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     let dir = config.tls_dir();
-    fs::create_dir_all(&dir).map_err(|source| TlsError::Io {
+    fs::create_dir_all(&dir).map_err(|cause| TlsError::Io {
         path: dir.clone(),
-        source,
+        cause,
     })?;
     write_private(&key_path, generated.signing_key.serialize_pem().as_bytes())?;
-    fs::write(&cert_path, generated.cert.pem()).map_err(|source| TlsError::Io {
+    fs::write(&cert_path, generated.cert.pem()).map_err(|cause| TlsError::Io {
         path: cert_path.clone(),
-        source,
+        cause,
     })?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed TLS certificate");
     Ok(())
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    let io_err = |source| TlsError::Io {
+    let io_err = |cause| TlsError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let mut file = OpenOptions::new()
         .write(true)
@@ -119,7 +119,7 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| TlsError::Io {
             path: path.to_path_buf(),
-            source: io::Error::other(e.to_string()),
+            cause: io::Error::other(e.to_string()),
         })?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| TlsError::Pem {
