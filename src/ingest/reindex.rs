@@ -9,7 +9,8 @@ use std::sync::Arc;
 use super::{Events, Ingestor};
 use crate::config::Config;
 use crate::store::{
-    FileStore, INDEX_VERSION, Index, InstanceKey, SledIndex, Source, StoreError, sync_dir,
+    DataDirLock, FileStore, INDEX_VERSION, Index, InstanceKey, SledIndex, Source, StoreError,
+    sync_dir,
 };
 
 #[derive(Debug, Default)]
@@ -21,15 +22,13 @@ pub struct Report {
 }
 
 /// Builds a new index from every instance file, then swaps it in; the old
-/// index is kept as `<version>.previous` until the next rebuild. The daemon
-/// must be stopped (sled's lock on the old index enforces it).
+/// index (readable or not) is kept as `<version>.previous` until the next
+/// rebuild. The daemon must be stopped: the data directory lock says so.
 pub fn rebuild(config: &Config) -> Result<Report, StoreError> {
+    fs::create_dir_all(&config.data_dir)?;
+    let _lock = DataDirLock::acquire(&config.data_dir)??;
     let index_root = config.index_dir();
     let live = index_root.join(INDEX_VERSION);
-    if live.exists() {
-        // Fails while a daemon holds the index open.
-        drop(crate::store::open_index(&live)?);
-    }
     fs::create_dir_all(&index_root)?;
     let building = index_root.join(format!("{INDEX_VERSION}.rebuild"));
     if building.exists() {

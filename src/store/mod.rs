@@ -3,6 +3,7 @@
 
 mod files;
 mod index;
+mod lock;
 mod records;
 mod uid;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 pub use files::{FileStore, TempFile, sync_dir};
 pub use index::{INDEX_VERSION, Index, PutOutcome, SledIndex};
+pub use lock::{DataDirLock, Locked};
 pub use records::{
     BulkLayout, BulkValue, IndexEntry, InstanceAttrs, InstanceRecord, PatientAttrs, PatientRecord,
     PixelLayout, SeriesAttrs, SeriesRecord, Source, StudyAttrs, StudyRecord, Timestamp,
@@ -35,6 +37,8 @@ pub enum StoreError {
          stop the daemon and run `pushgate reindex` (with the same --config) to rebuild it"
     )]
     IndexUnavailable { dir: PathBuf, reason: String },
+    #[error(transparent)]
+    Locked(#[from] Locked),
     #[error(
         "the index at {dir} is missing but {instances} holds instance files; \
          refusing to start with an empty index. Run `pushgate reindex` (with the same \
@@ -45,6 +49,7 @@ pub enum StoreError {
 
 /// Files plus index, opened together.
 pub struct Store {
+    _lock: DataDirLock,
     pub files: FileStore,
     pub index: Arc<dyn Index>,
     running_marker: PathBuf,
@@ -58,6 +63,7 @@ impl Store {
     /// instance files exist, naming the fix.
     pub fn open(config: &Config) -> Result<Store, StoreError> {
         fs::create_dir_all(&config.data_dir)?;
+        let lock = DataDirLock::acquire(&config.data_dir)??;
         let files = FileStore::open(config.instances_dir(), config.tmp_dir())?;
         let index_dir = config.index_dir().join(INDEX_VERSION);
         if !index_dir.exists() && files.has_instances()? {
@@ -72,6 +78,7 @@ impl Store {
         fs::write(&running_marker, std::process::id().to_string())?;
         sync_dir(&config.data_dir)?;
         Ok(Store {
+            _lock: lock,
             files,
             index: Arc::new(index),
             running_marker,
@@ -92,6 +99,7 @@ impl Store {
     /// A store in a temporary directory with an in-memory index (tests).
     pub fn temporary(dir: &Path) -> Result<Store, StoreError> {
         Ok(Store {
+            _lock: DataDirLock::acquire(dir)??,
             files: FileStore::open(dir.join("instances"), dir.join("tmp"))?,
             index: Arc::new(SledIndex::temporary()?),
             running_marker: dir.join("pushgate.running"),
@@ -103,13 +111,6 @@ impl Store {
 pub fn open_index(dir: &Path) -> Result<SledIndex, StoreError> {
     SledIndex::open(dir).map_err(|e| StoreError::IndexUnavailable {
         dir: dir.to_path_buf(),
-        reason: match e {
-            StoreError::Index(sled::Error::Io(io))
-                if io.kind() == io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
-            {
-                format!("{io} (is another pushgate running with this data_dir?)")
-            }
-            other => other.to_string(),
-        },
+        reason: e.to_string(),
     })
 }
