@@ -72,7 +72,12 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         Arc::new(blocking(move || Store::open(&config)).await??)
     };
     let events = Events::new();
-    let ingestor = Ingestor::new(store.files.clone(), store.index.clone(), events.clone());
+    let ingestor = Ingestor::new(
+        store.files.clone(),
+        store.index.clone(),
+        events.clone(),
+        store.dirty.clone(),
+    );
     if store.needs_reconcile {
         tracing::warn!(
             "the previous run did not stop cleanly; checking the index against the files"
@@ -82,6 +87,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         tracing::info!(
             indexed = report.indexed,
             removed = report.removed,
+            orphaned = report.orphaned.len(),
             problems = report.problems.len(),
             "index caught up with the files"
         );

@@ -13,3 +13,15 @@ pub mod dimse;
 pub mod ingest;
 pub mod store;
 pub mod web;
+
+/// An error with all its causes, for messages that must say what happened.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -65,6 +65,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    // Everything pushgate writes holds patient data: never world-readable.
+    // SAFETY: umask only sets the process's file mode creation mask.
+    unsafe {
+        libc::umask(0o027);
+    }
     let config = Config::load(args.config.as_deref())?;
     init_logging(config.log.format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -81,6 +86,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             let report = cli::reindex(&config)?;
             for (path, reason) in &report.problems {
                 eprintln!("not indexed: {}: {reason}", path.display());
+            }
+            for path in &report.orphaned {
+                eprintln!("older duplicate moved aside: {}", path.display());
             }
             println!(
                 "reindex: {} instance(s) indexed, {} file(s) with problems",

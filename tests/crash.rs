@@ -129,3 +129,78 @@ fn kill_9_mid_transfer_loses_nothing_acknowledged() {
     ));
     assert!(stored.len() >= acknowledged.len());
 }
+
+/// The order the promise rests on, seen from outside with strace: the
+/// data is synced, renamed into place and its directory synced before the
+/// C-STORE-RSP goes out. (kill -9 alone cannot show a missing fsync: the
+/// page cache survives it.)
+#[test]
+fn the_response_follows_fdatasync_rename_and_directory_fsync() {
+    let daemon = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    let mut strace = Command::new("strace")
+        .args([
+            "-f",
+            "-yy",
+            "-e",
+            "trace=fdatasync,fsync,rename,renameat,renameat2,write,writev,sendto,sendmsg",
+            "-o",
+        ])
+        .arg(&trace)
+        .args(["-p", &daemon.pid().to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strace is installed (make test installs it)");
+    std::thread::sleep(Duration::from_millis(1500));
+    let sample = common::sample_files()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("ct-phantom/"))
+        .unwrap();
+    assert!(daemon.storescu(&[], &[sample]).status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    unsafe {
+        libc::kill(strace.id() as i32, libc::SIGINT);
+    }
+    strace.wait().unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let find = |from: usize, pred: &dyn Fn(&str) -> bool| {
+        lines
+            .iter()
+            .enumerate()
+            .skip(from)
+            .find(|(_, l)| pred(l))
+            .map(|(i, _)| i)
+    };
+    let renamed = find(0, &|l| {
+        l.contains("rename") && l.contains(".part") && l.contains(".dcm") && l.contains("= 0")
+    })
+    .unwrap_or_else(|| panic!("no rename into place:\n{}", lines.join("\n")));
+    let synced = lines[..renamed]
+        .iter()
+        .rposition(|l| l.contains("fdatasync(") && l.contains(".part>"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no fdatasync of the temp file before the rename:\n{}",
+                lines.join("\n")
+            )
+        });
+    let dir_synced = find(renamed, &|l| {
+        l.contains("fsync(") && !l.contains("fdatasync") && !l.contains(".dcm>")
+    })
+    .unwrap_or_else(|| panic!("no directory fsync after the rename:\n{}", lines.join("\n")));
+    let tcp_write = |l: &str| (l.contains("write") || l.contains("send")) && l.contains("TCP");
+    assert!(
+        lines[synced..dir_synced].iter().all(|l| !tcp_write(l)),
+        "something went out on the network before the instance was durable:\n{}",
+        lines[synced..=dir_synced].join("\n")
+    );
+    assert!(
+        find(dir_synced, &|l| tcp_write(l)).is_some(),
+        "no response after the directory fsync"
+    );
+}

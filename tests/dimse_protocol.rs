@@ -213,6 +213,9 @@ fn unknown_sop_classes_are_declined_per_context_and_the_rest_accepted() {
     scu.release();
 }
 
+/// DCMTK's own account of the negotiation: every context it proposed comes
+/// back in the A-ASSOCIATE-AC with a result, and every storage class it
+/// proposes is accepted.
 #[test]
 fn dcmtk_storescu_proposing_every_class_gets_every_context_answered() {
     let daemon = Daemon::start();
@@ -220,10 +223,25 @@ fn dcmtk_storescu_proposing_every_class_gets_every_context_answered() {
     assert!(out.status.success(), "{}", common::text(&out));
     let log =
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    let proposed = log.matches("Context ID:").count();
-    assert!(proposed > 100, "storescu proposed {proposed} contexts");
-    // every proposed context appears in the AC with a result
-    assert!(!log.contains("Abort"), "{log}");
+    let section = |name: &str| -> String {
+        let start = log
+            .find(&format!("BEGIN {name}"))
+            .unwrap_or_else(|| panic!("{name} in {log}"));
+        let end = start + log[start..].find(&format!("END {name}")).unwrap();
+        log[start..end].to_string()
+    };
+    let ids = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.split_once("Context ID:").map(|(_, rest)| rest))
+            .map(|rest| rest.split_whitespace().next().unwrap().to_string())
+            .collect()
+    };
+    let proposed = ids(&section("A-ASSOCIATE-RQ"));
+    let answered = ids(&section("A-ASSOCIATE-AC"));
+    assert!(proposed.len() > 100, "storescu proposed {}", proposed.len());
+    assert_eq!(proposed, answered);
+    let ac = section("A-ASSOCIATE-AC");
+    assert_eq!(ac.matches("(Accepted)").count(), proposed.len(), "{ac}");
 }
 
 #[test]
@@ -492,4 +510,186 @@ fn jpeg_2000_htj2k_and_jpeg_xl_data_sets_are_stored_as_received() {
         assert_eq!(common::dataset_bytes(&stored), dataset, "{ts}");
     }
     scu.release();
+}
+
+#[test]
+fn a_command_claiming_gigabytes_is_refused_without_allocating_them() {
+    let mut daemon = Daemon::start();
+    let mut scu = RawScu::associate(daemon.dicom, STANDARD).unwrap();
+    // (0000,0902) LO declaring 4 GiB, in a 20-byte command fragment
+    let mut command = vec![0x00, 0x00, 0x02, 0x09];
+    command.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    command.extend_from_slice(&[0u8; 12]);
+    scu.send(&Pdu::PData {
+        data: vec![RawScu::pdv(
+            ECHO_PC,
+            PDataValueType::Command,
+            true,
+            &command,
+        )],
+    });
+    assert!(matches!(scu.recv(), Ok(Pdu::AbortRQ { .. }) | Err(_)));
+    assert!(
+        daemon.peak_rss() < 200 * 1024 * 1024,
+        "peak RSS {} MB",
+        daemon.peak_rss() >> 20
+    );
+    assert!(eventually(Duration::from_secs(5), || daemon
+        .log()
+        .contains("declares 4294967280 bytes")));
+    assert_healthy(&mut daemon);
+}
+
+#[test]
+fn out_of_sequence_fragments_end_the_association_and_nothing_else() {
+    let mut daemon = Daemon::start();
+    let sop = "1.2.826.0.1.3680043.10.999.30";
+    let dataset = ct_dataset(sop);
+    // data before any command
+    let mut scu = RawScu::associate(daemon.dicom, STANDARD).unwrap();
+    scu.send(&Pdu::PData {
+        data: vec![RawScu::pdv(
+            CT_PC,
+            PDataValueType::Data,
+            true,
+            &dataset[..100],
+        )],
+    });
+    assert!(matches!(scu.recv(), Ok(Pdu::AbortRQ { .. }) | Err(_)));
+    // a context that was not accepted
+    let mut scu = RawScu::associate(daemon.dicom, STANDARD).unwrap();
+    scu.send(&Pdu::PData {
+        data: vec![RawScu::pdv(
+            7,
+            PDataValueType::Command,
+            true,
+            &scu::store_rq(1, CT, sop),
+        )],
+    });
+    assert!(matches!(scu.recv(), Ok(Pdu::AbortRQ { .. }) | Err(_)));
+    // a new command in the middle of a data set
+    let mut scu = RawScu::associate(daemon.dicom, STANDARD).unwrap();
+    scu.send(&Pdu::PData {
+        data: vec![RawScu::pdv(
+            CT_PC,
+            PDataValueType::Command,
+            true,
+            &scu::store_rq(1, CT, sop),
+        )],
+    });
+    scu.send(&Pdu::PData {
+        data: vec![RawScu::pdv(
+            CT_PC,
+            PDataValueType::Data,
+            false,
+            &dataset[..1000],
+        )],
+    });
+    scu.send(&Pdu::PData {
+        data: vec![RawScu::pdv(
+            CT_PC,
+            PDataValueType::Command,
+            true,
+            &scu::store_rq(2, CT, sop),
+        )],
+    });
+    assert!(matches!(scu.recv(), Ok(Pdu::AbortRQ { .. }) | Err(_)));
+    let log = daemon.log();
+    for reason in [
+        "Data fragment out of sequence",
+        "not accepted",
+        "Command fragment out of sequence",
+    ] {
+        assert!(log.contains(reason), "{reason}: {log}");
+    }
+    assert!(daemon.stored_files().is_empty());
+    assert_healthy(&mut daemon);
+}
+
+#[test]
+fn other_dimse_requests_get_unrecognized_operation_with_their_message_id() {
+    let daemon = Daemon::start();
+    let mut scu = RawScu::associate(daemon.dicom, STANDARD).unwrap();
+    // C-FIND-RQ (0x0020) with an identifier, on the CT context
+    let command = scu::command_set(0x0020, 77, CT, None, true);
+    scu.send(&Pdu::PData {
+        data: vec![RawScu::pdv(CT_PC, PDataValueType::Command, true, &command)],
+    });
+    scu.send(&Pdu::PData {
+        data: vec![RawScu::pdv(
+            CT_PC,
+            PDataValueType::Data,
+            true,
+            &[0x10, 0x00, 0x10, 0x00, 0, 0, 0, 0],
+        )],
+    });
+    let rsp = scu.response();
+    assert_eq!(
+        (rsp.command_field, rsp.message_id, rsp.status),
+        (0x8020, 77, 0x0211),
+        "{rsp:?}"
+    );
+    // and the association still works
+    assert_eq!(scu.echo(ECHO_PC, 78).status, 0);
+    scu.release();
+}
+
+/// Error Comments quote values from the data set; whatever their character
+/// set, the response is plain ASCII and the association survives.
+#[test]
+fn non_latin1_values_in_an_error_comment_do_not_break_the_response() {
+    let mut daemon = Daemon::start();
+    let mut scu = RawScu::associate(daemon.dicom, STANDARD).unwrap();
+    let sop = "1.2.826.0.1.3680043.10.999.31";
+    let mut dataset = scu::dataset_from(&ct_sample(), |obj| {
+        scu::set_text(obj, tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
+        scu::set_text(obj, tags::SOP_INSTANCE_UID, VR::UI, sop);
+        scu::set_text(obj, tags::STUDY_INSTANCE_UID, VR::UI, "1.2.XXX.3");
+    });
+    // UTF-8 "€" in place of XXX (same length); no encoder would write it
+    let at = dataset.windows(3).position(|w| w == b"XXX").unwrap();
+    dataset[at..at + 3].copy_from_slice("€".as_bytes());
+    let rsp = scu.store(CT_PC, 5, CT, sop, &dataset, 16384);
+    assert_eq!(rsp.status, 0xA900, "{rsp:?}");
+    assert!(
+        rsp.comment.is_ascii() && rsp.comment.contains("Study Instance UID"),
+        "{rsp:?}"
+    );
+    assert_eq!(scu.echo(ECHO_PC, 6).status, 0);
+    scu.release();
+    assert_healthy(&mut daemon);
+}
+
+/// Half a million empty sequence items (4 MB on the wire) must not become
+/// gigabytes of memory.
+#[test]
+fn an_item_bomb_is_refused_in_bounded_memory() {
+    let mut daemon = Daemon::start();
+    let mut scu = RawScu::associate(daemon.dicom, STANDARD).unwrap();
+    let sop = "1.2.826.0.1.3680043.10.999.32";
+    let mut dataset = ct_dataset(sop);
+    // prepend (0008,1115) SQ of empty items: tags must ascend, and (0008,1115)
+    // sorts before most of a CT header, so splice it in at its place
+    let mut bomb = vec![
+        0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+    ];
+    for _ in 0..500_000 {
+        bomb.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+    }
+    bomb.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+    let at = dataset
+        .windows(4)
+        .position(|w| w == [0x10, 0x00, 0x10, 0x00])
+        .unwrap();
+    dataset.splice(at..at, bomb);
+    let rsp = scu.store(CT_PC, 1, CT, sop, &dataset, 65000);
+    assert_eq!(rsp.status, 0xC000, "{rsp:?}");
+    assert!(rsp.comment.contains("too complex"), "{rsp:?}");
+    scu.release();
+    assert!(
+        daemon.peak_rss() < 150 * 1024 * 1024,
+        "peak RSS {} MB",
+        daemon.peak_rss() >> 20
+    );
+    assert_healthy(&mut daemon);
 }

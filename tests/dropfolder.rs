@@ -196,3 +196,33 @@ fn the_watcher_idles_after_importing() {
         "{used} ticks of CPU in 3 s of idling"
     );
 }
+
+/// A modification time in the future (clock skew, a CD written in another
+/// time zone) must not hold a file back; a file whose meta group lies about
+/// its length fails with the reason.
+#[test]
+fn future_times_do_not_wait_and_lying_meta_groups_fail() {
+    let watch = tempfile::tempdir().unwrap();
+    let daemon = daemon_watching(watch.path());
+    let sample = &sample_files()[0];
+    let future = watch.path().join("future.dcm");
+    std::fs::copy(sample, &future).unwrap();
+    let f = std::fs::File::options().write(true).open(&future).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(86_400))
+        .unwrap();
+    drop(f);
+    let mut lying = std::fs::read(&sample_files()[1]).unwrap();
+    lying[140..144].copy_from_slice(&10u32.to_le_bytes());
+    std::fs::write(watch.path().join("lying.dcm"), &lying).unwrap();
+    assert!(
+        eventually(Duration::from_secs(15), || daemon.instance_count() == 1),
+        "{}",
+        daemon.log()
+    );
+    assert!(eventually(Duration::from_secs(10), || watch
+        .path()
+        .join("failed/lying.dcm.reason.txt")
+        .exists()));
+    let reason = std::fs::read_to_string(watch.path().join("failed/lying.dcm.reason.txt")).unwrap();
+    assert!(reason.contains("meta"), "{reason}");
+}

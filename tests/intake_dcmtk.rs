@@ -201,7 +201,24 @@ fn parallel_associations_all_arrive() {
         assert!(out.status.success());
     }
     assert_eq!(daemon.instance_count(), 48);
-    assert!(daemon.log().matches("association accepted").count() >= 6);
+    let log = daemon.log();
+    assert!(log.matches("association accepted").count() >= 6);
+    // they were served side by side, not one after another
+    let most_open = log
+        .split("open=")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most_open >= 2,
+        "at most {most_open} association(s) open at once"
+    );
 }
 
 #[test]

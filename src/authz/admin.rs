@@ -86,9 +86,10 @@ impl AdminToken {
 
     /// Checks an `Authorization` header value: `Bearer <token>`.
     pub fn permits(&self, authorization: Option<&[u8]>) -> bool {
+        // The scheme is case-insensitive (RFC 9110 §11.1).
         let presented = authorization
-            .and_then(|h| h.strip_prefix(b"Bearer "))
-            .map(|t| t.trim_ascii())
+            .filter(|h| h.len() > 7 && h[..7].eq_ignore_ascii_case(b"bearer "))
+            .map(|h| h[7..].trim_ascii())
             .unwrap_or_default();
         bool::from(digest(presented).ct_eq(&self.digest)) && !presented.is_empty()
     }
@@ -138,6 +139,7 @@ mod tests {
         assert!(token.permits(Some(format!("Bearer {secret}").as_bytes())));
         assert!(!token.permits(Some(format!("Bearer {secret}x").as_bytes())));
         assert!(!token.permits(Some(secret.as_bytes())));
+        assert!(token.permits(Some(format!("bearer  {secret}").as_bytes())));
         assert!(!token.permits(Some(b"Bearer ")));
         assert!(!token.permits(None));
         // a second start keeps the same token

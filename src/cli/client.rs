@@ -123,8 +123,14 @@ impl AdminClient {
         })
     }
 
-    /// GETs `path` and returns the JSON body.
+    /// GETs `path` and returns the JSON body; gives up after 30 s.
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, ClientError> {
+        tokio::time::timeout(std::time::Duration::from_secs(30), self.fetch_json(path))
+            .await
+            .map_err(|_| ClientError::Http("no answer within 30 s".into()))?
+    }
+
+    async fn fetch_json(&self, path: &str) -> Result<serde_json::Value, ClientError> {
         let tcp = TcpStream::connect(self.addr)
             .await
             .map_err(|cause| ClientError::Connect {

@@ -21,6 +21,7 @@ use tracing::Instrument;
 use super::Scp;
 use super::command::{self, C_CANCEL_RQ, C_ECHO_RQ, C_STORE_RQ, Request};
 use super::status::{self, Status};
+use crate::error_chain;
 use crate::ingest::{Declared, IngestError, Received, write_part10_header};
 use crate::store::{Source, TempFile, Uid};
 
@@ -115,6 +116,7 @@ async fn run(scp: &Scp, socket: TcpStream, peer: SocketAddr, mut shutdown: watch
         calling_ae = assoc.peer_ae_title(),
         accepted = contexts.len(),
         proposed = assoc.presentation_contexts().len(),
+        open = scp.open.load(std::sync::atomic::Ordering::Relaxed),
         "association accepted"
     );
     let mut session = Session {
@@ -142,13 +144,12 @@ async fn run(scp: &Scp, socket: TcpStream, peer: SocketAddr, mut shutdown: watch
                 secs,
                 "aborting association: {reason}"
             );
-            let _ = assoc
-                .send(&Pdu::AbortRQ {
-                    source: AbortRQSource::ServiceProvider(
-                        AbortRQServiceProviderReason::ReasonNotSpecified,
-                    ),
-                })
-                .await;
+            let abort = Pdu::AbortRQ {
+                source: AbortRQSource::ServiceProvider(
+                    AbortRQServiceProviderReason::ReasonNotSpecified,
+                ),
+            };
+            let _ = tokio::time::timeout(scp.timeout, assoc.send(&abort)).await;
         }
     }
 }
@@ -158,17 +159,6 @@ async fn run(scp: &Scp, socket: TcpStream, peer: SocketAddr, mut shutdown: watch
 /// every small write, ~40 ms per instance.
 fn quickack(assoc: &mut Association) {
     let _ = socket2::SockRef::from(&*assoc.inner_stream()).set_tcp_quickack(true);
-}
-
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 impl Session<'_> {
@@ -193,7 +183,12 @@ impl Session<'_> {
             quickack(assoc);
             let received = tokio::select! {
                 r = tokio::time::timeout(limit, assoc.receive()) => r,
-                _ = shutdown.changed(), if self.is_idle() => continue,
+                changed = shutdown.changed(), if self.is_idle() => {
+                    if changed.is_err() {
+                        return Err(Fatal("pushgate is shutting down".into()));
+                    }
+                    continue;
+                }
             };
             let pdu = match received {
                 Err(_) if self.is_idle() => return Err(Fatal(format!("idle for {limit:?}"))),
@@ -214,7 +209,8 @@ impl Session<'_> {
                             "peer released the association mid-message; the partial instance is discarded"
                         );
                     }
-                    let _ = assoc.send(&Pdu::ReleaseRP).await;
+                    let _ =
+                        tokio::time::timeout(self.scp.timeout, assoc.send(&Pdu::ReleaseRP)).await;
                     return Ok("released");
                 }
                 Pdu::AbortRQ { source } => {
@@ -245,67 +241,90 @@ impl Session<'_> {
     }
 
     async fn on_pdv(&mut self, assoc: &mut Association, pdv: PDataValue) -> Result<(), Fatal> {
-        if !self.contexts.contains_key(&pdv.presentation_context_id) {
+        let context = pdv.presentation_context_id;
+        if !self.contexts.contains_key(&context) {
             return Err(Fatal(format!(
-                "PDV on presentation context {} which was not accepted",
-                pdv.presentation_context_id
+                "PDV on presentation context {context} which was not accepted"
             )));
         }
-        let phase = std::mem::replace(&mut self.phase, Phase::Idle);
-        self.phase = match (pdv.value_type, phase) {
-            (PDataValueType::Command, Phase::Idle) => Phase::Command {
-                context: pdv.presentation_context_id,
-                bytes: Vec::new(),
-            },
-            (PDataValueType::Command, phase @ Phase::Command { .. }) => phase,
-            (PDataValueType::Data, phase @ Phase::Data { .. }) => phase,
-            (kind, _) => return Err(Fatal(format!("{kind:?} fragment out of sequence"))),
-        };
-        match &mut self.phase {
-            Phase::Command { context, bytes } => {
-                if *context != pdv.presentation_context_id {
-                    return Err(Fatal(
-                        "command fragments on different presentation contexts".into(),
-                    ));
-                }
-                if bytes.len() + pdv.data.len() > MAX_COMMAND_BYTES {
-                    return Err(Fatal("command set larger than 64 KiB".into()));
-                }
-                bytes.extend_from_slice(&pdv.data);
-                if pdv.is_last {
-                    let (context, bytes) = (*context, std::mem::take(bytes));
-                    self.phase = Phase::Idle;
-                    self.on_command(assoc, context, &bytes).await?;
-                }
+        match (
+            pdv.value_type.clone(),
+            std::mem::replace(&mut self.phase, Phase::Idle),
+        ) {
+            (_, Phase::Command { context: c, .. } | Phase::Data { context: c, .. })
+                if c != context =>
+            {
+                Err(Fatal(
+                    "fragments of one message on different presentation contexts".into(),
+                ))
             }
-            Phase::Data { context, sink, .. } => {
-                if *context != pdv.presentation_context_id {
-                    return Err(Fatal(
-                        "data fragments on different presentation contexts".into(),
-                    ));
-                }
-                if let Sink::File { temp, .. } = sink
-                    && let Err(e) = tokio::task::block_in_place(|| temp.write_all(&pdv.data))
-                {
-                    *sink = Sink::Discard(Status::from(&IngestError::io(e)));
-                }
-                if pdv.is_last {
-                    let Phase::Data {
-                        context,
-                        request,
-                        transfer_syntax,
-                        sink,
-                    } = std::mem::replace(&mut self.phase, Phase::Idle)
-                    else {
-                        unreachable!("matched above")
-                    };
-                    let status = self.finish_store(&request, transfer_syntax, sink).await;
-                    self.respond(assoc, context, &request, &status).await?;
-                }
+            (PDataValueType::Command, Phase::Idle) => {
+                self.command_fragment(assoc, context, Vec::new(), pdv).await
             }
-            Phase::Idle => unreachable!("set above"),
+            (PDataValueType::Command, Phase::Command { bytes, .. }) => {
+                self.command_fragment(assoc, context, bytes, pdv).await
+            }
+            (
+                PDataValueType::Data,
+                Phase::Data {
+                    request,
+                    transfer_syntax,
+                    sink,
+                    ..
+                },
+            ) => {
+                self.data_fragment(assoc, context, request, transfer_syntax, sink, pdv)
+                    .await
+            }
+            (kind, _) => Err(Fatal(format!("{kind:?} fragment out of sequence"))),
         }
-        Ok(())
+    }
+
+    async fn command_fragment(
+        &mut self,
+        assoc: &mut Association,
+        context: u8,
+        mut bytes: Vec<u8>,
+        pdv: PDataValue,
+    ) -> Result<(), Fatal> {
+        if bytes.len() + pdv.data.len() > MAX_COMMAND_BYTES {
+            return Err(Fatal("command set larger than 64 KiB".into()));
+        }
+        bytes.extend_from_slice(&pdv.data);
+        if pdv.is_last {
+            self.on_command(assoc, context, &bytes).await
+        } else {
+            self.phase = Phase::Command { context, bytes };
+            Ok(())
+        }
+    }
+
+    async fn data_fragment(
+        &mut self,
+        assoc: &mut Association,
+        context: u8,
+        request: Request,
+        transfer_syntax: String,
+        mut sink: Sink,
+        pdv: PDataValue,
+    ) -> Result<(), Fatal> {
+        if let Sink::File { temp, .. } = &mut sink
+            && let Err(e) = tokio::task::block_in_place(|| temp.write_all(&pdv.data))
+        {
+            sink = Sink::Discard(Status::from(&IngestError::io(e)));
+        }
+        if pdv.is_last {
+            let status = self.finish_store(&request, transfer_syntax, sink).await;
+            self.respond(assoc, context, &request, &status).await
+        } else {
+            self.phase = Phase::Data {
+                context,
+                request,
+                transfer_syntax,
+                sink,
+            };
+            Ok(())
+        }
     }
 
     async fn on_command(

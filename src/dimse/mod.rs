@@ -8,6 +8,7 @@ pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -24,6 +25,11 @@ use tokio::task::JoinSet;
 
 use crate::config::DicomConfig;
 use crate::ingest::{Ingestor, sop_classes};
+
+/// Over-cap connections answered with A-ASSOCIATE-RJ at the same time.
+const MAX_REFUSALS: usize = 16;
+/// How long an over-cap peer gets to send its A-ASSOCIATE-RQ.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Called AE must be ours; calling AE must be on the allow-list if one is set.
 #[derive(Debug, Clone)]
@@ -66,6 +72,8 @@ pub struct Scp {
     timeout: Duration,
     idle_timeout: Duration,
     max_associations: usize,
+    /// Associations being served right now.
+    open: AtomicUsize,
 }
 
 impl Scp {
@@ -87,6 +95,7 @@ impl Scp {
             timeout: config.timeout,
             idle_timeout: config.idle_timeout,
             max_associations: config.max_associations,
+            open: AtomicUsize::new(0),
         }
     }
 }
@@ -100,6 +109,9 @@ pub async fn serve(
     drain: Duration,
 ) {
     let permits = Arc::new(Semaphore::new(scp.max_associations));
+    // Refusing politely costs a task and a buffer per connection; beyond
+    // this many at once, excess connections are just closed.
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
@@ -111,13 +123,22 @@ pub async fn serve(
                             let scp = scp.clone();
                             let shutdown = shutdown.clone();
                             tasks.spawn(async move {
+                                scp.open.fetch_add(1, Ordering::Relaxed);
                                 association::serve(&scp, socket, peer, shutdown).await;
+                                scp.open.fetch_sub(1, Ordering::Relaxed);
                                 drop(permit);
                             });
                         }
-                        Err(_) => {
-                            tasks.spawn(refuse_busy(socket, peer, scp.timeout, scp.max_associations));
-                        }
+                        Err(_) => match refusals.clone().try_acquire_owned() {
+                            Ok(slot) => {
+                                let (timeout, max) = (scp.timeout.min(REFUSAL_TIMEOUT), scp.max_associations);
+                                tasks.spawn(async move {
+                                    refuse_busy(socket, peer, timeout, max).await;
+                                    drop(slot);
+                                });
+                            }
+                            Err(_) => drop(socket),
+                        },
                     }
                 }
                 Err(e) => {
@@ -127,7 +148,11 @@ pub async fn serve(
                 }
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            _ = shutdown.changed() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
         }
         if *shutdown.borrow() {
             break;
@@ -153,12 +178,7 @@ async fn refuse_busy(mut socket: TcpStream, peer: SocketAddr, timeout: Duration,
     let mut buffer = BytesMut::with_capacity(16 * 1024);
     let request = tokio::time::timeout(
         timeout,
-        dicom_ul::association::read_pdu_from_wire_async(
-            &mut socket,
-            &mut buffer,
-            1024 * 1024,
-            true,
-        ),
+        dicom_ul::association::read_pdu_from_wire_async(&mut socket, &mut buffer, 64 * 1024, true),
     )
     .await;
     if !matches!(request, Ok(Ok(Pdu::AssociationRQ(_)))) {

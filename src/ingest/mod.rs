@@ -3,7 +3,8 @@
 //! subscribers. Also the drop-folder watcher, study stability, and the
 //! rebuilding of the index from the files.
 
-mod attrs;
+pub(crate) mod attrs;
+mod describe;
 pub mod dropfolder;
 mod events;
 mod metadata;
@@ -14,20 +15,23 @@ pub mod sop_classes;
 pub mod stability;
 mod storage_classes;
 
+use std::hash::{Hash, Hasher};
 use std::io;
-use std::sync::Arc;
-
-use dicom_dictionary_std::tags;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use attrs::{BSN_ISSUER_OID, normalize_bsn};
+use describe::Provenance;
+pub use describe::describe_file;
 pub use events::{Events, StudyEvent};
 pub use metadata::BULK_URI_PREFIX;
 pub use parse::ParseError;
 pub use part10::{Part10Header, read_part10_header, write_part10_header};
 
 use crate::store::{
-    FileStore, Index, IndexEntry, InstanceKey, InstanceRecord, PutOutcome, Source, StoreError,
-    TempFile, Timestamp, Uid, UidError,
+    FileStore, Index, InstanceKey, PutOutcome, Source, StoreError, TempFile, Timestamp, Uid,
+    UidError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -98,21 +102,37 @@ pub struct Ingestor {
     files: FileStore,
     index: Arc<dyn Index>,
     events: Events,
+    /// Set when the index may no longer match the files; the store then
+    /// checks them against each other at the next start.
+    dirty: Arc<AtomicBool>,
+    /// Stores of the same SOP Instance UID (a modality re-sending after a
+    /// timeout) take turns, so that file and index always describe the same
+    /// bytes.
+    stripes: Arc<[Mutex<()>; 64]>,
 }
 
-fn uid(attribute: &'static str, value: &str) -> Result<Uid, IngestError> {
-    if value.is_empty() {
-        return Err(IngestError::Missing(attribute));
-    }
-    Uid::parse(value).map_err(|cause| IngestError::InvalidUid { attribute, cause })
+/// What became of a file found in the store by reconcile or reindex.
+#[derive(Debug, PartialEq)]
+pub enum Existing {
+    Indexed,
+    /// Another file holds the same SOP Instance UID and is newer: this one
+    /// was moved aside to `orphaned/`.
+    Orphaned(PathBuf),
 }
 
 impl Ingestor {
-    pub fn new(files: FileStore, index: Arc<dyn Index>, events: Events) -> Ingestor {
+    pub fn new(
+        files: FileStore,
+        index: Arc<dyn Index>,
+        events: Events,
+        dirty: Arc<AtomicBool>,
+    ) -> Ingestor {
         Ingestor {
             files,
             index,
             events,
+            dirty,
+            stripes: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
         }
     }
 
@@ -128,8 +148,24 @@ impl Ingestor {
         &self.events
     }
 
+    fn stripe(&self, sop: &Uid) -> MutexGuard<'_, ()> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        sop.hash(&mut hasher);
+        let stripe = &self.stripes[(hasher.finish() % 64) as usize];
+        stripe
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn mark_dirty(&self, key: &InstanceKey, what: &str, e: &dyn std::fmt::Display) {
+        self.dirty.store(true, Ordering::SeqCst);
+        tracing::error!(instance = %key, "{what} ({e}); the index will be checked against the files at the next start");
+    }
+
     /// Checks, installs and indexes one instance. Blocking: call from a
-    /// blocking thread. On error nothing of it is visible.
+    /// blocking thread. On error nothing new is visible; if the file was
+    /// replaced but the index could not follow, the store is marked for a
+    /// check at the next start.
     pub fn ingest(&self, received: Received) -> Result<Stored, IngestError> {
         let Received {
             mut temp,
@@ -139,24 +175,36 @@ impl Ingestor {
             source,
         } = received;
         temp.flush().map_err(IngestError::io)?;
-        let received_at = Timestamp::now();
-        let entry = describe(&temp, dataset_offset, &transfer_syntax, declared.as_ref())?;
-        let entry = IndexEntry {
-            record: InstanceRecord {
-                size: temp.len(),
-                received_at,
-                source,
-                ..entry.record
-            },
-            ..entry
+        let parsed = parse::parse_dataset(temp.file(), dataset_offset, &transfer_syntax)?;
+        let provenance = Provenance {
+            source,
+            received_at: Timestamp::now(),
+            size: temp.len(),
+            mtime_ns: describe::mtime_ns(temp.file()).map_err(IngestError::io)?,
         };
-        self.files
-            .install(temp, &entry.key)
-            .map_err(IngestError::io)?;
+        let entry = describe::entry_from(
+            parsed,
+            dataset_offset,
+            &transfer_syntax,
+            declared.as_ref(),
+            provenance,
+        )?;
+        let _turn = self.stripe(&entry.key.sop);
+        if let Err(e) = self.files.install(temp, &entry.key) {
+            if self.files.path_of(&entry.key).exists() {
+                self.mark_dirty(&entry.key, "file may be replaced but not indexed", &e);
+            }
+            return Err(IngestError::io(e));
+        }
         let outcome = self.index.put_instance(&entry).inspect_err(|e| {
-            tracing::error!(instance = %entry.key, "file stored but not indexed ({e}); `pushgate reindex` will pick it up");
+            self.mark_dirty(&entry.key, "file stored but not indexed", e);
         })?;
-        self.after_put(&entry.key, received_at, &outcome);
+        self.after_put(
+            &entry.key,
+            entry.record.received_at,
+            &outcome,
+            Replaced::Remove,
+        );
         Ok(Stored {
             key: entry.key,
             outcome,
@@ -164,29 +212,47 @@ impl Ingestor {
         })
     }
 
-    /// Indexes a file that is already in place (reconcile, reindex).
-    pub fn index_existing(
-        &self,
-        key: &InstanceKey,
-        source: Source,
-    ) -> Result<PutOutcome, IngestError> {
-        let entry = describe_file(&self.files.path_of(key), source)?;
+    /// Indexes a file that is already in place (reconcile, reindex). Of two
+    /// files with one SOP Instance UID the newer wins; the other is moved
+    /// aside, never deleted.
+    pub fn index_existing(&self, key: &InstanceKey) -> Result<Existing, IngestError> {
+        let path = self.files.path_of(key);
+        let entry = describe::describe_file(&path)?;
         if &entry.key != key {
             return Err(IngestError::SopInstanceMismatch {
                 declared: key.to_string(),
                 found: entry.key.to_string(),
             });
         }
+        let _turn = self.stripe(&key.sop);
+        if let Some(other) = self.index.locate(&key.sop)?.filter(|other| other != key)
+            && let Some(record) = self.index.instance(&other)?
+            && record.mtime_ns >= entry.record.mtime_ns
+        {
+            return Ok(Existing::Orphaned(
+                self.files.orphan(key).map_err(IngestError::io)?,
+            ));
+        }
         let outcome = self.index.put_instance(&entry)?;
-        self.after_put(key, entry.record.received_at, &outcome);
-        Ok(outcome)
+        self.after_put(key, entry.record.received_at, &outcome, Replaced::Orphan);
+        Ok(Existing::Indexed)
     }
 
-    fn after_put(&self, key: &InstanceKey, received_at: Timestamp, outcome: &PutOutcome) {
-        if let Some(old) = &outcome.moved_from
-            && let Err(e) = self.files.remove(old)
-        {
-            tracing::warn!(instance = %old, "could not remove the replaced file: {e}");
+    fn after_put(
+        &self,
+        key: &InstanceKey,
+        received_at: Timestamp,
+        outcome: &PutOutcome,
+        replaced: Replaced,
+    ) {
+        if let Some(old) = &outcome.moved_from {
+            let done = match replaced {
+                Replaced::Remove => self.files.remove(old),
+                Replaced::Orphan => self.files.orphan(old).map(|_| ()),
+            };
+            if let Err(e) = done {
+                tracing::warn!(instance = %old, "could not move the replaced file out of the store: {e}");
+            }
         }
         if outcome.reopened {
             self.events.publish(StudyEvent::Reopened {
@@ -200,121 +266,10 @@ impl Ingestor {
     }
 }
 
-/// Parses and checks the data set in `temp`; the record's size, time and
-/// source are left for the caller.
-fn describe(
-    temp: &TempFile,
-    dataset_offset: u64,
-    transfer_syntax: &str,
-    declared: Option<&Declared>,
-) -> Result<IndexEntry, IngestError> {
-    let parsed = parse::parse_dataset(temp.file(), dataset_offset, transfer_syntax)?;
-    entry_from(
-        parsed,
-        dataset_offset,
-        transfer_syntax,
-        declared,
-        Source::Reindex,
-        Timestamp(0),
-        0,
-    )
-}
-
-/// Parses a Part 10 file on disk into an index entry (time: its mtime).
-pub fn describe_file(path: &std::path::Path, source: Source) -> Result<IndexEntry, IngestError> {
-    let file = std::fs::File::open(path).map_err(IngestError::io)?;
-    let meta = file.metadata().map_err(IngestError::io)?;
-    let header = read_part10_header(&file)?;
-    let parsed = parse::parse_dataset(&file, header.dataset_offset, &header.transfer_syntax)?;
-    let declared = Declared {
-        sop_class: header.sop_class.clone(),
-        sop_instance: header.sop_instance.clone(),
-    };
-    let received_at = meta
-        .modified()
-        .map(Timestamp::from)
-        .unwrap_or_else(|_| Timestamp::now());
-    entry_from(
-        parsed,
-        header.dataset_offset,
-        &header.transfer_syntax,
-        Some(&declared),
-        source,
-        received_at,
-        meta.len(),
-    )
-}
-
-fn entry_from(
-    parsed: parse::Parsed,
-    dataset_offset: u64,
-    transfer_syntax: &str,
-    declared: Option<&Declared>,
-    source: Source,
-    received_at: Timestamp,
-    size: u64,
-) -> Result<IndexEntry, IngestError> {
-    let obj = &parsed.object;
-    let sop_class = attrs::text(obj, tags::SOP_CLASS_UID);
-    let sop_instance = attrs::text(obj, tags::SOP_INSTANCE_UID);
-    if sop_class.is_empty() {
-        return Err(IngestError::Missing("SOP Class UID"));
-    }
-    let sop = uid("SOP Instance UID", &sop_instance)?;
-    if let Some(declared) = declared {
-        if declared.sop_class.trim_end_matches(['\0', ' ']) != sop_class {
-            return Err(IngestError::SopClassMismatch {
-                declared: declared.sop_class.clone(),
-                found: sop_class,
-            });
-        }
-        if declared.sop_instance.trim_end_matches(['\0', ' ']) != sop_instance {
-            return Err(IngestError::SopInstanceMismatch {
-                declared: declared.sop_instance.clone(),
-                found: sop_instance,
-            });
-        }
-    }
-    if !sop_classes::is_kept(&sop_class) {
-        return Err(IngestError::UnsupportedSopClass(sop_class));
-    }
-    sop_classes::check_iod(&sop_class, obj, &parsed.layout).map_err(|reason| {
-        IngestError::IodMismatch {
-            sop_class: sop_class.clone(),
-            reason,
-        }
-    })?;
-    let key = InstanceKey {
-        study: uid(
-            "Study Instance UID",
-            &attrs::text(obj, tags::STUDY_INSTANCE_UID),
-        )?,
-        series: uid(
-            "Series Instance UID",
-            &attrs::text(obj, tags::SERIES_INSTANCE_UID),
-        )?,
-        sop,
-    };
-    let metadata_json = metadata::to_json(obj, &parsed.layout).map_err(|e| {
-        IngestError::Unparsable(ParseError::Malformed {
-            offset: 0,
-            reason: format!("cannot express as DICOM JSON: {e}"),
-        })
-    })?;
-    Ok(IndexEntry {
-        patient: attrs::patient(obj),
-        study: attrs::study(obj),
-        series: attrs::series(obj),
-        record: InstanceRecord {
-            attrs: attrs::instance(obj),
-            transfer_syntax: transfer_syntax.to_string(),
-            size,
-            dataset_offset,
-            received_at,
-            source,
-            layout: parsed.layout,
-        },
-        metadata_json,
-        key,
-    })
+/// What happens to the file of an instance that moved to another
+/// study/series: at intake it is removed; when rebuilding it is kept aside.
+#[derive(Clone, Copy)]
+enum Replaced {
+    Remove,
+    Orphan,
 }

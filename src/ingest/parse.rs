@@ -29,6 +29,15 @@ const BULK_BINARY_THRESHOLD: u32 = 1024;
 const BULK_ANY_THRESHOLD: u32 = 64 * 1024;
 /// Once this many value bytes are held, further values are treated as bulk.
 const MAX_KEPT_BYTES: u64 = 16 * 1024 * 1024;
+/// What the in-memory description of one data set may cost, counting each
+/// element, item and fragment at a fixed price besides kept values: a data
+/// set of a million empty items must not cost gigabytes.
+const MEMORY_BUDGET: u64 = 48 * 1024 * 1024;
+const ELEMENT_COST: u64 = 64;
+const ITEM_COST: u64 = 128;
+const FRAGMENT_COST: u64 = 16;
+/// A deflated data set may inflate to at most this multiple of its size.
+const MAX_INFLATION: u64 = 200;
 /// A basic offset table longer than this is not read (it is not needed).
 const MAX_OFFSET_TABLE: u32 = 4 * 1024 * 1024;
 const MAX_DEPTH: usize = 32;
@@ -61,16 +70,24 @@ pub struct Parsed {
 }
 
 /// Counts the bytes the decoder actually consumed, to tell a complete data
-/// set from one that ends inside a value (skipping does not report EOF).
+/// set from one that ends inside a value (skipping does not report EOF),
+/// and stops a deflated data set from inflating without bound.
 struct Counting<R> {
     inner: R,
     count: Rc<Cell<u64>>,
+    limit: u64,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count.set(self.count.get() + n as u64);
+        if self.count.get() > self.limit {
+            return Err(io::Error::other(format!(
+                "data set inflates to more than {} bytes",
+                self.limit
+            )));
+        }
         Ok(n)
     }
 }
@@ -81,59 +98,64 @@ pub fn parse_dataset(file: &File, dataset_offset: u64, ts_uid: &str) -> Result<P
         .get(ts_uid)
         .filter(|ts| !ts.is_unsupported())
         .ok_or_else(|| ParseError::UnknownTransferSyntax(ts_uid.to_string()))?;
+    let stored = file.metadata()?.len().saturating_sub(dataset_offset);
     let mut source = BufReader::with_capacity(64 * 1024, file);
     source.seek(SeekFrom::Start(dataset_offset))?;
     let count = Rc::new(Cell::new(0));
     let mut layout = BulkLayout::default();
-
-    let (object, consumed) = if let Codec::Dataset(Some(adapter)) = ts.codec() {
-        // Deflated: walk the inflated stream; its offsets are not file offsets.
-        layout.deflated = true;
-        let inflated = Counting {
-            inner: adapter.adapt_reader(Box::new(source)),
-            count: count.clone(),
-        };
-        let decoder =
-            StatefulDecoder::new_with_ts(inflated, &EXPLICIT_VR_LITTLE_ENDIAN.erased(), 0)
-                .map_err(|e| malformed(0, e))?;
-        let mut reader = LazyDataSetReader::new(decoder);
-        let object = Walk::new(&mut layout).dataset(&mut reader, "", 0)?;
-        (object, reader.into_decoder().position())
-    } else {
-        let counted = Counting {
-            inner: source,
-            count: count.clone(),
-        };
-        let decoder = StatefulDecoder::new_with_ts(counted, ts, dataset_offset)
-            .map_err(|e| malformed(dataset_offset, e))?;
-        let mut reader = LazyDataSetReader::new(decoder);
-        let object = Walk::new(&mut layout).dataset(&mut reader, "", 0)?;
-        (object, reader.into_decoder().position() - dataset_offset)
+    let explicit_le = EXPLICIT_VR_LITTLE_ENDIAN.erased();
+    // A deflated data set is walked inflated, as Explicit VR Little Endian;
+    // its offsets are then not file offsets.
+    let (reader, decoded_as, base, limit): (Box<dyn Read + '_>, _, _, _) = match ts.codec() {
+        Codec::Dataset(Some(adapter)) => {
+            layout.deflated = true;
+            let limit = stored.saturating_mul(MAX_INFLATION).max(1 << 20);
+            (
+                adapter.adapt_reader(Box::new(source)),
+                &explicit_le,
+                0,
+                limit,
+            )
+        }
+        _ => (Box::new(source), ts, dataset_offset, u64::MAX),
     };
-    if consumed != count.get() {
-        return Err(if consumed > count.get() {
-            ParseError::Truncated {
-                declared: consumed,
-                present: count.get(),
-            }
-        } else {
-            ParseError::Malformed {
-                offset: dataset_offset + consumed,
-                reason: format!(
-                    "{} stray bytes after the last element",
-                    count.get() - consumed
-                ),
-            }
+    let counted = Counting {
+        inner: reader,
+        count: count.clone(),
+        limit,
+    };
+    let decoder =
+        StatefulDecoder::new_with_ts(counted, decoded_as, base).map_err(|e| broken(base, e))?;
+    let mut reader = LazyDataSetReader::new(decoder);
+    let object = Walk::new(&mut layout).dataset(&mut reader, "", 0)?;
+    let consumed = reader.into_decoder().position() - base;
+    let present = count.get();
+    if consumed > present {
+        return Err(ParseError::Truncated {
+            declared: consumed,
+            present,
+        });
+    }
+    if consumed < present {
+        return Err(ParseError::Malformed {
+            offset: base + consumed,
+            reason: format!("{} stray bytes after the last element", present - consumed),
         });
     }
     Ok(Parsed { object, layout })
 }
 
-fn malformed(offset: u64, e: impl std::fmt::Display) -> ParseError {
+fn malformed(offset: u64, reason: impl std::fmt::Display) -> ParseError {
     ParseError::Malformed {
         offset,
-        reason: e.to_string(),
+        reason: reason.to_string(),
     }
+}
+
+/// A decoder's error with its causes (the outer message alone rarely says
+/// what went wrong).
+fn broken(offset: u64, e: impl std::error::Error) -> ParseError {
+    malformed(offset, crate::error_chain(&e))
 }
 
 fn is_pixel_data(tag: Tag) -> bool {
@@ -156,12 +178,30 @@ fn tag_path(prefix: &str, tag: Tag) -> String {
 
 struct Walk<'a> {
     layout: &'a mut BulkLayout,
+    /// Value bytes held in memory.
     kept: u64,
+    /// Everything charged against `MEMORY_BUDGET`.
+    spent: u64,
 }
 
 impl<'a> Walk<'a> {
     fn new(layout: &'a mut BulkLayout) -> Self {
-        Walk { layout, kept: 0 }
+        Walk {
+            layout,
+            kept: 0,
+            spent: 0,
+        }
+    }
+
+    fn charge(&mut self, cost: u64) -> Result<(), ParseError> {
+        self.spent += cost;
+        if self.spent > MEMORY_BUDGET {
+            return Err(malformed(
+                0,
+                "data set too complex to describe (too many elements, items or fragments)",
+            ));
+        }
+        Ok(())
     }
 
     /// Reads elements until the end of the data set (top level) or the end
@@ -187,7 +227,8 @@ impl<'a> Walk<'a> {
                     Err(malformed(0, "data set ends inside a sequence item"))
                 };
             };
-            match token.map_err(|e| malformed(0, e))? {
+            self.charge(ELEMENT_COST)?;
+            match token.map_err(|e| broken(0, e))? {
                 LazyDataToken::ElementHeader(header) => {
                     let element = self.element(r, header, prefix, depth)?;
                     object.put(element);
@@ -233,9 +274,9 @@ impl<'a> Walk<'a> {
         let tag = header.tag();
         let vr = header.vr();
         let len = header.length().get().unwrap_or(0);
-        let token = match r.advance() {
-            Some(Ok(token @ LazyDataToken::LazyValue { .. })) => token,
-            Some(Err(e)) => return Err(malformed(0, e)),
+        let decoder = match r.advance() {
+            Some(Ok(LazyDataToken::LazyValue { decoder, .. })) => decoder,
+            Some(Err(e)) => return Err(broken(0, e)),
             _ => return Err(malformed(0, format!("no value for {tag}"))),
         };
         let pixel = depth == 0 && is_pixel_data(tag);
@@ -245,14 +286,14 @@ impl<'a> Walk<'a> {
             || self.kept + u64::from(len) > MAX_KEPT_BYTES;
         if !bulk {
             self.kept += u64::from(len);
-            let value = token.into_value().map_err(|e| malformed(0, e))?;
+            self.charge(u64::from(len))?;
+            let value = decoder
+                .read_value_preserved(&header)
+                .map_err(|e| broken(decoder.position(), e))?;
             return Ok(DataElement::new(tag, vr, value));
         }
-        let LazyDataToken::LazyValue { decoder, .. } = token else {
-            unreachable!("matched above")
-        };
         let offset = decoder.position();
-        decoder.skip_bytes(len).map_err(|e| malformed(offset, e))?;
+        decoder.skip_bytes(len).map_err(|e| broken(offset, e))?;
         if pixel {
             self.layout.pixel = Some(PixelLayout::Native {
                 offset,
@@ -279,6 +320,7 @@ impl<'a> Walk<'a> {
         loop {
             match r.advance() {
                 Some(Ok(LazyDataToken::ItemStart { .. })) => {
+                    self.charge(ITEM_COST)?;
                     let prefix = format!("{path}{}.", items.len());
                     items.push(self.dataset(r, &prefix, depth + 1)?);
                 }
@@ -289,7 +331,7 @@ impl<'a> Walk<'a> {
                         format!("unexpected {:?} in a sequence", other.into_repr()),
                     ));
                 }
-                Some(Err(e)) => return Err(malformed(0, e)),
+                Some(Err(e)) => return Err(broken(0, e)),
                 None => return Err(malformed(0, "data set ends inside a sequence")),
             }
         }
@@ -316,14 +358,15 @@ impl<'a> Walk<'a> {
                         let mut bytes = Vec::with_capacity(len as usize);
                         decoder
                             .read_to_vec(len, &mut bytes)
-                            .map_err(|e| malformed(offset, e))?;
+                            .map_err(|e| broken(offset, e))?;
                         offset_table = bytes
                             .chunks_exact(4)
                             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                             .collect();
                     } else {
-                        decoder.skip_bytes(len).map_err(|e| malformed(offset, e))?;
+                        decoder.skip_bytes(len).map_err(|e| broken(offset, e))?;
                         if items > 1 {
+                            self.charge(FRAGMENT_COST)?;
                             fragments.push((offset, len));
                         }
                     }
@@ -338,7 +381,7 @@ impl<'a> Walk<'a> {
                         ),
                     ));
                 }
-                Some(Err(e)) => return Err(malformed(0, e)),
+                Some(Err(e)) => return Err(broken(0, e)),
                 None => return Err(malformed(0, "data set ends inside encapsulated pixel data")),
             }
         }
@@ -448,9 +491,14 @@ mod tests {
                 );
             }
         };
-        // inside the pixel data value, and one byte into the last header
+        // inside the pixel data value, and inside its element header
         check("ct-phantom/CT000001.dcm", &|b, _| {
-            vec![b.len() - 1, b.len() - 5000, b.len() - 131072 + 3]
+            vec![
+                b.len() - 1,
+                b.len() - 5000,
+                b.len() - 131072 + 3,
+                b.len() - 131072 - 5,
+            ]
         });
         // every byte inside the SR's Content Sequence (nested, defined and
         // undefined lengths)
@@ -467,6 +515,55 @@ mod tests {
         check("rle/CT000001.dcm", &|b, _| {
             vec![b.len() - 10, b.len() - 100]
         });
+    }
+
+    fn write_dataset(dir: &Path, ts: &str, dataset: &[u8]) -> PathBuf {
+        let path = dir.join("x.dcm");
+        let mut file = File::create(&path).unwrap();
+        crate::ingest::write_part10_header(
+            &mut file,
+            "1.2.840.10008.5.1.4.1.1.88.11",
+            "1.2.3",
+            ts,
+            "T",
+        )
+        .unwrap();
+        file.write_all(dataset).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_million_empty_items_are_refused_not_held() {
+        let dir = tempfile::tempdir().unwrap();
+        // (0008,1115) SQ undefined length, 500 000 empty items, delimiter
+        let mut bytes = vec![
+            0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+        ];
+        for _ in 0..500_000 {
+            bytes.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]);
+        }
+        bytes.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        let path = write_dataset(dir.path(), "1.2.840.10008.1.2.1", &bytes);
+        let err = parse(&path).unwrap_err().to_string();
+        assert!(err.contains("too complex"), "{err}");
+    }
+
+    #[test]
+    fn a_deflate_bomb_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        // (0009,0010) UN of 64 MiB zeros, deflated to a few kilobytes
+        let mut plain = vec![0x09, 0x00, 0x10, 0x00, b'U', b'N', 0, 0];
+        plain.extend_from_slice(&(64u32 << 20).to_le_bytes());
+        plain.resize(plain.len() + (64 << 20), 0);
+        let mut deflated = Vec::new();
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(&mut deflated, flate2::Compression::best());
+        encoder.write_all(&plain).unwrap();
+        encoder.finish().unwrap();
+        assert!(deflated.len() < 200_000);
+        let path = write_dataset(dir.path(), "1.2.840.10008.1.2.1.99", &deflated);
+        let err = parse(&path).unwrap_err().to_string();
+        assert!(err.contains("inflates to more than"), "{err}");
     }
 
     #[test]

@@ -97,11 +97,23 @@ async fn complete_due(
                 tracing::info!(study = %study, "study complete");
                 events.publish(StudyEvent::Completed { study });
             }
-            // Something arrived meanwhile (its event re-adds the study) or
-            // the study is gone.
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => tracing::error!(study = %study, "cannot mark study complete: {e}"),
-            Err(e) => tracing::error!(study = %study, "cannot mark study complete: {e}"),
+            // Not marked: something arrived meanwhile (its event may still
+            // be on its way), the study is gone, or marking failed. Track it
+            // again from what the index says, so it cannot stall.
+            outcome => {
+                if !matches!(outcome, Ok(Ok(false))) {
+                    tracing::error!(study = %study, "cannot mark study complete: {outcome:?}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                let idx = index.clone();
+                let uid = study.clone();
+                if let Ok(Ok(Some(record))) =
+                    tokio::task::spawn_blocking(move || idx.study(&uid)).await
+                    && !record.is_complete()
+                {
+                    open.insert(study, record.last_arrival);
+                }
+            }
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -24,14 +24,16 @@ const WRITEBEHIND_CHUNK: u64 = 1024 * 1024;
 pub struct FileStore {
     instances: PathBuf,
     tmp: PathBuf,
+    /// Where reindex puts the older of two files with one SOP Instance UID.
+    orphaned: PathBuf,
 }
 
 impl FileStore {
     /// Opens (creating if needed) the directories under `data_dir` and clears
     /// partial files a previous run left in `tmp/`.
     pub fn open(instances: PathBuf, tmp: PathBuf) -> io::Result<FileStore> {
-        fs::create_dir_all(&instances)?;
-        fs::create_dir_all(&tmp)?;
+        private_dir(&instances)?;
+        private_dir(&tmp)?;
         for entry in fs::read_dir(&tmp)? {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "part") {
@@ -39,7 +41,12 @@ impl FileStore {
                 fs::remove_file(&path)?;
             }
         }
-        Ok(FileStore { instances, tmp })
+        let orphaned = instances.with_file_name("orphaned");
+        Ok(FileStore {
+            instances,
+            tmp,
+            orphaned,
+        })
     }
 
     pub fn instances_dir(&self) -> &Path {
@@ -83,12 +90,46 @@ impl FileStore {
             .path
             .take()
             .ok_or_else(|| io::Error::other("temp file already used"))?;
-        if let Err(e) = fs::rename(&from, &target) {
+        let mut renamed = fs::rename(&from, &target);
+        if renamed
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+        {
+            // The series directory was pruned (its last instance moved away)
+            // between ensure_dir and here: make it again, once.
+            self.ensure_dir(&key.study, &key.series)?;
+            renamed = fs::rename(&from, &target);
+        }
+        if let Err(e) = renamed {
             let _ = fs::remove_file(&from);
             return Err(e);
         }
         sync_dir(&series_dir)?;
         Ok(target)
+    }
+
+    /// Moves the file of `key` out of the store into `orphaned/`, keeping
+    /// its path; never overwrites.
+    pub fn orphan(&self, key: &InstanceKey) -> io::Result<PathBuf> {
+        let from = self.path_of(key);
+        let relative = from
+            .strip_prefix(&self.instances)
+            .map_err(io::Error::other)?;
+        let mut to = self.orphaned.join(relative);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let mut n = 1;
+        while to.exists() {
+            to = self.orphaned.join(format!("{}.{n}", relative.display()));
+            n += 1;
+        }
+        fs::rename(&from, &to)?;
+        if let Some(parent) = from.parent() {
+            sync_dir(parent)?;
+        }
+        tracing::warn!(instance = %key, to = %to.display(), "older duplicate moved out of the store");
+        Ok(to)
     }
 
     /// Removes the file of `key` durably and prunes emptied directories.
@@ -169,7 +210,19 @@ impl FileStore {
 
     /// Whether any instance file exists (to refuse starting on a lost index).
     pub fn has_instances(&self) -> io::Result<bool> {
-        Ok(fs::read_dir(&self.instances)?.next().is_some())
+        for study in fs::read_dir(&self.instances)? {
+            let study = study?.path();
+            if !study.is_dir() {
+                continue;
+            }
+            for series in fs::read_dir(&study)? {
+                let series = series?.path();
+                if series.is_dir() && fs::read_dir(&series)?.next().is_some() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -189,11 +242,20 @@ fn sorted_entries(dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 /// Returns whether the directory was created (false: it existed).
 fn create_dir(dir: &Path) -> io::Result<bool> {
-    match fs::create_dir(dir) {
+    match std::fs::DirBuilder::new().mode(0o750).create(dir) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Creates a directory only its owner (and group) may enter: it holds
+/// patient data.
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(dir)
 }
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -118,12 +118,14 @@ fn source_label(source: &Source) -> String {
 }
 
 /// Takes one instance's contribution out of its study (and the study out of
-/// its patient when it becomes empty).
+/// its patient when it becomes empty, unless `refilling`: the instance comes
+/// straight back into the same study, which keeps its state).
 fn subtract(
     studies: &TransactionalTree,
     patients: &TransactionalTree,
     key: &InstanceKey,
     old: &InstanceRecord,
+    refilling: bool,
 ) -> TxResult<()> {
     let Some(bytes) = studies.get(key.study.as_str())? else {
         return Ok(());
@@ -142,7 +144,7 @@ fn subtract(
             study.series.remove(&key.series);
         }
     }
-    if study.series.is_empty() {
+    if study.series.is_empty() && !refilling {
         studies.remove(key.study.as_str())?;
         unlink_patient(patients, &study.patient.index_key(), &key.study)?;
     } else {
@@ -261,7 +263,8 @@ impl Index for SledIndex {
                     if let Some(bytes) = instances.get(old.as_ref())? {
                         let old_record: InstanceRecord =
                             decode("instance", &bytes).map_err(abort)?;
-                        subtract(studies, patients, &old_key, &old_record)?;
+                        let refilling = old_key.study == entry.key.study;
+                        subtract(studies, patients, &old_key, &old_record, refilling)?;
                         outcome.replaced = true;
                     }
                     instances.remove(old.as_ref())?;
@@ -293,7 +296,7 @@ impl Index for SledIndex {
                     return Ok(false);
                 };
                 let old: InstanceRecord = decode("instance", &bytes).map_err(abort)?;
-                subtract(studies, patients, key, &old)?;
+                subtract(studies, patients, key, &old, false)?;
                 metadata.remove(index_key.as_slice())?;
                 if locations.get(key.sop.as_str())?.as_deref() == Some(index_key.as_slice()) {
                     locations.remove(key.sop.as_str())?;

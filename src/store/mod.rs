@@ -11,10 +11,11 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use files::{FileStore, TempFile, sync_dir};
+pub use files::{FileStore, TempFile, private_dir, sync_dir};
 pub use index::{INDEX_VERSION, Index, PutOutcome, SledIndex};
-pub use lock::{DataDirLock, Locked};
+pub use lock::DataDirLock;
 pub use records::{
     BulkLayout, BulkValue, IndexEntry, InstanceAttrs, InstanceRecord, PatientAttrs, PatientRecord,
     PixelLayout, SeriesAttrs, SeriesRecord, Source, StudyAttrs, StudyRecord, Timestamp,
@@ -37,8 +38,8 @@ pub enum StoreError {
          stop the daemon and run `pushgate reindex` (with the same --config) to rebuild it"
     )]
     IndexUnavailable { dir: PathBuf, reason: String },
-    #[error(transparent)]
-    Locked(#[from] Locked),
+    #[error("{path} is locked: another pushgate (daemon or reindex) is running with this data_dir")]
+    Locked { path: PathBuf },
     #[error(
         "the index at {dir} is missing but {instances} holds instance files; \
          refusing to start with an empty index. Run `pushgate reindex` (with the same \
@@ -53,17 +54,20 @@ pub struct Store {
     pub files: FileStore,
     pub index: Arc<dyn Index>,
     running_marker: PathBuf,
-    /// The previous run did not shut down cleanly: the index may lag the
-    /// files by the last moments before the crash.
+    /// The previous run did not shut down cleanly (or met an index error):
+    /// the index may lag the files.
     pub needs_reconcile: bool,
+    /// Set during this run when file and index may disagree; the running
+    /// marker then stays, so the next start reconciles.
+    pub dirty: Arc<AtomicBool>,
 }
 
 impl Store {
     /// Opens the store for the daemon. Refuses a missing or broken index when
     /// instance files exist, naming the fix.
     pub fn open(config: &Config) -> Result<Store, StoreError> {
-        fs::create_dir_all(&config.data_dir)?;
-        let lock = DataDirLock::acquire(&config.data_dir)??;
+        private_dir(&config.data_dir)?;
+        let lock = DataDirLock::acquire(&config.data_dir)?;
         let files = FileStore::open(config.instances_dir(), config.tmp_dir())?;
         let index_dir = config.index_dir().join(INDEX_VERSION);
         if !index_dir.exists() && files.has_instances()? {
@@ -73,6 +77,14 @@ impl Store {
             });
         }
         let index = open_index(&index_dir)?;
+        // sled makes a fresh database where its files are gone: an index
+        // that knows nothing beside instance files is a lost index.
+        if index.instance_count()? == 0 && files.has_instances()? {
+            return Err(StoreError::IndexMissing {
+                dir: index_dir,
+                instances: files.instances_dir().to_path_buf(),
+            });
+        }
         let running_marker = config.data_dir.join("pushgate.running");
         let needs_reconcile = running_marker.exists();
         fs::write(&running_marker, std::process::id().to_string())?;
@@ -83,12 +95,17 @@ impl Store {
             index: Arc::new(index),
             running_marker,
             needs_reconcile,
+            dirty: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    /// Flushes the index and records a clean shutdown.
+    /// Flushes the index and records a clean shutdown (unless file and
+    /// index may disagree: then the next start checks them).
     pub fn close(&self) -> Result<(), StoreError> {
         self.index.flush()?;
+        if self.dirty.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         match fs::remove_file(&self.running_marker) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -99,11 +116,12 @@ impl Store {
     /// A store in a temporary directory with an in-memory index (tests).
     pub fn temporary(dir: &Path) -> Result<Store, StoreError> {
         Ok(Store {
-            _lock: DataDirLock::acquire(dir)??,
+            _lock: DataDirLock::acquire(dir)?,
             files: FileStore::open(dir.join("instances"), dir.join("tmp"))?,
             index: Arc::new(SledIndex::temporary()?),
             running_marker: dir.join("pushgate.running"),
             needs_reconcile: false,
+            dirty: Arc::new(AtomicBool::new(false)),
         })
     }
 }

@@ -186,6 +186,9 @@ pub struct InstanceRecord {
     pub transfer_syntax: String,
     /// Size of the Part 10 file.
     pub size: u64,
+    /// Its modification time (ns since the epoch): with the size, how
+    /// reconcile tells a changed file from the indexed one.
+    pub mtime_ns: u64,
     /// Where the data set starts in the file (after the meta group).
     pub dataset_offset: u64,
     pub received_at: Timestamp,

@@ -35,6 +35,7 @@ pub type Body = BoxBody<Bytes, io::Error>;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: usize = 1024;
+const H2_KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// What request handlers share.
 pub struct App {
@@ -62,10 +63,16 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body>
     }
 }
 
-async fn handle(app: Arc<App>, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    app: Arc<App>,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let endpoint = router::route(request.method(), request.uri().path());
     let response = match endpoint {
         Err(e) => e.into_response(),
+        // For the local monitoring agent; not announced to the network.
+        Ok(Endpoint::Healthz) if !peer.ip().is_loopback() => WebError::NotFound.into_response(),
         Ok(Endpoint::Healthz) => full(StatusCode::OK, "text/plain", "ok\n"),
         Ok(endpoint @ (Endpoint::AdminStudies | Endpoint::AdminStudy(_))) => {
             admin::handle(&app, endpoint, &request)
@@ -93,6 +100,14 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
+    // HTTP/2 has no header timeout: idle connections are pinged and dropped
+    // when they stop answering.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(H2_KEEPALIVE))
+        .keep_alive_timeout(H2_KEEPALIVE)
+        .max_concurrent_streams(100);
     let builder = Arc::new(builder);
     loop {
         let (socket, peer) = tokio::select! {
@@ -104,7 +119,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.changed() => break,
+                _ = shutdown.changed() => break,
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "HTTPS connection refused: {MAX_CONNECTIONS} already open");
@@ -128,7 +143,8 @@ pub async fn serve(
                         return;
                     }
                 };
-            let service = hyper::service::service_fn(move |request| handle(app.clone(), request));
+            let service =
+                hyper::service::service_fn(move |request| handle(app.clone(), peer, request));
             let connection = builder.serve_connection(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, "HTTP connection ended: {e}");

@@ -33,6 +33,7 @@ fn entry(study: &str, series: &str, sop: &str, size: u64, at: u64) -> IndexEntry
             },
             transfer_syntax: "1.2.840.10008.1.2.1".into(),
             size,
+            mtime_ns: at,
             dataset_offset: 300,
             received_at: Timestamp(at),
             source: Source::Reindex,
@@ -125,4 +126,31 @@ fn completion_holds_only_if_nothing_arrived_since() {
         .unwrap();
     assert!(outcome.reopened);
     assert!(!index.study(&uid("1.1")).unwrap().unwrap().is_complete());
+}
+
+#[test]
+fn replacing_the_only_instance_of_a_complete_study_reopens_it() {
+    let index = SledIndex::temporary().unwrap();
+    index
+        .put_instance(&entry("1.1", "1.1.1", "1.1.1.1", 100, 10))
+        .unwrap();
+    assert!(
+        index
+            .mark_complete(&uid("1.1"), Timestamp(10), Timestamp(50))
+            .unwrap()
+    );
+    let outcome = index
+        .put_instance(&entry("1.1", "1.1.1", "1.1.1.1", 120, 60))
+        .unwrap();
+    assert!(
+        outcome.replaced && outcome.reopened && !outcome.new_study,
+        "{outcome:?}"
+    );
+    let study = index.study(&uid("1.1")).unwrap().unwrap();
+    assert_eq!(
+        study.first_arrival,
+        Timestamp(10),
+        "the study keeps its history"
+    );
+    assert_eq!((study.num_instances(), study.bytes()), (1, 120));
 }
