@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod dimse;
 pub mod ingest;
+pub mod journal;
 pub mod store;
 pub mod web;
 

@@ -44,6 +44,8 @@ pub trait Index: Send + Sync + 'static {
         series: Option<&Uid>,
     ) -> Result<Vec<(InstanceKey, InstanceRecord)>, StoreError>;
     fn locate(&self, sop: &Uid) -> Result<Option<InstanceKey>, StoreError>;
+    /// Studies whose Accession Number is `accession`.
+    fn studies_by_accession(&self, accession: &str) -> Result<Vec<Uid>, StoreError>;
     fn metadata(&self, key: &InstanceKey) -> Result<Option<Vec<u8>>, StoreError>;
     /// Marks a study complete if nothing arrived since `last_arrival`.
     fn mark_complete(
@@ -59,6 +61,7 @@ pub trait Index: Send + Sync + 'static {
 
 pub struct SledIndex {
     db: sled::Db,
+    accessions: sled::Tree,
     studies: sled::Tree,
     instances: sled::Tree,
     locations: sled::Tree,
@@ -91,6 +94,11 @@ impl SledIndex {
         Self::with_db(db)
     }
 
+    /// The database, for the other trees kept beside the index (grants).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// An index in memory only, for tests.
     pub fn temporary() -> Result<SledIndex, StoreError> {
         Self::with_db(sled::Config::new().temporary(true).open()?)
@@ -98,6 +106,7 @@ impl SledIndex {
 
     fn with_db(db: sled::Db) -> Result<SledIndex, StoreError> {
         Ok(SledIndex {
+            accessions: db.open_tree("accessions")?,
             studies: db.open_tree("studies")?,
             instances: db.open_tree("instances")?,
             locations: db.open_tree("locations")?,
@@ -123,6 +132,7 @@ fn source_label(source: &Source) -> String {
 fn subtract(
     studies: &TransactionalTree,
     patients: &TransactionalTree,
+    accessions: &TransactionalTree,
     key: &InstanceKey,
     old: &InstanceRecord,
     refilling: bool,
@@ -146,6 +156,10 @@ fn subtract(
     }
     if study.series.is_empty() && !refilling {
         studies.remove(key.study.as_str())?;
+        accessions.remove(accession_key(
+            &study.attrs.accession_number,
+            key.study.as_str(),
+        ))?;
         unlink_patient(patients, &study.patient.index_key(), &key.study)?;
     } else {
         studies.insert(key.study.as_str(), encode(&study).map_err(abort)?)?;
@@ -171,6 +185,7 @@ fn unlink_patient(patients: &TransactionalTree, patient_key: &str, study: &Uid) 
 fn add(
     studies: &TransactionalTree,
     patients: &TransactionalTree,
+    accessions: &TransactionalTree,
     entry: &IndexEntry,
     outcome: &mut PutOutcome,
 ) -> TxResult<()> {
@@ -193,6 +208,18 @@ fn add(
         }
     };
     let old_patient_key = study.patient.index_key();
+    if study.attrs.accession_number != entry.study.accession_number {
+        accessions.remove(accession_key(
+            &study.attrs.accession_number,
+            key.study.as_str(),
+        ))?;
+    }
+    if !entry.study.accession_number.is_empty() {
+        accessions.insert(
+            accession_key(&entry.study.accession_number, key.study.as_str()),
+            b"",
+        )?;
+    }
     study.patient = entry.patient.clone();
     study.attrs = entry.study.clone();
     if study.completed_at.take().is_some() {
@@ -237,6 +264,10 @@ fn add(
     Ok(())
 }
 
+fn accession_key(accession: &str, study: &str) -> Vec<u8> {
+    format!("{accession}\0{study}").into_bytes()
+}
+
 fn tx_error(e: TransactionError<StoreError>) -> StoreError {
     match e {
         TransactionError::Abort(e) => e,
@@ -254,31 +285,42 @@ impl Index for SledIndex {
             &self.locations,
             &self.metadata,
             &self.patients,
+            &self.accessions,
         )
-            .transaction(|(studies, instances, locations, metadata, patients)| {
-                let mut outcome = PutOutcome::default();
-                if let Some(old) = locations.get(entry.key.sop.as_str())? {
-                    let old_key = InstanceKey::from_index_key(&old)
-                        .ok_or_else(|| abort(StoreError::Corrupt("bad location record".into())))?;
-                    if let Some(bytes) = instances.get(old.as_ref())? {
-                        let old_record: InstanceRecord =
-                            decode("instance", &bytes).map_err(abort)?;
-                        let refilling = old_key.study == entry.key.study;
-                        subtract(studies, patients, &old_key, &old_record, refilling)?;
-                        outcome.replaced = true;
+            .transaction(
+                |(studies, instances, locations, metadata, patients, accessions)| {
+                    let mut outcome = PutOutcome::default();
+                    if let Some(old) = locations.get(entry.key.sop.as_str())? {
+                        let old_key = InstanceKey::from_index_key(&old).ok_or_else(|| {
+                            abort(StoreError::Corrupt("bad location record".into()))
+                        })?;
+                        if let Some(bytes) = instances.get(old.as_ref())? {
+                            let old_record: InstanceRecord =
+                                decode("instance", &bytes).map_err(abort)?;
+                            let refilling = old_key.study == entry.key.study;
+                            subtract(
+                                studies,
+                                patients,
+                                accessions,
+                                &old_key,
+                                &old_record,
+                                refilling,
+                            )?;
+                            outcome.replaced = true;
+                        }
+                        instances.remove(old.as_ref())?;
+                        metadata.remove(old.as_ref())?;
+                        if old_key != entry.key {
+                            outcome.moved_from = Some(old_key);
+                        }
                     }
-                    instances.remove(old.as_ref())?;
-                    metadata.remove(old.as_ref())?;
-                    if old_key != entry.key {
-                        outcome.moved_from = Some(old_key);
-                    }
-                }
-                add(studies, patients, entry, &mut outcome)?;
-                instances.insert(index_key.as_slice(), record.as_slice())?;
-                metadata.insert(index_key.as_slice(), entry.metadata_json.as_slice())?;
-                locations.insert(entry.key.sop.as_str(), index_key.as_slice())?;
-                Ok(outcome)
-            })
+                    add(studies, patients, accessions, entry, &mut outcome)?;
+                    instances.insert(index_key.as_slice(), record.as_slice())?;
+                    metadata.insert(index_key.as_slice(), entry.metadata_json.as_slice())?;
+                    locations.insert(entry.key.sop.as_str(), index_key.as_slice())?;
+                    Ok(outcome)
+                },
+            )
             .map_err(tx_error)
     }
 
@@ -290,19 +332,22 @@ impl Index for SledIndex {
             &self.locations,
             &self.metadata,
             &self.patients,
+            &self.accessions,
         )
-            .transaction(|(studies, instances, locations, metadata, patients)| {
-                let Some(bytes) = instances.remove(index_key.as_slice())? else {
-                    return Ok(false);
-                };
-                let old: InstanceRecord = decode("instance", &bytes).map_err(abort)?;
-                subtract(studies, patients, key, &old, false)?;
-                metadata.remove(index_key.as_slice())?;
-                if locations.get(key.sop.as_str())?.as_deref() == Some(index_key.as_slice()) {
-                    locations.remove(key.sop.as_str())?;
-                }
-                Ok(true)
-            })
+            .transaction(
+                |(studies, instances, locations, metadata, patients, accessions)| {
+                    let Some(bytes) = instances.remove(index_key.as_slice())? else {
+                        return Ok(false);
+                    };
+                    let old: InstanceRecord = decode("instance", &bytes).map_err(abort)?;
+                    subtract(studies, patients, accessions, key, &old, false)?;
+                    metadata.remove(index_key.as_slice())?;
+                    if locations.get(key.sop.as_str())?.as_deref() == Some(index_key.as_slice()) {
+                        locations.remove(key.sop.as_str())?;
+                    }
+                    Ok(true)
+                },
+            )
             .map_err(tx_error)
     }
 
@@ -379,6 +424,21 @@ impl Index for SledIndex {
                 Ok(true)
             })
             .map_err(tx_error)
+    }
+
+    fn studies_by_accession(&self, accession: &str) -> Result<Vec<Uid>, StoreError> {
+        self.accessions
+            .scan_prefix(accession_key(accession, ""))
+            .keys()
+            .map(|k| {
+                let k = k?;
+                let uid = std::str::from_utf8(&k[accession.len() + 1..])
+                    .ok()
+                    .and_then(|u| Uid::parse(u).ok())
+                    .ok_or_else(|| StoreError::Corrupt("bad accession key".into()))?;
+                Ok(uid)
+            })
+            .collect()
     }
 
     fn instance_count(&self) -> Result<usize, StoreError> {

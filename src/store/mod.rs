@@ -53,6 +53,8 @@ pub struct Store {
     _lock: DataDirLock,
     pub files: FileStore,
     pub index: Arc<dyn Index>,
+    /// The sled database behind the index, for the grant trees beside it.
+    pub db: sled::Db,
     running_marker: PathBuf,
     /// The previous run did not shut down cleanly (or met an index error):
     /// the index may lag the files.
@@ -92,6 +94,7 @@ impl Store {
         Ok(Store {
             _lock: lock,
             files,
+            db: index.db().clone(),
             index: Arc::new(index),
             running_marker,
             needs_reconcile,
@@ -115,10 +118,12 @@ impl Store {
 
     /// A store in a temporary directory with an in-memory index (tests).
     pub fn temporary(dir: &Path) -> Result<Store, StoreError> {
+        let index = SledIndex::temporary()?;
         Ok(Store {
             _lock: DataDirLock::acquire(dir)?,
             files: FileStore::open(dir.join("instances"), dir.join("tmp"))?,
-            index: Arc::new(SledIndex::temporary()?),
+            db: index.db().clone(),
+            index: Arc::new(index),
             running_marker: dir.join("pushgate.running"),
             needs_reconcile: false,
             dirty: Arc::new(AtomicBool::new(false)),

@@ -1,0 +1,255 @@
+//! Push authorizations: what a grant covers, who may hold it, how long,
+//! and how far it may be passed on.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::identity::Holder;
+use crate::store::{InstanceKey, StudyRecord, Timestamp, Uid};
+
+/// A grant's public name (not a secret: operators see and type it).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GrantId(pub String);
+
+impl fmt::Display for GrantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for GrantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The study a grant is for: known, or named by its accession number
+/// before it has arrived (spoed: the link goes out while the CT scans).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Study(Uid),
+    Accession(String),
+}
+
+/// Which part of the study: a subset of series, minus modalities and SOP
+/// classes (presentation states, say).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    /// `None`: every series of the study.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<BTreeSet<Uid>>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub exclude_modalities: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub exclude_sop_classes: BTreeSet<String>,
+}
+
+impl Scope {
+    /// Whether an instance of this series (its modality) and SOP class is
+    /// covered. The one scope check behind every kind of access.
+    pub fn covers(&self, series: &Uid, modality: &str, sop_class: &str) -> bool {
+        self.series.as_ref().is_none_or(|s| s.contains(series))
+            && !self.exclude_modalities.contains(modality)
+            && !self.exclude_sop_classes.contains(sop_class)
+    }
+
+    /// Whether a series is covered at all (some of its SOP classes may
+    /// still be excluded).
+    pub fn covers_series(&self, series: &Uid, modality: &str) -> bool {
+        self.series.as_ref().is_none_or(|s| s.contains(series))
+            && !self.exclude_modalities.contains(modality)
+    }
+
+    /// Whether `narrower` covers nothing this scope does not.
+    pub fn contains(&self, narrower: &Scope) -> bool {
+        let series_ok = match (&self.series, &narrower.series) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(mine), Some(theirs)) => theirs.is_subset(mine),
+        };
+        series_ok
+            && self
+                .exclude_modalities
+                .is_subset(&narrower.exclude_modalities)
+            && self
+                .exclude_sop_classes
+                .is_subset(&narrower.exclude_sop_classes)
+    }
+}
+
+/// Who may bind a grant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Recipient {
+    /// Whoever redeems it first: with a client certificate, or a holder
+    /// token.
+    Anyone,
+    /// Only a UZI certificate of this organization (URA), optionally of
+    /// one of these roles (e.g. 01.039, radiologist).
+    Organization {
+        ura: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        roles: Vec<String>,
+    },
+}
+
+/// A grant as issued. Its secrets are kept only as hashes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    pub id: GrantId,
+    pub target: Target,
+    #[serde(default)]
+    pub scope: Scope,
+    /// The operator (or, for a delegated grant, the holder) who issued it.
+    pub issuer: String,
+    pub recipient: Recipient,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// How many more times it may be passed on (0: not at all).
+    pub delegation_depth: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<GrantId>,
+    /// SHA-256 of the URL token.
+    pub token_hash: String,
+    /// HMAC of the authorization code.
+    pub code_hash: String,
+}
+
+/// A grant with what happened to it since.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GrantState {
+    #[serde(flatten)]
+    pub grant: Grant,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<Holder>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<Revocation>,
+    /// The expiry has been journaled.
+    #[serde(default)]
+    pub expiry_logged: bool,
+    /// Hashes of further URL tokens, made when the code was redeemed (the
+    /// URL token itself is known only as a hash, so redeeming the code gives
+    /// the holder a URL of its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub url_aliases: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub at: Timestamp,
+    pub by: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Revoked because an ancestor was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<GrantId>,
+}
+
+impl GrantState {
+    pub fn new(grant: Grant) -> GrantState {
+        GrantState {
+            grant,
+            holder: None,
+            bound_at: None,
+            revoked: None,
+            expiry_logged: false,
+            url_aliases: Vec::new(),
+        }
+    }
+
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        now >= self.grant.expires_at
+    }
+
+    /// "active", "bound", "revoked" or "expired" (its own state; ancestors
+    /// are the caller's to check).
+    pub fn status(&self, now: Timestamp) -> &'static str {
+        if self.revoked.is_some() {
+            "revoked"
+        } else if self.is_expired(now) {
+            "expired"
+        } else if self.holder.is_some() {
+            "bound"
+        } else {
+            "active"
+        }
+    }
+}
+
+/// Whether a grant's target is this study (accession targets match through
+/// the study record's accession number).
+pub fn targets(target: &Target, study: &StudyRecord) -> bool {
+    match target {
+        Target::Study(uid) => *uid == study.study_uid,
+        Target::Accession(acc) => !acc.is_empty() && *acc == study.attrs.accession_number,
+    }
+}
+
+/// Whether an instance (of `study`) is within a grant.
+pub fn covers_instance(
+    grant: &Grant,
+    study: &StudyRecord,
+    key: &InstanceKey,
+    sop_class: &str,
+) -> bool {
+    targets(&grant.target, study)
+        && study.series.get(&key.series).is_some_and(|s| {
+            grant
+                .scope
+                .covers(&key.series, &s.attrs.modality, sop_class)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uid(s: &str) -> Uid {
+        Uid::parse(s).unwrap()
+    }
+
+    fn scope(series: Option<&[&str]>, modalities: &[&str]) -> Scope {
+        Scope {
+            series: series.map(|s| s.iter().map(|u| uid(u)).collect()),
+            exclude_modalities: modalities.iter().map(|m| m.to_string()).collect(),
+            exclude_sop_classes: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn covers_by_series_modality_and_class() {
+        let all = Scope::default();
+        assert!(all.covers(&uid("1.1"), "CT", "1.2.3"));
+        let no_pr = scope(None, &["PR"]);
+        assert!(no_pr.covers(&uid("1.1"), "CT", "1.2.3"));
+        assert!(!no_pr.covers(&uid("1.2"), "PR", "1.2.4"));
+        let one = scope(Some(&["1.1"]), &[]);
+        assert!(one.covers(&uid("1.1"), "CT", "x") && !one.covers(&uid("1.2"), "CT", "x"));
+        let mut no_sr = Scope::default();
+        no_sr
+            .exclude_sop_classes
+            .insert("1.2.840.10008.5.1.4.1.1.88.11".into());
+        assert!(!no_sr.covers(&uid("1.1"), "SR", "1.2.840.10008.5.1.4.1.1.88.11"));
+    }
+
+    #[test]
+    fn a_child_scope_may_only_narrow() {
+        let parent = scope(Some(&["1.1", "1.2"]), &["PR"]);
+        assert!(parent.contains(&scope(Some(&["1.1"]), &["PR", "SR"])));
+        assert!(
+            !parent.contains(&scope(Some(&["1.1", "1.3"]), &["PR"])),
+            "new series"
+        );
+        assert!(!parent.contains(&scope(None, &["PR"])), "all series");
+        assert!(!parent.contains(&scope(Some(&["1.1"]), &[])), "PR back in");
+        assert!(Scope::default().contains(&scope(None, &[])));
+    }
+}

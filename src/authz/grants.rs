@@ -1,0 +1,209 @@
+//! Grant state: applied from journal events, held in memory for decisions
+//! in microseconds, mirrored in sled (tree `grants`, with the number of the
+//! last journal record applied) so a start only replays the journal's tail.
+//! `reindex` rebuilds it from the whole journal.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use sled::Transactional;
+
+use super::grant::{GrantId, GrantState, Revocation};
+use crate::journal::{self, Event, JournalError};
+use crate::store::{StoreError, Timestamp};
+
+const APPLIED: &[u8] = b"journal_applied_seq";
+
+#[derive(Default)]
+pub(super) struct State {
+    pub by_id: HashMap<GrantId, GrantState>,
+    pub by_token: HashMap<String, GrantId>,
+    pub by_code: HashMap<String, GrantId>,
+    pub children: HashMap<GrantId, Vec<GrantId>>,
+    pub applied: u64,
+}
+
+impl State {
+    fn index(&mut self, state: &GrantState) {
+        let id = &state.grant.id;
+        self.by_token
+            .insert(state.grant.token_hash.clone(), id.clone());
+        for alias in &state.url_aliases {
+            self.by_token.insert(alias.clone(), id.clone());
+        }
+        self.by_code
+            .insert(state.grant.code_hash.clone(), id.clone());
+        if let Some(parent) = &state.grant.parent {
+            let siblings = self.children.entry(parent.clone()).or_default();
+            if !siblings.contains(id) {
+                siblings.push(id.clone());
+            }
+        }
+    }
+
+    /// Applies one journal event; returns the grants it changed.
+    pub fn apply(&mut self, at: Timestamp, event: &Event) -> Vec<GrantId> {
+        match event {
+            Event::GrantIssued { grant } | Event::GrantDelegated { grant, .. } => {
+                let state = GrantState::new(grant.clone());
+                self.index(&state);
+                self.by_id.insert(grant.id.clone(), state);
+                vec![grant.id.clone()]
+            }
+            Event::GrantBound {
+                grant,
+                holder,
+                alias,
+                ..
+            } => {
+                let Some(state) = self.by_id.get_mut(grant) else {
+                    return vec![];
+                };
+                state.holder = Some(holder.clone());
+                state.bound_at.get_or_insert(at);
+                if let Some(alias) = alias {
+                    state.url_aliases.push(alias.clone());
+                    self.by_token.insert(alias.clone(), grant.clone());
+                }
+                vec![grant.clone()]
+            }
+            Event::GrantRevoked {
+                grant,
+                by,
+                reason,
+                cascade,
+            } => {
+                let mut changed = Vec::new();
+                for (id, via) in std::iter::once((grant, None))
+                    .chain(cascade.iter().map(|c| (c, Some(grant.clone()))))
+                {
+                    if let Some(state) = self.by_id.get_mut(id)
+                        && state.revoked.is_none()
+                    {
+                        state.revoked = Some(Revocation {
+                            at,
+                            by: by.clone(),
+                            reason: reason.clone(),
+                            via,
+                        });
+                        changed.push(id.clone());
+                    }
+                }
+                changed
+            }
+            Event::GrantExpired { grant } => match self.by_id.get_mut(grant) {
+                Some(state) => {
+                    state.expiry_logged = true;
+                    vec![grant.clone()]
+                }
+                None => vec![],
+            },
+            Event::Access(_) => vec![],
+        }
+    }
+
+    /// Every descendant of `id`, depth first.
+    pub fn descendants(&self, id: &GrantId) -> Vec<GrantId> {
+        let mut out = Vec::new();
+        let mut stack: Vec<GrantId> = self.children.get(id).cloned().unwrap_or_default();
+        while let Some(next) = stack.pop() {
+            if let Some(more) = self.children.get(&next) {
+                stack.extend(more.iter().cloned());
+            }
+            out.push(next);
+        }
+        out
+    }
+}
+
+/// The sled mirror.
+pub(super) struct Mirror {
+    grants: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("grant record: {e}"))
+}
+
+impl Mirror {
+    pub fn open(db: &sled::Db) -> Result<Mirror, StoreError> {
+        Ok(Mirror {
+            grants: db.open_tree("grants")?,
+            meta: db.open_tree("grants_meta")?,
+        })
+    }
+
+    pub fn load(&self) -> Result<State, StoreError> {
+        let mut state = State::default();
+        for item in self.grants.iter().values() {
+            let grant: GrantState = serde_json::from_slice(&item?).map_err(corrupt)?;
+            state.index(&grant);
+            state.by_id.insert(grant.grant.id.clone(), grant);
+        }
+        state.applied = match self.meta.get(APPLIED)? {
+            Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(corrupt)?),
+            None => 0,
+        };
+        Ok(state)
+    }
+
+    /// Writes the changed grants and the applied sequence number together.
+    pub fn save(&self, state: &State, changed: &[GrantId], seq: u64) -> Result<(), StoreError> {
+        let mut records = Vec::with_capacity(changed.len());
+        for id in changed {
+            if let Some(grant) = state.by_id.get(id) {
+                records.push((id.0.clone(), serde_json::to_vec(grant).map_err(corrupt)?));
+            }
+        }
+        (&self.grants, &self.meta)
+            .transaction(|(grants, meta)| {
+                for (id, bytes) in &records {
+                    grants.insert(id.as_bytes(), bytes.as_slice())?;
+                }
+                meta.insert(APPLIED, &seq.to_be_bytes())?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Abort(e) => e,
+                sled::transaction::TransactionError::Storage(e) => StoreError::Index(e),
+            })
+    }
+
+    pub fn clear(&self) -> Result<(), StoreError> {
+        self.grants.clear()?;
+        self.meta.clear()?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Applies every journal record after `state.applied` (all of them for a
+/// fresh state), saving each change to the mirror.
+pub(super) fn catch_up(
+    state: &mut State,
+    mirror: &Mirror,
+    journal_dir: &Path,
+) -> Result<usize, ReplayError> {
+    let mut applied = 0;
+    if !journal_dir.exists() {
+        return Ok(0);
+    }
+    for item in journal::read(journal_dir, state.applied + 1)? {
+        let (record, _) = item?;
+        let changed = state.apply(record.at, &record.event);
+        if !changed.is_empty() {
+            mirror.save(state, &changed, record.seq)?;
+            applied += 1;
+        }
+        state.applied = record.seq;
+    }
+    Ok(applied)
+}

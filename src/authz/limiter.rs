@@ -1,0 +1,149 @@
+//! Rate limits on redeeming codes: per client address and for everyone
+//! together, as token buckets. A 50-bit code cannot be guessed at ten tries
+//! a minute per address and a hundred a minute in all.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    /// Attempts allowed at once.
+    pub burst: f64,
+    /// Attempts regained per second.
+    pub per_second: f64,
+}
+
+impl Bucket {
+    fn full(rate: Rate, now: Instant) -> Bucket {
+        Bucket {
+            tokens: rate.burst,
+            updated: now,
+        }
+    }
+
+    fn refill(&mut self, rate: Rate, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate.per_second).min(rate.burst);
+        self.updated = now;
+    }
+
+    /// Time until one attempt is available.
+    fn wait(&self, rate: Rate) -> Duration {
+        Duration::from_secs_f64(((1.0 - self.tokens) / rate.per_second).max(0.0))
+    }
+}
+
+pub struct Limiter {
+    per_address: Rate,
+    global: Rate,
+    state: Mutex<(HashMap<IpAddr, Bucket>, Bucket)>,
+}
+
+impl Limiter {
+    pub fn new(per_address: Rate, global: Rate) -> Limiter {
+        let now = Instant::now();
+        Limiter {
+            per_address,
+            global,
+            state: Mutex::new((HashMap::new(), Bucket::full(global, now))),
+        }
+    }
+
+    /// Ten a minute per address (five at once); a hundred a minute in all.
+    pub fn for_codes() -> Limiter {
+        Limiter::new(
+            Rate {
+                burst: 5.0,
+                per_second: 10.0 / 60.0,
+            },
+            Rate {
+                burst: 100.0,
+                per_second: 100.0 / 60.0,
+            },
+        )
+    }
+
+    /// Takes one attempt for `from`, or says how long to wait.
+    pub fn attempt(&self, from: IpAddr) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (addresses, global) = &mut *guard;
+        if addresses.len() > 100_000 {
+            // Forget addresses whose bucket has refilled anyway.
+            let rate = self.per_address;
+            addresses.retain(|_, b| {
+                b.refill(rate, now);
+                b.tokens < rate.burst
+            });
+        }
+        let mine = addresses
+            .entry(from)
+            .or_insert_with(|| Bucket::full(self.per_address, now));
+        mine.refill(self.per_address, now);
+        global.refill(self.global, now);
+        if mine.tokens < 1.0 {
+            return Err(mine.wait(self.per_address));
+        }
+        if global.tokens < 1.0 {
+            return Err(global.wait(self.global));
+        }
+        mine.tokens -= 1.0;
+        global.tokens -= 1.0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_address_then_global() {
+        let limiter = Limiter::new(
+            Rate {
+                burst: 3.0,
+                per_second: 0.001,
+            },
+            Rate {
+                burst: 5.0,
+                per_second: 0.001,
+            },
+        );
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        assert!((0..3).all(|_| limiter.attempt(a).is_ok()));
+        let wait = limiter.attempt(a).unwrap_err();
+        assert!(wait > Duration::from_secs(100));
+        assert!(limiter.attempt(b).is_ok() && limiter.attempt(b).is_ok());
+        // the global budget of five is spent
+        assert!(limiter.attempt(c).is_err());
+    }
+
+    #[test]
+    fn buckets_refill() {
+        let limiter = Limiter::new(
+            Rate {
+                burst: 1.0,
+                per_second: 50.0,
+            },
+            Rate {
+                burst: 10.0,
+                per_second: 50.0,
+            },
+        );
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(limiter.attempt(a).is_ok());
+        assert!(limiter.attempt(a).is_err());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(limiter.attempt(a).is_ok());
+    }
+}

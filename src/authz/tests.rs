@@ -1,0 +1,554 @@
+//! The decision point, end to end in memory: issue, bind, check, pass on,
+//! revoke, redeem codes, replay from the journal.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::config::GrantsConfig;
+use crate::journal::{self, DenyReason, Event, Journal};
+use crate::store::{Store, Timestamp};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Store,
+    authz: Authz,
+}
+
+fn config() -> GrantsConfig {
+    GrantsConfig {
+        default_ttl: Duration::from_secs(14 * 86400),
+        max_ttl: Duration::from_secs(90 * 86400),
+    }
+}
+
+fn open(dir: &Path, store: &Store) -> Authz {
+    let journal = Journal::open(&dir.join("journal")).unwrap();
+    Authz::open(
+        &store.db,
+        journal,
+        store.index.clone(),
+        &dir.join("authz.key"),
+        config(),
+        "https://gw.example".into(),
+    )
+    .unwrap()
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::temporary(dir.path()).unwrap();
+    let authz = open(dir.path(), &store);
+    Fixture {
+        _dir: dir,
+        store,
+        authz,
+    }
+}
+
+fn request(shape: Shape) -> IssueRequest {
+    IssueRequest {
+        study_uid: Some("1.2.3".into()),
+        accession: None,
+        shape,
+        issuer: "test operator".into(),
+    }
+}
+
+fn token_of(issued: &Issued) -> String {
+    issued.url.rsplit('/').next().unwrap().to_string()
+}
+
+fn from(n: u8) -> IpAddr {
+    IpAddr::from([192, 0, 2, n])
+}
+
+fn anonymous() -> Credentials {
+    Credentials::default()
+}
+
+fn with_token(token: &str) -> Credentials {
+    Credentials {
+        certificate: None,
+        holder_token: Some(token.to_string()),
+    }
+}
+
+fn uzi_cert(ura: &str, role: &str, uzi: &str) -> Credentials {
+    Credentials {
+        certificate: Some(CertIdentity {
+            subject: format!("CN=test {uzi}"),
+            spki_sha256: format!("{uzi:0>64}"),
+            uzi: Uzi::parse(&format!(
+                "2.16.528.1.1003.1.3.5.5.2-1-{uzi}-Z-{ura}-{role}-00000000"
+            )),
+        }),
+        holder_token: None,
+    }
+}
+
+fn caller(credentials: &Credentials, n: u8) -> Caller<'_> {
+    Caller {
+        credentials,
+        from: from(n),
+    }
+}
+
+#[test]
+fn the_first_to_bind_holds_and_everyone_else_gets_the_same_answer() {
+    let f = fixture();
+    let issued = f.authz.issue(request(Shape::default())).unwrap();
+    let token = token_of(&issued);
+    let nobody = anonymous();
+    // before binding: offered for binding, not readable
+    assert!(matches!(
+        f.authz.open_link(&token, caller(&nobody, 1)),
+        Ok(Link::Unbound(_))
+    ));
+    assert!(matches!(
+        f.authz
+            .check(&token, caller(&nobody, 1), journal::AccessKind::Wado),
+        Err(Denied::Neutral(_))
+    ));
+    let bound = f.authz.bind_link(&token, caller(&nobody, 1)).unwrap();
+    let holder = with_token(bound.holder_token.as_deref().unwrap());
+    assert!(
+        f.authz
+            .check(&token, caller(&holder, 1), journal::AccessKind::Wado)
+            .is_ok()
+    );
+    // a second binder, a stranger, a forged holder token, an unknown token
+    let other = anonymous();
+    let denials = [
+        f.authz.bind_link(&token, caller(&other, 2)).map(|_| ()),
+        f.authz
+            .check(&token, caller(&other, 2), journal::AccessKind::Wado)
+            .map(|_| ()),
+        f.authz
+            .check(
+                &token,
+                caller(&with_token("forged"), 2),
+                journal::AccessKind::Wado,
+            )
+            .map(|_| ()),
+        f.authz
+            .check(
+                "unknown-token",
+                caller(&holder, 2),
+                journal::AccessKind::Wado,
+            )
+            .map(|_| ()),
+    ];
+    for denial in denials {
+        assert!(matches!(denial, Err(Denied::Neutral(_))), "{denial:?}");
+    }
+}
+
+#[test]
+fn revoking_cuts_off_the_holder_and_every_grant_passed_on() {
+    let f = fixture();
+    let root = f
+        .authz
+        .issue(request(Shape {
+            delegation_depth: Some(2),
+            ..Shape::default()
+        }))
+        .unwrap();
+    let root_token = token_of(&root);
+    let holder = with_token(
+        f.authz
+            .bind_link(&root_token, caller(&anonymous(), 1))
+            .unwrap()
+            .holder_token
+            .as_deref()
+            .unwrap(),
+    );
+    let child = f
+        .authz
+        .delegate(&root_token, caller(&holder, 1), Shape::default())
+        .unwrap();
+    let child_token = token_of(&child);
+    let child_holder = with_token(
+        f.authz
+            .bind_link(&child_token, caller(&anonymous(), 2))
+            .unwrap()
+            .holder_token
+            .as_deref()
+            .unwrap(),
+    );
+    let grandchild = f
+        .authz
+        .delegate(&child_token, caller(&child_holder, 2), Shape::default())
+        .unwrap();
+    assert!(
+        f.authz
+            .check(
+                &child_token,
+                caller(&child_holder, 2),
+                journal::AccessKind::Wado
+            )
+            .is_ok()
+    );
+    // depth runs out: the grandchild may not be passed on
+    let gc_token = token_of(&grandchild);
+    let gc_holder = with_token(
+        f.authz
+            .bind_link(&gc_token, caller(&anonymous(), 3))
+            .unwrap()
+            .holder_token
+            .as_deref()
+            .unwrap(),
+    );
+    assert!(matches!(
+        f.authz
+            .delegate(&gc_token, caller(&gc_holder, 3), Shape::default()),
+        Err(Denied::Invalid(_))
+    ));
+
+    let cascade = f
+        .authz
+        .revoke(&root.id, "operator", "wrong patient")
+        .unwrap();
+    assert_eq!(cascade.len(), 2);
+    for (token, who) in [
+        (&root_token, &holder),
+        (&child_token, &child_holder),
+        (&gc_token, &gc_holder),
+    ] {
+        assert!(matches!(
+            f.authz
+                .check(token, caller(who, 9), journal::AccessKind::Wado),
+            Err(Denied::Neutral(_))
+        ));
+    }
+    let detail = f.authz.show(&child.id).unwrap();
+    assert_eq!(detail.grant.status, "revoked");
+    assert_eq!(detail.ancestors.len(), 1);
+    assert_eq!(detail.descendants.len(), 1);
+    assert!(
+        f.authz
+            .revoke(&root.id, "operator", "again")
+            .unwrap()
+            .is_empty(),
+        "idempotent"
+    );
+}
+
+#[test]
+fn a_child_cannot_widen_outlive_or_exceed_depth() {
+    let f = fixture();
+    let parent = f
+        .authz
+        .issue(request(Shape {
+            series: vec!["1.2.3.1".into(), "1.2.3.2".into()],
+            exclude_modalities: vec!["PR".into()],
+            expires: Some("2d".into()),
+            delegation_depth: Some(1),
+            ..Shape::default()
+        }))
+        .unwrap();
+    let token = token_of(&parent);
+    let holder = with_token(
+        f.authz
+            .bind_link(&token, caller(&anonymous(), 1))
+            .unwrap()
+            .holder_token
+            .as_deref()
+            .unwrap(),
+    );
+    let tries = [
+        Shape {
+            series: vec!["1.2.3.9".into()],
+            ..Shape::default()
+        },
+        Shape {
+            expires: Some("3d".into()),
+            ..Shape::default()
+        },
+        Shape {
+            delegation_depth: Some(1),
+            ..Shape::default()
+        },
+    ];
+    for shape in tries {
+        assert!(
+            matches!(
+                f.authz.delegate(&token, caller(&holder, 1), shape.clone()),
+                Err(Denied::Invalid(_))
+            ),
+            "{shape:?}"
+        );
+    }
+    // narrower is fine, and keeps the parent's exclusions
+    let child = f
+        .authz
+        .delegate(
+            &token,
+            caller(&holder, 1),
+            Shape {
+                series: vec!["1.2.3.1".into()],
+                expires: Some("1d".into()),
+                ..Shape::default()
+            },
+        )
+        .unwrap();
+    let detail = f.authz.show(&child.id).unwrap();
+    assert!(detail.grant.scope.exclude_modalities.contains("PR"));
+    assert_eq!(detail.grant.delegation_depth, 0);
+    assert!(detail.grant.expires_at <= parent.expires_at);
+}
+
+#[test]
+fn codes_bind_once_report_typos_and_are_rate_limited() {
+    let f = fixture();
+    let issued = f.authz.issue(request(Shape::default())).unwrap();
+    // a typo: caught by the check character, before any lookup
+    let mut typo: Vec<char> = issued.code.chars().collect();
+    typo[0] = if typo[0] == 'A' { 'B' } else { 'A' };
+    let typo: String = typo.into_iter().collect();
+    assert!(matches!(
+        f.authz.redeem(&typo, caller(&anonymous(), 1)),
+        Err(Denied::Typo(_))
+    ));
+    // the right code binds and gives the redeemer its own URL
+    let bound = f
+        .authz
+        .redeem(&issued.code.to_lowercase(), caller(&anonymous(), 1))
+        .unwrap();
+    let url_token = bound.url_token.clone().unwrap();
+    let holder = with_token(bound.holder_token.as_deref().unwrap());
+    assert!(
+        f.authz
+            .check(&url_token, caller(&holder, 1), journal::AccessKind::Page)
+            .is_ok()
+    );
+    assert!(
+        f.authz
+            .check(
+                &token_of(&issued),
+                caller(&holder, 1),
+                journal::AccessKind::Page
+            )
+            .is_ok()
+    );
+    // redeemed again by someone else: the neutral answer
+    assert!(matches!(
+        f.authz.redeem(&issued.code, caller(&anonymous(), 2)),
+        Err(Denied::Neutral(_))
+    ));
+    // wrong codes with valid check characters: counted, then limited
+    let mut limited = false;
+    for _ in 0..10 {
+        let (code, _) = secret::new_code();
+        match f.authz.redeem(&code, caller(&anonymous(), 3)) {
+            Err(Denied::Neutral(DenyReason::UnknownCode)) => {}
+            Err(Denied::RateLimited(wait)) => {
+                assert!(wait > Duration::ZERO);
+                limited = true;
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(limited, "ten wrong codes from one address were not limited");
+    // another address is not held back by the first
+    let (code, _) = secret::new_code();
+    assert!(matches!(
+        f.authz.redeem(&code, caller(&anonymous(), 4)),
+        Err(Denied::Neutral(_))
+    ));
+}
+
+#[test]
+fn organization_grants_need_a_uzi_certificate_of_that_ura_and_role() {
+    let f = fixture();
+    let issued = f
+        .authz
+        .issue(request(Shape {
+            to_ura: Some("90000380".into()),
+            roles: vec!["01.039".into()],
+            ..Shape::default()
+        }))
+        .unwrap();
+    let token = token_of(&issued);
+    for wrong in [
+        anonymous(),
+        uzi_cert("90000999", "01.039", "1111"),
+        uzi_cert("90000380", "01.015", "2222"),
+    ] {
+        assert!(matches!(
+            f.authz.bind_link(&token, caller(&wrong, 1)),
+            Err(Denied::Neutral(_))
+        ));
+    }
+    let radiologist = uzi_cert("90000380", "01.039", "3333");
+    let bound = f.authz.bind_link(&token, caller(&radiologist, 1)).unwrap();
+    assert!(bound.holder_token.is_none(), "bound to the certificate");
+    assert!(
+        f.authz
+            .check(&token, caller(&radiologist, 1), journal::AccessKind::Wado)
+            .is_ok()
+    );
+    // a colleague with the same URA and role is someone else
+    let colleague = uzi_cert("90000380", "01.039", "4444");
+    assert!(matches!(
+        f.authz
+            .check(&token, caller(&colleague, 1), journal::AccessKind::Wado),
+        Err(Denied::Neutral(_))
+    ));
+}
+
+#[test]
+fn state_comes_back_from_the_journal_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::temporary(dir.path()).unwrap();
+    let authz = open(dir.path(), &store);
+    let issued = authz
+        .issue(request(Shape {
+            delegation_depth: Some(1),
+            ..Shape::default()
+        }))
+        .unwrap();
+    let token = token_of(&issued);
+    let holder = with_token(
+        authz
+            .bind_link(&token, caller(&anonymous(), 1))
+            .unwrap()
+            .holder_token
+            .as_deref()
+            .unwrap(),
+    );
+    let child = authz
+        .delegate(&token, caller(&holder, 1), Shape::default())
+        .unwrap();
+    authz.revoke(&child.id, "op", "").unwrap();
+    authz.journal().close();
+    drop(authz);
+    drop(store);
+    // a brand-new sled (the index was lost) and the journal
+    let store = Store::temporary(dir.path()).unwrap();
+    let rebuilt = Authz::rebuild(&store.db, &dir.path().join("journal")).unwrap();
+    assert_eq!(rebuilt, 2);
+    let authz = open(dir.path(), &store);
+    assert!(
+        authz
+            .check(&token, caller(&holder, 1), journal::AccessKind::Wado)
+            .is_ok()
+    );
+    assert_eq!(authz.show(&child.id).unwrap().grant.status, "revoked");
+    // and every event is in the chain
+    let report = journal::verify(&dir.path().join("journal")).unwrap();
+    assert!(report.first_bad.is_none());
+    let kinds: Vec<String> = journal::read(&dir.path().join("journal"), 1)
+        .unwrap()
+        .map(|r| {
+            serde_json::to_value(&r.unwrap().0.event).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for kind in [
+        "grant_issued",
+        "grant_bound",
+        "grant_delegated",
+        "grant_revoked",
+        "access",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} missing from {kinds:?}"
+        );
+    }
+}
+
+#[test]
+fn expiry_cuts_off_and_is_journaled_once() {
+    let f = fixture();
+    let issued = f.authz.issue(request(Shape::default())).unwrap();
+    // make it expire: rewrite its expiry through the state (as time would)
+    {
+        let mut state = f.authz.state.write().unwrap();
+        state.by_id.get_mut(&issued.id).unwrap().grant.expires_at = Timestamp(1);
+    }
+    assert!(matches!(
+        f.authz
+            .open_link(&token_of(&issued), caller(&anonymous(), 1)),
+        Err(Denied::Neutral(DenyReason::Expired))
+    ));
+    assert_eq!(f.authz.expire_due(), 1);
+    assert_eq!(f.authz.expire_due(), 0);
+    let _ = Arc::clone(&f.store.index);
+    let expired = journal::read(f.authz.journal().dir(), 1)
+        .unwrap()
+        .filter(|r| matches!(r.as_ref().unwrap().0.event, Event::GrantExpired { .. }))
+        .count();
+    assert_eq!(expired, 1);
+}
+
+#[test]
+fn issuing_checks_what_is_asked() {
+    let f = fixture();
+    let bad = [
+        IssueRequest {
+            study_uid: None,
+            ..request(Shape::default())
+        },
+        IssueRequest {
+            study_uid: Some("../x".into()),
+            ..request(Shape::default())
+        },
+        IssueRequest {
+            issuer: " ".into(),
+            ..request(Shape::default())
+        },
+        request(Shape {
+            to_ura: Some("123".into()),
+            ..Shape::default()
+        }),
+        request(Shape {
+            roles: vec!["01.039".into()],
+            ..Shape::default()
+        }),
+        request(Shape {
+            to_ura: Some("90000380".into()),
+            roles: vec!["radioloog".into()],
+            ..Shape::default()
+        }),
+        request(Shape {
+            expires: Some("soon".into()),
+            ..Shape::default()
+        }),
+        request(Shape {
+            delegation_depth: Some(9),
+            ..Shape::default()
+        }),
+    ];
+    for req in bad {
+        assert!(
+            matches!(f.authz.issue(req.clone()), Err(AuthzError::Invalid(_))),
+            "{req:?}"
+        );
+    }
+    // expiry is capped by grants.max_ttl
+    let issued = f
+        .authz
+        .issue(request(Shape {
+            expires: Some("400d".into()),
+            ..Shape::default()
+        }))
+        .unwrap();
+    assert!(issued.expires_at <= Timestamp::now().saturating_add(Duration::from_secs(90 * 86400)));
+    // by accession, before the study exists
+    let early = f
+        .authz
+        .issue(IssueRequest {
+            study_uid: None,
+            accession: Some("ACC123".into()),
+            ..request(Shape::default())
+        })
+        .unwrap();
+    assert_eq!(early.covers.state, "not arrived yet");
+}

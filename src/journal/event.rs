@@ -1,0 +1,141 @@
+//! What the journal records (NEN 7513-style): every change to a grant and
+//! every access, allowed or denied — who, what, when (the record's time),
+//! from where, and the outcome.
+
+use serde::{Deserialize, Serialize};
+
+use crate::authz::{Grant, GrantId, Holder};
+use crate::store::Uid;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// An operator issued a grant.
+    GrantIssued {
+        grant: Grant,
+    },
+    /// A holder passed a grant on (doorautoriseren); `grant.parent` is set.
+    GrantDelegated {
+        grant: Grant,
+        by: Who,
+        from: String,
+    },
+    /// The first use bound the grant to its holder.
+    GrantBound {
+        grant: GrantId,
+        holder: Holder,
+        via: BindVia,
+        from: String,
+        /// Hash of the URL token made for a holder who came with the code.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alias: Option<String>,
+    },
+    /// Revoked, with every descendant it cut off.
+    GrantRevoked {
+        grant: GrantId,
+        by: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        cascade: Vec<GrantId>,
+    },
+    /// Its time ran out (journaled when noticed).
+    GrantExpired {
+        grant: GrantId,
+    },
+    Access(Access),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindVia {
+    Url,
+    Code,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Access {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub study: Option<Uid>,
+    pub what: AccessKind,
+    pub who: Who,
+    /// Client address.
+    pub from: String,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub instances: u32,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub bytes: u64,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessKind {
+    Page,
+    Redeem,
+    Bind,
+    Delegate,
+    Qido,
+    Wado,
+    Metadata,
+    Frames,
+    Rendered,
+    Thumbnail,
+    Download,
+}
+
+/// Who asked: a holder (certificate or token) or someone unidentified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Who {
+    Anonymous,
+    /// Presented a client certificate (bound or not).
+    Certificate {
+        identity: String,
+    },
+    /// Presented a holder token.
+    HolderToken {
+        hash_prefix: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", content = "reason", rename_all = "snake_case")]
+pub enum Outcome {
+    Allowed,
+    Denied(DenyReason),
+}
+
+/// Why access was denied: for the audit trail only; the client always gets
+/// one neutral answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    UnknownToken,
+    UnknownCode,
+    CodeTypo,
+    RateLimited,
+    Expired,
+    Revoked,
+    AncestorRevoked,
+    AncestorExpired,
+    OtherHolder,
+    NoCredential,
+    CertificateRequired,
+    WrongOrganization,
+    WrongRole,
+    OutOfScope,
+    NotDelegable,
+    WiderThanParent,
+    InvalidRequest,
+}
