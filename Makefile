@@ -38,6 +38,7 @@ samples:
 bench: bench-deps
 	$(CARGO) build --release --bins
 	./bench/intake.sh --repeat 3
+	./bench/authz.sh
 
 clean:
 	$(CARGO) clean

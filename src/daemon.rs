@@ -11,10 +11,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::authz::{AdminToken, AdminTokenError};
+use crate::authz::{AdminToken, AdminTokenError, Authz, AuthzError};
 use crate::config::Config;
 use crate::dimse::{self, Scp};
 use crate::ingest::{Events, Ingestor, dropfolder, reindex, stability};
+use crate::journal::{Journal, JournalError};
 use crate::store::{Store, StoreError};
 use crate::web::{self, App, tls};
 
@@ -30,6 +31,10 @@ pub enum DaemonError {
     AdminToken(#[from] AdminTokenError),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("grants: {0}")]
+    Authz(#[from] AuthzError),
     #[error("cannot listen on {addr} ({what}): {cause}")]
     Bind {
         what: &'static str,
@@ -49,7 +54,11 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     store: Arc<Store>,
+    journal: Journal,
 }
+
+/// How often expired grants are looked for (their expiry is journaled).
+const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, DaemonError> {
     TcpListener::bind(addr)
@@ -95,6 +104,19 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
             tracing::warn!(file = %path.display(), "not indexed: {reason}");
         }
     }
+    let journal = {
+        let dir = config.journal_dir();
+        blocking(move || Journal::open(&dir)).await??
+    };
+    let authz = {
+        let (db, journal, index) = (store.db.clone(), journal.clone(), store.index.clone());
+        let (key, grants, url) = (
+            config.data_dir.join("authz.key"),
+            config.grants.clone(),
+            config.public_url.clone(),
+        );
+        Arc::new(blocking(move || Authz::open(&db, journal, index, &key, grants, url)).await??)
+    };
     let admin = {
         let path = config.admin.token_file.clone();
         blocking(move || AdminToken::load_or_create(&path)).await??
@@ -126,9 +148,12 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     ));
     let scp = Arc::new(Scp::new(&config.dicom, ingestor.clone()));
     tasks.spawn(dimse::serve(dicom_listener, scp, stop.clone(), DRAIN));
+    tasks.spawn(sweep_expired(authz.clone(), stop.clone()));
     let app = Arc::new(App {
         index: store.index.clone(),
         admin,
+        authz,
+        org_name: config.org_name.clone(),
     });
     tasks.spawn(web::serve(
         http_listener,
@@ -155,7 +180,24 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         shutdown,
         tasks,
         store,
+        journal,
     })
+}
+
+/// Journals the expiry of grants as their time runs out.
+async fn sweep_expired(authz: Arc<Authz>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(EXPIRY_SWEEP) => {}
+            _ = stop.changed() => return,
+        }
+        let authz = authz.clone();
+        if let Ok(expired) = tokio::task::spawn_blocking(move || authz.expire_due()).await
+            && expired > 0
+        {
+            tracing::info!(expired, "grants expired");
+        }
+    }
 }
 
 impl Running {
@@ -163,6 +205,8 @@ impl Running {
     pub async fn stop(mut self) -> Result<(), DaemonError> {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
+        let journal = self.journal.clone();
+        blocking(move || journal.close()).await?;
         let store = self.store.clone();
         blocking(move || store.close()).await??;
         Ok(())

@@ -33,8 +33,82 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Rebuild the index from the instance files (daemon stopped).
+    /// Share a study: a link and a code for one recipient (asks the daemon).
+    Share {
+        /// Study Instance UID (or give --accession for a study still to come).
+        study_uid: Option<String>,
+        /// Accession Number of a study that has not arrived yet.
+        #[arg(long, conflicts_with = "study_uid")]
+        accession: Option<String>,
+        /// Only these series (repeat).
+        #[arg(long = "series", value_name = "UID")]
+        series: Vec<String>,
+        /// Leave out a modality, e.g. PR (repeat).
+        #[arg(long = "exclude-modality", value_name = "MODALITY")]
+        exclude_modality: Vec<String>,
+        /// Leave out a SOP class (repeat).
+        #[arg(long = "exclude-sop-class", value_name = "UID")]
+        exclude_sop_class: Vec<String>,
+        /// Only a UZI card of this organization (URA) may open it.
+        #[arg(long = "to-ura", value_name = "URA")]
+        to_ura: Option<String>,
+        /// …with one of these UZI role codes, e.g. 01.039 (repeat).
+        #[arg(long = "role", value_name = "CODE", requires = "to_ura")]
+        role: Vec<String>,
+        /// How long it is valid, e.g. 7d (default grants.default_ttl).
+        #[arg(long)]
+        expires: Option<String>,
+        /// For the recipient: reason for referral, for whom.
+        #[arg(long)]
+        message: Option<String>,
+        /// How often it may be passed on (doorautoriseren); 0: never.
+        #[arg(long = "delegation-depth", value_name = "N")]
+        delegation_depth: Option<u8>,
+        /// Who shares it (default: your user name).
+        #[arg(long)]
+        issuer: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List grants and their state (asks the daemon).
+    Grants {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a grant and everything passed on from it (asks the daemon).
+    Revoke {
+        grant_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit trail: verify its chain, or export it for an auditor or SIEM.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Rebuild the index from the instance files and the grants from the
+    /// journal (daemon stopped).
     Reindex,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain; names the first record that breaks it.
+    Verify,
+    /// Print records as JSON lines.
+    Export {
+        /// From this time (2026-11-01T08:00:00Z) or this long ago (24h).
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+fn operator() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "operator".to_string())
 }
 
 fn init_logging(format: LogFormat) {
@@ -82,6 +156,80 @@ fn run(args: Args) -> anyhow::Result<()> {
             runtime.block_on(cli::print_studies(&config, json, &mut std::io::stdout()))?;
             Ok(())
         }
+        Command::Share {
+            study_uid,
+            accession,
+            series,
+            exclude_modality,
+            exclude_sop_class,
+            to_ura,
+            role,
+            expires,
+            message,
+            delegation_depth,
+            issuer,
+            json,
+        } => {
+            let args = cli::ShareArgs {
+                study_uid,
+                accession,
+                series,
+                exclude_modalities: exclude_modality,
+                exclude_sop_classes: exclude_sop_class,
+                to_ura,
+                roles: role,
+                expires,
+                message,
+                delegation_depth,
+                issuer: issuer.unwrap_or_else(operator),
+            };
+            if args.study_uid.is_none() && args.accession.is_none() {
+                anyhow::bail!(
+                    "name the study: STUDY_UID, or --accession for a study still to come"
+                );
+            }
+            runtime.block_on(cli::share(&config, args, json, &mut std::io::stdout()))?;
+            Ok(())
+        }
+        Command::Grants { json } => {
+            runtime.block_on(cli::list_grants(&config, json, &mut std::io::stdout()))?;
+            Ok(())
+        }
+        Command::Revoke {
+            grant_id,
+            reason,
+            json,
+        } => {
+            let reason = reason.unwrap_or_default();
+            runtime.block_on(cli::revoke(
+                &config,
+                &grant_id,
+                &operator(),
+                &reason,
+                json,
+                &mut std::io::stdout(),
+            ))?;
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            if !cli::audit::verify(&config, &mut std::io::stdout())? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Export { since },
+        } => {
+            let since = since
+                .map(|s| cli::audit::parse_since(&s))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let count = cli::audit::export(&config, since, &mut std::io::stdout().lock())?;
+            eprintln!("{count} record(s)");
+            Ok(())
+        }
         Command::Reindex => {
             let report = cli::reindex(&config)?;
             for (path, reason) in &report.problems {
@@ -91,9 +239,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                 eprintln!("older duplicate moved aside: {}", path.display());
             }
             println!(
-                "reindex: {} instance(s) indexed, {} file(s) with problems",
+                "reindex: {} instance(s) indexed, {} file(s) with problems; {}",
                 report.indexed,
-                report.problems.len()
+                report.problems.len(),
+                report.extra
             );
             Ok(())
         }

@@ -425,6 +425,14 @@ impl Authz {
             exclude_modalities: &requested.exclude_modalities | &parent.scope.exclude_modalities,
             exclude_sop_classes: &requested.exclude_sop_classes | &parent.scope.exclude_sop_classes,
         };
+        if let (Some(study), Some(series)) = (self.study_for(&parent.target), &scope.series)
+            && let Some(missing) = series.iter().find(|s| !study.series.contains_key(*s))
+        {
+            return refuse(
+                DenyReason::WiderThanParent,
+                format!("series {missing} is not part of the study"),
+            );
+        }
         if !parent.scope.contains(&scope) {
             return refuse(
                 DenyReason::WiderThanParent,

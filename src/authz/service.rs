@@ -282,14 +282,20 @@ impl Authz {
 
     /// Whether the caller is the holder, compared in constant time.
     fn holds(holder: &Holder, credentials: &Credentials) -> bool {
+        let presented = credentials.holder_token.as_deref().map(secret::token_hash);
+        Self::holds_hashed(holder, credentials, presented.as_deref())
+    }
+
+    /// `holds`, with the presented holder token already hashed.
+    fn holds_hashed(holder: &Holder, credentials: &Credentials, presented: Option<&str>) -> bool {
         match holder {
             Holder::Certificate(bound) => credentials
                 .certificate
                 .as_ref()
-                .is_some_and(|presented| presented.same_holder(bound)),
-            Holder::Token { hash } => credentials.holder_token.as_ref().is_some_and(|token| {
-                bool::from(secret::token_hash(token).as_bytes().ct_eq(hash.as_bytes()))
-            }),
+                .is_some_and(|cert| cert.same_holder(bound)),
+            Holder::Token { hash } => {
+                presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(hash.as_bytes())))
+            }
         }
     }
 
@@ -340,20 +346,42 @@ impl Authz {
         caller: Caller<'_>,
         what: AccessKind,
     ) -> Result<Allowed, Denied> {
-        let (id, found) = self.find(token, Timestamp::now());
-        let grant = match found {
-            Ok(grant) => grant,
-            Err(reason) => return self.deny(id.as_ref(), what, caller, reason),
+        // The same work whatever the outcome: both hashes first, one lookup,
+        // the grant copied only once it is allowed. A refusal then takes as
+        // long for an unknown token as for someone else's.
+        let hash = secret::token_hash(token);
+        let presented = caller
+            .credentials
+            .holder_token
+            .as_deref()
+            .map(secret::token_hash);
+        let now = Timestamp::now();
+        let (id, verdict) = {
+            let state = self.read();
+            match state.by_token.get(&hash).and_then(|id| state.by_id.get(id)) {
+                None => (None, Err(DenyReason::UnknownToken)),
+                Some(grant) => {
+                    let verdict =
+                        Self::live(&state, grant, now).and_then(|()| match &grant.holder {
+                            Some(holder)
+                                if Self::holds_hashed(
+                                    holder,
+                                    caller.credentials,
+                                    presented.as_deref(),
+                                ) =>
+                            {
+                                Ok(Allowed {
+                                    grant: grant.clone(),
+                                })
+                            }
+                            Some(_) => Err(DenyReason::OtherHolder),
+                            None => Err(DenyReason::NoCredential),
+                        });
+                    (Some(grant.grant.id.clone()), verdict)
+                }
+            }
         };
-        let verdict = match &grant.holder {
-            Some(holder) if Self::holds(holder, caller.credentials) => Ok(()),
-            Some(_) => Err(DenyReason::OtherHolder),
-            None => Err(DenyReason::NoCredential),
-        };
-        match verdict {
-            Ok(()) => Ok(Allowed { grant }),
-            Err(reason) => self.deny(id.as_ref(), what, caller, reason),
-        }
+        verdict.or_else(|reason| self.deny(id.as_ref(), what, caller, reason))
     }
 
     /// Opening a link: the holder gets in; an unbound grant is offered for

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::{Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -125,12 +125,38 @@ impl AdminClient {
 
     /// GETs `path` and returns the JSON body; gives up after 30 s.
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, ClientError> {
-        tokio::time::timeout(std::time::Duration::from_secs(30), self.fetch_json(path))
-            .await
-            .map_err(|_| ClientError::Http("no answer within 30 s".into()))?
+        self.call(Method::GET, path, None).await
     }
 
-    async fn fetch_json(&self, path: &str) -> Result<serde_json::Value, ClientError> {
+    /// POSTs a JSON body to `path` and returns the JSON answer.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, ClientError> {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            self.exchange(method, path, body),
+        )
+        .await
+        .map_err(|_| ClientError::Http("no answer within 30 s".into()))?
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, ClientError> {
         let tcp = TcpStream::connect(self.addr)
             .await
             .map_err(|cause| ClientError::Connect {
@@ -149,10 +175,14 @@ impl AdminClient {
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?;
         tokio::spawn(connection);
-        let request = Request::get(path)
+        let payload = body.map(|b| b.to_string()).unwrap_or_default();
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
             .header(header::HOST, "localhost")
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
-            .body(Empty::<Bytes>::new())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(payload)))
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let response = sender
             .send_request(request)
@@ -165,10 +195,14 @@ impl AdminClient {
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?
             .to_bytes();
-        if status != StatusCode::OK {
+        if !status.is_success() {
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
             return Err(ClientError::Status {
                 status,
-                body: String::from_utf8_lossy(&body).into_owned(),
+                body: message,
             });
         }
         serde_json::from_slice(&body).map_err(|e| ClientError::Http(format!("bad JSON: {e}")))

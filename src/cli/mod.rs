@@ -2,8 +2,11 @@
 //! admin API (sled allows one opener), except `reindex`, which needs the
 //! daemon stopped.
 
+pub mod audit;
 mod client;
+mod grants;
 mod studies;
 
 pub use client::{AdminClient, ClientError};
+pub use grants::{ShareArgs, list as list_grants, revoke, share};
 pub use studies::{print_studies, reindex};

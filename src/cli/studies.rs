@@ -84,9 +84,15 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Rebuilds the index from the files; the daemon must be stopped.
+/// Rebuilds the index from the files and the grants from the journal; the
+/// daemon must be stopped.
 pub fn reindex(config: &Config) -> Result<Report, StoreError> {
-    reindex::rebuild(config)
+    let journal = config.journal_dir();
+    reindex::rebuild(config, |db| {
+        crate::authz::Authz::rebuild(db, &journal)
+            .map(|grants| format!("{grants} grant(s) rebuilt from the journal"))
+            .map_err(|e| format!("grants cannot be rebuilt from the journal: {e}"))
+    })
 }
 
 #[cfg(test)]

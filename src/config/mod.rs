@@ -149,6 +149,10 @@ impl Config {
         self.data_dir.join("tmp")
     }
 
+    pub fn journal_dir(&self) -> PathBuf {
+        self.data_dir.join("journal")
+    }
+
     pub fn tls_dir(&self) -> PathBuf {
         self.data_dir.join("tls")
     }

@@ -17,6 +17,8 @@ use crate::store::{
 #[derive(Debug, Default)]
 pub struct Report {
     pub indexed: usize,
+    /// What the extra step (grants from the journal) reported.
+    pub extra: String,
     pub removed: usize,
     /// Older duplicates moved to `orphaned/`.
     pub orphaned: Vec<PathBuf>,
@@ -27,9 +29,14 @@ pub struct Report {
 /// Builds a new index from every instance file, then swaps it in; the old
 /// index (readable or not) is kept as `<version>.previous` until the next
 /// rebuild. Studies whose last instance is older than `dicom.stable_after`
-/// come back complete, so nothing is announced twice. The daemon must be
+/// come back complete, so nothing is announced twice. `extra` runs on the
+/// new database before it is swapped in (the grants are rebuilt there from
+/// the journal); if it fails, the old index stays. The daemon must be
 /// stopped: the data directory lock says so.
-pub fn rebuild(config: &Config) -> Result<Report, StoreError> {
+pub fn rebuild(
+    config: &Config,
+    extra: impl FnOnce(&sled::Db) -> Result<String, String>,
+) -> Result<Report, StoreError> {
     private_dir(&config.data_dir)?;
     let _lock = DataDirLock::acquire(&config.data_dir)?;
     let index_root = config.index_dir();
@@ -40,7 +47,9 @@ pub fn rebuild(config: &Config) -> Result<Report, StoreError> {
         fs::remove_dir_all(&building)?;
     }
     let files = FileStore::open(config.instances_dir(), config.tmp_dir())?;
-    let index: Arc<dyn Index> = Arc::new(SledIndex::open(&building)?);
+    let sled_index = SledIndex::open(&building)?;
+    let db = sled_index.db().clone();
+    let index: Arc<dyn Index> = Arc::new(sled_index);
     let ingestor = Ingestor::new(
         files,
         index.clone(),
@@ -58,9 +67,11 @@ pub fn rebuild(config: &Config) -> Result<Report, StoreError> {
             index.mark_complete(&study.study_uid, study.last_arrival, due)?;
         }
     }
+    report.extra = extra(&db).map_err(StoreError::Corrupt)?;
     index.flush()?;
     drop(ingestor);
     drop(index);
+    drop(db);
     swap_in(&index_root, &building, &live)?;
     Ok(report)
 }

@@ -6,8 +6,10 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use serde::Serialize;
 
-use super::{App, Body, Endpoint, WebError, json};
+use super::{App, Body, Endpoint, WebError, json, request};
+use crate::authz::{AuthzError, GrantId, IssueRequest};
 use crate::store::{PatientAttrs, SeriesRecord, StudyRecord, Timestamp, Uid};
+use serde::Deserialize;
 
 /// A study as the admin API and `pushgate studies --json` show it.
 #[derive(Debug, Serialize)]
@@ -78,10 +80,18 @@ impl StudyView {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    by: String,
+    #[serde(default)]
+    reason: String,
+}
+
 pub(super) async fn handle(
     app: &Arc<App>,
     endpoint: Endpoint,
-    request: &Request<Incoming>,
+    request: Request<Incoming>,
 ) -> Result<Response<Body>, WebError> {
     let authorization = request
         .headers()
@@ -91,6 +101,7 @@ pub(super) async fn handle(
         return Err(WebError::Unauthorized);
     }
     let index = app.index.clone();
+    let authz = app.authz.clone();
     match endpoint {
         Endpoint::AdminStudies => {
             let studies = blocking(move || index.studies()).await?;
@@ -108,8 +119,44 @@ pub(super) async fn handle(
                 .ok_or(WebError::NotFound)?;
             Ok(json(StatusCode::OK, &StudyView::new(study, true)))
         }
+        Endpoint::AdminGrants => Ok(json(StatusCode::OK, &authz.list())),
+        Endpoint::AdminGrant(id) => {
+            let detail = authz.show(&GrantId(id)).ok_or(WebError::NotFound)?;
+            Ok(json(StatusCode::OK, &detail))
+        }
+        Endpoint::AdminIssue => {
+            let (parts, body) = request::body(request).await?;
+            let issue: IssueRequest = request::parse(&parts, &body)?;
+            let issued = authz_call(move || authz.issue(issue)).await?;
+            Ok(json(StatusCode::CREATED, &issued))
+        }
+        Endpoint::AdminRevoke(id) => {
+            let (parts, body) = request::body(request).await?;
+            let revoke: RevokeRequest = request::parse(&parts, &body)?;
+            let grant = GrantId(id);
+            let g = grant.clone();
+            let cascade = authz_call(move || authz.revoke(&g, &revoke.by, &revoke.reason)).await?;
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({ "revoked": grant, "cascade": cascade }),
+            ))
+        }
         _ => Err(WebError::NotFound),
     }
+}
+
+/// Runs a grant change (which waits for the journal) off the async threads.
+async fn authz_call<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AuthzError> + Send + 'static,
+) -> Result<T, WebError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            AuthzError::Invalid(message) => WebError::BadRequest(message),
+            AuthzError::NotFound => WebError::NotFound,
+            other => WebError::Unavailable(other.to_string()),
+        })
 }
 
 /// Runs an index call off the async threads.

@@ -19,6 +19,9 @@ pub enum WebError {
     BadRequest(String),
     #[error("internal error")]
     Internal(String),
+    /// Something the request needs is failing (the journal); nothing changed.
+    #[error("temporarily unavailable; nothing was changed")]
+    Unavailable(String),
 }
 
 impl WebError {
@@ -29,12 +32,13 @@ impl WebError {
             WebError::Unauthorized => StatusCode::UNAUTHORIZED,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     pub fn into_response(self) -> Response<Body> {
-        if let WebError::Internal(detail) = &self {
-            tracing::error!("internal error: {detail}");
+        if let WebError::Internal(detail) | WebError::Unavailable(detail) = &self {
+            tracing::error!("{self}: {detail}");
         }
         let mut response = json(
             self.status(),

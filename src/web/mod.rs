@@ -4,7 +4,10 @@
 
 mod admin;
 mod error;
+mod pages;
+mod request;
 mod router;
+mod share;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -27,8 +30,9 @@ use tokio_rustls::TlsAcceptor;
 pub use error::WebError;
 pub use router::Endpoint;
 
-use crate::authz::AdminToken;
+use crate::authz::{AdminToken, Authz, CertIdentity};
 use crate::store::Index;
+use request::Connection;
 
 pub type Body = BoxBody<Bytes, io::Error>;
 
@@ -41,6 +45,8 @@ const H2_KEEPALIVE: Duration = Duration::from_secs(30);
 pub struct App {
     pub index: Arc<dyn Index>,
     pub admin: AdminToken,
+    pub authz: Arc<Authz>,
+    pub org_name: String,
 }
 
 pub fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
@@ -65,22 +71,56 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body>
 
 async fn handle(
     app: Arc<App>,
-    peer: SocketAddr,
+    connection: Arc<Connection>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let endpoint = router::route(request.method(), request.uri().path());
     let response = match endpoint {
+        // Under /s/ even a path that does not exist gets the neutral answer.
+        Err(WebError::NotFound) if request.uri().path().starts_with("/s/") => {
+            share::neutral(request::wants_html(&request))
+        }
         Err(e) => e.into_response(),
         // For the local monitoring agent; not announced to the network.
-        Ok(Endpoint::Healthz) if !peer.ip().is_loopback() => WebError::NotFound.into_response(),
+        Ok(Endpoint::Healthz) if !connection.peer.ip().is_loopback() => {
+            WebError::NotFound.into_response()
+        }
         Ok(Endpoint::Healthz) => full(StatusCode::OK, "text/plain", "ok\n"),
-        Ok(endpoint @ (Endpoint::AdminStudies | Endpoint::AdminStudy(_))) => {
-            admin::handle(&app, endpoint, &request)
-                .await
-                .unwrap_or_else(WebError::into_response)
+        Ok(
+            endpoint @ (Endpoint::AdminStudies
+            | Endpoint::AdminStudy(_)
+            | Endpoint::AdminGrants
+            | Endpoint::AdminIssue
+            | Endpoint::AdminGrant(_)
+            | Endpoint::AdminRevoke(_)),
+        ) => admin::handle(&app, endpoint, request)
+            .await
+            .unwrap_or_else(WebError::into_response),
+        Ok(endpoint) => {
+            let html = request::wants_html(&request);
+            let share = endpoint.is_share();
+            match share::handle(&app, endpoint, request, &connection).await {
+                Ok(response) => response,
+                Err(WebError::NotFound) if share => share::neutral(html),
+                Err(e) => e.into_response(),
+            }
         }
     };
     Ok(response)
+}
+
+/// The identity of a verified client certificate, if one was presented.
+fn client_certificate(
+    tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+) -> Option<CertIdentity> {
+    let der = tls.get_ref().1.peer_certificates()?.first()?;
+    match CertIdentity::from_der(der.as_ref()) {
+        Ok(identity) => Some(identity),
+        Err(e) => {
+            tracing::warn!("unreadable client certificate: {e}");
+            None
+        }
+    }
 }
 
 /// Serves HTTPS on `listener` until `shutdown`, then lets open requests
@@ -143,8 +183,13 @@ pub async fn serve(
                         return;
                     }
                 };
-            let service =
-                hyper::service::service_fn(move |request| handle(app.clone(), peer, request));
+            let connection = Arc::new(Connection {
+                peer,
+                certificate: client_certificate(&tls),
+            });
+            let service = hyper::service::service_fn(move |request| {
+                handle(app.clone(), connection.clone(), request)
+            });
             let connection = builder.serve_connection(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, "HTTP connection ended: {e}");

@@ -7,25 +7,76 @@ use super::WebError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     Healthz,
+    /// The code entry page.
+    Home,
+    Redeem,
+    /// A shared study's page (or the offer to bind it).
+    Share(String),
+    Bind(String),
+    Delegate(String),
     AdminStudies,
     AdminStudy(String),
+    AdminGrants,
+    AdminIssue,
+    AdminGrant(String),
+    AdminRevoke(String),
+}
+
+impl Endpoint {
+    /// Under `/s/{token}`: answers there must never tell a valid token from
+    /// an invalid one.
+    pub fn is_share(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::Share(_) | Endpoint::Bind(_) | Endpoint::Delegate(_)
+        )
+    }
+}
+
+fn segment(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
 }
 
 pub fn route(method: &Method, path: &str) -> Result<Endpoint, WebError> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (endpoint, allow) = match segments.as_slice() {
-        ["healthz"] => (Endpoint::Healthz, "GET, HEAD"),
-        ["admin", "v1", "studies"] => (Endpoint::AdminStudies, "GET, HEAD"),
-        ["admin", "v1", "studies", uid] if !uid.is_empty() => {
-            (Endpoint::AdminStudy((*uid).to_string()), "GET, HEAD")
+    let get = method == Method::GET || method == Method::HEAD;
+    let post = method == Method::POST;
+    let found = match (segments.as_slice(), get, post) {
+        ([""], true, _) => Endpoint::Home,
+        (["healthz"], true, _) => Endpoint::Healthz,
+        (["redeem"], _, true) => Endpoint::Redeem,
+        (["s", token], true, _) => Endpoint::Share(segment(token).ok_or(WebError::NotFound)?),
+        (["s", token], _, true) => Endpoint::Bind(segment(token).ok_or(WebError::NotFound)?),
+        (["s", token, "delegate"], _, true) => {
+            Endpoint::Delegate(segment(token).ok_or(WebError::NotFound)?)
+        }
+        (["admin", "v1", "studies"], true, _) => Endpoint::AdminStudies,
+        (["admin", "v1", "studies", uid], true, _) => {
+            Endpoint::AdminStudy(segment(uid).ok_or(WebError::NotFound)?)
+        }
+        (["admin", "v1", "grants"], true, _) => Endpoint::AdminGrants,
+        (["admin", "v1", "grants"], _, true) => Endpoint::AdminIssue,
+        (["admin", "v1", "grants", id], true, _) => {
+            Endpoint::AdminGrant(segment(id).ok_or(WebError::NotFound)?)
+        }
+        (["admin", "v1", "grants", id, "revoke"], _, true) => {
+            Endpoint::AdminRevoke(segment(id).ok_or(WebError::NotFound)?)
+        }
+        // Known paths, other methods.
+        ([""] | ["healthz"] | ["admin", "v1", "studies", ..], _, _) => {
+            return Err(WebError::MethodNotAllowed { allow: "GET, HEAD" });
+        }
+        (["redeem"] | ["admin", "v1", "grants", _, "revoke"], _, _) => {
+            return Err(WebError::MethodNotAllowed { allow: "POST" });
+        }
+        (["admin", "v1", "grants"] | ["admin", "v1", "grants", _], _, _) => {
+            return Err(WebError::MethodNotAllowed {
+                allow: "GET, HEAD, POST",
+            });
         }
         _ => return Err(WebError::NotFound),
     };
-    if method == Method::GET || method == Method::HEAD {
-        Ok(endpoint)
-    } else {
-        Err(WebError::MethodNotAllowed { allow })
-    }
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -34,25 +85,48 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(route(&Method::GET, "/healthz").unwrap(), Endpoint::Healthz);
+        let ok = |m: Method, p: &str| route(&m, p).unwrap();
+        assert_eq!(ok(Method::GET, "/"), Endpoint::Home);
+        assert_eq!(ok(Method::GET, "/healthz"), Endpoint::Healthz);
+        assert_eq!(ok(Method::POST, "/redeem"), Endpoint::Redeem);
+        assert_eq!(ok(Method::GET, "/s/abc"), Endpoint::Share("abc".into()));
+        assert_eq!(ok(Method::POST, "/s/abc"), Endpoint::Bind("abc".into()));
         assert_eq!(
-            route(&Method::GET, "/admin/v1/studies").unwrap(),
-            Endpoint::AdminStudies
+            ok(Method::POST, "/s/abc/delegate"),
+            Endpoint::Delegate("abc".into())
         );
+        assert_eq!(ok(Method::GET, "/admin/v1/studies"), Endpoint::AdminStudies);
         assert_eq!(
-            route(&Method::GET, "/admin/v1/studies/1.2.3").unwrap(),
+            ok(Method::GET, "/admin/v1/studies/1.2.3"),
             Endpoint::AdminStudy("1.2.3".into())
         );
-        assert!(matches!(
-            route(&Method::GET, "/admin/v1/studies/"),
-            Err(WebError::NotFound)
-        ));
-        assert!(matches!(
-            route(&Method::GET, "/nope"),
-            Err(WebError::NotFound)
-        ));
+        assert_eq!(ok(Method::POST, "/admin/v1/grants"), Endpoint::AdminIssue);
+        assert_eq!(
+            ok(Method::GET, "/admin/v1/grants/g1"),
+            Endpoint::AdminGrant("g1".into())
+        );
+        assert_eq!(
+            ok(Method::POST, "/admin/v1/grants/g1/revoke"),
+            Endpoint::AdminRevoke("g1".into())
+        );
+        for (m, p) in [
+            (Method::GET, "/s/"),
+            (Method::GET, "/s/abc/x"),
+            (Method::GET, "/nope"),
+            (Method::GET, "/admin/v1/studies/"),
+        ] {
+            assert!(matches!(route(&m, p), Err(WebError::NotFound)), "{m} {p}");
+        }
         assert!(matches!(
             route(&Method::POST, "/healthz"),
+            Err(WebError::MethodNotAllowed { .. })
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/redeem"),
+            Err(WebError::MethodNotAllowed { .. })
+        ));
+        assert!(matches!(
+            route(&Method::DELETE, "/admin/v1/grants/g1"),
             Err(WebError::MethodNotAllowed { .. })
         ));
     }

@@ -2,6 +2,7 @@
 //! DCMTK tools as peers.
 #![allow(dead_code)]
 
+pub mod pki;
 pub mod scu;
 
 use std::io::{BufRead, BufReader};
@@ -152,12 +153,17 @@ impl Daemon {
                 self.dicom_port
             )
         };
+        let http = if self.extra.contains("[http]") {
+            String::new()
+        } else {
+            format!("[http]\nlisten = \"127.0.0.1:{}\"\n", self.http_port)
+        };
         let text = format!(
-            "data_dir = \"{}\"\n{dicom}[http]\nlisten = \"127.0.0.1:{}\"\n{}\n",
+            "data_dir = \"{}\"\n{dicom}{http}{}\n",
             self.data_dir().display(),
-            self.http_port,
             self.extra
-                .replace("DICOM_PORT", &self.dicom_port.to_string()),
+                .replace("DICOM_PORT", &self.dicom_port.to_string())
+                .replace("HTTP_PORT", &self.http_port.to_string()),
         );
         std::fs::write(&self.config, text).unwrap();
     }
@@ -350,6 +356,90 @@ impl Daemon {
             .arg(self.dicom.port().to_string())
             .output()
             .unwrap()
+    }
+}
+
+/// An HTTPS answer as curl saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    /// Header lines, lower-cased names, without Date.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// What to send besides method and path.
+#[derive(Default, Clone)]
+pub struct Ask<'a> {
+    pub headers: Vec<(&'a str, String)>,
+    pub body: Option<String>,
+    pub form: bool,
+    pub cert: Option<&'a pki::ClientCert>,
+    /// Source address on loopback (127.0.0.x), to be several clients.
+    pub from: Option<String>,
+}
+
+impl Daemon {
+    /// One request with curl (HTTP/2 when offered), no redirects followed.
+    pub fn https(&self, method: &str, path: &str, ask: Ask<'_>) -> Reply {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sk", "-i", "--max-time", "20", "-X", method]);
+        for (name, value) in &ask.headers {
+            cmd.arg("-H").arg(format!("{name}: {value}"));
+        }
+        if let Some(body) = &ask.body {
+            if !ask.form {
+                cmd.args(["-H", "Content-Type: application/json"]);
+            }
+            cmd.arg("--data-binary").arg(body);
+        }
+        if let Some(cert) = ask.cert {
+            cmd.arg("--cert")
+                .arg(&cert.cert)
+                .arg("--key")
+                .arg(&cert.key);
+        }
+        if let Some(from) = &ask.from {
+            cmd.arg("--interface").arg(from);
+        }
+        cmd.arg(format!("https://{}{}", self.http, path));
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        // No answer at all (a refused TLS handshake): status 0.
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or(("", ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .filter(|(n, _)| n != "date")
+            .collect();
+        Reply {
+            status,
+            headers,
+            body: body.to_string(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.https("GET", path, Ask::default())
     }
 }
 

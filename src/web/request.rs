@@ -1,0 +1,183 @@
+//! What handlers need from a request: the caller's credentials, whether it
+//! is a browser, and a small body.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, header};
+use serde::de::DeserializeOwned;
+
+use super::WebError;
+use crate::authz::{CertIdentity, Credentials};
+
+/// Largest request body accepted (forms and JSON).
+const MAX_BODY: usize = 64 * 1024;
+/// The holder-token cookie, scoped to its grant's path.
+pub const HOLDER_COOKIE: &str = "pushgate_holder";
+
+/// What the TLS layer learned about the connection.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    /// A client certificate that chained to `http.client_ca`.
+    pub certificate: Option<CertIdentity>,
+}
+
+/// A browser asks for HTML; programs get JSON.
+pub fn wants_html<B>(request: &Request<B>) -> bool {
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    accept.contains("text/html") && !accept.starts_with("application/json")
+}
+
+/// Credentials: the connection's certificate, and a holder token from
+/// `Authorization: Bearer` or the holder cookie.
+pub fn credentials<B>(request: &Request<B>, connection: &Connection) -> Credentials {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
+        .map(|v| v[7..].trim().to_string());
+    let cookie = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == HOLDER_COOKIE)
+        .map(|(_, value)| value.to_string());
+    Credentials {
+        certificate: connection.certificate.clone(),
+        holder_token: bearer.or(cookie).filter(|t| !t.is_empty()),
+    }
+}
+
+/// The Set-Cookie value for a holder token, limited to its grant's URLs.
+pub fn holder_cookie(token: &str, url_token: &str) -> String {
+    format!(
+        "{HOLDER_COOKIE}={token}; Path=/s/{url_token}; Secure; HttpOnly; SameSite=Strict; Max-Age=31536000"
+    )
+}
+
+pub async fn body(
+    request: Request<Incoming>,
+) -> Result<(hyper::http::request::Parts, Bytes), WebError> {
+    let (parts, body) = request.into_parts();
+    let bytes = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| WebError::BadRequest(format!("request body: {e}")))?
+        .to_bytes();
+    Ok((parts, bytes))
+}
+
+/// Reads a JSON body, or a form (`application/x-www-form-urlencoded`).
+pub fn parse<T: DeserializeOwned>(
+    parts: &hyper::http::request::Parts,
+    bytes: &[u8],
+) -> Result<T, WebError> {
+    let form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        let pairs: serde_json::Map<String, serde_json::Value> = form_pairs(bytes)
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        serde_json::from_value(serde_json::Value::Object(pairs))
+            .map_err(|e| WebError::BadRequest(e.to_string()))
+    } else if bytes.is_empty() {
+        serde_json::from_value(serde_json::json!({}))
+            .map_err(|e| WebError::BadRequest(e.to_string()))
+    } else {
+        serde_json::from_slice(bytes).map_err(|e| WebError::BadRequest(format!("JSON: {e}")))
+    }
+}
+
+fn form_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(bytes)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(high), Some(low)) => {
+                        out.push((high * 16 + low) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_decode() {
+        assert_eq!(
+            form_pairs(b"code=ABCD-EFGH-JKM&message=voor+dr.+de+Vries%2C+spoed&x"),
+            vec![
+                ("code".into(), "ABCD-EFGH-JKM".into()),
+                ("message".into(), "voor dr. de Vries, spoed".into()),
+                ("x".into(), "".into())
+            ]
+        );
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%é1"), "%é1");
+    }
+
+    #[test]
+    fn credentials_from_bearer_or_cookie() {
+        let connection = Connection {
+            peer: "127.0.0.1:1".parse().unwrap(),
+            certificate: None,
+        };
+        let request = Request::builder()
+            .header("Cookie", "a=b; pushgate_holder=tok")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            credentials(&request, &connection).holder_token.as_deref(),
+            Some("tok")
+        );
+        let request = Request::builder()
+            .header("Authorization", "Bearer xyz")
+            .header("Cookie", "pushgate_holder=tok")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            credentials(&request, &connection).holder_token.as_deref(),
+            Some("xyz")
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! The recipient's side: the code page, redeeming, binding, the shared
+//! study's page, passing a grant on. Every decision is the authz module's;
+//! this only turns its answers into HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode, header};
+use serde::Deserialize;
+
+use super::request::{self, Connection};
+use super::{App, Body, Endpoint, WebError, full, json, pages};
+use crate::authz::{Authz, Bound, Caller, Credentials, Denied, Link, Shape};
+
+#[derive(Deserialize)]
+struct RedeemForm {
+    code: String,
+}
+
+/// Runs an authz call (which may wait for the journal) off the async threads.
+async fn decide<T: Send + 'static>(
+    authz: &Arc<Authz>,
+    credentials: Credentials,
+    connection: &Connection,
+    f: impl FnOnce(&Authz, Caller<'_>) -> T + Send + 'static,
+) -> Result<T, WebError> {
+    let authz = authz.clone();
+    let from = connection.peer.ip();
+    tokio::task::spawn_blocking(move || {
+        let caller = Caller {
+            credentials: &credentials,
+            from,
+        };
+        f(&authz, caller)
+    })
+    .await
+    .map_err(|e| WebError::Internal(e.to_string()))
+}
+
+fn no_store(mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+/// The one answer for anything under `/s/` that is not the caller's: same
+/// status, same body, whatever the reason.
+pub fn neutral(html: bool) -> Response<Body> {
+    let response = if html {
+        full(
+            StatusCode::NOT_FOUND,
+            "text/html; charset=utf-8",
+            pages::not_found(),
+        )
+    } else {
+        json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({ "error": "not found" }),
+        )
+    };
+    no_store(response)
+}
+
+fn denied(denial: Denied, html: bool, org: &str) -> Response<Body> {
+    match denial {
+        Denied::Neutral(_) => neutral(html),
+        Denied::Typo(e) => {
+            let message = e.to_string();
+            if html {
+                full(
+                    StatusCode::BAD_REQUEST,
+                    "text/html; charset=utf-8",
+                    pages::code_entry(org, Some(&message)),
+                )
+            } else {
+                json(
+                    StatusCode::BAD_REQUEST,
+                    &serde_json::json!({ "error": message }),
+                )
+            }
+        }
+        Denied::RateLimited(wait) => {
+            let seconds = wait.max(Duration::from_secs(1)).as_secs().to_string();
+            let mut response = json(
+                StatusCode::TOO_MANY_REQUESTS,
+                &serde_json::json!({ "error": "too many attempts; try again later" }),
+            );
+            if let Ok(value) = seconds.parse() {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+        Denied::Invalid(message) => json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &serde_json::json!({ "error": message }),
+        ),
+        Denied::Unavailable(detail) => {
+            tracing::error!("a grant change could not be journaled: {detail}");
+            json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({ "error": "cannot record this now; nothing was changed" }),
+            )
+        }
+    }
+}
+
+fn see_other(location: &str, cookie: Option<String>) -> Response<Body> {
+    let mut response = full(StatusCode::SEE_OTHER, "text/plain", "");
+    if let Ok(value) = location.parse() {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    if let Some(value) = cookie.and_then(|c| c.parse().ok()) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    no_store(response)
+}
+
+/// After binding: a browser is sent to the study page with its cookie, a
+/// program gets the URL and its holder token.
+fn bound(app: &App, bound: Bound, token: &str, html: bool) -> Response<Body> {
+    let token = bound.url_token.as_deref().unwrap_or(token);
+    let url = app.authz.url_for(token);
+    if html {
+        let cookie = bound
+            .holder_token
+            .as_deref()
+            .map(|t| request::holder_cookie(t, token));
+        return see_other(&format!("/s/{token}"), cookie);
+    }
+    no_store(json(
+        StatusCode::OK,
+        &serde_json::json!({ "url": url, "holder_token": bound.holder_token, "grant": bound.grant }),
+    ))
+}
+
+pub(super) async fn handle(
+    app: &Arc<App>,
+    endpoint: Endpoint,
+    request: Request<Incoming>,
+    connection: &Connection,
+) -> Result<Response<Body>, WebError> {
+    let html = request::wants_html(&request);
+    let credentials = request::credentials(&request, connection);
+    let org = app.org_name.clone();
+    Ok(match endpoint {
+        Endpoint::Home => full(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            pages::code_entry(&org, None),
+        ),
+        Endpoint::Redeem => {
+            let (parts, body) = request::body(request).await?;
+            let form: RedeemForm = request::parse(&parts, &body)?;
+            let result = decide(&app.authz, credentials, connection, move |authz, caller| {
+                authz.redeem(&form.code, caller)
+            })
+            .await?;
+            match result {
+                Ok(b) => bound(app, b, "", html),
+                Err(denial) => denied(denial, html, &org),
+            }
+        }
+        Endpoint::Share(token) => {
+            let t = token.clone();
+            let result = decide(&app.authz, credentials, connection, move |authz, caller| {
+                authz.open_link(&t, caller).map(|link| match link {
+                    Link::Held(allowed) => {
+                        let covers =
+                            authz.coverage(&allowed.grant.grant.target, &allowed.grant.grant.scope);
+                        (Link::Held(allowed), Some(covers))
+                    }
+                    unbound => (unbound, None),
+                })
+            })
+            .await?;
+            match result {
+                Ok((Link::Unbound(_), _)) if html => no_store(full(
+                    StatusCode::OK,
+                    "text/html; charset=utf-8",
+                    pages::offer_binding(&org, &token),
+                )),
+                Ok((Link::Unbound(_), _)) => no_store(json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "status": "unbound", "bind": format!("POST /s/{token}") }),
+                )),
+                Ok((Link::Held(allowed), Some(covers))) => {
+                    let dicomweb = format!("{}/dicomweb", app.authz.url_for(&token));
+                    if html {
+                        no_store(full(
+                            StatusCode::OK,
+                            "text/html; charset=utf-8",
+                            pages::holder_page(&org, &allowed.grant, &covers, &dicomweb, &token),
+                        ))
+                    } else {
+                        let g = &allowed.grant.grant;
+                        no_store(json(
+                            StatusCode::OK,
+                            &serde_json::json!({
+                                "status": "bound",
+                                "from": org,
+                                "issuer": g.issuer,
+                                "message": g.message,
+                                "expires_at": g.expires_at,
+                                "may_delegate": g.delegation_depth > 0,
+                                "dicomweb": dicomweb,
+                                "covers": covers,
+                            }),
+                        ))
+                    }
+                }
+                Ok((Link::Held(_), None)) => neutral(html),
+                Err(denial) => denied(denial, html, &org),
+            }
+        }
+        Endpoint::Bind(token) => {
+            let t = token.clone();
+            let result = decide(&app.authz, credentials, connection, move |authz, caller| {
+                authz.bind_link(&t, caller)
+            })
+            .await?;
+            match result {
+                Ok(b) => bound(app, b, &token, html),
+                Err(denial) => denied(denial, html, &org),
+            }
+        }
+        Endpoint::Delegate(token) => {
+            let (parts, body) = request::body(request).await?;
+            let shape: Shape = request::parse(&parts, &body)?;
+            let result = decide(&app.authz, credentials, connection, move |authz, caller| {
+                authz.delegate(&token, caller, shape)
+            })
+            .await?;
+            match result {
+                Ok(issued) if html => no_store(full(
+                    StatusCode::CREATED,
+                    "text/html; charset=utf-8",
+                    pages::delegated(&issued),
+                )),
+                Ok(issued) => no_store(json(StatusCode::CREATED, &issued)),
+                Err(denial) => denied(denial, html, &org),
+            }
+        }
+        _ => return Err(WebError::NotFound),
+    })
+}
