@@ -149,11 +149,17 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     let scp = Arc::new(Scp::new(&config.dicom, ingestor.clone()));
     tasks.spawn(dimse::serve(dicom_listener, scp, stop.clone(), DRAIN));
     tasks.spawn(sweep_expired(authz.clone(), stop.clone()));
+    tasks.spawn(resolve_accessions(
+        authz.clone(),
+        events.clone(),
+        stop.clone(),
+    ));
     let app = Arc::new(App {
         index: store.index.clone(),
         admin,
         authz,
         org_name: config.org_name.clone(),
+        uzi_issuers: tls::uzi_issuers(&config)?,
     });
     tasks.spawn(web::serve(
         http_listener,
@@ -184,6 +190,29 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     })
 }
 
+/// Pins grants made by accession number as their studies arrive.
+async fn resolve_accessions(
+    authz: Arc<Authz>,
+    events: crate::ingest::Events,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut rx = events.subscribe();
+    loop {
+        tokio::select! {
+            event = rx.recv() => match event {
+                Ok(crate::ingest::StudyEvent::NewStudy { .. })
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let authz = authz.clone();
+                    let _ = tokio::task::spawn_blocking(move || authz.resolve_accessions()).await;
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Journals the expiry of grants as their time runs out.
 async fn sweep_expired(authz: Arc<Authz>, mut stop: watch::Receiver<bool>) {
     loop {
@@ -192,7 +221,7 @@ async fn sweep_expired(authz: Arc<Authz>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         let authz = authz.clone();
-        if let Ok(expired) = tokio::task::spawn_blocking(move || authz.expire_due()).await
+        if let Ok(expired) = tokio::task::spawn_blocking(move || authz.sweep()).await
             && expired > 0
         {
             tracing::info!(expired, "grants expired");

@@ -194,6 +194,21 @@ fn a_browser_enters_a_code_and_gets_the_study_page_with_its_cookie() {
     let pair = cookie.split(';').next().unwrap().to_string();
     let page = daemon.https("GET", &location, html(vec![("Cookie", pair.clone())]));
     assert_eq!(page.status, 200, "{page:?}");
+    // a page with patient data and a token in its URL: not cached, not
+    // framed, not referred, no scripts from anywhere
+    for (name, value) in [
+        ("cache-control", "no-store"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+    ] {
+        assert_eq!(page.header(name), Some(value), "{page:?}");
+    }
+    let csp = page.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert!(
         page.body.contains("Verwijzing neurologie") && page.body.contains("Jansen"),
         "{}",
@@ -210,6 +225,76 @@ fn a_browser_enters_a_code_and_gets_the_study_page_with_its_cookie() {
         other_page.body.contains("Openen"),
         "an unbound grant offers binding, nothing more"
     );
+}
+
+/// Redeeming: a code that is expired, revoked, unknown or already someone
+/// else's gets one answer.
+#[test]
+fn every_refused_code_looks_the_same() {
+    let daemon = daemon_with_ct();
+    let study = study_uid(&daemon);
+    let expired = share(&daemon, &[&study, "--expires", "1s"]);
+    let revoked = share(&daemon, &[&study]);
+    assert!(
+        daemon
+            .cli(&["revoke", revoked["id"].as_str().unwrap()])
+            .status
+            .success()
+    );
+    let taken = share(&daemon, &[&study]);
+    bind(&daemon, &path_of(&taken["url"]));
+    std::thread::sleep(Duration::from_millis(1500));
+    let unknown = pushgate::authz::secret::new_code().0;
+    let replies: Vec<Reply> = [
+        expired["code"].as_str().unwrap(),
+        revoked["code"].as_str().unwrap(),
+        taken["code"].as_str().unwrap(),
+        &unknown,
+    ]
+    .iter()
+    .enumerate()
+    .map(|(n, code)| {
+        daemon.https(
+            "POST",
+            "/redeem",
+            Ask {
+                body: Some(format!("{{\"code\":\"{code}\"}}")),
+                from: Some(format!("127.0.1.{n}")),
+                ..Ask::default()
+            },
+        )
+    })
+    .collect();
+    assert_eq!(replies[0].status, 404);
+    for reply in &replies {
+        assert_eq!(reply, &replies[0]);
+    }
+}
+
+/// A form on another site aimed at a holder's browser is refused; programs
+/// (no Origin, no Sec-Fetch-Site) are not affected.
+#[test]
+fn posts_from_other_sites_are_refused() {
+    let daemon = daemon_with_ct();
+    let study = study_uid(&daemon);
+    let grant = share(&daemon, &[&study, "--delegation-depth", "1"]);
+    let path = path_of(&grant["url"]);
+    for header in [
+        ("Origin", "https://evil.example".to_string()),
+        ("Sec-Fetch-Site", "cross-site".to_string()),
+    ] {
+        let reply = daemon.https(
+            "POST",
+            &path,
+            Ask {
+                headers: vec![header.clone()],
+                ..Ask::default()
+            },
+        );
+        assert_eq!(reply.status, 403, "{header:?}");
+    }
+    // still unbound: the refused requests bound nothing
+    assert_eq!(daemon.https("POST", &path, Ask::default()).status, 200);
 }
 
 #[test]
@@ -266,8 +351,8 @@ fn codes_catch_typos_and_hold_their_limits_under_a_burst() {
     );
     assert!(limited.header("retry-after").is_some(), "{limited:?}");
 
-    // a burst from many addresses at once: the global limit (100) holds
-    let children: Vec<_> = (10..40)
+    // a burst from many addresses at once: the global limit (300) holds
+    let children: Vec<_> = (10..80)
         .map(|n| {
             let wrong: Vec<String> = (0..6)
                 .map(|_| pushgate::authz::secret::new_code().0)
@@ -517,6 +602,61 @@ fn uzi_certificates_bind_by_organization_and_role_over_mtls() {
     assert_eq!(daemon.get("/").status, 200);
 }
 
+/// Only the CAs named in `http.uzi_ca` may vouch for a UZI identity: a
+/// hospital CA also in `http.client_ca` cannot mint a radiologist.
+#[test]
+fn uzi_identities_count_only_from_uzi_cas() {
+    let pki = tempfile::tempdir().unwrap();
+    let uzi_dir = pki.path().join("uzi");
+    let local_dir = pki.path().join("local");
+    std::fs::create_dir_all(&uzi_dir).unwrap();
+    std::fs::create_dir_all(&local_dir).unwrap();
+    let uzi_ca = TestCa::new(&uzi_dir);
+    let local_ca = TestCa::new(&local_dir);
+    let forged = local_ca.issue("not really dr A", Some(("10000001", "90000380", "01.039")));
+    let genuine = uzi_ca.issue("dr A Radioloog", Some(("10000001", "90000380", "01.039")));
+    let daemon = Daemon::start_with(&format!(
+        "[http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nclient_ca = [\"{}\", \"{}\"]\nuzi_ca = [\"{}\"]\n",
+        uzi_ca.ca_pem.display(),
+        local_ca.ca_pem.display(),
+        uzi_ca.ca_pem.display()
+    ));
+    let ct: Vec<_> = sample_files()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("ct-phantom/"))
+        .collect();
+    daemon.send_all(&ct);
+    let study = study_uid(&daemon);
+    let grant = share(&daemon, &[&study, "--to-ura", "90000380"]);
+    let path = path_of(&grant["url"]);
+    assert_eq!(
+        daemon
+            .https(
+                "POST",
+                &path,
+                Ask {
+                    cert: Some(&forged),
+                    ..Ask::default()
+                }
+            )
+            .status,
+        404
+    );
+    assert_eq!(
+        daemon
+            .https(
+                "POST",
+                &path,
+                Ask {
+                    cert: Some(&genuine),
+                    ..Ask::default()
+                }
+            )
+            .status,
+        200
+    );
+}
+
 #[test]
 fn the_journal_names_a_flipped_byte_and_survives_kill_9_and_reindex() {
     let mut daemon = daemon_with_ct();
@@ -560,6 +700,29 @@ fn the_journal_names_a_flipped_byte_and_survives_kill_9_and_reindex() {
     // one flipped byte: audit verify names that record
     let verify = daemon.cli(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", text(&verify));
+    // the head it prints is the last record's hash, as written on disk
+    let journal_text: String = {
+        let mut paths: Vec<_> = std::fs::read_dir(daemon.data_dir().join("journal"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    };
+    let last: serde_json::Value =
+        serde_json::from_str(journal_text.lines().last().unwrap()).unwrap();
+    assert!(
+        text(&verify).contains(&format!(
+            "head: record {} hash {}",
+            last["seq"],
+            last["hash"].as_str().unwrap()
+        )),
+        "{}",
+        text(&verify)
+    );
     let segment = std::fs::read_dir(daemon.data_dir().join("journal"))
         .unwrap()
         .next()

@@ -86,13 +86,18 @@ impl AdminToken {
 
     /// Checks an `Authorization` header value: `Bearer <token>`.
     pub fn permits(&self, authorization: Option<&[u8]>) -> bool {
-        // The scheme is case-insensitive (RFC 9110 §11.1).
-        let presented = authorization
-            .filter(|h| h.len() > 7 && h[..7].eq_ignore_ascii_case(b"bearer "))
-            .map(|h| h[7..].trim_ascii())
-            .unwrap_or_default();
-        bool::from(digest(presented).ct_eq(&self.digest)) && !presented.is_empty()
+        let presented = bearer(authorization).unwrap_or_default();
+        bool::from(digest(presented).ct_eq(&self.digest)) & !presented.is_empty()
     }
+}
+
+/// The credential of an `Authorization: Bearer` header value (the scheme is
+/// case-insensitive, RFC 9110 §11.1).
+pub fn bearer(authorization: Option<&[u8]>) -> Option<&[u8]> {
+    authorization
+        .filter(|h| h.len() > 7 && h[..7].eq_ignore_ascii_case(b"bearer "))
+        .map(|h| h[7..].trim_ascii())
+        .filter(|t| !t.is_empty())
 }
 
 /// The token itself, for the CLI talking to its own daemon.

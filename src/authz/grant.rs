@@ -140,6 +140,10 @@ pub struct GrantState {
     /// the holder a URL of its own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub url_aliases: Vec<String>,
+    /// For a grant by accession number: the study it was pinned to when
+    /// that study arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<Uid>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -162,50 +166,36 @@ impl GrantState {
             revoked: None,
             expiry_logged: false,
             url_aliases: Vec::new(),
+            resolved: None,
         }
     }
 
     pub fn is_expired(&self, now: Timestamp) -> bool {
         now >= self.grant.expires_at
     }
+}
 
-    /// "active", "bound", "revoked" or "expired" (its own state; ancestors
-    /// are the caller's to check).
-    pub fn status(&self, now: Timestamp) -> &'static str {
-        if self.revoked.is_some() {
-            "revoked"
-        } else if self.is_expired(now) {
-            "expired"
-        } else if self.holder.is_some() {
-            "bound"
-        } else {
-            "active"
+impl GrantState {
+    /// The study this grant is for, if known: named, or (by accession
+    /// number) pinned when it arrived.
+    pub fn study_uid(&self) -> Option<&Uid> {
+        match &self.grant.target {
+            Target::Study(uid) => Some(uid),
+            Target::Accession(_) => self.resolved.as_ref(),
         }
     }
-}
 
-/// Whether a grant's target is this study (accession targets match through
-/// the study record's accession number).
-pub fn targets(target: &Target, study: &StudyRecord) -> bool {
-    match target {
-        Target::Study(uid) => *uid == study.study_uid,
-        Target::Accession(acc) => !acc.is_empty() && *acc == study.attrs.accession_number,
+    /// Whether an instance of `study` is within this grant: the one check
+    /// behind every kind of access (page, DICOMweb, download, thumbnails).
+    pub fn covers_instance(&self, study: &StudyRecord, key: &InstanceKey, sop_class: &str) -> bool {
+        self.study_uid() == Some(&study.study_uid)
+            && key.study == study.study_uid
+            && study.series.get(&key.series).is_some_and(|s| {
+                self.grant
+                    .scope
+                    .covers(&key.series, &s.attrs.modality, sop_class)
+            })
     }
-}
-
-/// Whether an instance (of `study`) is within a grant.
-pub fn covers_instance(
-    grant: &Grant,
-    study: &StudyRecord,
-    key: &InstanceKey,
-    sop_class: &str,
-) -> bool {
-    targets(&grant.target, study)
-        && study.series.get(&key.series).is_some_and(|s| {
-            grant
-                .scope
-                .covers(&key.series, &s.attrs.modality, sop_class)
-        })
 }
 
 #[cfg(test)]

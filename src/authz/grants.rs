@@ -44,7 +44,7 @@ impl State {
     /// Applies one journal event; returns the grants it changed.
     pub fn apply(&mut self, at: Timestamp, event: &Event) -> Vec<GrantId> {
         match event {
-            Event::GrantIssued { grant } | Event::GrantDelegated { grant, .. } => {
+            Event::GrantIssued { grant, .. } | Event::GrantDelegated { grant, .. } => {
                 let state = GrantState::new(grant.clone());
                 self.index(&state);
                 self.by_id.insert(grant.id.clone(), state);
@@ -59,7 +59,13 @@ impl State {
                 let Some(state) = self.by_id.get_mut(grant) else {
                     return vec![];
                 };
-                state.holder = Some(holder.clone());
+                // The first binding wins, in replay as live: a later one
+                // for someone else changes nothing.
+                match &state.holder {
+                    Some(existing) if existing != holder => return vec![],
+                    Some(_) => {}
+                    None => state.holder = Some(holder.clone()),
+                }
                 state.bound_at.get_or_insert(at);
                 if let Some(alias) = alias {
                     state.url_aliases.push(alias.clone());
@@ -72,6 +78,7 @@ impl State {
                 by,
                 reason,
                 cascade,
+                ..
             } => {
                 let mut changed = Vec::new();
                 for (id, via) in std::iter::once((grant, None))
@@ -98,7 +105,14 @@ impl State {
                 }
                 None => vec![],
             },
-            Event::Access(_) => vec![],
+            Event::GrantResolved { grant, study } => match self.by_id.get_mut(grant) {
+                Some(state) if state.resolved.is_none() => {
+                    state.resolved = Some(study.clone());
+                    vec![grant.clone()]
+                }
+                _ => vec![],
+            },
+            Event::Access(_) | Event::Dropped { .. } | Event::Suppressed { .. } => vec![],
         }
     }
 

@@ -70,13 +70,31 @@ pub struct IdentityError(String);
 impl CertIdentity {
     /// Reads the identity of a certificate the TLS layer already verified.
     pub fn from_der(der: &[u8]) -> Result<CertIdentity, IdentityError> {
+        Self::from_der_trusting(der, None)
+    }
+
+    /// As `from_der`, but a UZI identity is believed only from a
+    /// certificate signed by one of `uzi_issuers` (the DER of the CAs that
+    /// issue UZI passes): any other CA in `http.client_ca` could write the
+    /// same otherName, and could copy a UZI CA's name too, but not its key.
+    pub fn from_der_trusting(
+        der: &[u8],
+        uzi_issuers: Option<&[Vec<u8>]>,
+    ) -> Result<CertIdentity, IdentityError> {
         let (_, cert) = X509Certificate::from_der(der).map_err(|e| IdentityError(e.to_string()))?;
+        let issuer_trusted = uzi_issuers.is_none_or(|issuers| {
+            issuers.iter().any(|ca| {
+                X509Certificate::from_der(ca)
+                    .is_ok_and(|(_, ca)| cert.verify_signature(Some(ca.public_key())).is_ok())
+            })
+        });
         let spki = Sha256::digest(cert.public_key().raw);
         let mut uzi = None;
         if let Ok(Some(san)) = cert.subject_alternative_name() {
             for name in &san.value.general_names {
                 if let GeneralName::OtherName(oid, value) = name
                     && oid.to_id_string() == UZI_OTHER_NAME_OID
+                    && issuer_trusted
                 {
                     uzi = explicit_string(value).and_then(|s| Uzi::parse(&s));
                 }

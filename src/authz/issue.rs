@@ -6,14 +6,35 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::decide::{Caller, Denied, live};
 use super::grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target};
 use super::secret;
-use super::service::{Authz, AuthzError, Caller, Denied};
+use super::service::{Authz, AuthzError};
 use crate::journal::{AccessKind, DenyReason, Event, Outcome};
 use crate::store::{StudyRecord, Timestamp, Uid};
 
 /// Longest chain of re-authorizations a grant may start.
 const MAX_DELEGATION_DEPTH: u8 = 5;
+/// Grants one grant may be passed on to directly.
+const MAX_CHILDREN: usize = 20;
+
+/// Who may bind a grant passed on. The holder of a grant for an
+/// organization (UZI cards only) may name another organization and roles
+/// (that is what passing on is for), but never "anyone": the child of a
+/// UZI-only grant stays UZI-only. Without a wish, the parent's recipient.
+fn narrower_recipient(parent: &Recipient, shape: &Shape) -> Result<Recipient, String> {
+    if shape.to_ura.is_none() && shape.roles.is_empty() {
+        return Ok(parent.clone());
+    }
+    let wanted = shape.recipient().map_err(|e| e.to_string())?;
+    match (parent, &wanted) {
+        (Recipient::Organization { .. }, Recipient::Anyone) => Err(
+            "a grant for an organization can only be passed on to an organization (a UZI card)"
+                .into(),
+        ),
+        _ => Ok(wanted),
+    }
+}
 
 /// What an operator asks for (admin API, `pushgate share`).
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -219,19 +240,16 @@ impl Shape {
 }
 
 impl Authz {
-    fn study_for(&self, target: &Target) -> Option<StudyRecord> {
-        match target {
-            Target::Study(uid) => self.index.study(uid).ok().flatten(),
-            Target::Accession(acc) => self.index.studies_by_accession(acc).ok().and_then(|uids| {
-                uids.first()
-                    .and_then(|uid| self.index.study(uid).ok().flatten())
-            }),
-        }
+    fn study_for(&self, grant: &GrantState) -> Option<StudyRecord> {
+        grant
+            .study_uid()
+            .and_then(|uid| self.index.study(uid).ok().flatten())
     }
 
     /// What a grant covers now (and, for a study still to come, that).
-    pub fn coverage(&self, target: &Target, scope: &Scope) -> Coverage {
-        let study = self.study_for(target);
+    pub fn coverage(&self, grant: &GrantState) -> Coverage {
+        let (target, scope) = (&grant.grant.target, &grant.grant.scope);
+        let study = self.study_for(grant);
         let mut coverage = Coverage {
             target: target.clone(),
             state: match &study {
@@ -302,8 +320,10 @@ impl Authz {
         now.saturating_add(lifetime)
     }
 
-    /// Issues a grant; durable (journaled) before it returns. Blocking.
-    pub fn issue(&self, request: IssueRequest) -> Result<Issued, AuthzError> {
+    /// Issues a grant; durable (journaled) before it returns. `from` is the
+    /// address of the administrator's connection, for the audit trail.
+    /// Blocking.
+    pub fn issue(&self, request: IssueRequest, from: &str) -> Result<Issued, AuthzError> {
         let target = match (&request.study_uid, &request.accession) {
             (Some(uid), None) => {
                 Target::Study(Uid::parse(uid).map_err(|e| invalid(format!("study: {e}")))?)
@@ -324,7 +344,11 @@ impl Authz {
             return Err(invalid("issuer: the operator's name is required"));
         }
         let scope = request.shape.scope()?;
-        if let (Some(study), Some(series)) = (self.study_for(&target), &scope.series)
+        let known = match &target {
+            Target::Study(uid) => self.index.study(uid).ok().flatten(),
+            Target::Accession(_) => None,
+        };
+        if let (Some(study), Some(series)) = (known, &scope.series)
             && let Some(missing) = series.iter().find(|s| !study.series.contains_key(*s))
         {
             return Err(invalid(format!(
@@ -350,15 +374,30 @@ impl Authz {
         );
         self.change(Event::GrantIssued {
             grant: grant.clone(),
+            from: from.to_string(),
         })?;
         tracing::info!(grant = %grant.id, "grant issued");
-        Ok(Issued {
-            covers: self.coverage(&grant.target, &grant.scope),
+        if matches!(grant.target, Target::Accession(_)) {
+            // The study may be there already.
+            self.resolve_accessions();
+        }
+        Ok(self.issued(grant, url, code))
+    }
+
+    fn issued(&self, grant: Grant, url: String, code: String) -> Issued {
+        let state = self
+            .read()
+            .by_id
+            .get(&grant.id)
+            .cloned()
+            .unwrap_or_else(|| GrantState::new(grant.clone()));
+        Issued {
+            covers: self.coverage(&state),
             id: grant.id,
             url,
             code,
             expires_at: grant.expires_at,
-        })
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -400,7 +439,11 @@ impl Authz {
         caller: Caller<'_>,
         shape: Shape,
     ) -> Result<Issued, Denied> {
-        let parent = self.check(token, caller, AccessKind::Delegate)?.grant.grant;
+        // Decided and changed under the change lock: a revocation cannot
+        // slip in between, and every child is in the parent's cascade.
+        let turn = self.turn();
+        let parent_state = self.check(token, caller, AccessKind::Delegate)?.grant;
+        let parent = parent_state.grant.clone();
         let refuse = |reason: DenyReason, message: String| {
             self.record(
                 caller,
@@ -416,6 +459,13 @@ impl Authz {
                 "this grant may not be passed on".into(),
             );
         }
+        let children = self.read().children.get(&parent.id).map_or(0, Vec::len);
+        if children >= MAX_CHILDREN {
+            return refuse(
+                DenyReason::InvalidRequest,
+                format!("a grant may be passed on at most {MAX_CHILDREN} times"),
+            );
+        }
         let requested = match shape.scope() {
             Ok(scope) => scope,
             Err(e) => return refuse(DenyReason::InvalidRequest, e.to_string()),
@@ -425,7 +475,7 @@ impl Authz {
             exclude_modalities: &requested.exclude_modalities | &parent.scope.exclude_modalities,
             exclude_sop_classes: &requested.exclude_sop_classes | &parent.scope.exclude_sop_classes,
         };
-        if let (Some(study), Some(series)) = (self.study_for(&parent.target), &scope.series)
+        if let (Some(study), Some(series)) = (self.study_for(&parent_state), &scope.series)
             && let Some(missing) = series.iter().find(|s| !study.series.contains_key(*s))
         {
             return refuse(
@@ -468,9 +518,9 @@ impl Authz {
                 ),
             );
         }
-        let recipient = match shape.recipient() {
+        let recipient = match narrower_recipient(&parent.recipient, &shape) {
             Ok(r) => r,
-            Err(e) => return refuse(DenyReason::InvalidRequest, e.to_string()),
+            Err(message) => return refuse(DenyReason::WiderThanParent, message),
         };
         let by = caller.credentials.certificate.as_ref().map_or_else(
             || format!("holder of {}", parent.id),
@@ -497,8 +547,9 @@ impl Authz {
             by: caller.who(),
             from: caller.from.to_string(),
         };
-        self.change(event)
+        self.change_in_turn(&turn, event)
             .map_err(|e| Denied::Unavailable(e.to_string()))?;
+        drop(turn);
         self.record(
             caller,
             AccessKind::Delegate,
@@ -506,18 +557,20 @@ impl Authz {
             Outcome::Allowed,
         );
         tracing::info!(grant = %grant.id, parent = %parent.id, "grant passed on");
-        Ok(Issued {
-            covers: self.coverage(&grant.target, &grant.scope),
-            id: grant.id,
-            url,
-            code,
-            expires_at: grant.expires_at,
-        })
+        Ok(self.issued(grant, url, code))
     }
 
     /// Revokes a grant and, with it, every grant passed on from it. Durable
-    /// before it returns; revoking twice changes nothing. Blocking.
-    pub fn revoke(&self, id: &GrantId, by: &str, reason: &str) -> Result<Vec<GrantId>, AuthzError> {
+    /// before it returns; revoking twice changes nothing. `from`: the
+    /// administrator's address. Blocking.
+    pub fn revoke(
+        &self,
+        id: &GrantId,
+        by: &str,
+        reason: &str,
+        from: &str,
+    ) -> Result<Vec<GrantId>, AuthzError> {
+        let turn = self.turn();
         let (already, cascade) = {
             let state = self.read();
             let grant = state.by_id.get(id).ok_or(AuthzError::NotFound)?;
@@ -531,18 +584,22 @@ impl Authz {
         if already {
             return Ok(Vec::new());
         }
-        self.change(Event::GrantRevoked {
-            grant: id.clone(),
-            by: by.to_string(),
-            reason: reason.to_string(),
-            cascade: cascade.clone(),
-        })?;
+        self.change_in_turn(
+            &turn,
+            Event::GrantRevoked {
+                grant: id.clone(),
+                by: by.to_string(),
+                reason: reason.to_string(),
+                cascade: cascade.clone(),
+                from: from.to_string(),
+            },
+        )?;
         tracing::info!(grant = %id, cascade = cascade.len(), "grant revoked");
         Ok(cascade)
     }
 
     fn view(&self, state: &super::grants::State, grant: &GrantState, now: Timestamp) -> GrantView {
-        let status = match Self::live(state, grant, now) {
+        let status = match live(state, grant, now) {
             Ok(()) if grant.holder.is_some() => "bound",
             Ok(()) => "active",
             Err(DenyReason::Expired | DenyReason::AncestorExpired) => "expired",
@@ -606,7 +663,7 @@ impl Authz {
                 .collect();
             (self.view(&state, grant, now), ancestors, descendants)
         };
-        let covers = self.coverage(&grant.target, &grant.scope);
+        let covers = self.coverage(&self.read().by_id.get(id)?.clone());
         Some(GrantDetail {
             grant,
             ancestors,

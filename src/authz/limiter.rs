@@ -71,8 +71,17 @@ impl Limiter {
         )
     }
 
-    /// Takes one attempt for `from`, or says how long to wait.
+    /// Takes one attempt for `from`, or says how long to wait. IPv6
+    /// addresses count by their /64: one host has all of it to rotate in.
     pub fn attempt(&self, from: IpAddr) -> Result<(), Duration> {
+        let from = match from {
+            IpAddr::V6(v6) => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::from(octets)
+            }
+            v4 => v4,
+        };
         let now = Instant::now();
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (addresses, global) = &mut *guard;
@@ -126,6 +135,26 @@ mod tests {
         assert!(limiter.attempt(b).is_ok() && limiter.attempt(b).is_ok());
         // the global budget of five is spent
         assert!(limiter.attempt(c).is_err());
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_address() {
+        let limiter = Limiter::new(
+            Rate {
+                burst: 2.0,
+                per_second: 0.001,
+            },
+            Rate {
+                burst: 100.0,
+                per_second: 0.001,
+            },
+        );
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(limiter.attempt(a).is_ok() && limiter.attempt(b).is_ok());
+        assert!(limiter.attempt(a).is_err() && limiter.attempt(b).is_err());
+        assert!(limiter.attempt(c).is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! re-authorization (doorautoriseren), scope checks — each decision journaled.
 
 mod admin;
+mod decide;
 mod grant;
 mod grants;
 mod identity;
@@ -11,13 +12,12 @@ mod limiter;
 pub mod secret;
 mod service;
 
-pub use admin::{AdminToken, AdminTokenError, read_token};
-pub use grant::{
-    Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target, covers_instance, targets,
-};
+pub use admin::{AdminToken, AdminTokenError, bearer, read_token};
+pub use decide::{Allowed, Bound, Caller, Credentials, Denied, Link};
+pub use grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target};
 pub use identity::{CertIdentity, Holder, IdentityError, UZI_OTHER_NAME_OID, Uzi};
 pub use issue::{Coverage, GrantDetail, GrantView, IssueRequest, Issued, Shape};
-pub use service::{Allowed, Authz, AuthzError, Bound, Caller, Credentials, Denied, Link, Served};
+pub use service::{Authz, AuthzError, Served};
 
 #[cfg(test)]
 mod tests;

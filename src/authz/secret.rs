@@ -152,7 +152,7 @@ impl CodeKey {
         let text = fs::read_to_string(path)?;
         let text = text.trim();
         let mut key = [0u8; 32];
-        if text.len() != 64 {
+        if text.len() != 64 || !text.is_ascii() {
             return Err(io::Error::other(format!(
                 "{}: not a 256-bit hex key",
                 path.display()

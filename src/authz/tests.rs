@@ -99,7 +99,10 @@ fn caller(credentials: &Credentials, n: u8) -> Caller<'_> {
 #[test]
 fn the_first_to_bind_holds_and_everyone_else_gets_the_same_answer() {
     let f = fixture();
-    let issued = f.authz.issue(request(Shape::default())).unwrap();
+    let issued = f
+        .authz
+        .issue(request(Shape::default()), "127.0.0.1")
+        .unwrap();
     let token = token_of(&issued);
     let nobody = anonymous();
     // before binding: offered for binding, not readable
@@ -151,10 +154,13 @@ fn revoking_cuts_off_the_holder_and_every_grant_passed_on() {
     let f = fixture();
     let root = f
         .authz
-        .issue(request(Shape {
-            delegation_depth: Some(2),
-            ..Shape::default()
-        }))
+        .issue(
+            request(Shape {
+                delegation_depth: Some(2),
+                ..Shape::default()
+            }),
+            "127.0.0.1",
+        )
         .unwrap();
     let root_token = token_of(&root);
     let holder = with_token(
@@ -209,7 +215,7 @@ fn revoking_cuts_off_the_holder_and_every_grant_passed_on() {
 
     let cascade = f
         .authz
-        .revoke(&root.id, "operator", "wrong patient")
+        .revoke(&root.id, "operator", "wrong patient", "127.0.0.1")
         .unwrap();
     assert_eq!(cascade.len(), 2);
     for (token, who) in [
@@ -229,7 +235,7 @@ fn revoking_cuts_off_the_holder_and_every_grant_passed_on() {
     assert_eq!(detail.descendants.len(), 1);
     assert!(
         f.authz
-            .revoke(&root.id, "operator", "again")
+            .revoke(&root.id, "operator", "again", "127.0.0.1")
             .unwrap()
             .is_empty(),
         "idempotent"
@@ -241,13 +247,16 @@ fn a_child_cannot_widen_outlive_or_exceed_depth() {
     let f = fixture();
     let parent = f
         .authz
-        .issue(request(Shape {
-            series: vec!["1.2.3.1".into(), "1.2.3.2".into()],
-            exclude_modalities: vec!["PR".into()],
-            expires: Some("2d".into()),
-            delegation_depth: Some(1),
-            ..Shape::default()
-        }))
+        .issue(
+            request(Shape {
+                series: vec!["1.2.3.1".into(), "1.2.3.2".into()],
+                exclude_modalities: vec!["PR".into()],
+                expires: Some("2d".into()),
+                delegation_depth: Some(1),
+                ..Shape::default()
+            }),
+            "127.0.0.1",
+        )
         .unwrap();
     let token = token_of(&parent);
     let holder = with_token(
@@ -303,14 +312,17 @@ fn a_child_cannot_widen_outlive_or_exceed_depth() {
 #[test]
 fn codes_bind_once_report_typos_and_are_rate_limited() {
     let f = fixture();
-    let issued = f.authz.issue(request(Shape::default())).unwrap();
+    let issued = f
+        .authz
+        .issue(request(Shape::default()), "127.0.0.1")
+        .unwrap();
     // a typo: caught by the check character, before any lookup
     let mut typo: Vec<char> = issued.code.chars().collect();
     typo[0] = if typo[0] == 'A' { 'B' } else { 'A' };
     let typo: String = typo.into_iter().collect();
     assert!(matches!(
         f.authz.redeem(&typo, caller(&anonymous(), 1)),
-        Err(Denied::Typo(_))
+        Err(Denied::BadCode(_))
     ));
     // the right code binds and gives the redeemer its own URL
     let bound = f
@@ -366,11 +378,14 @@ fn organization_grants_need_a_uzi_certificate_of_that_ura_and_role() {
     let f = fixture();
     let issued = f
         .authz
-        .issue(request(Shape {
-            to_ura: Some("90000380".into()),
-            roles: vec!["01.039".into()],
-            ..Shape::default()
-        }))
+        .issue(
+            request(Shape {
+                to_ura: Some("90000380".into()),
+                roles: vec!["01.039".into()],
+                ..Shape::default()
+            }),
+            "127.0.0.1",
+        )
         .unwrap();
     let token = token_of(&issued);
     for wrong in [
@@ -406,10 +421,13 @@ fn state_comes_back_from_the_journal_alone() {
     let store = Store::temporary(dir.path()).unwrap();
     let authz = open(dir.path(), &store);
     let issued = authz
-        .issue(request(Shape {
-            delegation_depth: Some(1),
-            ..Shape::default()
-        }))
+        .issue(
+            request(Shape {
+                delegation_depth: Some(1),
+                ..Shape::default()
+            }),
+            "127.0.0.1",
+        )
         .unwrap();
     let token = token_of(&issued);
     let holder = with_token(
@@ -423,7 +441,7 @@ fn state_comes_back_from_the_journal_alone() {
     let child = authz
         .delegate(&token, caller(&holder, 1), Shape::default())
         .unwrap();
-    authz.revoke(&child.id, "op", "").unwrap();
+    authz.revoke(&child.id, "op", "", "127.0.0.1").unwrap();
     authz.journal().close();
     drop(authz);
     drop(store);
@@ -467,7 +485,10 @@ fn state_comes_back_from_the_journal_alone() {
 #[test]
 fn expiry_cuts_off_and_is_journaled_once() {
     let f = fixture();
-    let issued = f.authz.issue(request(Shape::default())).unwrap();
+    let issued = f
+        .authz
+        .issue(request(Shape::default()), "127.0.0.1")
+        .unwrap();
     // make it expire: rewrite its expiry through the state (as time would)
     {
         let mut state = f.authz.state.write().unwrap();
@@ -478,9 +499,9 @@ fn expiry_cuts_off_and_is_journaled_once() {
             .open_link(&token_of(&issued), caller(&anonymous(), 1)),
         Err(Denied::Neutral(DenyReason::Expired))
     ));
-    assert_eq!(f.authz.expire_due(), 1);
-    assert_eq!(f.authz.expire_due(), 0);
-    let _ = Arc::clone(&f.store.index);
+    assert_eq!(f.authz.sweep(), 1);
+    assert_eq!(f.authz.sweep(), 0);
+
     let expired = journal::read(f.authz.journal().dir(), 1)
         .unwrap()
         .filter(|r| matches!(r.as_ref().unwrap().0.event, Event::GrantExpired { .. }))
@@ -528,27 +549,418 @@ fn issuing_checks_what_is_asked() {
     ];
     for req in bad {
         assert!(
-            matches!(f.authz.issue(req.clone()), Err(AuthzError::Invalid(_))),
+            matches!(
+                f.authz.issue(req.clone(), "127.0.0.1"),
+                Err(AuthzError::Invalid(_))
+            ),
             "{req:?}"
         );
     }
     // expiry is capped by grants.max_ttl
     let issued = f
         .authz
-        .issue(request(Shape {
-            expires: Some("400d".into()),
-            ..Shape::default()
-        }))
+        .issue(
+            request(Shape {
+                expires: Some("400d".into()),
+                ..Shape::default()
+            }),
+            "127.0.0.1",
+        )
         .unwrap();
     assert!(issued.expires_at <= Timestamp::now().saturating_add(Duration::from_secs(90 * 86400)));
     // by accession, before the study exists
     let early = f
         .authz
-        .issue(IssueRequest {
-            study_uid: None,
-            accession: Some("ACC123".into()),
-            ..request(Shape::default())
-        })
+        .issue(
+            IssueRequest {
+                study_uid: None,
+                accession: Some("ACC123".into()),
+                ..request(Shape::default())
+            },
+            "127.0.0.1",
+        )
         .unwrap();
     assert_eq!(early.covers.state, "not arrived yet");
+}
+
+#[test]
+fn a_uzi_only_grant_cannot_be_passed_on_to_anyone() {
+    let f = fixture();
+    let issued = f
+        .authz
+        .issue(
+            request(Shape {
+                to_ura: Some("90000380".into()),
+                delegation_depth: Some(1),
+                ..Shape::default()
+            }),
+            "127.0.0.1",
+        )
+        .unwrap();
+    let token = token_of(&issued);
+    let radiologist = uzi_cert("90000380", "01.039", "3333");
+    f.authz.bind_link(&token, caller(&radiologist, 1)).unwrap();
+    // to "anyone": refused; by default the child keeps the parent's recipient
+    let widened = Shape {
+        roles: vec![],
+        to_ura: None,
+        message: "x".into(),
+        ..Shape::default()
+    };
+    let child = f
+        .authz
+        .delegate(&token, caller(&radiologist, 1), widened)
+        .unwrap();
+    let detail = f.authz.show(&child.id).unwrap();
+    assert!(
+        matches!(detail.grant.recipient, Recipient::Organization { ref ura, .. } if ura == "90000380")
+    );
+    // naming another organization is what passing on is for
+    let elsewhere = Shape {
+        to_ura: Some("90000999".into()),
+        ..Shape::default()
+    };
+    let other = f
+        .authz
+        .delegate(&token, caller(&radiologist, 1), elsewhere)
+        .unwrap();
+    assert!(
+        matches!(f.authz.show(&other.id).unwrap().grant.recipient, Recipient::Organization { ref ura, .. } if ura == "90000999")
+    );
+    // and a holder token never binds either child
+    for child in [&child, &other] {
+        assert!(matches!(
+            f.authz.bind_link(&token_of(child), caller(&anonymous(), 2)),
+            Err(Denied::Neutral(_))
+        ));
+    }
+}
+
+fn study_entry(study: &str, accession: &str, at: u64) -> crate::store::IndexEntry {
+    use crate::store::*;
+    let uid = |s: &str| Uid::parse(s).unwrap();
+    IndexEntry {
+        key: InstanceKey {
+            study: uid(study),
+            series: uid(&format!("{study}.1")),
+            sop: uid(&format!("{study}.1.1")),
+        },
+        patient: PatientAttrs::default(),
+        study: StudyAttrs {
+            accession_number: accession.into(),
+            ..StudyAttrs::default()
+        },
+        series: SeriesAttrs {
+            modality: "CT".into(),
+            ..SeriesAttrs::default()
+        },
+        record: InstanceRecord {
+            attrs: InstanceAttrs {
+                sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+                ..InstanceAttrs::default()
+            },
+            transfer_syntax: "1.2.840.10008.1.2.1".into(),
+            size: 1,
+            mtime_ns: at,
+            dataset_offset: 0,
+            received_at: Timestamp(at),
+            source: Source::Reindex,
+            layout: BulkLayout::default(),
+        },
+        metadata_json: b"{}".to_vec(),
+    }
+}
+
+/// Accession numbers are unique per sender, not across senders: a grant by
+/// accession covers the first study with it to arrive, and not a later
+/// namesake.
+#[test]
+fn a_grant_by_accession_is_pinned_to_the_first_study_that_arrives() {
+    let f = fixture();
+    let issued = f
+        .authz
+        .issue(
+            IssueRequest {
+                study_uid: None,
+                accession: Some("ACC7".into()),
+                ..request(Shape::default())
+            },
+            "127.0.0.1",
+        )
+        .unwrap();
+    assert_eq!(issued.covers.state, "not arrived yet");
+    let first = study_entry("1.7.1", "ACC7", 1000);
+    let namesake = study_entry("1.7.2", "ACC7", 2000);
+    f.store.index.put_instance(&namesake).unwrap();
+    f.store.index.put_instance(&first).unwrap();
+    f.authz.resolve_accessions();
+    let token = token_of(&issued);
+    let holder = with_token(
+        f.authz
+            .bind_link(&token, caller(&anonymous(), 1))
+            .unwrap()
+            .holder_token
+            .as_deref()
+            .unwrap(),
+    );
+    let grant = f
+        .authz
+        .check(&token, caller(&holder, 1), journal::AccessKind::Wado)
+        .unwrap()
+        .grant;
+    let study = |e: &crate::store::IndexEntry| f.store.index.study(&e.key.study).unwrap().unwrap();
+    assert!(grant.covers_instance(
+        &study(&first),
+        &first.key,
+        &first.record.attrs.sop_class_uid
+    ));
+    assert!(!grant.covers_instance(
+        &study(&namesake),
+        &namesake.key,
+        &namesake.record.attrs.sop_class_uid
+    ));
+    assert_eq!(
+        f.authz
+            .show(&issued.id)
+            .unwrap()
+            .covers
+            .study_uid
+            .as_deref(),
+        Some("1.7.1")
+    );
+    // a third namesake later changes nothing
+    f.store
+        .index
+        .put_instance(&study_entry("1.7.0", "ACC7", 3000))
+        .unwrap();
+    f.authz.resolve_accessions();
+    assert_eq!(
+        f.authz
+            .show(&issued.id)
+            .unwrap()
+            .covers
+            .study_uid
+            .as_deref(),
+        Some("1.7.1")
+    );
+}
+
+#[test]
+fn of_two_first_uses_at_once_exactly_one_binds() {
+    let f = Arc::new(fixture());
+    let issued = f
+        .authz
+        .issue(request(Shape::default()), "127.0.0.1")
+        .unwrap();
+    let token = token_of(&issued);
+    let threads: Vec<_> = (0..8)
+        .map(|n| {
+            let (f, token) = (f.clone(), token.clone());
+            std::thread::spawn(move || {
+                f.authz
+                    .bind_link(&token, caller(&anonymous(), n))
+                    .ok()
+                    .and_then(|b| b.holder_token)
+            })
+        })
+        .collect();
+    let winners: Vec<String> = threads
+        .into_iter()
+        .filter_map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(winners.len(), 1, "{winners:?}");
+}
+
+#[test]
+fn a_child_dies_with_its_expired_parent() {
+    let f = fixture();
+    let parent = f
+        .authz
+        .issue(
+            request(Shape {
+                delegation_depth: Some(1),
+                ..Shape::default()
+            }),
+            "127.0.0.1",
+        )
+        .unwrap();
+    let token = token_of(&parent);
+    let holder = with_token(
+        f.authz
+            .bind_link(&token, caller(&anonymous(), 1))
+            .unwrap()
+            .holder_token
+            .as_deref()
+            .unwrap(),
+    );
+    let child = f
+        .authz
+        .delegate(&token, caller(&holder, 1), Shape::default())
+        .unwrap();
+    let child_token = token_of(&child);
+    let child_holder = with_token(
+        f.authz
+            .bind_link(&child_token, caller(&anonymous(), 2))
+            .unwrap()
+            .holder_token
+            .as_deref()
+            .unwrap(),
+    );
+    f.authz
+        .state
+        .write()
+        .unwrap()
+        .by_id
+        .get_mut(&parent.id)
+        .unwrap()
+        .grant
+        .expires_at = Timestamp(1);
+    assert_eq!(
+        f.authz
+            .check(
+                &child_token,
+                caller(&child_holder, 2),
+                journal::AccessKind::Wado
+            )
+            .unwrap_err(),
+        Denied::Neutral(DenyReason::AncestorExpired)
+    );
+    assert_eq!(f.authz.show(&child.id).unwrap().grant.status, "expired");
+}
+
+/// What a replay of the journal builds is what the live path built, down
+/// to the times.
+#[test]
+fn replayed_state_equals_live_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::temporary(dir.path()).unwrap();
+    let authz = open(dir.path(), &store);
+    let a = authz
+        .issue(
+            request(Shape {
+                delegation_depth: Some(1),
+                ..Shape::default()
+            }),
+            "127.0.0.1",
+        )
+        .unwrap();
+    let holder = with_token(
+        authz
+            .bind_link(&token_of(&a), caller(&anonymous(), 1))
+            .unwrap()
+            .holder_token
+            .as_deref()
+            .unwrap(),
+    );
+    let child = authz
+        .delegate(&token_of(&a), caller(&holder, 1), Shape::default())
+        .unwrap();
+    authz.redeem(&child.code, caller(&anonymous(), 2)).unwrap();
+    let b = authz.issue(request(Shape::default()), "127.0.0.1").unwrap();
+    authz.revoke(&b.id, "op", "test", "127.0.0.1").unwrap();
+    let snapshot = |authz: &Authz| {
+        let state = authz.read();
+        let mut all: Vec<String> = state
+            .by_id
+            .values()
+            .map(|g| serde_json::to_string(g).unwrap())
+            .collect();
+        all.sort();
+        all
+    };
+    let live = snapshot(&authz);
+    authz.journal().close();
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = Store::temporary(fresh_dir.path()).unwrap();
+    let replayed = Authz::open(
+        &fresh.db,
+        Journal::open(&dir.path().join("journal")).unwrap(),
+        fresh.index.clone(),
+        &dir.path().join("authz.key"),
+        config(),
+        "https://gw.example".into(),
+    )
+    .unwrap();
+    assert_eq!(snapshot(&replayed), live);
+}
+
+/// A crash in the middle of writing a record with non-ASCII text leaves a
+/// line cut inside a character: it is cut off, and reindex works.
+#[test]
+fn a_torn_line_cut_inside_a_character_is_repaired() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::temporary(dir.path()).unwrap();
+    let authz = open(dir.path(), &store);
+    authz
+        .issue(
+            request(Shape {
+                message: "verwijzing naar dr. Müller".into(),
+                ..Shape::default()
+            }),
+            "127.0.0.1",
+        )
+        .unwrap();
+    authz.journal().close();
+    let segment = std::fs::read_dir(dir.path().join("journal"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let line = std::fs::read(&segment).unwrap();
+    let cut = line.iter().position(|b| *b == 0xC3).unwrap() + 1;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .unwrap()
+        .write_all(&line[..cut])
+        .unwrap();
+    let fresh = Store::temporary(tempfile::tempdir().unwrap().path()).unwrap();
+    assert_eq!(
+        Authz::rebuild(&fresh.db, &dir.path().join("journal")).unwrap(),
+        1
+    );
+    let journal = Journal::open(&dir.path().join("journal")).unwrap();
+    assert_eq!(journal.opened_at.0, 1);
+    journal.close();
+    assert_eq!(std::fs::read(&segment).unwrap(), line);
+}
+
+#[test]
+fn a_journal_shorter_than_the_applied_state_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::temporary(dir.path()).unwrap();
+    let authz = open(dir.path(), &store);
+    authz.issue(request(Shape::default()), "127.0.0.1").unwrap();
+    authz.issue(request(Shape::default()), "127.0.0.1").unwrap();
+    authz.journal().close();
+    drop(authz);
+    let segment = std::fs::read_dir(dir.path().join("journal"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&segment).unwrap();
+    std::fs::write(&segment, text.lines().next().unwrap().to_string() + "\n").unwrap();
+    let result = Authz::open(
+        &store.db,
+        Journal::open(&dir.path().join("journal")).unwrap(),
+        store.index.clone(),
+        &dir.path().join("authz.key"),
+        config(),
+        "https://gw.example".into(),
+    );
+    assert!(
+        matches!(
+            result,
+            Err(AuthzError::JournalShorter {
+                journal: 1,
+                applied: 2
+            })
+        ),
+        "{:?}",
+        result.err()
+    );
 }

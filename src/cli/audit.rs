@@ -23,6 +23,11 @@ pub fn verify(config: &Config, out: &mut impl Write) -> Result<bool, JournalErro
                 "journal intact: {} record(s), chain verified",
                 report.verified
             );
+            if let Some(head) = &report.head {
+                // written down elsewhere (a ticket, a log host), it shows
+                // later that nothing up to here was rewritten or cut off
+                let _ = writeln!(out, "head: record {} hash {head}", report.verified);
+            }
         }
         Some(bad) => {
             let _ = writeln!(

@@ -60,6 +60,10 @@ pub struct HttpConfig {
     /// `None`: a self-signed certificate generated into the data directory.
     pub tls: Option<TlsFiles>,
     pub client_ca: Vec<PathBuf>,
+    /// CAs whose certificates may carry a UZI identity (empty: all of
+    /// `client_ca`).
+    pub uzi_ca: Vec<PathBuf>,
+    pub client_crl: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

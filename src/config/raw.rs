@@ -49,6 +49,8 @@ struct RawHttp {
     tls_cert: String,
     tls_key: String,
     client_ca: Vec<String>,
+    uzi_ca: Vec<String>,
+    client_crl: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +242,8 @@ impl RawHttp {
             listen: parse_socket_addr("http.listen", &self.listen)?,
             tls,
             client_ca: self.client_ca.iter().map(PathBuf::from).collect(),
+            uzi_ca: self.uzi_ca.iter().map(PathBuf::from).collect(),
+            client_crl: self.client_crl.iter().map(PathBuf::from).collect(),
         })
     }
 }

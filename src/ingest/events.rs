@@ -16,6 +16,8 @@ pub enum StudyEvent {
     Completed { study: Uid },
     /// A late instance arrived for a complete study.
     Reopened { study: Uid },
+    /// The first instance of a study arrived.
+    NewStudy { study: Uid },
 }
 
 /// A broadcast of study events; subscribers that fall behind are told so

@@ -259,6 +259,11 @@ impl Ingestor {
                 study: key.study.clone(),
             });
         }
+        if outcome.new_study {
+            self.events.publish(StudyEvent::NewStudy {
+                study: key.study.clone(),
+            });
+        }
         self.events.publish(StudyEvent::InstanceStored {
             key: key.clone(),
             received_at,

@@ -13,6 +13,9 @@ pub enum Event {
     /// An operator issued a grant.
     GrantIssued {
         grant: Grant,
+        /// The administrator's address and how it authenticated.
+        #[serde(default)]
+        from: String,
     },
     /// A holder passed a grant on (doorautoriseren); `grant.parent` is set.
     GrantDelegated {
@@ -38,12 +41,28 @@ pub enum Event {
         reason: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         cascade: Vec<GrantId>,
+        #[serde(default)]
+        from: String,
     },
     /// Its time ran out (journaled when noticed).
     GrantExpired {
         grant: GrantId,
     },
+    /// A grant by accession number found its study: it covers that study
+    /// and no other (accession numbers are not unique across senders).
+    GrantResolved {
+        grant: GrantId,
+        study: Uid,
+    },
     Access(Access),
+    /// Access events the writer could not keep up with, counted.
+    Dropped {
+        count: u64,
+    },
+    /// Refusals beyond what one address may fill the journal with, counted.
+    Suppressed {
+        count: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

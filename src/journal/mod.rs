@@ -11,11 +11,14 @@
 //! Files: `journal/<first seq, 20 digits>.jsonl`, a new one after 64 MiB.
 
 pub mod event;
+mod lines;
 mod read;
 mod record;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 pub use event::{Access, AccessKind, BindVia, DenyReason, Event, Outcome, Who};
@@ -44,7 +47,12 @@ pub enum JournalError {
     Stopped,
 }
 
-type Ack = Box<dyn FnOnce(Result<u64, String>) + Send>;
+/// Events queued for the writer at most; beyond that, access events are
+/// counted instead of kept (a flood of refused requests must not take the
+/// memory, nor the disk the images are on), and the count is journaled.
+const QUEUE: usize = 65_536;
+
+type Ack = Box<dyn FnOnce(Result<(u64, Timestamp), String>) + Send>;
 
 enum Command {
     Append(Box<Event>, Option<Ack>),
@@ -54,8 +62,11 @@ enum Command {
 /// A handle to the journal; cheap to clone.
 #[derive(Clone)]
 pub struct Journal {
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::SyncSender<Command>,
     dir: PathBuf,
+    dropped: Arc<AtomicU64>,
+    /// Number and hash of the last record when the journal was opened.
+    pub opened_at: (u64, String),
 }
 
 impl Journal {
@@ -63,8 +74,10 @@ impl Journal {
     /// left by a crash (it was never acknowledged), and starts the writer.
     pub fn open(dir: &Path) -> Result<Journal, JournalError> {
         let tail = writer::Tail::recover(dir)?;
-        let (tx, rx) = mpsc::channel();
-        let writer = writer::Writer::new(dir.to_path_buf(), tail)?;
+        let opened_at = (tail.seq, tail.hash.clone());
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let writer = writer::Writer::new(dir.to_path_buf(), tail, dropped.clone())?;
         std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || writer.run(rx))
@@ -75,6 +88,8 @@ impl Journal {
         Ok(Journal {
             tx,
             dir: dir.to_path_buf(),
+            dropped,
+            opened_at,
         })
     }
 
@@ -82,20 +97,25 @@ impl Journal {
         &self.dir
     }
 
-    /// Queues an event; it is durable within milliseconds. Never blocks.
+    /// Queues an event; it is durable within milliseconds. Never blocks: if
+    /// the writer is that far behind, the event is counted as dropped.
     pub fn append(&self, event: Event) {
-        if self
-            .tx
-            .send(Command::Append(Box::new(event), None))
-            .is_err()
-        {
-            tracing::error!("journal writer has stopped; an access event is lost");
+        match self.tx.try_send(Command::Append(Box::new(event), None)) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(_)) => {
+                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::warn!("journal queue full: access events are being counted, not kept");
+                }
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                tracing::error!("journal writer has stopped; an access event is lost");
+            }
         }
     }
 
     /// Appends an event and returns once it is on disk, with its sequence
-    /// number. Blocking: call from a blocking thread.
-    pub fn append_durable(&self, event: Event) -> Result<u64, JournalError> {
+    /// number and time. Blocking: call from a blocking thread.
+    pub fn append_durable(&self, event: Event) -> Result<(u64, Timestamp), JournalError> {
         let (done, wait) = mpsc::sync_channel(1);
         let ack: Ack = Box::new(move |result| {
             let _ = done.send(result);

@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::authz::secret::hex;
+
 use super::event::Event;
 use crate::store::Timestamp;
 
@@ -39,10 +41,6 @@ fn chain_hash(prev: &str, unsigned: &[u8]) -> String {
     hasher.update(b"\n");
     hasher.update(unsigned);
     hex(&hasher.finalize())
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Serialises a record as one line (no newline) and returns it with its hash.

@@ -20,14 +20,14 @@ fn access(n: u32) -> Event {
 fn durable_appends_number_in_order_and_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(dir.path()).unwrap();
-    assert_eq!(journal.append_durable(access(1)).unwrap(), 1);
+    assert_eq!(journal.append_durable(access(1)).unwrap().0, 1);
     for n in 2..=100 {
         journal.append(access(n));
     }
-    assert_eq!(journal.append_durable(access(101)).unwrap(), 102 - 1);
+    assert_eq!(journal.append_durable(access(101)).unwrap().0, 102 - 1);
     journal.close();
     let journal = Journal::open(dir.path()).unwrap();
-    assert_eq!(journal.append_durable(access(102)).unwrap(), 102);
+    assert_eq!(journal.append_durable(access(102)).unwrap().0, 102);
     journal.close();
     let report = verify(dir.path()).unwrap();
     assert_eq!(
@@ -132,7 +132,7 @@ fn a_torn_last_line_is_cut_off_on_open() {
         .unwrap();
     assert!(verify(dir.path()).unwrap().incomplete_tail);
     let journal = Journal::open(dir.path()).unwrap();
-    assert_eq!(journal.append_durable(access(2)).unwrap(), 2);
+    assert_eq!(journal.append_durable(access(2)).unwrap().0, 2);
     journal.close();
     let report = verify(dir.path()).unwrap();
     assert!(report.first_bad.is_none() && !report.incomplete_tail && report.verified == 2);

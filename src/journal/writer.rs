@@ -1,11 +1,15 @@
 //! The writer thread: group commit, segment rotation, recovery of the tail.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
+use super::event::Event;
+use super::lines::{Line, SegmentReader, as_text, segment_path, segments};
 use super::record::{GENESIS, open_line, seal};
 use super::{Ack, Command, JournalError};
 use crate::store::{Timestamp, private_dir, sync_dir};
@@ -14,37 +18,11 @@ const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Events written per group at most (then synced, then the next group).
 const MAX_GROUP: usize = 8192;
 
-/// Segment files in order: (first seq, path).
-pub(super) fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
-    let io = |cause| JournalError::Io {
-        path: dir.to_path_buf(),
-        cause,
-    };
-    let mut found = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        let first = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".jsonl"))
-            .and_then(|n| n.parse::<u64>().ok());
-        if let Some(first) = first {
-            found.push((first, path));
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-fn segment_path(dir: &Path, first: u64) -> PathBuf {
-    dir.join(format!("{first:020}.jsonl"))
-}
-
 /// Where the journal ends: the last record's number and hash, and the
 /// segment to append to.
 pub(super) struct Tail {
-    seq: u64,
-    hash: String,
+    pub seq: u64,
+    pub hash: String,
     segment: PathBuf,
     len: u64,
 }
@@ -57,7 +35,8 @@ impl Tail {
             path: dir.to_path_buf(),
             cause,
         })?;
-        let Some((first, path)) = segments(dir)?.pop() else {
+        let all = segments(dir)?;
+        let Some((first, path)) = all.last().cloned() else {
             return Ok(Tail {
                 seq: 0,
                 hash: GENESIS.to_string(),
@@ -65,55 +44,46 @@ impl Tail {
                 len: 0,
             });
         };
-        let io = |cause| JournalError::Io {
-            path: path.clone(),
-            cause,
-        };
-        let file = File::open(&path).map_err(io)?;
-        let mut reader = BufReader::new(file);
+        let mut reader = SegmentReader::open(&path)?;
         let (mut seq, mut hash, mut good_len) = (first - 1, None::<String>, 0u64);
-        let mut line = String::new();
-        let mut number = 0;
-        loop {
-            line.clear();
-            let n = reader.read_line(&mut line).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            if !line.ends_with('\n') {
+        while let Some(line) = reader.next_line()? {
+            let Line::Complete(bytes, n) = line else {
                 tracing::warn!(segment = %path.display(), "journal: cutting off a record a crash left half-written");
                 break;
-            }
-            // The chain into this segment is checked by `audit verify`;
-            // here each record's own hash and its link to the one before.
-            let prev = hash.clone().unwrap_or_else(|| {
-                serde_json::from_str::<serde_json::Value>(&line)
+            };
+            let corrupt = |problem: String| JournalError::Corrupt {
+                path: path.clone(),
+                line: reader.number,
+                problem,
+            };
+            let text = as_text(&bytes).map_err(corrupt)?;
+            // Each record's own hash and its link to the one before; the
+            // link into this segment is `audit verify`'s to check.
+            let prev = match &hash {
+                Some(h) => h.clone(),
+                None => serde_json::from_str::<serde_json::Value>(text)
                     .ok()
                     .and_then(|v| v["prev"].as_str().map(str::to_string))
-                    .unwrap_or_default()
-            });
-            let (_, h) =
-                open_line(line.trim_end(), &prev, seq + 1).map_err(|e| JournalError::Corrupt {
-                    path: path.clone(),
-                    line: number,
-                    problem: e.to_string(),
-                })?;
+                    .unwrap_or_default(),
+            };
+            let (_, h) = open_line(text, &prev, seq + 1).map_err(|e| corrupt(e.to_string()))?;
             seq += 1;
             hash = Some(h);
             good_len += n as u64;
         }
-        let len = fs::metadata(&path).map_err(io)?.len();
-        if len != good_len {
+        let io = |cause| JournalError::Io {
+            path: path.clone(),
+            cause,
+        };
+        if std::fs::metadata(&path).map_err(io)?.len() != good_len {
             let file = OpenOptions::new().write(true).open(&path).map_err(io)?;
             file.set_len(good_len).map_err(io)?;
             file.sync_all().map_err(io)?;
         }
         let hash = match hash {
             Some(h) => h,
-            // An empty last segment: the chain continues from the segment
-            // before it.
-            None => last_hash_before(dir, first)?,
+            // An empty last segment continues the chain of the one before.
+            None => last_hash(&all[..all.len() - 1])?,
         };
         Ok(Tail {
             seq,
@@ -124,20 +94,22 @@ impl Tail {
     }
 }
 
-fn last_hash_before(dir: &Path, first: u64) -> Result<String, JournalError> {
-    let previous = segments(dir)?.into_iter().rev().find(|(f, _)| *f < first);
-    let Some((_, path)) = previous else {
+fn last_hash(earlier: &[(u64, PathBuf)]) -> Result<String, JournalError> {
+    let Some((_, path)) = earlier.last() else {
         return Ok(GENESIS.to_string());
     };
-    let text = fs::read_to_string(&path).map_err(|cause| JournalError::Io {
-        path: path.clone(),
-        cause,
-    })?;
-    let last = text.lines().last().unwrap_or_default();
-    Ok(serde_json::from_str::<serde_json::Value>(last)
-        .ok()
-        .and_then(|v| v["hash"].as_str().map(str::to_string))
-        .unwrap_or_else(|| GENESIS.to_string()))
+    let mut reader = SegmentReader::open(path)?;
+    let mut last = GENESIS.to_string();
+    while let Some(Line::Complete(bytes, _)) = reader.next_line()? {
+        if let Some(h) = as_text(&bytes)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+            .and_then(|v| v["hash"].as_str().map(str::to_string))
+        {
+            last = h;
+        }
+    }
+    Ok(last)
 }
 
 pub(super) struct Writer {
@@ -147,6 +119,12 @@ pub(super) struct Writer {
     /// Last record written and synced.
     seq: u64,
     hash: String,
+    /// Access events dropped because the queue was full; journaled as one
+    /// record when there is room again.
+    dropped: Arc<AtomicU64>,
+    /// A write or sync failed and could not be undone cleanly: nothing more
+    /// is accepted (after a failed fsync the page cache cannot be trusted).
+    broken: Option<String>,
 }
 
 fn open_segment(path: &Path) -> Result<File, JournalError> {
@@ -162,7 +140,11 @@ fn open_segment(path: &Path) -> Result<File, JournalError> {
 }
 
 impl Writer {
-    pub(super) fn new(dir: PathBuf, tail: Tail) -> Result<Writer, JournalError> {
+    pub(super) fn new(
+        dir: PathBuf,
+        tail: Tail,
+        dropped: Arc<AtomicU64>,
+    ) -> Result<Writer, JournalError> {
         let file = open_segment(&tail.segment)?;
         sync_dir(&dir).map_err(|cause| JournalError::Io {
             path: dir.clone(),
@@ -174,6 +156,8 @@ impl Writer {
             segment_len: tail.len,
             seq: tail.seq,
             hash: tail.hash,
+            dropped,
+            broken: None,
         })
     }
 
@@ -187,7 +171,11 @@ impl Writer {
                 }
             }
             let mut stop = None;
-            let mut events = Vec::with_capacity(group.len());
+            let mut events = Vec::with_capacity(group.len() + 1);
+            let dropped = self.dropped.swap(0, Ordering::Relaxed);
+            if dropped > 0 {
+                events.push((Event::Dropped { count: dropped }, None));
+            }
             for command in group {
                 match command {
                     Command::Append(event, ack) => events.push((*event, ack)),
@@ -204,24 +192,38 @@ impl Writer {
         }
     }
 
-    /// Writes a group, syncs it, then answers every waiter. On failure the
-    /// segment is cut back to the last synced record, so the chain stays
-    /// whole, and every waiter of the group hears the error.
-    fn commit(&mut self, events: Vec<(super::Event, Option<Ack>)>) {
+    /// Writes a group, syncs it, then answers every waiter with the record's
+    /// number and time. On a failed write the segment is cut back to the last
+    /// synced record, so the chain stays whole; on a failed sync the journal
+    /// stops accepting anything.
+    fn commit(&mut self, events: Vec<(Event, Option<Ack>)>) {
+        if let Some(why) = &self.broken {
+            for (_, ack) in events {
+                if let Some(ack) = ack {
+                    ack(Err(format!(
+                        "the journal stopped after an earlier failure: {why}"
+                    )));
+                }
+            }
+            return;
+        }
         let (start_seq, start_hash, start_len) = (self.seq, self.hash.clone(), self.segment_len);
         let now = Timestamp::now();
         let mut acks: Vec<(u64, Ack)> = Vec::new();
-        let mut result: Result<(), String> = Ok(());
+        let mut failure: Option<String> = None;
         for (event, ack) in events {
             let seq = self.seq + 1;
             match seal(seq, now, &self.hash, &event) {
                 Ok((line, hash)) => {
-                    if let Err(e) = self
+                    let written = self
                         .file
                         .write_all(line.as_bytes())
-                        .and_then(|_| self.file.write_all(b"\n"))
-                    {
-                        result = Err(e.to_string());
+                        .and_then(|_| self.file.write_all(b"\n"));
+                    if let Err(e) = written {
+                        failure = Some(e.to_string());
+                        if let Some(ack) = ack {
+                            acks.push((seq, ack));
+                        }
                         break;
                     }
                     self.segment_len += line.len() as u64 + 1;
@@ -238,38 +240,46 @@ impl Writer {
                 }
             }
         }
-        if result.is_ok() {
-            result = self
-                .file
-                .flush()
-                .and_then(|_| self.file.get_ref().sync_data())
-                .map_err(|e| e.to_string());
+        if failure.is_none() {
+            if let Err(e) = self.file.flush() {
+                failure = Some(e.to_string());
+            } else if let Err(e) = self.file.get_ref().sync_data() {
+                // Whether the data reached the disk is unknowable now.
+                self.broken = Some(format!("fdatasync failed: {e}"));
+                failure = self.broken.clone();
+            }
         }
-        if let Err(e) = &result {
-            tracing::error!("journal write failed ({e}); the group is refused");
-            self.rewind(start_seq, start_hash, start_len);
+        if let Some(why) = &failure {
+            tracing::error!("journal write failed ({why}); the group is refused");
+            if self.broken.is_none() {
+                self.rewind(start_seq, start_hash, start_len);
+            }
         }
         for (seq, ack) in acks {
-            ack(result.clone().map(|()| seq));
+            ack(match &failure {
+                None => Ok((seq, now)),
+                Some(why) => Err(why.clone()),
+            });
         }
-        if result.is_ok() && self.segment_len >= SEGMENT_BYTES {
+        if failure.is_none() && self.segment_len >= SEGMENT_BYTES {
             self.rotate();
         }
     }
 
+    /// Cuts the segment back after a failed write. The buffer's unwritten
+    /// bytes are dropped, not flushed.
     fn rewind(&mut self, seq: u64, hash: String, len: u64) {
-        let file = self.file.get_mut();
-        let truncated = file
-            .set_len(len)
-            .and_then(|_| file.seek(SeekFrom::End(0)).map(|_| ()));
-        if let Err(e) = truncated {
-            tracing::error!(
-                "journal: cannot cut back a failed write ({e}); `pushgate audit verify` will name it"
-            );
-        }
-        // Whatever the BufWriter still held is dropped with a fresh one.
-        if let Ok(file) = self.file.get_ref().try_clone() {
-            self.file = BufWriter::with_capacity(256 * 1024, file);
+        let fresh = match self.file.get_ref().try_clone() {
+            Ok(file) => BufWriter::with_capacity(256 * 1024, file),
+            Err(e) => {
+                self.broken = Some(format!("cannot recover from a failed write: {e}"));
+                return;
+            }
+        };
+        let (file, _discarded) = std::mem::replace(&mut self.file, fresh).into_parts();
+        if let Err(e) = file.set_len(len).and_then(|_| file.sync_data()) {
+            self.broken = Some(format!("cannot cut back a failed write: {e}"));
+            return;
         }
         self.seq = seq;
         self.hash = hash;

@@ -92,7 +92,9 @@ pub(super) async fn handle(
     app: &Arc<App>,
     endpoint: Endpoint,
     request: Request<Incoming>,
+    peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, WebError> {
+    let from = format!("{} (admin token)", peer.ip());
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -127,7 +129,7 @@ pub(super) async fn handle(
         Endpoint::AdminIssue => {
             let (parts, body) = request::body(request).await?;
             let issue: IssueRequest = request::parse(&parts, &body)?;
-            let issued = authz_call(move || authz.issue(issue)).await?;
+            let issued = authz_call(move || authz.issue(issue, &from)).await?;
             Ok(json(StatusCode::CREATED, &issued))
         }
         Endpoint::AdminRevoke(id) => {
@@ -135,7 +137,8 @@ pub(super) async fn handle(
             let revoke: RevokeRequest = request::parse(&parts, &body)?;
             let grant = GrantId(id);
             let g = grant.clone();
-            let cascade = authz_call(move || authz.revoke(&g, &revoke.by, &revoke.reason)).await?;
+            let cascade =
+                authz_call(move || authz.revoke(&g, &revoke.by, &revoke.reason, &from)).await?;
             Ok(json(
                 StatusCode::OK,
                 &serde_json::json!({ "revoked": grant, "cascade": cascade }),

@@ -47,6 +47,8 @@ pub struct App {
     pub admin: AdminToken,
     pub authz: Arc<Authz>,
     pub org_name: String,
+    /// The CAs (DER) trusted to issue UZI passes (None: all client CAs).
+    pub uzi_issuers: Option<Vec<Vec<u8>>>,
 }
 
 pub fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
@@ -93,7 +95,7 @@ async fn handle(
             | Endpoint::AdminIssue
             | Endpoint::AdminGrant(_)
             | Endpoint::AdminRevoke(_)),
-        ) => admin::handle(&app, endpoint, request)
+        ) => admin::handle(&app, endpoint, request, connection.peer)
             .await
             .unwrap_or_else(WebError::into_response),
         Ok(endpoint) => {
@@ -106,15 +108,37 @@ async fn handle(
             }
         }
     };
-    Ok(response)
+    Ok(secured(response))
+}
+
+/// Headers every answer carries: no framing, no sniffing, no referrer,
+/// nothing loaded from elsewhere, HTTPS only.
+fn secured(mut response: Response<Body>) -> Response<Body> {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("strict-transport-security", "max-age=31536000"),
+        // links, codes and patient data: nothing here is for a cache
+        ("cache-control", "no-store"),
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ] {
+        headers.insert(name, header::HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// The identity of a verified client certificate, if one was presented.
 fn client_certificate(
     tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    uzi_issuers: Option<&[Vec<u8>]>,
 ) -> Option<CertIdentity> {
     let der = tls.get_ref().1.peer_certificates()?.first()?;
-    match CertIdentity::from_der(der.as_ref()) {
+    match CertIdentity::from_der_trusting(der.as_ref(), uzi_issuers) {
         Ok(identity) => Some(identity),
         Err(e) => {
             tracing::warn!("unreadable client certificate: {e}");
@@ -185,7 +209,7 @@ pub async fn serve(
                 };
             let connection = Arc::new(Connection {
                 peer,
-                certificate: client_certificate(&tls),
+                certificate: client_certificate(&tls, app.uzi_issuers.as_deref()),
             });
             let service = hyper::service::service_fn(move |request| {
                 handle(app.clone(), connection.clone(), request)

@@ -133,6 +133,7 @@ pub fn holder_page(
                 format!("<blockquote>{}</blockquote>", escape(&g.message))
             },
             description = escape(covers.study_description.as_deref().unwrap_or("")),
+            dicomweb = escape(dicomweb),
             instances = covers.instances,
             until = date(g.expires_at),
         ),

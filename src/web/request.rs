@@ -14,8 +14,11 @@ use crate::authz::{CertIdentity, Credentials};
 
 /// Largest request body accepted (forms and JSON).
 const MAX_BODY: usize = 64 * 1024;
-/// The holder-token cookie, scoped to its grant's path.
-pub const HOLDER_COOKIE: &str = "pushgate_holder";
+/// The holder-token cookie, scoped to its grant's path; the `__Secure-`
+/// prefix makes browsers refuse it unless set over HTTPS with `Secure`.
+pub const HOLDER_COOKIE: &str = "__Secure-pushgate_holder";
+/// How long a request body may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the TLS layer learned about the connection.
 #[derive(Debug, Clone)]
@@ -38,12 +41,14 @@ pub fn wants_html<B>(request: &Request<B>) -> bool {
 /// Credentials: the connection's certificate, and a holder token from
 /// `Authorization: Bearer` or the holder cookie.
 pub fn credentials<B>(request: &Request<B>, connection: &Connection) -> Credentials {
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
-        .map(|v| v[7..].trim().to_string());
+    let bearer = crate::authz::bearer(
+        request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    )
+    .and_then(|t| std::str::from_utf8(t).ok())
+    .map(str::to_string);
     let cookie = request
         .headers()
         .get_all(header::COOKIE)
@@ -60,19 +65,46 @@ pub fn credentials<B>(request: &Request<B>, connection: &Connection) -> Credenti
 }
 
 /// The Set-Cookie value for a holder token, limited to its grant's URLs.
-pub fn holder_cookie(token: &str, url_token: &str) -> String {
+pub fn holder_cookie(token: &str, url_token: &str, expires_at: crate::store::Timestamp) -> String {
+    let max_age = expires_at
+        .0
+        .saturating_sub(crate::store::Timestamp::now().0)
+        / 1000;
     format!(
-        "{HOLDER_COOKIE}={token}; Path=/s/{url_token}; Secure; HttpOnly; SameSite=Strict; Max-Age=31536000"
+        "{HOLDER_COOKIE}={token}; Path=/s/{url_token}; Secure; HttpOnly; SameSite=Strict; Max-Age={}",
+        max_age.max(60)
     )
+}
+
+/// A browser's POST from another site (a form elsewhere aimed at us) is
+/// refused: `Sec-Fetch-Site` says so, or `Origin` names another origin.
+/// Programs send neither and are not affected.
+pub fn cross_site<B>(request: &Request<B>) -> bool {
+    let headers = request.headers();
+    if headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site" || v == "same-site")
+    {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    host.is_none_or(|host| origin != format!("https://{host}"))
 }
 
 pub async fn body(
     request: Request<Incoming>,
 ) -> Result<(hyper::http::request::Parts, Bytes), WebError> {
     let (parts, body) = request.into_parts();
-    let bytes = Limited::new(body, MAX_BODY)
-        .collect()
+    let bytes = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect())
         .await
+        .map_err(|_| WebError::BadRequest("request body too slow".into()))?
         .map_err(|e| WebError::BadRequest(format!("request body: {e}")))?
         .to_bytes();
     Ok((parts, bytes))
@@ -163,7 +195,7 @@ mod tests {
             certificate: None,
         };
         let request = Request::builder()
-            .header("Cookie", "a=b; pushgate_holder=tok")
+            .header("Cookie", "a=b; __Secure-pushgate_holder=tok")
             .body(())
             .unwrap();
         assert_eq!(
@@ -172,7 +204,7 @@ mod tests {
         );
         let request = Request::builder()
             .header("Authorization", "Bearer xyz")
-            .header("Cookie", "pushgate_holder=tok")
+            .header("Cookie", "__Secure-pushgate_holder=tok")
             .body(())
             .unwrap();
         assert_eq!(

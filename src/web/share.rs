@@ -38,18 +38,10 @@ async fn decide<T: Send + 'static>(
     .map_err(|e| WebError::Internal(e.to_string()))
 }
 
-fn no_store(mut response: Response<Body>) -> Response<Body> {
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    response
-}
-
 /// The one answer for anything under `/s/` that is not the caller's: same
 /// status, same body, whatever the reason.
 pub fn neutral(html: bool) -> Response<Body> {
-    let response = if html {
+    if html {
         full(
             StatusCode::NOT_FOUND,
             "text/html; charset=utf-8",
@@ -60,14 +52,13 @@ pub fn neutral(html: bool) -> Response<Body> {
             StatusCode::NOT_FOUND,
             &serde_json::json!({ "error": "not found" }),
         )
-    };
-    no_store(response)
+    }
 }
 
 fn denied(denial: Denied, html: bool, org: &str) -> Response<Body> {
     match denial {
         Denied::Neutral(_) => neutral(html),
-        Denied::Typo(e) => {
+        Denied::BadCode(e) => {
             let message = e.to_string();
             if html {
                 full(
@@ -115,7 +106,7 @@ fn see_other(location: &str, cookie: Option<String>) -> Response<Body> {
     if let Some(value) = cookie.and_then(|c| c.parse().ok()) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
-    no_store(response)
+    response
 }
 
 /// After binding: a browser is sent to the study page with its cookie, a
@@ -127,13 +118,13 @@ fn bound(app: &App, bound: Bound, token: &str, html: bool) -> Response<Body> {
         let cookie = bound
             .holder_token
             .as_deref()
-            .map(|t| request::holder_cookie(t, token));
+            .map(|t| request::holder_cookie(t, token, bound.expires_at));
         return see_other(&format!("/s/{token}"), cookie);
     }
-    no_store(json(
+    json(
         StatusCode::OK,
         &serde_json::json!({ "url": url, "holder_token": bound.holder_token, "grant": bound.grant }),
-    ))
+    )
 }
 
 pub(super) async fn handle(
@@ -145,6 +136,12 @@ pub(super) async fn handle(
     let html = request::wants_html(&request);
     let credentials = request::credentials(&request, connection);
     let org = app.org_name.clone();
+    if request.method() == hyper::Method::POST && request::cross_site(&request) {
+        return Ok(json(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({ "error": "a request from another site is refused" }),
+        ));
+    }
     Ok(match endpoint {
         Endpoint::Home => full(
             StatusCode::OK,
@@ -168,8 +165,7 @@ pub(super) async fn handle(
             let result = decide(&app.authz, credentials, connection, move |authz, caller| {
                 authz.open_link(&t, caller).map(|link| match link {
                     Link::Held(allowed) => {
-                        let covers =
-                            authz.coverage(&allowed.grant.grant.target, &allowed.grant.grant.scope);
+                        let covers = authz.coverage(&allowed.grant);
                         (Link::Held(allowed), Some(covers))
                     }
                     unbound => (unbound, None),
@@ -177,26 +173,26 @@ pub(super) async fn handle(
             })
             .await?;
             match result {
-                Ok((Link::Unbound(_), _)) if html => no_store(full(
+                Ok((Link::Unbound(_), _)) if html => full(
                     StatusCode::OK,
                     "text/html; charset=utf-8",
                     pages::offer_binding(&org, &token),
-                )),
-                Ok((Link::Unbound(_), _)) => no_store(json(
+                ),
+                Ok((Link::Unbound(_), _)) => json(
                     StatusCode::OK,
                     &serde_json::json!({ "status": "unbound", "bind": format!("POST /s/{token}") }),
-                )),
+                ),
                 Ok((Link::Held(allowed), Some(covers))) => {
                     let dicomweb = format!("{}/dicomweb", app.authz.url_for(&token));
                     if html {
-                        no_store(full(
+                        full(
                             StatusCode::OK,
                             "text/html; charset=utf-8",
                             pages::holder_page(&org, &allowed.grant, &covers, &dicomweb, &token),
-                        ))
+                        )
                     } else {
                         let g = &allowed.grant.grant;
-                        no_store(json(
+                        json(
                             StatusCode::OK,
                             &serde_json::json!({
                                 "status": "bound",
@@ -208,7 +204,7 @@ pub(super) async fn handle(
                                 "dicomweb": dicomweb,
                                 "covers": covers,
                             }),
-                        ))
+                        )
                     }
                 }
                 Ok((Link::Held(_), None)) => neutral(html),
@@ -234,12 +230,12 @@ pub(super) async fn handle(
             })
             .await?;
             match result {
-                Ok(issued) if html => no_store(full(
+                Ok(issued) if html => full(
                     StatusCode::CREATED,
                     "text/html; charset=utf-8",
                     pages::delegated(&issued),
-                )),
-                Ok(issued) => no_store(json(StatusCode::CREATED, &issued)),
+                ),
+                Ok(issued) => json(StatusCode::CREATED, &issued),
                 Err(denial) => denied(denial, html, &org),
             }
         }

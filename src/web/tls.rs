@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use sha2::{Digest, Sha256};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::config::Config;
 
@@ -144,6 +145,25 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
         .join(":")
 }
 
+/// The certificates (DER) of the CAs trusted to issue UZI passes: those of
+/// `http.uzi_ca`, or `None` (all of `http.client_ca`) when that is empty.
+pub fn uzi_issuers(config: &Config) -> Result<Option<Vec<Vec<u8>>>, TlsError> {
+    if config.http.uzi_ca.is_empty() {
+        return Ok(None);
+    }
+    let mut found = Vec::new();
+    for path in &config.http.uzi_ca {
+        for cert in load_certs(path)? {
+            X509Certificate::from_der(cert.as_ref()).map_err(|e| TlsError::ClientCa {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            found.push(cert.as_ref().to_vec());
+        }
+    }
+    Ok(Some(found))
+}
+
 /// TLS 1.2 and 1.3, ALPN h2 and http/1.1; client certificates requested but
 /// not required when `http.client_ca` is set.
 pub fn server_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, TlsError> {
@@ -168,8 +188,23 @@ pub fn server_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, TlsEr
                 })?;
             }
         }
+        let mut crls = Vec::new();
+        for path in &config.http.client_crl {
+            let found = CertificateRevocationListDer::pem_file_iter(path)
+                .map_err(|e| TlsError::ClientCa {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| TlsError::ClientCa {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            crls.extend(found);
+        }
         let verifier =
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
+                .with_crls(crls)
                 .allow_unauthenticated()
                 .build()
                 .map_err(|e| TlsError::ClientCa {
