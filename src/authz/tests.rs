@@ -663,6 +663,7 @@ fn study_entry(study: &str, accession: &str, at: u64) -> crate::store::IndexEntr
             size: 1,
             mtime_ns: at,
             dataset_offset: 0,
+            crc32: None,
             received_at: Timestamp(at),
             source: Source::Reindex,
             layout: BulkLayout::default(),

@@ -18,6 +18,24 @@ pub struct Provenance {
     pub received_at: Timestamp,
     pub size: u64,
     pub mtime_ns: u64,
+    pub crc32: Option<u32>,
+}
+
+/// CRC-32 of a whole file, read in large chunks.
+pub fn crc32_of(file: &File) -> std::io::Result<u32> {
+    use std::io::Read;
+    let mut reader = file;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buffer = vec![0; 1 << 20];
+    std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(0))?;
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => return Ok(hasher.finalize()),
+            Ok(n) => hasher.update(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Modification time in nanoseconds (with the size, what reconcile uses to
@@ -61,6 +79,7 @@ pub fn describe_file(path: &Path) -> Result<IndexEntry, IngestError> {
         received_at: Timestamp(mtime_ns / 1_000_000),
         size,
         mtime_ns,
+        crc32: Some(crc32_of(&file).map_err(IngestError::io)?),
     };
     entry_from(
         parsed,
@@ -137,6 +156,7 @@ pub fn entry_from(
             size: provenance.size,
             mtime_ns: provenance.mtime_ns,
             dataset_offset,
+            crc32: provenance.crc32,
             received_at: provenance.received_at,
             source: provenance.source,
             layout: parsed.layout,

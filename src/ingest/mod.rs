@@ -181,6 +181,7 @@ impl Ingestor {
             received_at: Timestamp::now(),
             size: temp.len(),
             mtime_ns: describe::mtime_ns(temp.file()).map_err(IngestError::io)?,
+            crc32: Some(temp.crc32()),
         };
         let entry = describe::entry_from(
             parsed,

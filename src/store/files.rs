@@ -77,6 +77,7 @@ impl FileStore {
             buffer: Vec::with_capacity(WRITE_BUFFER),
             written: 0,
             writeback_started: 0,
+            crc: crc32fast::Hasher::new(),
         })
     }
 
@@ -271,6 +272,9 @@ pub struct TempFile {
     buffer: Vec<u8>,
     written: u64,
     writeback_started: u64,
+    /// CRC-32 of every byte accepted: the ZIP download needs it before the
+    /// first byte, and computing it here costs no extra read.
+    crc: crc32fast::Hasher,
 }
 
 impl TempFile {
@@ -289,6 +293,11 @@ impl TempFile {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// CRC-32 (ZIP's) of the bytes accepted so far.
+    pub fn crc32(&self) -> u32 {
+        self.crc.clone().finalize()
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -312,6 +321,7 @@ impl TempFile {
 
 impl Write for TempFile {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.crc.update(data);
         if self.buffer.len() + data.len() > WRITE_BUFFER {
             self.flush()?;
         }
@@ -399,6 +409,24 @@ mod tests {
         assert!(fs::read_dir(dir.path().join("t")).unwrap().next().is_none());
         store.remove(&k).unwrap();
         assert!(!store.has_instances().unwrap());
+    }
+
+    #[test]
+    fn the_crc_covers_every_byte_buffered_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path().join("i"), dir.path().join("t")).unwrap();
+        let mut t = store.create_temp().unwrap();
+        t.write_all(b"12345").unwrap();
+        t.write_all(b"6789").unwrap();
+        // the CRC-32 check value (ISO-HDLC, as ZIP uses it)
+        assert_eq!(t.crc32(), 0xCBF4_3926);
+        let big = vec![0x5a; 3 * WRITE_BUFFER];
+        t.write_all(&big).unwrap();
+        t.flush().unwrap();
+        let written = fs::read(t.path().unwrap()).unwrap();
+        let mut expected = crc32fast::Hasher::new();
+        expected.update(&written);
+        assert_eq!(t.crc32(), expected.finalize());
     }
 
     #[test]

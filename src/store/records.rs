@@ -191,6 +191,9 @@ pub struct InstanceRecord {
     pub mtime_ns: u64,
     /// Where the data set starts in the file (after the meta group).
     pub dataset_offset: u64,
+    /// CRC-32 of the whole file (ZIP's), computed as it was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32: Option<u32>,
     pub received_at: Timestamp,
     pub source: Source,
     pub layout: BulkLayout,

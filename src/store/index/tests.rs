@@ -35,6 +35,7 @@ fn entry(study: &str, series: &str, sop: &str, size: u64, at: u64) -> IndexEntry
             size,
             mtime_ns: at,
             dataset_offset: 300,
+            crc32: None,
             received_at: Timestamp(at),
             source: Source::Reindex,
             layout: BulkLayout::default(),
