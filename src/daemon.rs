@@ -160,6 +160,9 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         authz,
         org_name: config.org_name.clone(),
         uzi_issuers: tls::uzi_issuers(&config)?,
+        files: store.files.clone(),
+        events: events.clone(),
+        cors_origins: config.http.cors_origins.clone(),
     });
     tasks.spawn(web::serve(
         http_listener,

@@ -97,8 +97,18 @@ pub struct Coverage {
     pub patient_birth_date: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub study_description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub study_date: Option<String>,
+    /// The last four digits of the patient's BSN, for the recipient to
+    /// confirm the patient without the whole number on screen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bsn_last_digits: Option<String>,
+    /// In series number order.
     pub series: Vec<SeriesCoverage>,
     pub instances: u64,
+    /// Bytes of the covered instances (prorated where only some SOP
+    /// classes of a series are).
+    pub bytes: u64,
     pub modalities: Vec<String>,
     pub excluded: Excluded,
 }
@@ -106,6 +116,8 @@ pub struct Coverage {
 #[derive(Debug, Clone, Serialize)]
 pub struct SeriesCoverage {
     pub series_uid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series_number: Option<i64>,
     pub modality: String,
     pub description: String,
     pub instances: u64,
@@ -261,8 +273,14 @@ impl Authz {
             patient_name: study.as_ref().map(|s| s.patient.name.clone()),
             patient_birth_date: study.as_ref().map(|s| s.patient.birth_date.clone()),
             study_description: study.as_ref().map(|s| s.attrs.study_description.clone()),
+            study_date: study.as_ref().map(|s| s.attrs.study_date.clone()),
+            bsn_last_digits: study.as_ref().and_then(|s| {
+                let bsn = s.patient.bsn.as_deref()?;
+                Some(bsn[bsn.len().saturating_sub(4)..].to_string())
+            }),
             series: Vec::new(),
             instances: 0,
+            bytes: 0,
             modalities: Vec::new(),
             excluded: Excluded::default(),
         };
@@ -298,15 +316,20 @@ impl Authz {
                 modalities.insert(modality.clone());
             }
             coverage.instances += included;
+            coverage.bytes += series.bytes * included / series.num_instances.max(1);
             coverage.excluded.instances += series.num_instances - included;
             coverage.series.push(SeriesCoverage {
                 series_uid: uid.to_string(),
+                series_number: series.attrs.series_number,
                 modality,
                 description: series.attrs.series_description.clone(),
                 instances: series.num_instances,
                 included,
             });
         }
+        coverage.series.sort_by(|a, b| {
+            (a.series_number, &a.series_uid).cmp(&(b.series_number, &b.series_uid))
+        });
         coverage.modalities = modalities.into_iter().collect();
         coverage.excluded.modalities = ex_modalities.into_iter().collect();
         coverage.excluded.sop_classes = ex_classes.into_iter().collect();

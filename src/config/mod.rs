@@ -64,6 +64,8 @@ pub struct HttpConfig {
     /// `client_ca`).
     pub uzi_ca: Vec<PathBuf>,
     pub client_crl: Vec<PathBuf>,
+    /// Origins whose pages may call DICOMweb (`*`: any).
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -51,6 +51,7 @@ struct RawHttp {
     client_ca: Vec<String>,
     uzi_ca: Vec<String>,
     client_crl: Vec<String>,
+    cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,7 +245,34 @@ impl RawHttp {
             client_ca: self.client_ca.iter().map(PathBuf::from).collect(),
             uzi_ca: self.uzi_ca.iter().map(PathBuf::from).collect(),
             client_crl: self.client_crl.iter().map(PathBuf::from).collect(),
+            cors_origins: self
+                .cors_origins
+                .iter()
+                .map(|o| cors_origin(o))
+                .collect::<Result<_, _>>()?,
         })
+    }
+}
+
+/// `*`, or an origin: scheme, host and optional port, nothing else.
+fn cors_origin(origin: &str) -> Result<String, ConfigError> {
+    let origin = origin.trim().trim_end_matches('/');
+    let valid = origin == "*"
+        || ["https://", "http://"].iter().any(|scheme| {
+            origin.strip_prefix(scheme).is_some_and(|rest| {
+                !rest.is_empty()
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            })
+        });
+    if valid {
+        Ok(origin.to_string())
+    } else {
+        Err(invalid(
+            "http.cors_origins",
+            &format!("{origin:?} is not an origin like https://viewer.example.org or *"),
+        ))
     }
 }
 

@@ -3,11 +3,14 @@
 //! the admin API's study listing.
 
 mod admin;
+mod cors;
+pub mod dicomweb;
 mod error;
 mod pages;
 mod request;
 mod router;
 mod share;
+mod stream;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -49,6 +52,10 @@ pub struct App {
     pub org_name: String,
     /// The CAs (DER) trusted to issue UZI passes (None: all client CAs).
     pub uzi_issuers: Option<Vec<Vec<u8>>>,
+    pub files: crate::store::FileStore,
+    pub events: crate::ingest::Events,
+    /// Origins whose pages may call DICOMweb (a viewer elsewhere); `*`: any.
+    pub cors_origins: Vec<String>,
 }
 
 pub fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
@@ -88,6 +95,14 @@ async fn handle(
             WebError::NotFound.into_response()
         }
         Ok(Endpoint::Healthz) => full(StatusCode::OK, "text/plain", "ok\n"),
+        Ok(Endpoint::DicomWebPreflight) => cors::preflight(cors::allowed_origin(&app, &request)),
+        Ok(Endpoint::DicomWeb { token, path }) => {
+            let origin = cors::allowed_origin(&app, &request);
+            let response = dicomweb::handle(&app, &token, &path, request, &connection)
+                .await
+                .unwrap_or_else(WebError::into_response);
+            cors::decorate(response, origin)
+        }
         Ok(
             endpoint @ (Endpoint::AdminStudies
             | Endpoint::AdminStudy(_)
@@ -127,7 +142,10 @@ fn secured(mut response: Response<Body>) -> Response<Body> {
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     ] {
-        headers.insert(name, header::HeaderValue::from_static(value));
+        // a page may set its own policy (the study page allows its one script)
+        headers
+            .entry(name)
+            .or_insert(header::HeaderValue::from_static(value));
     }
     response
 }

@@ -121,8 +121,10 @@ pub fn parse<T: DeserializeOwned>(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if form {
+        // an empty form field is a field left out, not an empty value
         let pairs: serde_json::Map<String, serde_json::Value> = form_pairs(bytes)
             .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
             .map(|(k, v)| (k, serde_json::Value::String(v)))
             .collect();
         serde_json::from_value(serde_json::Value::Object(pairs))
@@ -133,6 +135,11 @@ pub fn parse<T: DeserializeOwned>(
     } else {
         serde_json::from_slice(bytes).map_err(|e| WebError::BadRequest(format!("JSON: {e}")))
     }
+}
+
+/// The decoded name=value pairs of a query string, in order.
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query.map_or_else(Vec::new, |q| form_pairs(q.as_bytes()))
 }
 
 fn form_pairs(bytes: &[u8]) -> Vec<(String, String)> {

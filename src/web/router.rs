@@ -14,6 +14,15 @@ pub enum Endpoint {
     Share(String),
     Bind(String),
     Delegate(String),
+    /// `/s/{token}/dicomweb/{path}`: WADO-RS and QIDO-RS.
+    DicomWeb {
+        token: String,
+        path: String,
+    },
+    /// A browser's CORS preflight for a DICOMweb path.
+    DicomWebPreflight,
+    /// `/s/{token}/download.zip`
+    Download(String),
     AdminStudies,
     AdminStudy(String),
     AdminGrants,
@@ -28,7 +37,12 @@ impl Endpoint {
     pub fn is_share(&self) -> bool {
         matches!(
             self,
-            Endpoint::Share(_) | Endpoint::Bind(_) | Endpoint::Delegate(_)
+            Endpoint::Share(_)
+                | Endpoint::Bind(_)
+                | Endpoint::Delegate(_)
+                | Endpoint::DicomWeb { .. }
+                | Endpoint::DicomWebPreflight
+                | Endpoint::Download(_)
         )
     }
 }
@@ -41,12 +55,31 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, WebError> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let get = method == Method::GET || method == Method::HEAD;
     let post = method == Method::POST;
+    if let ["s", token, "dicomweb", rest @ ..] = segments.as_slice() {
+        let token = segment(token).ok_or(WebError::NotFound)?;
+        if rest.is_empty() || rest.iter().any(|s| s.is_empty()) {
+            return Err(WebError::NotFound);
+        }
+        return match method {
+            m if m == Method::OPTIONS => Ok(Endpoint::DicomWebPreflight),
+            _ if get => Ok(Endpoint::DicomWeb {
+                token,
+                path: rest.join("/"),
+            }),
+            _ => Err(WebError::MethodNotAllowed {
+                allow: "GET, HEAD, OPTIONS",
+            }),
+        };
+    }
     let found = match (segments.as_slice(), get, post) {
         ([""], true, _) => Endpoint::Home,
         (["healthz"], true, _) => Endpoint::Healthz,
         (["redeem"], _, true) => Endpoint::Redeem,
         (["s", token], true, _) => Endpoint::Share(segment(token).ok_or(WebError::NotFound)?),
         (["s", token], _, true) => Endpoint::Bind(segment(token).ok_or(WebError::NotFound)?),
+        (["s", token, "download.zip"], true, _) => {
+            Endpoint::Download(segment(token).ok_or(WebError::NotFound)?)
+        }
         (["s", token, "delegate"], _, true) => {
             Endpoint::Delegate(segment(token).ok_or(WebError::NotFound)?)
         }
@@ -95,6 +128,29 @@ mod tests {
             ok(Method::POST, "/s/abc/delegate"),
             Endpoint::Delegate("abc".into())
         );
+        assert_eq!(
+            ok(Method::GET, "/s/abc/dicomweb/studies/1.2/series"),
+            Endpoint::DicomWeb {
+                token: "abc".into(),
+                path: "studies/1.2/series".into()
+            }
+        );
+        assert_eq!(
+            ok(Method::OPTIONS, "/s/abc/dicomweb/studies"),
+            Endpoint::DicomWebPreflight
+        );
+        assert_eq!(
+            ok(Method::GET, "/s/abc/download.zip"),
+            Endpoint::Download("abc".into())
+        );
+        assert!(matches!(
+            route(&Method::GET, "/s/abc/dicomweb/"),
+            Err(WebError::NotFound)
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/s/abc/dicomweb/studies"),
+            Err(WebError::MethodNotAllowed { .. })
+        ));
         assert_eq!(ok(Method::GET, "/admin/v1/studies"), Endpoint::AdminStudies);
         assert_eq!(
             ok(Method::GET, "/admin/v1/studies/1.2.3"),

@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use serde::Deserialize;
 
+use super::pages::Lang;
 use super::request::{self, Connection};
 use super::{App, Body, Endpoint, WebError, full, json, pages};
 use crate::authz::{Authz, Bound, Caller, Credentials, Denied, Link, Shape};
@@ -55,7 +56,7 @@ pub fn neutral(html: bool) -> Response<Body> {
     }
 }
 
-fn denied(denial: Denied, html: bool, org: &str) -> Response<Body> {
+fn denied(denial: Denied, html: bool, lang: Lang, org: &str) -> Response<Body> {
     match denial {
         Denied::Neutral(_) => neutral(html),
         Denied::BadCode(e) => {
@@ -64,7 +65,7 @@ fn denied(denial: Denied, html: bool, org: &str) -> Response<Body> {
                 full(
                     StatusCode::BAD_REQUEST,
                     "text/html; charset=utf-8",
-                    pages::code_entry(org, Some(&message)),
+                    pages::code_entry(lang, org, Some(&message)),
                 )
             } else {
                 json(
@@ -134,6 +135,12 @@ pub(super) async fn handle(
     connection: &Connection,
 ) -> Result<Response<Body>, WebError> {
     let html = request::wants_html(&request);
+    let lang = Lang::from_accept_language(
+        request
+            .headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
     let credentials = request::credentials(&request, connection);
     let org = app.org_name.clone();
     if request.method() == hyper::Method::POST && request::cross_site(&request) {
@@ -146,7 +153,7 @@ pub(super) async fn handle(
         Endpoint::Home => full(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            pages::code_entry(&org, None),
+            pages::code_entry(lang, &org, None),
         ),
         Endpoint::Redeem => {
             let (parts, body) = request::body(request).await?;
@@ -157,7 +164,7 @@ pub(super) async fn handle(
             .await?;
             match result {
                 Ok(b) => bound(app, b, "", html),
-                Err(denial) => denied(denial, html, &org),
+                Err(denial) => denied(denial, html, lang, &org),
             }
         }
         Endpoint::Share(token) => {
@@ -176,7 +183,7 @@ pub(super) async fn handle(
                 Ok((Link::Unbound(_), _)) if html => full(
                     StatusCode::OK,
                     "text/html; charset=utf-8",
-                    pages::offer_binding(&org, &token),
+                    pages::offer_binding(lang, &org, &token),
                 ),
                 Ok((Link::Unbound(_), _)) => json(
                     StatusCode::OK,
@@ -185,11 +192,24 @@ pub(super) async fn handle(
                 Ok((Link::Held(allowed), Some(covers))) => {
                     let dicomweb = format!("{}/dicomweb", app.authz.url_for(&token));
                     if html {
-                        full(
+                        let page = pages::StudyPage {
+                            org: &org,
+                            grant: &allowed.grant,
+                            covers: &covers,
+                            dicomweb: &dicomweb,
+                            token: &token,
+                        };
+                        let mut response = full(
                             StatusCode::OK,
                             "text/html; charset=utf-8",
-                            pages::holder_page(&org, &allowed.grant, &covers, &dicomweb, &token),
-                        )
+                            pages::study_page(lang, &page),
+                        );
+                        if let Ok(value) = pages::STUDY_PAGE_CSP.parse() {
+                            response
+                                .headers_mut()
+                                .insert(header::CONTENT_SECURITY_POLICY, value);
+                        }
+                        response
                     } else {
                         let g = &allowed.grant.grant;
                         json(
@@ -208,7 +228,7 @@ pub(super) async fn handle(
                     }
                 }
                 Ok((Link::Held(_), None)) => neutral(html),
-                Err(denial) => denied(denial, html, &org),
+                Err(denial) => denied(denial, html, lang, &org),
             }
         }
         Endpoint::Bind(token) => {
@@ -219,7 +239,7 @@ pub(super) async fn handle(
             .await?;
             match result {
                 Ok(b) => bound(app, b, &token, html),
-                Err(denial) => denied(denial, html, &org),
+                Err(denial) => denied(denial, html, lang, &org),
             }
         }
         Endpoint::Delegate(token) => {
@@ -233,10 +253,10 @@ pub(super) async fn handle(
                 Ok(issued) if html => full(
                     StatusCode::CREATED,
                     "text/html; charset=utf-8",
-                    pages::delegated(&issued),
+                    pages::delegated(lang, &issued),
                 ),
                 Ok(issued) => json(StatusCode::CREATED, &issued),
-                Err(denial) => denied(denial, html, &org),
+                Err(denial) => denied(denial, html, lang, &org),
             }
         }
         _ => return Err(WebError::NotFound),

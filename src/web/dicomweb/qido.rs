@@ -1,0 +1,1 @@
+//! QIDO-RS: lands from branch `qido`.
