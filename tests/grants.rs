@@ -8,26 +8,12 @@ mod common;
 use std::time::Duration;
 
 use common::pki::TestCa;
+use common::sharing::{as_holder, bind, path_of, share, study_with};
 use common::{Ask, Daemon, Reply, sample_files, text};
 use serde_json::Value;
 
 fn study_uid(daemon: &Daemon) -> String {
-    let studies = daemon.studies();
-    studies
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| {
-            s["modalities"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|m| m == "CT")
-        })
-        .expect("the CT study")["study_uid"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    study_with(daemon, "CT")
 }
 
 fn daemon_with_ct() -> Daemon {
@@ -38,34 +24,6 @@ fn daemon_with_ct() -> Daemon {
         .collect();
     daemon.send_all(&ct);
     daemon
-}
-
-fn share(daemon: &Daemon, args: &[&str]) -> Value {
-    let mut all = vec!["share"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let out = daemon.cli(&all);
-    assert!(out.status.success(), "share: {}", text(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn path_of(url: &Value) -> String {
-    let url = url.as_str().unwrap();
-    url[url.find("/s/").unwrap()..].to_string()
-}
-
-/// Binds as a program; returns the holder token.
-fn bind(daemon: &Daemon, path: &str) -> String {
-    let reply = daemon.https("POST", path, Ask::default());
-    assert_eq!(reply.status, 200, "{reply:?}");
-    reply.json()["holder_token"].as_str().unwrap().to_string()
-}
-
-fn as_holder(token: &str) -> Ask<'static> {
-    Ask {
-        headers: vec![("Authorization", format!("Bearer {token}"))],
-        ..Ask::default()
-    }
 }
 
 #[test]

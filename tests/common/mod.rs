@@ -4,6 +4,7 @@
 
 pub mod pki;
 pub mod scu;
+pub mod sharing;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
@@ -366,6 +367,8 @@ pub struct Reply {
     /// Header lines, lower-cased names, without Date.
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body as received (binary answers).
+    pub raw: Vec<u8>,
 }
 
 impl Reply {
@@ -417,9 +420,15 @@ impl Daemon {
         }
         cmd.arg(format!("https://{}{}", self.http, path));
         let out = cmd.output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
         // No answer at all (a refused TLS handshake): status 0.
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or(("", ""));
+        let split = out
+            .stdout
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(out.stdout.len());
+        let head = String::from_utf8_lossy(&out.stdout[..split]).to_string();
+        let raw = out.stdout.get(split + 4..).unwrap_or_default().to_vec();
+        let body = String::from_utf8_lossy(&raw).to_string();
         let mut lines = head.lines();
         let status = lines
             .next()
@@ -434,7 +443,8 @@ impl Daemon {
         Reply {
             status,
             headers,
-            body: body.to_string(),
+            body,
+            raw,
         }
     }
 

@@ -155,7 +155,7 @@ fn single_instance(
         syntax_sent(&record, &send)
     );
     let body = produced(len, move |sink| {
-        let result = send_instance(&access, sink, &key, &record, &send);
+        let result = send_instance(&access, sink, &key, &record, &send).and_then(|()| sink.flush());
         access.served(AccessKind::Wado, result.is_ok() as u32, sink.sent);
         result
     });
@@ -231,9 +231,11 @@ fn multipart(
                 |sink, key, record, send| write_part(sink, key, record, send),
             );
         }
+        let result = result
+            .and_then(|()| sink.write_all(&mp.close()))
+            .and_then(|()| sink.flush());
         access.served(AccessKind::Wado, sent.len() as u32, sink.sent);
-        result?;
-        sink.write_all(&mp.close())
+        result
     });
     let mut response = Response::new(body);
     if let Ok(value) = content_type.parse() {
@@ -380,6 +382,7 @@ pub(super) async fn metadata(
             count += 1;
         }
         sink.write_all(b"]")?;
+        sink.flush()?;
         access.served(AccessKind::Metadata, count, sink.sent);
         Ok(())
     });
@@ -484,6 +487,7 @@ pub(super) async fn bulkdata(
             sink.write_all(Multipart::PART_TAIL)?;
         }
         sink.write_all(&mp.close())?;
+        sink.flush()?;
         access.served(AccessKind::Frames, 1, sink.sent);
         Ok(())
     });

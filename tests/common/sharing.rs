@@ -1,0 +1,56 @@
+//! The sender's and the recipient's first steps: share a study with the
+//! CLI, bind the link as a program, ask as its holder.
+
+use serde_json::Value;
+
+use super::{Ask, Daemon, text};
+
+/// `pushgate share … --json`.
+pub fn share(daemon: &Daemon, args: &[&str]) -> Value {
+    let mut all = vec!["share"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = daemon.cli(&all);
+    assert!(out.status.success(), "share: {}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The `/s/{token}` path of a link URL.
+pub fn path_of(url: &Value) -> String {
+    let url = url.as_str().unwrap();
+    url[url.find("/s/").unwrap()..].to_string()
+}
+
+/// Binds as a program; returns the holder token.
+pub fn bind(daemon: &Daemon, path: &str) -> String {
+    let reply = daemon.https("POST", path, Ask::default());
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.json()["holder_token"].as_str().unwrap().to_string()
+}
+
+pub fn as_holder(token: &str) -> Ask<'static> {
+    Ask {
+        headers: vec![("Authorization", format!("Bearer {token}"))],
+        ..Ask::default()
+    }
+}
+
+/// The study UID of the first study with `modality`.
+pub fn study_with(daemon: &Daemon, modality: &str) -> String {
+    daemon
+        .studies()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["modalities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m == modality)
+        })
+        .unwrap_or_else(|| panic!("a study with {modality}"))["study_uid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
