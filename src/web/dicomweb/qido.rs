@@ -1,1 +1,0 @@
-//! QIDO-RS: lands from branch `qido`.
