@@ -3,6 +3,7 @@
 //! the admin API's study listing.
 
 mod admin;
+pub mod dicomweb;
 mod error;
 mod pages;
 mod request;
