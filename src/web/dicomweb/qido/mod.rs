@@ -44,6 +44,8 @@ mod query;
 mod render;
 mod rows;
 mod temporal;
+#[cfg(test)]
+mod tests;
 
 use crate::store::{InstanceKey, InstanceRecord, SeriesRecord, StudyRecord, Uid};
 
