@@ -269,6 +269,13 @@ pub(super) fn combine(
     let high = date_high
         .as_ref()
         .map(|d| format!("{d}{}", time_high.as_deref().unwrap_or("235959.999999")));
+    // One day and a time range past midnight: the nights of that day,
+    // matched apart, rather than nothing.
+    if let (Some(l), Some(h)) = (&low, &high)
+        && l > h
+    {
+        return None;
+    }
     Some(Condition::DateTime { time, low, high })
 }
 
@@ -468,6 +475,11 @@ mod tests {
         assert!(!in_range("20240311094107.000000", low, high));
         assert_eq!(
             combine(&time, dicom_dictionary_std::tags::STUDY_TIME, &date),
+            None
+        );
+        let one_day = cond(VR::DA, "20240312");
+        assert_eq!(
+            combine(&one_day, dicom_dictionary_std::tags::STUDY_TIME, &time),
             None
         );
     }

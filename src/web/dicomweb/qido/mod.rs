@@ -21,7 +21,8 @@
 //!   (`2024` is the year, `1030` is 10:30:00–10:30:59.999999); ranges
 //!   `A-B`, `-B`, `A-`. Study Date with Study Time (and Performed Procedure
 //!   Step Start Date with Time) are matched as one date-time range when
-//!   both are given (C.2.2.2.5.1 combined matching).
+//!   both are given (C.2.2.2.5.1 combined matching). A time range may
+//!   pass midnight (`2300-0100`).
 //! - A stored empty value matches only universal matching.
 //! - Keys of a lower level than the query (e.g. `/studies?Modality=CT`)
 //!   match when some covered series or instance of the result matches all
