@@ -181,8 +181,9 @@ fn a_changed_file_fails_the_write_instead_of_corrupting_the_archive() {
 }
 
 /// Python's zipfile checks every CRC (testzip) and extracts; the names and
-/// bytes must be the entries'.
-fn python_accepts(zip: &Path, expect: &BTreeMap<String, Vec<u8>>) {
+/// bytes must be the entries'. With `extract` false it only counts them
+/// (70 000 files take long to write out).
+fn python_accepts(zip: &Path, expect: &BTreeMap<String, Vec<u8>>, extract: bool) {
     let Some(python) = tool("python3") else {
         return;
     };
@@ -191,7 +192,7 @@ fn python_accepts(zip: &Path, expect: &BTreeMap<String, Vec<u8>>) {
                   z = zipfile.ZipFile(sys.argv[1])\n\
                   bad = z.testzip()\n\
                   assert bad is None, bad\n\
-                  z.extractall(sys.argv[2])\n\
+                  if sys.argv[3] == 'extract': z.extractall(sys.argv[2])\n\
                   print(len(z.infolist()))\n";
     let output = run(
         &python,
@@ -200,6 +201,7 @@ fn python_accepts(zip: &Path, expect: &BTreeMap<String, Vec<u8>>) {
             script,
             zip.to_str().unwrap(),
             out.path().to_str().unwrap(),
+            if extract { "extract" } else { "count" },
         ],
         None,
     );
@@ -208,7 +210,7 @@ fn python_accepts(zip: &Path, expect: &BTreeMap<String, Vec<u8>>) {
         String::from_utf8_lossy(&output.stdout).trim(),
         expect.len().to_string()
     );
-    for (name, data) in expect {
+    for (name, data) in expect.iter().filter(|_| extract) {
         let extracted = fs::read(out.path().join(name)).unwrap();
         assert!(extracted == *data, "{name} differs after extraction");
     }
@@ -247,7 +249,7 @@ fn python_and_unzip_accept_small_and_forced_zip64_archives() {
         let bytes = fs::read(&zip).unwrap();
         let has_zip64_end = bytes.windows(4).any(|w| w == b"PK\x06\x06");
         assert_eq!(has_zip64_end, force);
-        python_accepts(&zip, &expect);
+        python_accepts(&zip, &expect, true);
         unzip_accepts(&zip);
     }
 }
@@ -267,7 +269,7 @@ fn more_than_65535_entries_use_zip64_and_are_read_back() {
     let end = &bytes[bytes.len() - 22..];
     assert_eq!(&end[..4], b"PK\x05\x06");
     assert_eq!(&end[8..12], &[0xFF, 0xFF, 0xFF, 0xFF]);
-    python_accepts(&zip, &expect);
+    python_accepts(&zip, &expect, false);
     unzip_accepts(&zip);
 }
 
