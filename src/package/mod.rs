@@ -3,8 +3,11 @@
 //!
 //! [`zip`] lays out a stored archive whose length and every byte are known
 //! before the first is written, so any byte range can be produced on
-//! demand.
+//! demand. [`dicomdir`] turns a set of instances into a DICOM file-set
+//! (PS3.10: `DICOMDIR` plus files under `DICOM/`) inside such an archive,
+//! so that an unzipped download imports like a CD.
 
+pub mod dicomdir;
 pub mod zip;
 
 #[cfg(test)]
@@ -13,6 +16,7 @@ mod tests;
 use std::io;
 use std::path::PathBuf;
 
+pub use dicomdir::{Directory, FileSetInstance, dicomdir, file_set};
 pub use zip::{Archive, Content, Entry, crc32_of_file};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,4 +50,13 @@ pub enum PackageError {
     DuplicateName(String),
     #[error("the archive would be larger than 2^64 bytes")]
     TooLarge,
+    #[error(
+        "file-set ID {0:?} is not allowed: at most 16 characters of A-Z, 0-9, \
+         space and underscore (PS3.10 8.5)"
+    )]
+    InvalidFileSetId(String),
+    #[error("{path}: {reason}")]
+    Metadata { path: PathBuf, reason: String },
+    #[error("more than {max} {what} in one file-set")]
+    TooMany { what: &'static str, max: usize },
 }
