@@ -6,8 +6,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # Packages the build and the tests need: libclang/nettle for sequoia's
 # backend, DCMTK as the DICOM peer, Orthanc as the benchmark reference,
-# GnuPG and sq as OpenPGP peers, curl, strace (durability-order test).
-DEB_PACKAGES := build-essential pkg-config libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates strace
+# GnuPG and sq as OpenPGP peers, curl, strace (durability-order test),
+# unzip and python3 (zipfile) as ZIP readers, dicom3tools (dciodvfy) to
+# validate the DICOMDIR of downloads.
+DEB_PACKAGES := build-essential pkg-config libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates strace unzip python3 dicom3tools
 BENCH_PACKAGES := orthanc orthanc-dicomweb time
 
 .PHONY: run test deps bench-deps build release lint bench samples clean
