@@ -114,7 +114,8 @@ fn a_study_comes_back_byte_for_byte_and_only_what_the_grant_covers() {
         .collect();
     for (headers, content) in &parts {
         assert!(
-            headers.contains("Content-Type: application/dicom; transfer-syntax=1.2.840.10008.1.2.1"),
+            headers
+                .contains("Content-Type: application/dicom; transfer-syntax=1.2.840.10008.1.2.1"),
             "{headers}"
         );
         let sop = sop_of_part(content);
@@ -240,7 +241,11 @@ fn metadata_points_at_bulk_data_of_this_link() {
     // a bulk data path the instance does not have
     let none = daemon.https(
         "GET",
-        &format!("{}{}", &uri[uri.find("/s/").unwrap()..uri.len() - 8], "00420011"),
+        &format!(
+            "{}{}",
+            &uri[uri.find("/s/").unwrap()..uri.len() - 8],
+            "00420011"
+        ),
         as_holder(&holder),
     );
     assert_eq!(none.status, 404);
@@ -268,7 +273,12 @@ fn refusals_are_neutral_or_precise() {
     // the holder asking for something impossible is told what and why
     let r = daemon.https("GET", &wado, holder_accepting(&holder, "application/pdf"));
     assert_eq!(r.status, 406, "{}", r.body);
-    assert!(r.json()["error"].as_str().unwrap().contains("multipart/related"));
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("multipart/related")
+    );
     let r = daemon.https(
         "GET",
         &wado,
@@ -348,12 +358,10 @@ fn a_viewer_on_an_allowed_origin_may_call_it() {
 fn follow_streams_instances_as_they_arrive_until_the_study_is_complete() {
     let daemon = Daemon::start();
     let files = ct_files();
-    let (first, rest): (Vec<PathBuf>, Vec<PathBuf>) = files
-        .into_iter()
-        .partition(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            *name < *"CT000006"
-        });
+    let (first, rest): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|p| {
+        let name = p.file_name().unwrap().to_string_lossy();
+        *name < *"CT000006"
+    });
     daemon.send_all(&first);
     let study = study_with(&daemon, "CT");
     let grant = share(&daemon, &[&study]);

@@ -19,6 +19,7 @@ pub fn to_json(
     layout: &BulkLayout,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let mut value = dicom_json::to_value(object)?;
+    numbers(&mut value);
     if let Value::Object(map) = &mut value {
         if layout.pixel.is_some() {
             for tag in PIXEL_TAGS {
@@ -34,6 +35,49 @@ pub fn to_json(
         }
     }
     serde_json::to_vec(&value)
+}
+
+/// IS and DS values read from a file come out of dicom-json as the text
+/// they are on the wire; PS3.18 F.2.3.1 wants JSON numbers. A value that
+/// is not a number becomes null rather than a string a client would
+/// choke on.
+fn numbers(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let vr = map.get("vr").and_then(Value::as_str).map(str::to_string);
+            for (key, child) in map.iter_mut() {
+                match (vr.as_deref(), key.as_str(), child) {
+                    (Some(vr @ ("IS" | "DS")), "Value", Value::Array(values)) => {
+                        // a multi-valued string may still hold its `\\`
+                        *values = values
+                            .iter()
+                            .flat_map(|v| match v {
+                                Value::String(text) => {
+                                    text.split('\\').map(|t| number(vr, t.trim())).collect()
+                                }
+                                other => vec![other.clone()],
+                            })
+                            .collect();
+                    }
+                    (_, _, child) => numbers(child),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(numbers),
+        _ => {}
+    }
+}
+
+fn number(vr: &str, text: &str) -> Value {
+    if vr == "IS" {
+        if let Ok(n) = text.trim_start_matches('+').parse::<i64>() {
+            return Value::from(n);
+        }
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(Value::Null, Value::Number)
 }
 
 fn set_bulk(element: &mut Value, path: &str) {
@@ -73,11 +117,10 @@ mod tests {
 
     #[test]
     fn bulk_values_become_uris_and_the_rest_stays() {
-        let nested = InMemDicomObject::from_element_iter([DataElement::new(
-            tags::ENCAPSULATED_DOCUMENT,
-            VR::OB,
-            PrimitiveValue::Empty,
-        )]);
+        let nested = InMemDicomObject::from_element_iter([
+            DataElement::new(tags::ENCAPSULATED_DOCUMENT, VR::OB, PrimitiveValue::Empty),
+            DataElement::new(tags::SLICE_LOCATION, VR::DS, PrimitiveValue::from("-37.5")),
+        ]);
         let obj = InMemDicomObject::from_element_iter([
             DataElement::new(
                 tags::PATIENT_NAME,
@@ -90,6 +133,18 @@ mod tests {
                 DataSetSequence::new(vec![nested], Length::UNDEFINED),
             ),
             DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::Empty),
+            // numbers as they come from a file: text
+            DataElement::new(tags::INSTANCE_NUMBER, VR::IS, PrimitiveValue::from("7 ")),
+            DataElement::new(
+                tags::PIXEL_SPACING,
+                VR::DS,
+                PrimitiveValue::from("0.9375\\0.9375"),
+            ),
+            DataElement::new(
+                tags::WINDOW_CENTER,
+                VR::DS,
+                PrimitiveValue::Strs(["-40.5".to_string(), "abc".to_string()].into()),
+            ),
         ]);
         let layout = BulkLayout {
             pixel: Some(PixelLayout::Native {
@@ -105,6 +160,16 @@ mod tests {
             deflated: false,
         };
         let json: Value = serde_json::from_slice(&to_json(&obj, &layout).unwrap()).unwrap();
+        assert_eq!(json["00200013"]["Value"], serde_json::json!([7]));
+        assert_eq!(
+            json["00280030"]["Value"],
+            serde_json::json!([0.9375, 0.9375])
+        );
+        assert_eq!(json["00281050"]["Value"], serde_json::json!([-40.5, null]));
+        assert_eq!(
+            json["0040A730"]["Value"][0]["00201041"]["Value"],
+            serde_json::json!([-37.5])
+        );
         assert_eq!(json["00100010"]["Value"][0]["Alphabetic"], "Jansen^Anna");
         assert_eq!(json["7FE00010"]["BulkDataURI"], "pushgate-bulk:7FE00010");
         assert_eq!(json["7FE00010"]["vr"], "OW");

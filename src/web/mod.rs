@@ -5,6 +5,7 @@
 mod admin;
 mod cors;
 pub mod dicomweb;
+mod download;
 mod error;
 mod pages;
 mod request;
@@ -96,6 +97,9 @@ async fn handle(
         }
         Ok(Endpoint::Healthz) => full(StatusCode::OK, "text/plain", "ok\n"),
         Ok(Endpoint::DicomWebPreflight) => cors::preflight(cors::allowed_origin(&app, &request)),
+        Ok(Endpoint::Download(token)) => download::handle(&app, &token, request, &connection)
+            .await
+            .unwrap_or_else(WebError::into_response),
         Ok(Endpoint::DicomWeb { token, path }) => {
             let origin = cors::allowed_origin(&app, &request);
             let response = dicomweb::handle(&app, &token, &path, request, &connection)

@@ -8,6 +8,7 @@ pub mod accept;
 mod multipart;
 pub mod qido;
 mod resource;
+mod search;
 mod wado;
 
 use std::net::IpAddr;
@@ -246,7 +247,8 @@ pub(super) async fn handle(
         Ok(access) => access,
         Err(Denied::RateLimited(_)) | Err(_) => return Ok(share::neutral(false)),
     };
-    let query = request::query_pairs(request.uri().query());
+    let raw_query = request.uri().query().map(str::to_string);
+    let query = request::query_pairs(raw_query.as_deref());
     let ranges = accepted(&request, &query);
     let result = match resource {
         Err(PathError::Unknown) => Err(DicomWebError::NotFound("no such DICOMweb resource".into())),
@@ -263,7 +265,7 @@ pub(super) async fn handle(
                     "the study has not arrived yet".into(),
                 )),
             },
-            Some(access) => dispatch(access, resource, &ranges, &query).await,
+            Some(access) => dispatch(access, resource, &ranges, &query, raw_query).await,
         },
     };
     Ok(result.unwrap_or_else(DicomWebError::into_response))
@@ -274,6 +276,7 @@ async fn dispatch(
     resource: Resource,
     ranges: &[accept::MediaRange],
     query: &[(String, String)],
+    raw_query: Option<String>,
 ) -> Result<Response<Body>, DicomWebError> {
     let access = Arc::new(access);
     match resource {
@@ -287,10 +290,26 @@ async fn dispatch(
         Resource::Bulkdata { instance, path } => {
             wado::bulkdata(access, instance, path, ranges).await
         }
-        Resource::SearchStudies
-        | Resource::SearchSeries { .. }
-        | Resource::SearchInstances { .. } => {
-            Err(DicomWebError::NotFound("QIDO-RS lands next".into()))
+        Resource::SearchStudies => {
+            search::search(
+                access,
+                qido::Level::Studies,
+                qido::PathScope::default(),
+                raw_query,
+                ranges,
+            )
+            .await
+        }
+        Resource::SearchSeries { study } => {
+            let path = qido::PathScope {
+                study,
+                series: None,
+            };
+            search::search(access, qido::Level::Series, path, raw_query, ranges).await
+        }
+        Resource::SearchInstances { study, series } => {
+            let path = qido::PathScope { study, series };
+            search::search(access, qido::Level::Instances, path, raw_query, ranges).await
         }
         _ => Err(DicomWebError::NotAcceptable(
             "frames and rendering land next".into(),

@@ -128,6 +128,8 @@ pub fn parse(level: Level, query: Option<&str>) -> Result<Query, QueryError> {
                     parsed.returned.push(path[0]);
                 }
             }
+            // content negotiation (PS3.18 8.3.3.1), handled by the web layer
+            "accept" | "charset" => {}
             "limit" => set_once(&mut limit, "limit", count("limit", &value)?)?,
             "offset" => set_once(&mut offset, "offset", count("offset", &value)?)?,
             "fuzzymatching" => {

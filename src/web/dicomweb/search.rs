@@ -1,0 +1,59 @@
+//! QIDO-RS requests: the covered part of the study handed to `qido`, the
+//! matches sent back as DICOM JSON.
+
+use std::sync::Arc;
+
+use hyper::{Response, StatusCode, header};
+
+use super::accept::{self, MediaRange};
+use super::qido::{self, Covered, Level, PathScope};
+use super::{Access, DicomWebError};
+use crate::journal::AccessKind;
+use crate::store::{SeriesRecord, Uid};
+use crate::web::{Body, WebError, full};
+
+pub(super) async fn search(
+    access: Arc<Access>,
+    level: Level,
+    path: PathScope,
+    query: Option<String>,
+    ranges: &[MediaRange],
+) -> Result<Response<Body>, DicomWebError> {
+    let Some(media_type) = accept::choose(ranges, &["application/dicom+json", "application/json"])
+    else {
+        return Err(DicomWebError::NotAcceptable(
+            "search results are application/dicom+json".into(),
+        ));
+    };
+    let query = qido::parse(level, query.as_deref())
+        .map_err(|e| DicomWebError::BadRequest(e.to_string()))?;
+    let warning = query.warning();
+    let results = tokio::task::spawn_blocking(move || {
+        let instances = access.covered(None)?;
+        let series: Vec<(&Uid, &SeriesRecord)> = access
+            .study
+            .series
+            .iter()
+            .filter(|(uid, _)| instances.iter().any(|(key, _)| key.series == **uid))
+            .collect();
+        let index = access.app.index.clone();
+        let metadata = move |key: &crate::store::InstanceKey| index.metadata(key).ok().flatten();
+        let covered = Covered {
+            study: &access.study,
+            series,
+            instances: instances.iter().map(|(k, r)| (k, r)).collect(),
+            metadata: &metadata,
+        };
+        let found = qido::search(&query, &path, &covered, &access.base());
+        access.served(AccessKind::Qido, found.len() as u32, 0);
+        Ok::<_, DicomWebError>(found)
+    })
+    .await
+    .map_err(|e| WebError::Internal(e.to_string()))??;
+    let body = serde_json::to_vec(&results).map_err(|e| WebError::Internal(e.to_string()))?;
+    let mut response = full(StatusCode::OK, media_type, body);
+    if let Some(value) = warning.and_then(|w| w.parse().ok()) {
+        response.headers_mut().insert(header::WARNING, value);
+    }
+    Ok(response)
+}

@@ -1,0 +1,250 @@
+//! `GET /s/{token}/download.zip`: the covered study as a DICOM file-set in
+//! a stored ZIP (DICOMDIR, README, files under DICOM/), laid out before the
+//! first byte: Content-Length for real progress, byte ranges to resume, an
+//! ETag so that a resume after the study changed starts over.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode, header};
+
+use super::dicomweb::Access;
+use super::request::{self, Connection};
+use super::stream::produced;
+use super::{App, Body, WebError, full, share};
+use crate::journal::AccessKind;
+use crate::package::{self, Archive, FileSetInstance};
+
+/// A byte range asked for, resolved against the archive's length.
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted {
+    All,
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range (RFC 9110 §14.1.2); several ranges, or anything
+/// else, are served whole (a server may ignore Range).
+fn wanted(range: Option<&str>, len: u64) -> Wanted {
+    let Some(spec) = range.and_then(|r| r.trim().strip_prefix("bytes=")) else {
+        return Wanted::All;
+    };
+    if spec.contains(',') {
+        return Wanted::All;
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return Wanted::All;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parsed = match (first.parse::<u64>(), last.parse::<u64>()) {
+        (Ok(a), Ok(b)) if a <= b => Some((a, b.min(len.saturating_sub(1)))),
+        (Ok(a), Err(_)) if last.is_empty() => Some((a, len.saturating_sub(1))),
+        (Err(_), Ok(n)) if first.is_empty() && n > 0 => Some((len.saturating_sub(n), len - 1)),
+        _ => return Wanted::All,
+    };
+    match parsed {
+        Some((a, b)) if a < len && a <= b => Wanted::Part(a, b + 1),
+        _ => Wanted::Unsatisfiable,
+    }
+}
+
+/// `Jansen^Anna` and `20240312` → `Jansen_Anna_20240312.zip`.
+fn file_name(access: &Access) -> String {
+    let base = format!(
+        "{}_{}",
+        access.study.patient.name.split('=').next().unwrap_or(""),
+        access.study.attrs.study_date
+    );
+    let clean: String = base
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let clean = clean.trim_matches('_');
+    if clean.is_empty() {
+        "study.zip".into()
+    } else {
+        format!("{clean}.zip")
+    }
+}
+
+fn readme(access: &Access, instances: usize) -> String {
+    let s = &access.study;
+    format!(
+        "DICOM images shared by {org} through pushgate\r\n\
+         ===============================================\r\n\r\n\
+         Patient:   {patient}\r\n\
+         Study:     {date} {description}\r\n\
+         Images:    {instances}\r\n\
+         Message:   {message}\r\n\r\n\
+         This folder is a DICOM file-set, like an image CD: import it by\r\n\
+         pointing your PACS or viewer at the DICOMDIR file. The images are\r\n\
+         under DICOM/ exactly as the sending hospital stored them.\r\n\r\n\
+         Deze map is een DICOM-bestandsset, zoals een beelden-cd: importeer\r\n\
+         hem door uw PACS of viewer naar het bestand DICOMDIR te wijzen.\r\n",
+        org = access.app.org_name,
+        patient = s.patient.name.replace('^', " "),
+        date = s.attrs.study_date,
+        description = s.attrs.study_description,
+        message = access.grant.grant.message.replace(['\r', '\n'], " "),
+    )
+}
+
+/// Lays out the archive of what the grant covers. Blocking.
+fn archive(access: &Access) -> Result<(Archive, u32), WebError> {
+    let covered = access
+        .covered(None)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let mut instances = Vec::with_capacity(covered.len());
+    for (key, record) in &covered {
+        let metadata = access
+            .app
+            .index
+            .metadata(key)?
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or(serde_json::Value::Null);
+        instances.push(FileSetInstance {
+            path: access.path_of(key),
+            size: record.size,
+            crc32: record.crc32,
+            modified: record.received_at,
+            transfer_syntax: record.transfer_syntax.clone(),
+            metadata,
+        });
+    }
+    let count = instances.len() as u32;
+    let readme = readme(access, instances.len());
+    let archive = package::file_set(instances, readme, "PUSHGATE")
+        .map_err(|e| WebError::Internal(format!("laying out the download: {e}")))?;
+    Ok((archive, count))
+}
+
+pub(super) async fn handle(
+    app: &Arc<App>,
+    token: &str,
+    request: Request<Incoming>,
+    connection: &Connection,
+) -> Result<Response<Body>, WebError> {
+    let html = request::wants_html(&request);
+    let credentials = request::credentials(&request, connection);
+    let access =
+        match Access::decide(app, token, credentials, connection, AccessKind::Download).await? {
+            Ok(Some(access)) => Arc::new(access),
+            // nothing has arrived yet for an accession grant
+            Ok(None) => {
+                return Ok(full(
+                    StatusCode::NOT_FOUND,
+                    "text/plain; charset=utf-8",
+                    "Nog geen beelden · No images yet\n",
+                ));
+            }
+            Err(_) => return Ok(share::neutral(html)),
+        };
+    let a = access.clone();
+    let (archive, count) = tokio::task::spawn_blocking(move || archive(&a))
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))??;
+    if count == 0 {
+        return Ok(full(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "Nog geen beelden · No images yet\n",
+        ));
+    }
+    let len = archive.len();
+    let etag = format!(
+        "\"{}\"",
+        archive
+            .fingerprint()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let header_text = |name: header::HeaderName| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    // a resume of another version of the archive gets the whole new one
+    let if_range_ok = header_text(header::IF_RANGE).is_none_or(|v| v == etag);
+    let range = if if_range_ok {
+        wanted(header_text(header::RANGE).as_deref(), len)
+    } else {
+        Wanted::All
+    };
+    let (status, start, end) = match range {
+        Wanted::All => (StatusCode::OK, 0, len),
+        Wanted::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b),
+        Wanted::Unsatisfiable => {
+            let mut response = full(StatusCode::RANGE_NOT_SATISFIABLE, "text/plain", "");
+            if let Ok(value) = format!("bytes */{len}").parse() {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return Ok(response);
+        }
+    };
+    let name = file_name(&access);
+    let body = if request.method() == Method::HEAD {
+        full(StatusCode::OK, "application/zip", "").into_body()
+    } else {
+        produced(Some(end - start), move |sink| {
+            let result = archive.write_range(start..end, sink).map(|_| ());
+            // a part of the archive counts its instances only when whole
+            let instances = if start == 0 && end == len && result.is_ok() {
+                count
+            } else {
+                0
+            };
+            access.served(AccessKind::Download, instances, sink.sent);
+            result.map_err(|e| match e {
+                package::PackageError::Io(e) => e,
+                other => std::io::Error::other(other.to_string()),
+            })
+        })
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    let mut set = |name: header::HeaderName, value: String| {
+        if let Ok(value) = value.parse() {
+            headers.insert(name, value);
+        }
+    };
+    set(header::CONTENT_TYPE, "application/zip".into());
+    set(header::CONTENT_LENGTH, (end - start).to_string());
+    set(header::ACCEPT_RANGES, "bytes".into());
+    set(header::ETAG, etag);
+    set(
+        header::CONTENT_DISPOSITION,
+        format!("attachment; filename=\"{name}\""),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        set(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{len}", end - 1),
+        );
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(wanted(None, 100), Wanted::All);
+        assert_eq!(wanted(Some("bytes=0-9"), 100), Wanted::Part(0, 10));
+        assert_eq!(wanted(Some("bytes=90-"), 100), Wanted::Part(90, 100));
+        assert_eq!(wanted(Some("bytes=90-500"), 100), Wanted::Part(90, 100));
+        assert_eq!(wanted(Some("bytes=-10"), 100), Wanted::Part(90, 100));
+        assert_eq!(wanted(Some("bytes=-500"), 100), Wanted::Part(0, 100));
+        assert_eq!(wanted(Some("bytes=100-"), 100), Wanted::Unsatisfiable);
+        assert_eq!(wanted(Some("bytes=0-1,5-6"), 100), Wanted::All);
+        assert_eq!(wanted(Some("items=0-1"), 100), Wanted::All);
+        assert_eq!(wanted(Some("bytes=9-3"), 100), Wanted::All);
+        assert_eq!(wanted(Some("bytes=x-3"), 100), Wanted::All);
+    }
+}
