@@ -10,6 +10,7 @@ use dicom_core::value::C;
 use dicom_encoding::adapters::{PixelDataObject, PixelDataReader, RawPixelData};
 use dicom_encoding::transfer_syntax::Codec;
 
+use super::codestream;
 use super::frames::{FrameRanges, append_range, frame_ranges};
 use super::header::ImageHeader;
 use super::syntax::{self, EXPLICIT_VR_BIG_ENDIAN, trim};
@@ -125,8 +126,8 @@ impl<'a> FrameSource<'a> {
         if shift != 0 {
             bytes = shift_bits(&bytes, shift, bits);
         }
-        if trim(&self.record.transfer_syntax) == EXPLICIT_VR_BIG_ENDIAN {
-            swap_words(&mut bytes, self.header.bits_allocated);
+        if big_endian_words(&mut self.file, self.record, offset)? {
+            swap_words(&mut bytes);
         }
         Ok(bytes)
     }
@@ -150,12 +151,25 @@ pub(crate) fn inflated_dataset(
     Ok(adapter.adapt_reader(Box::new(file)))
 }
 
-/// Big endian OW holds 16-bit words; 8-bit pixel data (OB) has no order.
-pub(crate) fn swap_words(bytes: &mut [u8], bits_allocated: u16) {
-    if bits_allocated > 8 {
-        for pair in bytes.chunks_exact_mut(2) {
-            pair.swap(0, 1);
-        }
+/// Whether native pixel data is big-endian OW, whose 16-bit words need
+/// swapping (OB has no byte order, whatever Bits Allocated says). Its VR
+/// lies 8 bytes before the value (tag, VR, reserved, length).
+pub(crate) fn big_endian_words(
+    file: &mut File,
+    record: &InstanceRecord,
+    value_offset: u64,
+) -> Result<bool, PixelError> {
+    if trim(&record.transfer_syntax) != EXPLICIT_VR_BIG_ENDIAN || value_offset < 8 {
+        return Ok(false);
+    }
+    let mut vr = Vec::new();
+    append_range(file, value_offset - 8, 2, &mut vr)?;
+    Ok(vr == b"OW")
+}
+
+pub(crate) fn swap_words(bytes: &mut [u8]) {
+    for pair in bytes.chunks_exact_mut(2) {
+        pair.swap(0, 1);
     }
 }
 
@@ -188,8 +202,10 @@ pub(crate) fn decode_encapsulated(
     if trim(transfer_syntax) == syntax::RLE_LOSSLESS {
         check_rle_header(&data)?;
     }
-    let planar_jpegls =
-        is_jpegls(transfer_syntax) && header.samples_per_pixel > 1 && jpegls_is_planar(&data);
+    let declared = codestream::check(transfer_syntax, &data, header)?;
+    // CharLS returns the planes one after the other when the components
+    // were coded in separate scans
+    let planar_jpegls = is_jpegls(transfer_syntax) && declared.is_some_and(|d| d.separate_scans);
     let frame = OneFrame {
         header,
         transfer_syntax: trim(transfer_syntax),
@@ -269,26 +285,6 @@ fn is_jpegls(transfer_syntax: &str) -> bool {
         trim(transfer_syntax),
         "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81"
     )
-}
-
-/// Whether a JPEG-LS codestream codes its components in separate scans
-/// (interleave mode none): CharLS then returns the planes one after the
-/// other.
-fn jpegls_is_planar(codestream: &[u8]) -> bool {
-    let mut i = 2; // after SOI
-    while i + 4 < codestream.len() {
-        if codestream[i] != 0xFF {
-            return false;
-        }
-        let marker = codestream[i + 1];
-        let len = usize::from(u16::from_be_bytes([codestream[i + 2], codestream[i + 3]]));
-        if marker == 0xDA {
-            // SOS: length, Ns, ...
-            return codestream[i + 4] == 1;
-        }
-        i += 2 + len;
-    }
-    false
 }
 
 fn interleave(planes: &[u8], samples: u16, bits_allocated: u16) -> Vec<u8> {

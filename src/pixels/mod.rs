@@ -14,6 +14,7 @@
 
 use std::io;
 
+mod codestream;
 mod decode;
 mod frames;
 mod header;

@@ -12,9 +12,11 @@ use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
 use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 
 use super::PixelError;
-use super::decode::{FrameSource, inflated_dataset, photometric_after_decoding, swap_words};
+use super::decode::{
+    FrameSource, big_endian_words, inflated_dataset, photometric_after_decoding, swap_words,
+};
 use super::header::{ImageHeader, text};
-use super::syntax::{self, EXPLICIT_VR_BIG_ENDIAN, trim};
+use super::syntax;
 use crate::store::{InstanceRecord, PixelLayout};
 
 /// Largest value a defined 32-bit length can carry (0xFFFFFFFF means
@@ -76,13 +78,8 @@ pub fn write_explicit_le(
             io::copy(&mut (&mut reader).take(*offset), &mut io::sink())?;
             write_head(&mut header.object, &mut out)?;
             write_pixel_header(&mut out, vr, *length)?;
-            let big_endian = trim(&record.transfer_syntax) == EXPLICIT_VR_BIG_ENDIAN;
-            copy_native(
-                &mut reader,
-                &mut out,
-                *length,
-                big_endian.then_some(header.bits_allocated),
-            )?;
+            let swap = big_endian_words(&mut File::open(path)?, record, *offset)?;
+            copy_native(&mut reader, &mut out, *length, swap)?;
             write_tail(reader, source_ts, &mut out)?;
         }
         PixelLayout::Encapsulated { fragments, .. } => {
@@ -208,13 +205,13 @@ fn write_pixel_header(out: &mut dyn Write, vr: VR, length: u64) -> Result<(), Pi
     Ok(())
 }
 
-/// Copies `length` bytes of native pixel data, swapping 16-bit words when
-/// `swap` gives the Bits Allocated of big-endian data.
+/// Copies `length` bytes of native pixel data, swapping the 16-bit words
+/// of big-endian OW.
 fn copy_native(
     reader: &mut dyn Read,
     out: &mut dyn Write,
     length: u64,
-    swap: Option<u16>,
+    swap: bool,
 ) -> Result<(), PixelError> {
     let mut buffer = vec![0; COPY_BUFFER];
     let mut left = length;
@@ -223,8 +220,8 @@ fn copy_native(
         reader
             .read_exact(&mut buffer[..n])
             .map_err(|e| PixelError::Decode(format!("pixel data ends {left} bytes early: {e}")))?;
-        if let Some(bits_allocated) = swap {
-            swap_words(&mut buffer[..n], bits_allocated);
+        if swap {
+            swap_words(&mut buffer[..n]);
         }
         out.write_all(&buffer[..n])?;
         left -= n as u64;
