@@ -5,6 +5,7 @@
 mod codecs;
 mod errors;
 mod jpeg2000;
+mod memory;
 mod rendering;
 mod transcoding;
 
