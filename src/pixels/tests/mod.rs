@@ -7,6 +7,7 @@ mod errors;
 mod jpeg2000;
 mod memory;
 mod rendering;
+mod speed;
 mod transcoding;
 
 use std::path::{Path, PathBuf};
