@@ -57,7 +57,7 @@ fn native_ranges(
     offset: u64,
     length: u64,
 ) -> Result<Vec<FrameRanges>, PixelError> {
-    if header.bits_per_frame() % 8 != 0 && frames > 1 {
+    if !header.bits_per_frame().is_multiple_of(8) && frames > 1 {
         return Err(PixelError::FramesNotLocated(
             "1-bit frames do not start on byte boundaries".into(),
         ));

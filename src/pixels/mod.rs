@@ -26,7 +26,7 @@ mod transcode;
 mod tests;
 
 pub use decode::decode_frame;
-pub use frames::frame_ranges;
+pub use frames::{FrameRanges, frame_ranges};
 pub use render::{ImageFormat, RenderOptions, VoiFunction, Window, render};
 pub use syntax::{can_decode, frame_media_type};
 pub use transcode::write_explicit_le;

@@ -153,10 +153,10 @@ pub fn render(
     let mut image = decoded
         .to_dynamic_image_with_options(0, &convert)
         .map_err(|e| PixelError::InvalidImage(crate::error_chain(&e)))?;
-    if let Some((width, height)) = options.fit {
-        if image.width() > width || image.height() > height {
-            image = image.resize(width.max(1), height.max(1), FilterType::Triangle);
-        }
+    if let Some((width, height)) = options.fit
+        && (image.width() > width || image.height() > height)
+    {
+        image = image.resize(width.max(1), height.max(1), FilterType::Triangle);
     }
     encode(&image, options.format)
 }
