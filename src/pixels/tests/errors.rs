@@ -248,3 +248,40 @@ fn fragments_without_offset_table() {
         Err(PixelError::FramesNotLocated(_))
     ));
 }
+
+/// The Extended Offset Table attributes the fragments when the Basic
+/// Offset Table is empty, even where no codestream marker could (the
+/// record is made to claim RLE, which has none).
+#[test]
+fn extended_offset_table() {
+    let Some([dcmcjpeg]) = tools(["dcmcjpeg"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let encoded = dir.path().join("fragmented.dcm");
+    let xa = sample("multiframe/XA000001.dcm");
+    run(
+        &dcmcjpeg,
+        &["+e1", "+fs", "1", "-ot", path_str(&xa), path_str(&encoded)],
+    );
+    let by_markers = frame_ranges(&encoded, &record(&encoded)).expect("located by SOI");
+    let first = by_markers[0][0].0;
+    let offsets: Vec<u64> = by_markers.iter().map(|f| f[0].0 - first).collect();
+    let mut object = dicom_object::open_file(&encoded).expect("read");
+    object.put(dicom_core::DataElement::new(
+        dicom_dictionary_std::tags::EXTENDED_OFFSET_TABLE,
+        dicom_core::VR::OV,
+        dicom_core::PrimitiveValue::U64(offsets.into()),
+    ));
+    let with_table = dir.path().join("extended.dcm");
+    object.write_to_file(&with_table).expect("write");
+    let mut record = record(&with_table);
+    record.transfer_syntax = "1.2.840.10008.1.2.5".into();
+    let by_table = frame_ranges(&with_table, &record).expect("located by the table");
+    let shift = by_table[0][0].0 - first;
+    let shifted: Vec<Vec<(u64, u64)>> = by_markers
+        .iter()
+        .map(|f| f.iter().map(|&(o, l)| (o + shift, l)).collect())
+        .collect();
+    assert_eq!(by_table, shifted);
+}
