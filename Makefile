@@ -5,11 +5,12 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 # Packages the build and the tests need: libclang/nettle for sequoia's
-# backend, DCMTK as the DICOM peer, Orthanc as the benchmark reference,
-# GnuPG and sq as OpenPGP peers, curl, strace (durability-order test),
-# unzip and python3 (zipfile) as ZIP readers, dicom3tools (dciodvfy) to
-# validate the DICOMDIR of downloads.
-DEB_PACKAGES := build-essential pkg-config libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates strace unzip python3 dicom3tools
+# backend, cmake for CharLS (JPEG-LS), DCMTK as the DICOM peer, Orthanc as
+# the benchmark reference, GnuPG and sq as OpenPGP peers, curl, strace
+# (durability-order test), OpenJPEG's and OpenJPH's encoders (JPEG 2000 and
+# HTJ2K test data), unzip and python3 (zipfile) as ZIP readers, dicom3tools
+# (dciodvfy) to validate the DICOMDIR of downloads.
+DEB_PACKAGES := build-essential pkg-config cmake libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates strace libopenjp2-tools openjph-tools unzip python3 dicom3tools
 BENCH_PACKAGES := orthanc orthanc-dicomweb time
 
 .PHONY: run test deps bench-deps build release lint bench samples clean

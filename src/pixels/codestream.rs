@@ -1,0 +1,152 @@
+//! What a frame's codestream says about itself, read before a decoder
+//! allocates for it: a corrupt or hostile frame that claims 65535×65535
+//! samples must be refused, not decoded into an allocation failure.
+
+use super::PixelError;
+use super::header::ImageHeader;
+use super::syntax::trim;
+
+/// Dimensions and component count a codestream declares.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Declared {
+    pub width: u32,
+    pub height: u32,
+    pub components: u16,
+    /// JPEG-LS: components coded in separate scans (interleave mode none).
+    pub separate_scans: bool,
+}
+
+/// Checks the frame's codestream against Rows, Columns and Samples per
+/// Pixel, where the transfer syntax has a header to read (JPEG, JPEG-LS,
+/// JPEG 2000 codestreams).
+pub(crate) fn check(
+    transfer_syntax: &str,
+    data: &[u8],
+    header: &ImageHeader,
+) -> Result<Option<Declared>, PixelError> {
+    let declared = match family(transfer_syntax) {
+        Family::Jpeg => Some(jpeg(data)?),
+        Family::Jpeg2000 => j2k(data)?,
+        Family::Other => None,
+    };
+    if let Some(d) = &declared {
+        let expected = (
+            u32::from(header.columns),
+            u32::from(header.rows),
+            header.samples_per_pixel,
+        );
+        if (d.width, d.height, d.components) != expected {
+            return Err(PixelError::Decode(format!(
+                "the codestream holds {}x{} with {} components; the data set says {}x{} with {}",
+                d.width, d.height, d.components, expected.0, expected.1, expected.2
+            )));
+        }
+    }
+    Ok(declared)
+}
+
+enum Family {
+    Jpeg,
+    Jpeg2000,
+    Other,
+}
+
+fn family(transfer_syntax: &str) -> Family {
+    match trim(transfer_syntax).strip_prefix("1.2.840.10008.1.2.4.") {
+        Some("50" | "51" | "57" | "70" | "80" | "81") => Family::Jpeg,
+        Some("90" | "91" | "92" | "93" | "201" | "202" | "203") => Family::Jpeg2000,
+        _ => Family::Other,
+    }
+}
+
+fn corrupt(what: &str) -> PixelError {
+    PixelError::Decode(format!("corrupt codestream: {what}"))
+}
+
+fn be16(data: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]))
+}
+
+fn be32(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes([
+        *data.get(at)?,
+        *data.get(at + 1)?,
+        *data.get(at + 2)?,
+        *data.get(at + 3)?,
+    ]))
+}
+
+/// JPEG and JPEG-LS (ISO 10918-1 B.2, ISO 14495-1 C.2): marker segments
+/// from SOI up to the first SOS; SOFn (and SOF55 for JPEG-LS) carries the
+/// dimensions.
+fn jpeg(data: &[u8]) -> Result<Declared, PixelError> {
+    if be16(data, 0) != Some(0xFFD8) {
+        return Err(corrupt("no SOI marker"));
+    }
+    let mut at = 2;
+    let mut frame: Option<Declared> = None;
+    loop {
+        // fill bytes (0xFF) may precede a marker
+        while data.get(at) == Some(&0xFF) && data.get(at + 1) == Some(&0xFF) {
+            at += 1;
+        }
+        if data.get(at) != Some(&0xFF) {
+            return Err(corrupt("marker expected"));
+        }
+        let marker = *data.get(at + 1).ok_or_else(|| corrupt("ends before SOS"))?;
+        let length = usize::from(be16(data, at + 2).ok_or_else(|| corrupt("ends in a marker"))?);
+        let segment = at + 4;
+        let is_sof = matches!(marker, 0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC))
+            || marker == 0xF7;
+        if is_sof {
+            let (Some(height), Some(width), Some(&components)) = (
+                be16(data, segment + 1),
+                be16(data, segment + 3),
+                data.get(segment + 5),
+            ) else {
+                return Err(corrupt("short frame header"));
+            };
+            frame = Some(Declared {
+                width: u32::from(width),
+                height: u32::from(height),
+                components: u16::from(components),
+                separate_scans: false,
+            });
+        } else if marker == 0xDA {
+            let mut frame = frame.ok_or_else(|| corrupt("scan before frame header"))?;
+            let in_scan = *data
+                .get(segment)
+                .ok_or_else(|| corrupt("short scan header"))?;
+            frame.separate_scans = in_scan == 1 && frame.components > 1;
+            return Ok(frame);
+        }
+        if length < 2 {
+            return Err(corrupt("marker segment length"));
+        }
+        at += 2 + length;
+    }
+}
+
+/// JPEG 2000 codestream (ISO 15444-1 A.5.1): SIZ follows SOC. A JP2 file
+/// (boxes) is left to the decoder.
+fn j2k(data: &[u8]) -> Result<Option<Declared>, PixelError> {
+    if be16(data, 0) != Some(0xFF4F) {
+        return Ok(None);
+    }
+    if be16(data, 2) != Some(0xFF51) {
+        return Err(corrupt("SIZ does not follow SOC"));
+    }
+    // SIZ: Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz Csiz
+    let field = |at| be32(data, at).ok_or_else(|| corrupt("short SIZ"));
+    let (x, y, x0, y0) = (field(8)?, field(12)?, field(16)?, field(20)?);
+    let components = be16(data, 40).ok_or_else(|| corrupt("short SIZ"))?;
+    if x0 > x || y0 > y {
+        return Err(corrupt("image offset beyond its size"));
+    }
+    Ok(Some(Declared {
+        width: x - x0,
+        height: y - y0,
+        components,
+        separate_scans: false,
+    }))
+}
