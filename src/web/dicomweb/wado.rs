@@ -403,12 +403,25 @@ pub(super) async fn bulkdata(
     ranges: &[MediaRange],
 ) -> Result<Response<Body>, DicomWebError> {
     let a = access.clone();
-    let instances = tokio::task::spawn_blocking(move || a.covered_target(&instance))
-        .await
-        .map_err(|e| crate::web::WebError::Internal(e.to_string()))??;
-    let Some((key, record)) = instances.into_iter().next() else {
-        return Err(super::not_here());
-    };
+    let found = tokio::task::spawn_blocking(move || {
+        let instances = a.covered_target(&instance)?;
+        let Some((key, record)) = instances.into_iter().next() else {
+            return Err(super::not_here());
+        };
+        let file = a.path_of(&key);
+        // Reading the file for an Extended Offset Table or a marker scan is
+        // blocking work: it is done here, not on the reactor.
+        let frames = match &record.layout.pixel {
+            Some(PixelLayout::Encapsulated { .. }) if !record.layout.deflated => {
+                Some(pixels::frame_ranges(&file, &record))
+            }
+            _ => None,
+        };
+        Ok((file, record, frames))
+    })
+    .await
+    .map_err(|e| crate::web::WebError::Internal(e.to_string()))?;
+    let (file, record, frames) = found?;
     if record.layout.deflated {
         return Err(DicomWebError::NotAcceptable(
             "this instance is stored deflated: its bulk data has no byte range; retrieve the instance"
@@ -425,8 +438,9 @@ pub(super) async fn bulkdata(
             let media = pixels::frame_media_type(&record.transfer_syntax)
                 .unwrap_or("application/octet-stream");
             let ts = &record.transfer_syntax;
-            pixels::frame_ranges(&record)
-                .unwrap_or_else(|_| {
+            frames
+                .and_then(Result::ok)
+                .unwrap_or_else(|| {
                     fragments
                         .iter()
                         .map(|(o, l)| vec![(*o, u64::from(*l))])
@@ -477,7 +491,6 @@ pub(super) async fn bulkdata(
             .unwrap_or("application/octet-stream"),
         None,
     );
-    let file = access.path_of(&key);
     let body = produced(Some(len), move |sink| {
         for (part_type, pieces) in &ranges_of {
             sink.write_all(&mp.part_head(part_type, None))?;
