@@ -8,7 +8,7 @@ CARGO ?= cargo
 # backend, DCMTK as the DICOM peer, Orthanc as the benchmark reference,
 # GnuPG and sq as OpenPGP peers, curl, strace (durability-order test).
 DEB_PACKAGES := build-essential pkg-config libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates strace
-BENCH_PACKAGES := orthanc orthanc-dicomweb time
+BENCH_PACKAGES := orthanc orthanc-dicomweb time python3
 
 .PHONY: run test deps bench-deps build release lint bench samples clean
 
@@ -38,6 +38,7 @@ samples:
 bench: bench-deps
 	$(CARGO) build --release --bins
 	./bench/intake.sh --repeat 3
+	./bench/retrieve.sh --repeat 3
 	./bench/authz.sh
 
 clean:
