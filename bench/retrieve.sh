@@ -45,6 +45,7 @@ STORESCU=/usr/bin/storescu
 ECHOSCU=/usr/bin/echoscu
 DCMDUMP=/usr/bin/dcmdump
 ORTHANC=/usr/sbin/Orthanc
+TIME=/usr/bin/time
 
 REPEAT=1
 COUNT=500
@@ -54,6 +55,9 @@ CONCURRENT=8
 ACCEPT_DICOM='multipart/related; type="application/dicom"; transfer-syntax=*'
 
 die() { echo "retrieve.sh: $*" >&2; exit 1; }
+# The first line of stdin, reading all of it: `head -n 1` would leave the
+# writer to die of SIGPIPE, which pipefail and set -e turn into an exit.
+first() { awk 'NR == 1'; }
 say() { echo "$*" >&2; }
 
 while (($#)); do
@@ -72,8 +76,8 @@ done
 for exe in "$PUSHGATE" "$SAMPLES"; do
   [[ -x $exe ]] || die "$exe missing: run 'cargo build --release --bins' (or 'make bench')"
 done
-for exe in "$STORESCU" "$ECHOSCU" "$DCMDUMP" "$ORTHANC"; do
-  [[ -x $exe ]] || die "$exe missing: run 'make bench-deps' (Debian packages dcmtk, orthanc)"
+for exe in "$STORESCU" "$ECHOSCU" "$DCMDUMP" "$ORTHANC" "$TIME"; do
+  [[ -x $exe ]] || die "$exe missing: run 'make bench-deps' (Debian packages dcmtk, orthanc, time)"
 done
 command -v curl >/dev/null || die "curl missing: run 'make bench-deps'"
 command -v python3 >/dev/null || die "python3 missing: run 'make bench-deps'"
@@ -112,6 +116,7 @@ stop_pid() { # pid name
 stop_pushgate() { local p=$PG_PID; PG_PID=; stop_pid "$p" pushgate; }
 stop_orthanc() { local p=$OR_PID; OR_PID=; stop_pid "$p" orthanc; }
 trap 'stop_pushgate; stop_orthanc' EXIT
+trap 'echo "retrieve.sh: unexpected failure (status $?) at line $LINENO" >&2' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -151,7 +156,7 @@ fi
 shopt -u nullglob
 DATA_BYTES=$(cat "${FILES[@]}" | wc -c) # also warms the page cache
 DATA_MB=$(awk -v b="$DATA_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }')
-tag_of() { "$DCMDUMP" -Un +P "$1" "$2" 2>/dev/null | sed -n 's/.*\[\([^]]*\)\].*/\1/p' | head -n 1; }
+tag_of() { "$DCMDUMP" -Un +P "$1" "$2" 2>/dev/null | sed -n 's/.*\[\([^]]*\)\].*/\1/p' | first; }
 STUDY_UID=$(tag_of 0020,000d "${FILES[0]}")
 SERIES_UID=$(tag_of 0020,000e "${FILES[0]}")
 FILE_SYNTAX=$(tag_of 0002,0010 "${FILES[0]}")
@@ -260,7 +265,7 @@ for i in $(seq 150); do
   sleep 0.1
 done
 got=$(curl -fsS --max-time 10 "http://127.0.0.1:$OR_HPORT/statistics" |
-  sed -n 's/.*"CountInstances" *: *\([0-9]*\).*/\1/p' | head -n 1)
+  sed -n 's/.*"CountInstances" *: *\([0-9]*\).*/\1/p' | first)
 ((${got:-0} == COUNT)) || die "orthanc holds ${got:-0} of $COUNT instances"
 
 # Restart both, so that the next request to each is its first after start
@@ -275,17 +280,17 @@ start_orthanc
 # holder token.
 share=$("$PUSHGATE" share "$STUDY_UID" --json --config "$PG_CFG" 2>>"$LOGS/retrieve-cli.log") ||
   die "pushgate share failed (log: $LOGS/retrieve-cli.log)"
-share_url=$(sed -n 's/.*"url" *: *"\([^"]*\)".*/\1/p' <<<"$share" | head -n 1)
+share_url=$(sed -n 's/.*"url" *: *"\([^"]*\)".*/\1/p' <<<"$share" | first)
 [[ $share_url == https://*/s/* ]] || die "no url in 'pushgate share --json': $share"
 bind=$(curl -ksS --max-time 10 -X POST -H 'Accept: application/json' "$share_url") ||
   die "binding the link failed"
-PG_URL=$(sed -n 's/.*"url" *: *"\([^"]*\)".*/\1/p' <<<"$bind" | head -n 1)
-HOLDER=$(sed -n 's/.*"holder_token" *: *"\([^"]*\)".*/\1/p' <<<"$bind" | head -n 1)
+PG_URL=$(sed -n 's/.*"url" *: *"\([^"]*\)".*/\1/p' <<<"$bind" | first)
+HOLDER=$(sed -n 's/.*"holder_token" *: *"\([^"]*\)".*/\1/p' <<<"$bind" | first)
 [[ -n $PG_URL && -n $HOLDER ]] || die "binding the link gave no url and holder_token: $bind"
 PG_WEB=$PG_URL/dicomweb
 OR_WEB=http://127.0.0.1:$OR_HPORT/dicom-web
 OR_ID=$(curl -fsS --max-time 10 -X POST --data "$STUDY_UID" "http://127.0.0.1:$OR_HPORT/tools/lookup" |
-  sed -n 's/.*"ID" *: *"\([^"]*\)".*/\1/p' | head -n 1)
+  sed -n 's/.*"ID" *: *"\([^"]*\)".*/\1/p' | first)
 [[ -n $OR_ID ]] || die "orthanc: no study ID for $STUDY_UID"
 
 # ---------------------------------------------------------------- requests
@@ -300,10 +305,12 @@ fetch() {
   [[ $body == /dev/null ]] || hdr=$body.h
   local auth=()
   [[ $name == pushgate ]] && auth=(-k -H "Authorization: Bearer $HOLDER")
-  w=$(curl -sS --http1.1 --max-time 300 "${auth[@]}" "$@" -o "$body" -D "$hdr" \
-    -w '%{http_code} %{size_download} %{time_total}' "$url" 2>>"$LOGS/retrieve-curl.log") ||
+  w=$("$TIME" -f '%U %S' -o "$WORK/curl-cpu" curl -sS --http1.1 --max-time 300 "${auth[@]}" "$@" \
+    -o "$body" -D "$hdr" -w '%{http_code} %{size_download} %{time_total}' "$url" \
+    2>>"$LOGS/retrieve-curl.log") ||
     die "$name: GET $url failed (curl error, log: $LOGS/retrieve-curl.log)"
   read -r F_CODE F_SIZE F_SECS <<<"$w"
+  F_CCPU=$(awk 'NF == 2 { printf "%.2f", $1 + $2 }' "$WORK/curl-cpu")
   F_LEN=$(tr -d '\r' <"$hdr" | awk 'tolower($1) == "content-length:" { v = $2 } END { print v }')
   if [[ -n $F_LEN && $F_CODE == 200 && $F_LEN != "$F_SIZE" ]]; then
     die "$name: GET $url: Content-Length $F_LEN but $F_SIZE bytes received"
@@ -313,7 +320,7 @@ fetch() {
 # A route that is not there yet answers 404: the measure is then n/a.
 declare -A NA=()
 declare -A REF_SIZE=()
-declare -A T=() CPU=()
+declare -A T=() CPU=() CCPU=()
 
 # check_wado NAME FILE: the full-study multipart response, part by part.
 declare -A WADO_INFO=()
@@ -428,7 +435,8 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
       measure "$m" "$c" /dev/null
       T[$m/$c]+="$F_SECS "
       CPU[$m/$c]+="$F_CPU "
-      say "$(printf '%-8s %-9s run %d/%d: %7.3f s  %10d bytes  server CPU %5.2f s' "$m" "$c" "$rep" "$REPEAT" "$F_SECS" "$F_SIZE" "$F_CPU")"
+      CCPU[$m/$c]+="$F_CCPU "
+      say "$(printf '%-8s %-9s run %d/%d: %7.3f s  %10d bytes  CPU server %5.2f s, curl %5.2f s' "$m" "$c" "$rep" "$REPEAT" "$F_SECS" "$F_SIZE" "$F_CPU" "$F_CCPU")"
     done
   done
 done
@@ -495,15 +503,15 @@ python3 "$HELPER" latency --file "${FILES[0]}" --study "$STUDY_UID" --series-tem
   die "the latency probe failed"
 cat "$LAT_OUT" >&2
 declare -A LAT=()
-while read -r name n p50 p99 max first retries reconnects; do
+while read -r name n p50 p99 max firstok retries reconnects; do
   ((n == LATENCY)) || die "latency: $name measured $n of $LATENCY instances"
-  LAT[$name]="$p50 $p99 $max $first $retries $reconnects"
+  LAT[$name]="$p50 $p99 $max $firstok $retries $reconnects"
 done <"$LAT_OUT"
 
 PG_VERSION=$("$PUSHGATE" --version | awk '{ print $2 }')
-OR_VERSION=$("$ORTHANC" --version | head -n 1 | sed 's:.*/::')
+OR_VERSION=$("$ORTHANC" --version | first | sed 's:.*/::')
 OR_WEB_VERSION=$(curl -fsS --max-time 10 "http://127.0.0.1:$OR_HPORT/plugins/dicom-web" |
-  sed -n 's/.*"Version" *: *"\([^"]*\)".*/\1/p' | head -n 1)
+  sed -n 's/.*"Version" *: *"\([^"]*\)".*/\1/p' | first)
 stop_pushgate
 stop_orthanc
 
@@ -518,9 +526,9 @@ secs_mbs() {
   s=$(med "$1/$2")
   awk -v s="$s" -v b="$DATA_BYTES" 'BEGIN { printf "%.3f s %4.0f MB/s", s, b / 1e6 / s }'
 }
-cpu_cell() { # measure contender: median server CPU seconds per request
+cpu_cell() { # measure contender: median CPU seconds per request, server + curl
   [[ -z ${NA[$1/$2]:-} && -n ${CPU[$1/$2]:-} ]] || { echo "${NA[$1/$2]:-}"; return; }
-  printf '%.2f s CPU' "$(median "${CPU[$1/$2]}")"
+  printf '%.2f + %.2f s' "$(median "${CPU[$1/$2]}")" "$(median "${CCPU[$1/$2]}")"
 }
 secs() {
   [[ -z ${NA[$1/$2]:-} ]] || { echo "${NA[$1/$2]}"; return; }
@@ -531,7 +539,7 @@ verdict() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {
   ok = (op == ">=") ? v >= t : v < t; print ok ? "PASS" : "MISS" }'; }
 row() { printf '%-40s %-22s %-22s %-14s %-12s %s\n' "$@"; }
 
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | first)
 report=$OUT/retrieve-latest.txt
 {
   echo "retrieval benchmark: $COUNT CT ${SIZE}x${SIZE}x16 ($DATA_MB MB of files, $FILE_SYNTAX), ${cpu:-unknown CPU} ($(nproc) cores), $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -543,7 +551,7 @@ report=$OUT/retrieve-latest.txt
   w_pg=$(med wado/pushgate) w_or=$(med wado/orthanc)
   r1=$(awk -v a="$w_or" -v b="$w_pg" 'BEGIN { printf "%.2f", a / b }')
   row "1 WADO-RS whole study" "$(secs_mbs wado pushgate)" "$(secs_mbs wado orthanc)" "${r1}x" ">= 2x" "$(verdict "$r1" ">=" 2)"
-  row "  server CPU per request (user+sys)" "$(cpu_cell wado pushgate)" "$(cpu_cell wado orthanc)" "" "(info)" ""
+  row "  CPU per request: server + curl" "$(cpu_cell wado pushgate)" "$(cpu_cell wado orthanc)" "" "(info)" ""
   row "  response bytes" "${REF_SIZE[wado/pushgate]}" "${REF_SIZE[wado/orthanc]}" "" "" ""
   # 2
   m_pg=$(med meta/pushgate) m_or=$(med meta/orthanc)
