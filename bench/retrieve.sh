@@ -15,7 +15,7 @@
 #     sampled every 50 ms; VmHWM reset before the downloads)
 #   5 C-STORE-RSP -> instance retrievable: bench/retrieve.py sends new
 #     instances one by one and GETs each right after its C-STORE-RSP
-#   QIDO-RS /studies/{uid}/instances, timed for information
+#   QIDO-RS /studies and /studies/{uid}/instances, timed for information
 # Routes that answer 404 (not there yet) are reported "n/a (404)". Every
 # response is checked to be complete (parts, array length, ZIP members,
 # byte counts); a broken run exits non-zero, missed targets do not.
@@ -331,10 +331,10 @@ check_wado() {
   ((parts == COUNT)) || die "$1: WADO-RS response has $parts parts, expected $COUNT (kept: $2)"
   WADO_INFO[$1]="$syntaxes $ptype"
 }
-check_json() { # name file what
-  local n
+check_json() { # name file what [expected items]
+  local n want=${4:-$COUNT}
   n=$(python3 "$HELPER" json-array "$2") || die "$1: $3 is not a JSON array (kept: $2)"
-  ((n == COUNT)) || die "$1: $3 has $n items, expected $COUNT (kept: $2)"
+  ((n == want)) || die "$1: $3 has $n items, expected $want (kept: $2)"
 }
 declare -A ZIP_INFO=()
 check_zip() {
@@ -355,12 +355,14 @@ url_of() { # measure contender
     zip/orthanc) echo "http://127.0.0.1:$OR_HPORT/studies/$OR_ID/archive" ;;
     qido/pushgate) echo "$PG_WEB/studies/$STUDY_UID/instances" ;;
     qido/orthanc) echo "$OR_WEB/studies/$STUDY_UID/instances" ;;
+    studies/pushgate) echo "$PG_WEB/studies" ;;
+    studies/orthanc) echo "$OR_WEB/studies" ;;
   esac
 }
 accept_of() {
   case $1 in
     wado) echo "Accept: $ACCEPT_DICOM" ;;
-    meta | qido) echo "Accept: application/dicom+json" ;;
+    meta | qido | studies) echo "Accept: application/dicom+json" ;;
     zip) echo "Accept: application/zip" ;;
   esac
 }
@@ -396,6 +398,7 @@ measure() {
       wado) check_wado "$c" "$body" ;;
       meta) check_json "$c" "$body" /metadata ;;
       qido) check_json "$c" "$body" "QIDO-RS instances" ;;
+      studies) check_json "$c" "$body" "QIDO-RS studies" 1 ;;
       zip) check_zip "$c" "$body" ;;
     esac
     REF_SIZE[$m/$c]=$F_SIZE
@@ -416,7 +419,7 @@ done
 # The first full response of every measure is kept, parsed and checked;
 # the timed ones after it go to /dev/null and must match its size (the
 # multipart boundary and everything else have fixed lengths).
-for m in wado meta zip qido; do
+for m in wado meta zip qido studies; do
   for c in pushgate orthanc; do
     measure "$m" "$c" "$WORK/body/$m-$c"
   done
@@ -429,7 +432,7 @@ rm -f "$WORK"/body/wado-* "$WORK"/body/zip-* # 2 x 263 MB each
 for ((rep = 1; rep <= REPEAT; rep++)); do
   order=(pushgate orthanc)
   ((rep % 2)) || order=(orthanc pushgate)
-  for m in wado meta zip qido; do
+  for m in wado meta zip qido studies; do
     for c in "${order[@]}"; do
       [[ -z ${NA[$m/$c]:-} ]] || continue
       measure "$m" "$c" /dev/null
@@ -600,6 +603,7 @@ report=$OUT/retrieve-latest.txt
   row "5 C-STORE-RSP -> GET 200, p50/p99/max" "$pg50/$pg99/$pgmax ms" "$or50/$or99/$ormax ms" \
     "$(awk -v a="$or99" -v b="$pg99" 'BEGIN { printf "%.2fx p99", a / b }')" "p99 < 20 ms" "$(verdict "$pg99" "<" 20)"
   row "  200 at the first GET (of $LATENCY)" "$pgfirst (${pgretries}x 404)" "$orfirst (${orretries}x 404)" "" "(info)" ""
+  ((pgrecon + orrecon == 0)) || echo "  (the probe had to reconnect: pushgate $pgrecon, orthanc $orrecon time(s))"
   # QIDO
   if [[ -z ${NA[qido/pushgate]:-} && -z ${NA[qido/orthanc]:-} ]]; then
     rq=$(awk -v a="$(med qido/orthanc)" -v b="$(med qido/pushgate)" 'BEGIN { printf "%.1fx", a / b }')
@@ -607,6 +611,12 @@ report=$OUT/retrieve-latest.txt
     rq=n/a
   fi
   row "  QIDO-RS /studies/{uid}/instances" "$(secs qido pushgate)" "$(secs qido orthanc)" "$rq" "(info)" ""
+  if [[ -z ${NA[studies/pushgate]:-} && -z ${NA[studies/orthanc]:-} ]]; then
+    rq=$(awk -v a="$(med studies/orthanc)" -v b="$(med studies/pushgate)" 'BEGIN { printf "%.1fx", a / b }')
+  else
+    rq=n/a
+  fi
+  row "  QIDO-RS /studies (one study)" "$(secs studies pushgate)" "$(secs studies orthanc)" "$rq" "(info)" ""
   echo "ratio: orthanc time / pushgate time (>1: pushgate faster); 3: WADO-RS time / ZIP time (the fraction of its own WADO-RS throughput the ZIP reaches)"
   echo "asked transfer-syntax=* (files are $FILE_SYNTAX): pushgate answered parts ${WADO_INFO[pushgate]% *} as ${WADO_INFO[pushgate]#* };"
   echo "  orthanc answered parts ${WADO_INFO[orthanc]% *} as ${WADO_INFO[orthanc]#* }"
