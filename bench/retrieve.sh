@@ -25,8 +25,8 @@
 #   --count N    slices in the study (500; smaller for a quick smoke run)
 #   --latency N  instances sent for measure 5 to each server (200)
 # Needs: cargo build --release --bins; dcmtk, orthanc, orthanc-dicomweb,
-# curl and python3 (standard library only) installed (`make bench` does
-# all of it). Writes everything under bench/out/ and the table also to
+# curl, time and python3 (standard library only) installed (`make bench`
+# does all of it). Writes everything under bench/out/ and the table also to
 # bench/out/retrieve-latest.txt.
 set -euo pipefail
 
@@ -65,7 +65,7 @@ while (($#)); do
     --repeat) REPEAT=${2:?--repeat needs a number}; shift 2 ;;
     --count) COUNT=${2:?--count needs a number}; shift 2 ;;
     --latency) LATENCY=${2:?--latency needs a number}; shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
 done
@@ -517,6 +517,7 @@ OR_WEB_VERSION=$(curl -fsS --max-time 10 "http://127.0.0.1:$OR_HPORT/plugins/dic
   sed -n 's/.*"Version" *: *"\([^"]*\)".*/\1/p' | first)
 stop_pushgate
 stop_orthanc
+rm -rf "$PG_DIR" "$OR_DIR" # two copies of the study; logs and small bodies stay
 
 # ------------------------------------------------------------------- report
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g |
