@@ -11,7 +11,7 @@ CARGO ?= cargo
 # HTJ2K test data), unzip and python3 (zipfile) as ZIP readers, dicom3tools
 # (dciodvfy) to validate the DICOMDIR of downloads.
 DEB_PACKAGES := build-essential pkg-config cmake libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates strace libopenjp2-tools openjph-tools unzip python3 dicom3tools
-BENCH_PACKAGES := orthanc orthanc-dicomweb time
+BENCH_PACKAGES := orthanc orthanc-dicomweb time python3
 
 .PHONY: run test deps bench-deps build release lint bench samples clean
 
@@ -41,6 +41,7 @@ samples:
 bench: bench-deps
 	$(CARGO) build --release --bins
 	./bench/intake.sh --repeat 3
+	./bench/retrieve.sh --repeat 3
 	./bench/authz.sh
 
 clean:
