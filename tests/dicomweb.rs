@@ -441,3 +441,368 @@ fn what_was_served_is_journaled() {
     });
     assert!(found, "an access event with what was sent");
 }
+
+// ---- frames, rendered, thumbnail -------------------------------------
+
+fn files_in(dir: &str) -> Vec<PathBuf> {
+    sample_files()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(&format!("{dir}/")))
+        .collect()
+}
+
+/// A daemon with the samples of `dirs`, and a bound link to the study with
+/// `modality`: daemon, link path, holder, study UID.
+fn shared(dirs: &[&str], modality: &str) -> (Daemon, String, String, String) {
+    let daemon = Daemon::start_with("");
+    for dir in dirs {
+        daemon.send_all(&files_in(dir));
+    }
+    let study = study_with(&daemon, modality);
+    let grant = share(&daemon, &[study.as_str()]);
+    let path = path_of(&grant["url"]);
+    let holder = bind(&daemon, &path);
+    (daemon, path, holder, study)
+}
+
+fn dataset(path: &std::path::Path) -> dicom_object::DefaultDicomObject {
+    dicom_object::open_file(path).unwrap()
+}
+
+fn uid_of(object: &dicom_object::DefaultDicomObject, tag: dicom_core::Tag) -> String {
+    object
+        .element(tag)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_end_matches('\0')
+        .to_string()
+}
+
+/// `…/studies/{s}/series/{se}/instances/{sop}` of a sample file.
+fn instance_path(link: &str, file: &std::path::Path) -> String {
+    use dicom_dictionary_std::tags;
+    let object = dataset(file);
+    format!(
+        "{link}/dicomweb/studies/{}/series/{}/instances/{}",
+        uid_of(&object, tags::STUDY_INSTANCE_UID),
+        uid_of(&object, tags::SERIES_INSTANCE_UID),
+        uid_of(&object, tags::SOP_INSTANCE_UID)
+    )
+}
+
+/// Native pixel data of a file, as stored.
+fn native_pixels(file: &std::path::Path) -> Vec<u8> {
+    dataset(file)
+        .element(dicom_dictionary_std::tags::PIXEL_DATA)
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+        .to_vec()
+}
+
+#[test]
+fn frames_of_a_multiframe_come_decoded_in_the_order_asked() {
+    let (daemon, link, holder, _) = shared(&["multiframe"], "XA");
+    let file = &files_in("multiframe")[0];
+    let pixels = native_pixels(file);
+    let frame = |n: usize| pixels[(n - 1) * 65536..n * 65536].to_vec();
+    let url = format!("{}/frames/20,1,5", instance_path(&link, file));
+    let reply = daemon.https("GET", &url, as_holder(&holder));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let content_type = reply.header("content-type").unwrap();
+    assert!(
+        content_type.contains("type=\"application/octet-stream\""),
+        "{content_type}"
+    );
+    assert_eq!(
+        reply.header("content-length"),
+        Some(reply.raw.len().to_string().as_str())
+    );
+    let got = parts(&reply);
+    assert_eq!(got.len(), 3);
+    for ((head, body), n) in got.iter().zip([20, 1, 5]) {
+        assert!(head.contains("application/octet-stream"), "{head}");
+        assert!(*body == frame(n), "frame {n} differs from the file's");
+    }
+    // out of range: says how many there are
+    let reply = daemon.https(
+        "GET",
+        &format!("{}/frames/21", instance_path(&link, file)),
+        as_holder(&holder),
+    );
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert!(
+        reply.body.contains("21") && reply.body.contains("20"),
+        "{}",
+        reply.body
+    );
+    let reply = daemon.https(
+        "GET",
+        &format!("{}/frames/0", instance_path(&link, file)),
+        as_holder(&holder),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+}
+
+/// The RLE sample's decoded pixels are those of CT000011 (sample-dicom
+/// README): decoded frames are compared with that file, stored frames with
+/// the fragment in the RLE file, as DCMTK's dcmdump writes it out.
+#[test]
+fn compressed_frames_decoded_by_default_or_as_stored_when_asked() {
+    let (daemon, link, holder, _) = shared(&["rle"], "CT");
+    let file = &files_in("rle")[0];
+    let frames = format!("{}/frames/1", instance_path(&link, file));
+    let reply = daemon.https("GET", &frames, as_holder(&holder));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reference = common::samples().join("ct-phantom/CT000011.dcm");
+    let got = parts(&reply);
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].0.contains("transfer-syntax=1.2.840.10008.1.2.1"),
+        "{}",
+        got[0].0
+    );
+    assert!(
+        got[0].1 == native_pixels(&reference),
+        "decoded RLE differs from CT000011"
+    );
+
+    // as stored: the fragment, byte for byte (dcmdump +W writes it out)
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("/usr/bin/dcmdump")
+        .args(["-q", "+W"])
+        .arg(dir.path())
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let mut fragments: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".raw"))
+        .collect();
+    fragments.sort();
+    // `….0.raw` is the (empty) offset table, `….1.raw` the one fragment
+    assert_eq!(fragments.len(), 2, "{fragments:?}");
+    let fragment = std::fs::read(fragments.last().unwrap()).unwrap();
+    for accept in [
+        "multipart/related; type=\"image/dicom-rle\"",
+        "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
+    ] {
+        let reply = daemon.https("GET", &frames, holder_accepting(&holder, accept));
+        assert_eq!(reply.status, 200, "{accept}: {}", reply.body);
+        let got = parts(&reply);
+        assert!(
+            got[0].0.contains("transfer-syntax=1.2.840.10008.1.2.5"),
+            "{}",
+            got[0].0
+        );
+        assert!(got[0].1 == fragment, "{accept}: not the stored fragment");
+    }
+    // no transcoding between codecs: a precise 406
+    let reply = daemon.https(
+        "GET",
+        &frames,
+        holder_accepting(&holder, "multipart/related; type=\"image/jp2\""),
+    );
+    assert_eq!(reply.status, 406, "{}", reply.body);
+    assert!(reply.body.contains("image/dicom-rle"), "{}", reply.body);
+}
+
+/// JPEG baseline decoded by pushgate against DCMTK's dcmdjpeg: lossy
+/// decoders may round differently, by a grey level at most.
+#[test]
+fn jpeg_frames_decode_like_dcmtk() {
+    let (daemon, link, holder, _) = shared(&["jpeg"], "US");
+    let file = &files_in("jpeg")[0];
+    let reply = daemon.https(
+        "GET",
+        &format!("{}/frames/1", instance_path(&link, file)),
+        as_holder(&holder),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let ours = &parts(&reply)[0].1;
+    let dir = tempfile::tempdir().unwrap();
+    let decoded = dir.path().join("d.dcm");
+    let out = Command::new("/usr/bin/dcmdjpeg")
+        .arg(file)
+        .arg(&decoded)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let theirs = native_pixels(&decoded);
+    assert_eq!(ours.len(), theirs.len());
+    let worst = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
+    assert!(worst <= 2, "differs from dcmdjpeg by up to {worst}");
+}
+
+fn image(reply: &Reply) -> dicom_pixeldata::image::DynamicImage {
+    dicom_pixeldata::image::load_from_memory(&reply.raw)
+        .unwrap_or_else(|e| panic!("not an image ({e}): {reply:?}"))
+}
+
+/// DCMTK's rendering of `file` with a window, as 8-bit grey.
+fn dcmj2pnm(file: &std::path::Path, center: &str, width: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("out.pgm");
+    let out = Command::new("/usr/bin/dcmj2pnm")
+        .args(["--write-raw-pnm", "+Ww", center, width])
+        .arg(file)
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let pgm = std::fs::read(out_file).unwrap();
+    dicom_pixeldata::image::load_from_memory(&pgm)
+        .unwrap()
+        .to_luma8()
+        .into_raw()
+}
+
+#[test]
+fn rendered_images_are_windowed_like_dcmtk() {
+    let (daemon, link, holder, _) = shared(&["ct-phantom"], "CT");
+    let file = common::samples().join("ct-phantom/CT000011.dcm");
+    let rendered = format!("{}/rendered", instance_path(&link, &file));
+    for (center, width) in [("40", "80"), ("600", "2800")] {
+        let reply = daemon.https(
+            "GET",
+            &format!("{rendered}?window={center},{width},linear"),
+            holder_accepting(&holder, "image/png"),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.header("content-type"), Some("image/png"));
+        let ours = image(&reply).to_luma8().into_raw();
+        let theirs = dcmj2pnm(&file, center, width);
+        assert_eq!(ours.len(), 256 * 256);
+        let worst = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        assert!(
+            worst <= 1,
+            "window {center}/{width}: off DCMTK by up to {worst}"
+        );
+    }
+    // default: JPEG at the file's own first window (brain 40/80)
+    let reply = daemon.https("GET", &rendered, as_holder(&holder));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("content-type"), Some("image/jpeg"));
+    let jpeg = image(&reply).to_luma8().into_raw();
+    let brain = dcmj2pnm(&file, "40", "80");
+    let mean = jpeg
+        .iter()
+        .zip(&brain)
+        .map(|(a, b)| f64::from(a.abs_diff(*b)))
+        .sum::<f64>()
+        / jpeg.len() as f64;
+    assert!(
+        mean < 3.0,
+        "JPEG far from the file's window: mean error {mean}"
+    );
+    // refusals with reasons
+    for (query, accept, status) in [
+        ("?quality=0", "image/jpeg", 400),
+        ("?window=40", "image/jpeg", 400),
+        ("?viewport=10,10,0,0,5,5", "image/jpeg", 400),
+        ("", "image/gif", 406),
+    ] {
+        let reply = daemon.https(
+            "GET",
+            &format!("{rendered}{query}"),
+            holder_accepting(&holder, accept),
+        );
+        assert_eq!(reply.status, status, "{query} {accept}: {}", reply.body);
+        assert!(
+            reply.json()["error"]
+                .as_str()
+                .is_some_and(|e| !e.is_empty())
+        );
+    }
+    let sr = common::samples().join("ct-phantom/SR000001.dcm");
+    let reply = daemon.https(
+        "GET",
+        &format!("{}/rendered", instance_path(&link, &sr)),
+        as_holder(&holder),
+    );
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert!(reply.body.contains("no pixel data"), "{}", reply.body);
+}
+
+#[test]
+fn thumbnails_fit_and_show_the_middle_image() {
+    let (daemon, link, holder, study) = shared(&["ct-phantom"], "CT");
+    let ct = common::samples().join("ct-phantom/CT000001.dcm");
+    let series = uid_of(
+        &dataset(&ct),
+        dicom_dictionary_std::tags::SERIES_INSTANCE_UID,
+    );
+    let base = format!("{link}/dicomweb/studies/{study}");
+    // the series thumbnail is the middle slice of 16 (the 9th, index 8)
+    let reply = daemon.https(
+        "GET",
+        &format!("{base}/series/{series}/thumbnail"),
+        holder_accepting(&holder, "image/png"),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let thumb = image(&reply).to_luma8();
+    assert_eq!(thumb.dimensions(), (256, 256));
+    let middle = common::samples().join("ct-phantom/CT000009.dcm");
+    let reply = daemon.https(
+        "GET",
+        &format!("{}/rendered", instance_path(&link, &middle)),
+        holder_accepting(&holder, "image/png"),
+    );
+    assert_eq!(reply.status, 200);
+    assert!(
+        thumb.into_raw() == image(&reply).to_luma8().into_raw(),
+        "not the middle slice"
+    );
+    // the study thumbnail, scaled to a viewport, as a browser asks for it
+    let reply = daemon.https(
+        "GET",
+        &format!("{base}/thumbnail?viewport=64,64"),
+        holder_accepting(
+            &holder,
+            "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
+        ),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("content-type"), Some("image/jpeg"));
+    let small = image(&reply);
+    assert_eq!((small.width(), small.height()), (64, 64));
+    // a series without images has no thumbnail, and says so
+    let sr = dataset(&common::samples().join("ct-phantom/SR000001.dcm"));
+    let sr_series = uid_of(&sr, dicom_dictionary_std::tags::SERIES_INSTANCE_UID);
+    let reply = daemon.https(
+        "GET",
+        &format!("{base}/series/{sr_series}/thumbnail"),
+        as_holder(&holder),
+    );
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert!(reply.body.contains("pixel data"), "{}", reply.body);
+    // several frames in one rendering: refused with the reason
+    let reply = daemon.https(
+        "GET",
+        &format!("{}/frames/1,1/rendered", instance_path(&link, &ct)),
+        as_holder(&holder),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    // the page shows thumbnails: they are journaled as such
+    let found = common::eventually(Duration::from_secs(5), || {
+        let out = daemon.cli(&["audit", "export", "--since", "1h"]);
+        String::from_utf8_lossy(&out.stdout).lines().any(|line| {
+            let record: Value = serde_json::from_str(line).unwrap();
+            record["event"]["what"] == "thumbnail" && record["event"]["instances"] == 1
+        })
+    });
+    assert!(found, "a thumbnail access event");
+}

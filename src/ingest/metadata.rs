@@ -47,13 +47,13 @@ fn numbers(value: &mut Value) {
             let vr = map.get("vr").and_then(Value::as_str).map(str::to_string);
             for (key, child) in map.iter_mut() {
                 match (vr.as_deref(), key.as_str(), child) {
-                    (Some(vr @ ("IS" | "DS")), "Value", Value::Array(values)) => {
+                    (Some("IS" | "DS"), "Value", Value::Array(values)) => {
                         // a multi-valued string may still hold its `\\`
                         *values = values
                             .iter()
                             .flat_map(|v| match v {
                                 Value::String(text) => {
-                                    text.split('\\').map(|t| number(vr, t.trim())).collect()
+                                    text.split('\\').map(|t| number(t.trim())).collect()
                                 }
                                 other => vec![other.clone()],
                             })
@@ -68,11 +68,11 @@ fn numbers(value: &mut Value) {
     }
 }
 
-fn number(vr: &str, text: &str) -> Value {
-    if vr == "IS" {
-        if let Ok(n) = text.trim_start_matches('+').parse::<i64>() {
-            return Value::from(n);
-        }
+/// An IS, or a DS written as a whole number ("40"), stays an integer in
+/// JSON; other DS values are floats.
+fn number(text: &str) -> Value {
+    if let Ok(n) = text.trim_start_matches('+').parse::<i64>() {
+        return Value::from(n);
     }
     text.parse::<f64>()
         .ok()

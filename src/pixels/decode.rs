@@ -38,6 +38,31 @@ pub fn decode_frame(
     frames.decode(frame)
 }
 
+/// Decodes `frames` (numbered from 1) of one instance in turn, reading its
+/// header and locating its frames once, and hands each to `each` as soon as
+/// it is decoded: a response streams frame by frame, holding one at a time.
+/// Every frame number is checked before the first is decoded.
+pub fn decode_frames(
+    path: &Path,
+    record: &InstanceRecord,
+    frames: &[u32],
+    mut each: impl FnMut(u32, Vec<u8>) -> Result<(), PixelError>,
+) -> Result<(), PixelError> {
+    if record.layout.pixel.is_none() {
+        return Err(PixelError::NoPixelData);
+    }
+    let header = ImageHeader::read(path)?;
+    for &frame in frames {
+        check_frame(frame, header.frames)?;
+    }
+    let mut source = FrameSource::open(path, record, &header)?;
+    for &frame in frames {
+        let bytes = source.decode(frame)?;
+        each(frame, bytes)?;
+    }
+    Ok(())
+}
+
 /// Decodes the frames of one instance, reusing its header, open file and
 /// frame ranges.
 pub(crate) struct FrameSource<'a> {

@@ -25,7 +25,7 @@ mod transcode;
 #[cfg(test)]
 mod tests;
 
-pub use decode::decode_frame;
+pub use decode::{decode_frame, decode_frames};
 pub use frames::{FrameRanges, frame_ranges};
 pub use render::{ImageFormat, RenderOptions, VoiFunction, Window, render};
 pub use syntax::{can_decode, frame_media_type};

@@ -5,8 +5,10 @@
 //! (404).
 
 pub mod accept;
+mod frames;
 mod multipart;
 pub mod qido;
+mod rendered;
 mod resource;
 mod search;
 mod wado;
@@ -33,6 +35,10 @@ pub enum DicomWebError {
     BadRequest(String),
     #[error("{0}")]
     NotAcceptable(String),
+    /// Stored data that cannot be decoded or rendered (a defect of the
+    /// data, not of the request): 500 with the reason.
+    #[error("{0}")]
+    Undecodable(String),
     #[error(transparent)]
     Web(#[from] WebError),
 }
@@ -43,6 +49,10 @@ impl DicomWebError {
             DicomWebError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             DicomWebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             DicomWebError::NotAcceptable(m) => (StatusCode::NOT_ACCEPTABLE, m),
+            DicomWebError::Undecodable(m) => {
+                tracing::warn!(reason = %m, "stored pixel data could not be served");
+                (StatusCode::INTERNAL_SERVER_ERROR, m)
+            }
             DicomWebError::Web(e) => return e.into_response(),
         };
         json(status, &serde_json::json!({ "error": message }))
@@ -311,8 +321,43 @@ async fn dispatch(
             let path = qido::PathScope { study, series };
             search::search(access, qido::Level::Instances, path, raw_query, ranges).await
         }
-        _ => Err(DicomWebError::NotAcceptable(
-            "frames and rendering land next".into(),
-        )),
+        Resource::Frames { instance, frames } => {
+            frames::frames(access, instance, frames, ranges).await
+        }
+        Resource::Rendered(target) => {
+            let what = rendered::What::Rendered {
+                target,
+                frame: None,
+            };
+            rendered::render(access, what, ranges, query).await
+        }
+        Resource::Thumbnail(target) => {
+            let what = rendered::What::Thumbnail {
+                target,
+                frame: None,
+            };
+            rendered::render(access, what, ranges, query).await
+        }
+        Resource::RenderedFrames { frames, .. } | Resource::ThumbnailFrames { frames, .. }
+            if frames.len() != 1 =>
+        {
+            Err(DicomWebError::BadRequest(
+                "pushgate renders one frame per request".into(),
+            ))
+        }
+        Resource::RenderedFrames { instance, frames } => {
+            let what = rendered::What::Rendered {
+                target: instance,
+                frame: frames.first().copied(),
+            };
+            rendered::render(access, what, ranges, query).await
+        }
+        Resource::ThumbnailFrames { instance, frames } => {
+            let what = rendered::What::Thumbnail {
+                target: instance,
+                frame: frames.first().copied(),
+            };
+            rendered::render(access, what, ranges, query).await
+        }
     }
 }
