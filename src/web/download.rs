@@ -10,7 +10,7 @@ use hyper::{Method, Request, Response, StatusCode, header};
 
 use super::dicomweb::Access;
 use super::request::{self, Connection};
-use super::stream::produced;
+use super::stream::produced_while;
 use super::{App, Body, WebError, full, share};
 use crate::journal::AccessKind;
 use crate::package::{self, Archive, FileSetInstance};
@@ -26,7 +26,13 @@ enum Wanted {
 /// One `bytes=` range (RFC 9110 §14.1.2); several ranges, or anything
 /// else, are served whole (a server may ignore Range).
 fn wanted(range: Option<&str>, len: u64) -> Wanted {
-    let Some(spec) = range.and_then(|r| r.trim().strip_prefix("bytes=")) else {
+    // the range unit is case-insensitive (RFC 9110 §14.1)
+    let Some(spec) = range.and_then(|r| {
+        let r = r.trim();
+        r.get(..6)
+            .filter(|unit| unit.eq_ignore_ascii_case("bytes="))
+            .map(|_| &r[6..])
+    }) else {
         return Wanted::All;
     };
     if spec.contains(',') {
@@ -40,6 +46,8 @@ fn wanted(range: Option<&str>, len: u64) -> Wanted {
         (Ok(a), Ok(b)) if a <= b => Some((a, b.min(len.saturating_sub(1)))),
         (Ok(a), Err(_)) if last.is_empty() => Some((a, len.saturating_sub(1))),
         (Err(_), Ok(n)) if first.is_empty() && n > 0 => Some((len.saturating_sub(n), len - 1)),
+        // a suffix of no bytes cannot be satisfied
+        (Err(_), Ok(0)) if first.is_empty() => None,
         _ => return Wanted::All,
     };
     match parsed {
@@ -60,10 +68,12 @@ fn file_name(access: &Access) -> String {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     let clean = clean.trim_matches('_');
-    if clean.is_empty() {
-        "study.zip".into()
-    } else {
+    let clean = if clean.is_empty() { "study" } else { clean };
+    // a download of a study still arriving says so in its name
+    if access.study.is_complete() {
         format!("{clean}.zip")
+    } else {
+        format!("{clean}_INCOMPLETE.zip")
     }
 }
 
@@ -74,7 +84,7 @@ fn readme(access: &Access, instances: usize) -> String {
          ===============================================\r\n\r\n\
          Patient:   {patient}\r\n\
          Study:     {date} {description}\r\n\
-         Images:    {instances}\r\n\
+         Images:    {instances}{state}\r\n\
          Message:   {message}\r\n\r\n\
          This folder is a DICOM file-set, like an image CD: import it by\r\n\
          pointing your PACS or viewer at the DICOMDIR file. The images are\r\n\
@@ -86,6 +96,11 @@ fn readme(access: &Access, instances: usize) -> String {
         date = s.attrs.study_date,
         description = s.attrs.study_description,
         message = access.grant.grant.message.replace(['\r', '\n'], " "),
+        state = if s.is_complete() {
+            ""
+        } else {
+            " (INCOMPLETE: the study was still arriving; download again later)"
+        },
     )
 }
 
@@ -96,12 +111,17 @@ fn archive(access: &Access) -> Result<(Archive, u32), WebError> {
         .map_err(|e| WebError::Internal(e.to_string()))?;
     let mut instances = Vec::with_capacity(covered.len());
     for (key, record) in &covered {
-        let metadata = access
+        // an instance whose metadata is gone or unreadable is left out
+        // (as /metadata does) rather than failing the whole download
+        let Some(metadata) = access
             .app
             .index
             .metadata(key)?
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or(serde_json::Value::Null);
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        else {
+            tracing::warn!(sop = %key.sop, "no readable metadata: left out of the download");
+            continue;
+        };
         instances.push(FileSetInstance {
             path: access.path_of(key),
             size: record.size,
@@ -189,7 +209,8 @@ pub(super) async fn handle(
     let body = if request.method() == Method::HEAD {
         full(StatusCode::OK, "application/zip", "").into_body()
     } else {
-        produced(Some(end - start), move |sink| {
+        let guard = access.guard(AccessKind::Download);
+        produced_while(Some(end - start), guard, move |sink| {
             let result = archive.write_range(start..end, sink).map(|_| ());
             // a part of the archive counts its instances only when whole
             let instances = if start == 0 && end == len && result.is_ok() {
@@ -240,6 +261,8 @@ mod tests {
         assert_eq!(wanted(Some("bytes=90-"), 100), Wanted::Part(90, 100));
         assert_eq!(wanted(Some("bytes=90-500"), 100), Wanted::Part(90, 100));
         assert_eq!(wanted(Some("bytes=-10"), 100), Wanted::Part(90, 100));
+        assert_eq!(wanted(Some("Bytes=10-19"), 100), Wanted::Part(10, 20));
+        assert_eq!(wanted(Some("bytes=-0"), 100), Wanted::Unsatisfiable);
         assert_eq!(wanted(Some("bytes=-500"), 100), Wanted::Part(0, 100));
         assert_eq!(wanted(Some("bytes=100-"), 100), Wanted::Unsatisfiable);
         assert_eq!(wanted(Some("bytes=0-1,5-6"), 100), Wanted::All);

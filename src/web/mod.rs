@@ -72,6 +72,18 @@ pub fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> R
     response
 }
 
+/// Every place for a streamed response is taken: try again shortly.
+fn busy() -> Response<Body> {
+    let mut response = json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &serde_json::json!({ "error": "too many downloads at once; try again in a few seconds" }),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    response
+}
+
 pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     match serde_json::to_vec(value) {
         Ok(body) => full(status, "application/json", body),
@@ -97,16 +109,25 @@ async fn handle(
         }
         Ok(Endpoint::Healthz) => full(StatusCode::OK, "text/plain", "ok\n"),
         Ok(Endpoint::DicomWebPreflight) => cors::preflight(cors::allowed_origin(&app, &request)),
-        Ok(Endpoint::Download(token)) => download::handle(&app, &token, request, &connection)
-            .await
-            .unwrap_or_else(WebError::into_response),
-        Ok(Endpoint::DicomWeb { token, path }) => {
-            let origin = cors::allowed_origin(&app, &request);
-            let response = dicomweb::handle(&app, &token, &path, request, &connection)
-                .await
-                .unwrap_or_else(WebError::into_response);
-            cors::decorate(response, origin)
-        }
+        Ok(Endpoint::Download(token)) => match stream::admit() {
+            Some(permit) => stream::holding(
+                download::handle(&app, &token, request, &connection)
+                    .await
+                    .unwrap_or_else(WebError::into_response),
+                permit,
+            ),
+            None => busy(),
+        },
+        Ok(Endpoint::DicomWeb { token, path }) => match stream::admit() {
+            Some(permit) => {
+                let origin = cors::allowed_origin(&app, &request);
+                let response = dicomweb::handle(&app, &token, &path, request, &connection)
+                    .await
+                    .unwrap_or_else(WebError::into_response);
+                stream::holding(cors::decorate(response, origin), permit)
+            }
+            None => busy(),
+        },
         Ok(
             endpoint @ (Endpoint::AdminStudies
             | Endpoint::AdminStudy(_)

@@ -148,12 +148,14 @@ fn date(t: Timestamp) -> String {
         .replace('T', " ")
 }
 
-/// `20240312` → `2024-03-12`; anything else as it is.
+/// `20240312` → `2024-03-12`; anything else as it is, escaped: dates come
+/// from the data set, which nothing validated (a CD in the drop folder may
+/// carry markup in a DA element).
 fn dicom_date(d: &str) -> String {
     if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) {
         format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..])
     } else {
-        d.to_string()
+        escape(d)
     }
 }
 
@@ -395,6 +397,10 @@ mod tests {
         assert_eq!(person_name("Müller^Jörg"), "Müller, Jörg");
         assert_eq!(person_name("Anoniem"), "Anoniem");
         assert_eq!(dicom_date("20240312"), "2024-03-12");
+        assert_eq!(
+            dicom_date("\"><meta http-equiv=refresh>"),
+            "&quot;&gt;&lt;meta http-equiv=refresh&gt;"
+        );
         assert_eq!(size(3 * 1024 * 1024 / 2), "1.5 MB");
         assert!(escape("<a href=\"x\">").starts_with("&lt;a href=&quot;"));
     }

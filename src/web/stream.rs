@@ -1,18 +1,27 @@
 //! Response bodies produced on a blocking thread (file reads, decoding,
 //! ZIP layout) and handed to hyper through a small bounded channel: memory
 //! per response stays at a few chunks whatever its size, and a client that
-//! stops reading stops the producer (its next send fails).
+//! stops reading stops the producer (its next send fails, or times out
+//! after [`STALL`]).
+//!
+//! A producer holds a thread of tokio's blocking pool, which DICOM intake
+//! uses too: [`admit`] bounds the streamed responses at once, so that no
+//! number of slow or idle downloads can starve intake. A guarded producer
+//! ([`produced_while`]) re-checks its access every [`RECHECK`]: a grant
+//! revoked or expired mid-download stops the download.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::Body;
 
@@ -21,6 +30,63 @@ use super::Body;
 pub const CHUNK: usize = 256 * 1024;
 /// Chunks in flight per response.
 const DEPTH: usize = 4;
+/// A client that takes nothing for this long is dropped.
+pub const STALL: Duration = Duration::from_secs(120);
+/// How often a guarded producer re-checks that it may go on.
+pub const RECHECK: Duration = Duration::from_secs(2);
+/// Streamed responses at once (each holds a blocking thread; tokio's pool
+/// has 512, intake needs some).
+pub const MAX_STREAMS: usize = 128;
+
+static STREAMS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(MAX_STREAMS)));
+
+/// A place for one more streamed response, or `None` when all are taken
+/// (the caller answers 503 with Retry-After).
+pub fn admit() -> Option<OwnedSemaphorePermit> {
+    STREAMS.clone().try_acquire_owned().ok()
+}
+
+/// `response` keeps `permit` until its body is dropped: sent, failed, or
+/// abandoned by the client.
+pub fn holding(
+    response: hyper::Response<Body>,
+    permit: OwnedSemaphorePermit,
+) -> hyper::Response<Body> {
+    response.map(|inner| {
+        Holding {
+            inner,
+            _permit: permit,
+        }
+        .boxed()
+    })
+}
+
+/// A body that holds a place among the streams (its size hint intact, so
+/// that Content-Length survives).
+struct Holding {
+    inner: Body,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl hyper::body::Body for Holding {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 struct ChannelBody {
     rx: mpsc::Receiver<io::Result<Bytes>>,
@@ -52,6 +118,9 @@ pub struct Sink {
     pending: Vec<u8>,
     /// Bytes handed to the client so far.
     pub sent: u64,
+    runtime: tokio::runtime::Handle,
+    allowed: Box<dyn Fn() -> bool + Send>,
+    checked_at: Instant,
 }
 
 fn gone() -> io::Error {
@@ -60,10 +129,44 @@ fn gone() -> io::Error {
 
 impl Sink {
     fn send(&mut self, chunk: Bytes) -> io::Result<()> {
+        if self.checked_at.elapsed() >= RECHECK {
+            self.check()?;
+        }
         let len = chunk.len() as u64;
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| gone())?;
+        let sent = self
+            .runtime
+            .block_on(self.tx.send_timeout(Ok(chunk), STALL));
+        match sent {
+            Ok(()) => {}
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(gone()),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client stopped reading",
+                ));
+            }
+        }
         self.sent += len;
         Ok(())
+    }
+
+    /// Whether the client has gone away (for producers that wait).
+    pub fn client_gone(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Fails once the producer may no longer go on (grant revoked or
+    /// expired).
+    pub fn check(&mut self) -> io::Result<()> {
+        self.checked_at = Instant::now();
+        if (self.allowed)() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "access ended while sending (revoked or expired)",
+            ))
+        }
     }
 
     fn send_pending(&mut self) -> io::Result<()> {
@@ -130,16 +233,34 @@ impl Write for Sink {
 /// is announced (Content-Length) and must be what `produce` writes; an
 /// error from `produce` aborts the response, so the client sees a broken
 /// transfer, never a short one that looks complete.
+#[cfg(test)]
 pub fn produced<F>(len: Option<u64>, produce: F) -> Body
 where
     F: FnOnce(&mut Sink) -> io::Result<()> + Send + 'static,
 {
+    produced_while(len, || true, produce)
+}
+
+/// [`produced`], stopping (a broken transfer) once `allowed` says no; it is
+/// asked every [`RECHECK`] while the body is sent.
+pub fn produced_while<F>(
+    len: Option<u64>,
+    allowed: impl Fn() -> bool + Send + 'static,
+    produce: F,
+) -> Body
+where
+    F: FnOnce(&mut Sink) -> io::Result<()> + Send + 'static,
+{
     let (tx, rx) = mpsc::channel(DEPTH);
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let mut sink = Sink {
             tx: tx.clone(),
             pending: Vec::with_capacity(CHUNK),
             sent: 0,
+            runtime,
+            allowed: Box::new(allowed),
+            checked_at: Instant::now(),
         };
         let result = produce(&mut sink).and_then(|()| sink.flush());
         let result = result.and_then(|()| match len {
@@ -153,7 +274,7 @@ where
             if e.kind() != io::ErrorKind::BrokenPipe {
                 tracing::warn!("response aborted: {e}");
             }
-            let _ = tx.blocking_send(Err(e));
+            let _ = tx.try_send(Err(e));
         }
     });
     ChannelBody { rx, len }.boxed()
@@ -167,7 +288,7 @@ mod tests {
         Ok(body.collect().await?.to_bytes().to_vec())
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_and_file_ranges_arrive_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
@@ -183,7 +304,7 @@ mod tests {
         assert_eq!(&got[5..], &content[10..]);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_producer_breaks_the_body() {
         let body = produced(None, |sink| {
             sink.write_all(&[1; 10])?;
@@ -201,7 +322,45 @@ mod tests {
         assert!(collect(body).await.is_err());
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn access_that_ends_mid_body_breaks_it() {
+        let allowed = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = allowed.clone();
+        let body = produced_while(
+            None,
+            move || flag.load(std::sync::atomic::Ordering::SeqCst),
+            move |sink| {
+                sink.write_all(&[1; CHUNK])?;
+                allowed.store(false, std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(RECHECK + Duration::from_millis(100));
+                sink.write_all(&[2; CHUNK])?;
+                sink.write_all(&[3; CHUNK])
+            },
+        );
+        assert!(collect(body).await.is_err());
+    }
+
+    #[test]
+    fn streams_are_bounded_and_released_with_their_body() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let _guard = runtime.enter();
+        let permits: Vec<_> = std::iter::from_fn(admit).take(MAX_STREAMS + 1).collect();
+        // other tests may hold some; none is left now
+        assert!(permits.len() <= MAX_STREAMS);
+        assert!(admit().is_none());
+        let mut permits = permits.into_iter();
+        let response = holding(
+            hyper::Response::new(produced(None, |_| Ok(()))),
+            permits.next().unwrap(),
+        );
+        drop(permits);
+        let last = admit();
+        drop(last);
+        drop(response);
+        assert!(admit().is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_client_that_goes_away_stops_the_producer() {
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let body = produced(None, move |sink| {

@@ -29,7 +29,7 @@ use crate::journal::AccessKind;
 use crate::pixels::{self, PixelError};
 use crate::store::{InstanceRecord, PixelLayout};
 use crate::web::Body;
-use crate::web::stream::produced;
+use crate::web::stream::produced_while;
 
 /// How the frames of this response travel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,18 +216,21 @@ pub(super) async fn frames(
                 + mp.close().len() as u64;
             let closing = mp.close();
             let count = frames.len() as u32;
-            let body = produced(Some(len), move |sink| {
-                for pieces in &ranges {
-                    sink.write_all(&head)?;
-                    for &(offset, length) in pieces {
-                        sink.send_file(&file, offset, length)?;
+            let guard = access.guard(AccessKind::Frames);
+            let body = produced_while(Some(len), guard, move |sink| {
+                let result = (|| {
+                    for pieces in &ranges {
+                        sink.write_all(&head)?;
+                        for &(offset, length) in pieces {
+                            sink.send_file(&file, offset, length)?;
+                        }
+                        sink.write_all(Multipart::PART_TAIL)?;
                     }
-                    sink.write_all(Multipart::PART_TAIL)?;
-                }
-                sink.write_all(&closing)?;
-                sink.flush()?;
+                    sink.write_all(&closing)?;
+                    sink.flush()
+                })();
                 access.served(AccessKind::Frames, count, sink.sent);
-                Ok(())
+                result
             });
             (Response::new(body), part_type)
         }
@@ -235,25 +238,28 @@ pub(super) async fn frames(
             let head = mp.part_head(DECODED_TYPE, None);
             let closing = mp.close();
             let count = frames.len() as u32;
-            let body = produced(None, move |sink| {
-                sink.write_all(&head)?;
-                sink.write_all(&first)?;
-                sink.write_all(Multipart::PART_TAIL)?;
-                drop(first);
-                pixels::decode_frames(&file, &record, &frames[1..], |_, bytes| {
+            let guard = access.guard(AccessKind::Frames);
+            let body = produced_while(None, guard, move |sink| {
+                let result = (|| {
                     sink.write_all(&head)?;
-                    sink.write_all(&bytes)?;
+                    sink.write_all(&first)?;
                     sink.write_all(Multipart::PART_TAIL)?;
-                    Ok(())
-                })
-                .map_err(|e| match e {
-                    PixelError::Io(e) => e,
-                    e => std::io::Error::other(e.to_string()),
-                })?;
-                sink.write_all(&closing)?;
-                sink.flush()?;
+                    drop(first);
+                    pixels::decode_frames(&file, &record, &frames[1..], |_, bytes| {
+                        sink.write_all(&head)?;
+                        sink.write_all(&bytes)?;
+                        sink.write_all(Multipart::PART_TAIL)?;
+                        Ok(())
+                    })
+                    .map_err(|e| match e {
+                        PixelError::Io(e) => e,
+                        e => std::io::Error::other(e.to_string()),
+                    })?;
+                    sink.write_all(&closing)?;
+                    sink.flush()
+                })();
                 access.served(AccessKind::Frames, count, sink.sent);
-                Ok(())
+                result
             });
             (Response::new(body), DECODED_TYPE.to_string())
         }

@@ -92,11 +92,19 @@ impl Access {
         what: AccessKind,
     ) -> Result<Result<Option<Access>, Denied>, WebError> {
         let from = connection.peer.ip();
-        let caller = Caller {
-            credentials: &credentials,
-            from,
-        };
-        let allowed = match app.authz.check(token, caller, what) {
+        // the check may wait on the grant state's lock while a change is
+        // saved: off the reactor
+        let (authz, t, c) = (app.authz.clone(), token.to_string(), credentials.clone());
+        let checked = tokio::task::spawn_blocking(move || {
+            let caller = Caller {
+                credentials: &c,
+                from,
+            };
+            authz.check(&t, caller, what)
+        })
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+        let allowed = match checked {
             Ok(allowed) => allowed,
             Err(denied) => return Ok(Err(denied)),
         };
@@ -183,6 +191,13 @@ impl Access {
             from: self.from,
         };
         self.app.authz.check(&self.token, caller, what).is_ok()
+    }
+
+    /// A check for a producer to repeat while it sends (see
+    /// `stream::produced_while`).
+    pub fn guard(self: &Arc<Self>, what: AccessKind) -> impl Fn() -> bool + Send + 'static {
+        let access = self.clone();
+        move || access.still_allowed(what)
     }
 
     /// Journals what was served (never waits).

@@ -17,7 +17,7 @@ use crate::ingest::{BULK_URI_PREFIX, StudyEvent};
 use crate::journal::AccessKind;
 use crate::pixels;
 use crate::store::{InstanceKey, InstanceRecord, PixelLayout, Uid};
-use crate::web::stream::{Sink, produced};
+use crate::web::stream::{Sink, produced_while};
 use crate::web::{Body, full};
 
 /// The longest a `follow=true` response stays open.
@@ -154,7 +154,8 @@ fn single_instance(
         "application/dicom; transfer-syntax={}",
         syntax_sent(&record, &send)
     );
-    let body = produced(len, move |sink| {
+    let guard = access.guard(AccessKind::Wado);
+    let body = produced_while(len, guard, move |sink| {
         let result = send_instance(&access, sink, &key, &record, &send).and_then(|()| sink.flush());
         access.served(AccessKind::Wado, result.is_ok() as u32, sink.sent);
         result
@@ -208,7 +209,8 @@ fn multipart(
             listed,
         )
     });
-    let body = produced(len, move |sink| {
+    let guard = access.guard(AccessKind::Wado);
+    let body = produced_while(len, guard, move |sink| {
         let mut sent = HashSet::new();
         let mut write_part =
             |sink: &mut Sink, key: &InstanceKey, record: &InstanceRecord, send: &Send| {
@@ -329,6 +331,12 @@ fn follow_study(
             Ok(Heard::Completed) => return send_new(sink, &mut sent),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 // the client may have gone, the grant may have ended
+                if sink.client_gone() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "the client went away",
+                    ));
+                }
                 if !access.still_allowed(AccessKind::Wado) {
                     return Err(io::Error::other("the grant is no longer valid"));
                 }
@@ -368,23 +376,28 @@ pub(super) async fn metadata(
         .await
         .map_err(|e| crate::web::WebError::Internal(e.to_string()))??;
     let base = access.base();
-    let body = produced(None, move |sink| {
-        sink.write_all(b"[")?;
+    let guard = access.guard(AccessKind::Metadata);
+    let body = produced_while(None, guard, move |sink| {
         let mut count = 0;
-        for (key, _) in &instances {
-            let Some(metadata) = access.app.index.metadata(key).map_err(io::Error::other)? else {
-                continue;
-            };
-            if count > 0 {
-                sink.write_all(b",")?;
+        // journaled however it ends: what went out, went out
+        let result = (|| {
+            sink.write_all(b"[")?;
+            for (key, _) in &instances {
+                let Some(metadata) = access.app.index.metadata(key).map_err(io::Error::other)?
+                else {
+                    continue;
+                };
+                if count > 0 {
+                    sink.write_all(b",")?;
+                }
+                sink.write_all(&with_bulk_uris(&metadata, &base, key))?;
+                count += 1;
             }
-            sink.write_all(&with_bulk_uris(&metadata, &base, key))?;
-            count += 1;
-        }
-        sink.write_all(b"]")?;
-        sink.flush()?;
+            sink.write_all(b"]")?;
+            sink.flush()
+        })();
         access.served(AccessKind::Metadata, count, sink.sent);
-        Ok(())
+        result
     });
     let mut response = Response::new(body);
     if let Ok(value) = media_type.parse() {
@@ -438,14 +451,17 @@ pub(super) async fn bulkdata(
             let media = pixels::frame_media_type(&record.transfer_syntax)
                 .unwrap_or("application/octet-stream");
             let ts = &record.transfer_syntax;
-            frames
-                .and_then(Result::ok)
-                .unwrap_or_else(|| {
-                    fragments
-                        .iter()
-                        .map(|(o, l)| vec![(*o, u64::from(*l))])
-                        .collect()
-                })
+            // fragments that cannot be attributed to frames are not sent
+            // as if they were frames
+            let located = match frames {
+                Some(Ok(located)) => located,
+                Some(Err(e)) => return Err(super::frames::pixel_error(e)),
+                None => fragments
+                    .iter()
+                    .map(|(o, l)| vec![(*o, u64::from(*l))])
+                    .collect(),
+            };
+            located
                 .into_iter()
                 .map(|r| (format!("{media}; transfer-syntax={ts}"), r))
                 .collect()
@@ -462,9 +478,13 @@ pub(super) async fn bulkdata(
         .iter()
         .map(|(t, _)| t.split(';').next().unwrap_or(""))
         .collect();
-    let acceptable = accept::parts(ranges)
-        .iter()
-        .any(|p| p.media_type == "*/*" || offered.iter().all(|o| *o == p.media_type));
+    let acceptable = accept::parts(ranges).iter().any(|p| {
+        p.media_type == "*/*"
+                || offered.iter().all(|o| *o == p.media_type)
+                // what cornerstone asks: the stored bytes as octet-stream
+                || (p.media_type == "application/octet-stream"
+                    && p.syntax == Some(accept::Syntax::Stored))
+    });
     if !acceptable {
         return Err(DicomWebError::NotAcceptable(format!(
             "this bulk data is sent as multipart/related; type=\"{}\"",
@@ -491,18 +511,21 @@ pub(super) async fn bulkdata(
             .unwrap_or("application/octet-stream"),
         None,
     );
-    let body = produced(Some(len), move |sink| {
-        for (part_type, pieces) in &ranges_of {
-            sink.write_all(&mp.part_head(part_type, None))?;
-            for (offset, length) in pieces {
-                sink.send_file(&file, *offset, *length)?;
+    let guard = access.guard(AccessKind::Frames);
+    let body = produced_while(Some(len), guard, move |sink| {
+        let result = (|| {
+            for (part_type, pieces) in &ranges_of {
+                sink.write_all(&mp.part_head(part_type, None))?;
+                for (offset, length) in pieces {
+                    sink.send_file(&file, *offset, *length)?;
+                }
+                sink.write_all(Multipart::PART_TAIL)?;
             }
-            sink.write_all(Multipart::PART_TAIL)?;
-        }
-        sink.write_all(&mp.close())?;
-        sink.flush()?;
+            sink.write_all(&mp.close())?;
+            sink.flush()
+        })();
         access.served(AccessKind::Frames, 1, sink.sent);
-        Ok(())
+        result
     });
     let mut response = Response::new(body);
     if let Ok(value) = content_type.parse() {
