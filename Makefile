@@ -9,11 +9,19 @@ CARGO ?= cargo
 # the benchmark reference, GnuPG and sq as OpenPGP peers, curl, strace
 # (durability-order test), OpenJPEG's and OpenJPH's encoders (JPEG 2000 and
 # HTJ2K test data), unzip and python3 (zipfile) as ZIP readers, dicom3tools
-# (dciodvfy) to validate the DICOMDIR of downloads.
-DEB_PACKAGES := build-essential pkg-config cmake libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates strace libopenjp2-tools openjph-tools unzip python3 dicom3tools
+# (dciodvfy) to validate the DICOMDIR of downloads; Chromium, its driver
+# and Selenium as the recipient's browser, python3-venv for the client venv
+# (tests/clients.rs).
+DEB_PACKAGES := build-essential pkg-config cmake libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates strace libopenjp2-tools openjph-tools unzip python3 dicom3tools chromium chromium-driver python3-selenium python3-venv
 BENCH_PACKAGES := orthanc orthanc-dicomweb time python3
 
-.PHONY: run test deps bench-deps build release lint bench samples clean
+.PHONY: run test deps pyenv bench-deps build release lint bench samples clean
+
+# Python clients for tests/clients.rs: dicomweb-client (PyPI only) in a venv
+# under target/ made from Debian's python3, which also sees Debian's
+# python3-selenium. Re-made only when this list changes.
+PYENV := target/pyenv
+PY_PACKAGES := dicomweb-client==0.61.2 pydicom==3.0.2 pillow==13.0.0 numpy==2.4.6 requests==2.34.2
 
 deps:
 	@./packaging/install-deps.sh $(DEB_PACKAGES)
@@ -27,7 +35,16 @@ build: deps
 run: build
 	./target/release/pushgate serve
 
-test: deps
+pyenv: deps
+	@if [ "$$(cat $(PYENV)/.packages 2>/dev/null)" != "$(PY_PACKAGES)" ]; then \
+	  echo "creating $(PYENV): $(PY_PACKAGES)"; \
+	  rm -rf $(PYENV) && \
+	  /usr/bin/python3 -m venv --system-site-packages $(PYENV) && \
+	  $(PYENV)/bin/pip install -q --disable-pip-version-check $(PY_PACKAGES) && \
+	  echo "$(PY_PACKAGES)" > $(PYENV)/.packages; \
+	fi
+
+test: deps pyenv
 	$(CARGO) build --release --bins
 	$(CARGO) test --release -- --test-threads=2
 
