@@ -481,7 +481,6 @@ fn browser_shows_the_study_page_and_downloads_the_zip() {
 /// the study page with its cookie; then everything
 /// `browser_shows_the_study_page_and_downloads_the_zip` checks.
 #[test]
-#[ignore = "bug: src/web/request.rs cross_site() refuses the `Origin: null` Chromium sends on same-origin form POSTs (pages set Referrer-Policy no-referrer): POST /redeem answers 403"]
 fn browser_redeems_a_code_and_downloads_the_study() {
     let daemon = daemon_with_samples();
     let grant = share_ct(&daemon, &[]);
@@ -501,7 +500,6 @@ fn browser_redeems_a_code_and_downloads_the_study() {
 /// and comes back to it later; the other, and a program binding after
 /// them, get the neutral answer.
 #[test]
-#[ignore = "bug: src/web/request.rs cross_site() refuses the `Origin: null` Chromium sends on same-origin form POSTs (pages set Referrer-Policy no-referrer): POST /s/{token} answers 403"]
 fn browser_opens_the_link_and_binds_it() {
     let daemon = daemon_with_samples();
     let grant = share_ct(&daemon, &[]);
@@ -562,7 +560,6 @@ fn well_formed_code(data: &str) -> String {
 /// page — an error that names no patient and does not say which — and a
 /// typo is reported as a typo. No CSP violation on the way.
 #[test]
-#[ignore = "bug: src/web/request.rs cross_site() refuses the `Origin: null` Chromium sends on same-origin form POSTs (pages set Referrer-Policy no-referrer): POST /redeem answers 403 JSON for every code"]
 fn browser_wrong_codes_reveal_nothing() {
     let daemon = daemon_with_samples();
     let revoked = share_ct(&daemon, &[]);

@@ -108,6 +108,7 @@ async fn handle(
             WebError::NotFound.into_response()
         }
         Ok(Endpoint::Healthz) => full(StatusCode::OK, "text/plain", "ok\n"),
+        Ok(Endpoint::Favicon) => full(StatusCode::NO_CONTENT, "image/x-icon", ""),
         Ok(Endpoint::DicomWebPreflight) => cors::preflight(cors::allowed_origin(&app, &request)),
         Ok(Endpoint::Download(token)) => match stream::admit() {
             Some(permit) => stream::holding(

@@ -172,6 +172,14 @@ fn person_name(pn: &str) -> String {
     }
 }
 
+fn images(lang: Lang, n: u64) -> &'static str {
+    if n == 1 {
+        lang.pick("beeld", "image")
+    } else {
+        lang.pick("beelden", "images")
+    }
+}
+
 fn size(bytes: u64) -> String {
     if bytes >= 1 << 30 {
         format!("{:.1} GB", bytes as f64 / f64::from(1u32 << 30))
@@ -234,7 +242,7 @@ pub fn study_page(lang: Lang, page: &StudyPage<'_>) -> String {
             modality = escape(&s.modality),
             description = escape(&s.description),
             n = s.included,
-            images = lang.pick("beelden", "images"),
+            images = images(lang, s.included),
         ));
     }
     let arriving = covers.state != "complete";
@@ -243,7 +251,7 @@ pub fn study_page(lang: Lang, page: &StudyPage<'_>) -> String {
             "<p class=\"arriving\" id=\"arriving\"><strong>{still}: {n} {images}</strong> — {note}</p>",
             still = lang.pick("Nog binnenkomend", "Still arriving"),
             n = covers.instances,
-            images = lang.pick("beelden", "images"),
+            images = images(lang, covers.instances),
             note = lang.pick(
                 "deze pagina ververst zichzelf.",
                 "this page refreshes itself."
@@ -321,7 +329,7 @@ pub fn study_page(lang: Lang, page: &StudyPage<'_>) -> String {
         description = escape(covers.study_description.as_deref().unwrap_or("")),
         modalities = escape(&covers.modalities.join(", ")),
         n = covers.instances,
-        images = lang.pick("beelden", "images"),
+        images = images(lang, covers.instances),
         size = size(covers.bytes),
         valid = lang.pick("geldig tot", "valid until"),
         until = date(g.expires_at),

@@ -77,16 +77,17 @@ pub fn holder_cookie(token: &str, url_token: &str, expires_at: crate::store::Tim
 }
 
 /// A browser's POST from another site (a form elsewhere aimed at us) is
-/// refused: `Sec-Fetch-Site` says so, or `Origin` names another origin.
-/// Programs send neither and are not affected.
+/// refused. `Sec-Fetch-Site`, which every current browser sends and no page
+/// can forge, decides when present: only `same-origin` (our own form) and
+/// `none` (typed or bookmarked) pass. Without it, `Origin` must be ours.
+/// Our pages set `Referrer-Policy: no-referrer`, under which a browser
+/// sends `Origin: null` even for our own forms: that is why `Origin` alone
+/// cannot decide, and why `null` without `Sec-Fetch-Site` is refused.
+/// Programs send neither header and are not affected.
 pub fn cross_site<B>(request: &Request<B>) -> bool {
     let headers = request.headers();
-    if headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "cross-site" || v == "same-site")
-    {
-        return true;
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.to_str(), Ok("same-origin" | "none"));
     }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;
@@ -180,6 +181,49 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn post(headers: &[(&str, &str)]) -> Request<()> {
+        let mut request = Request::post("/redeem");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(()).unwrap()
+    }
+
+    #[test]
+    fn our_own_forms_pass_other_sites_do_not() {
+        let host = ("host", "gw.example:8443");
+        // what Chromium sends for our form under Referrer-Policy: no-referrer
+        assert!(!cross_site(&post(&[
+            host,
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(!cross_site(&post(&[host, ("sec-fetch-site", "none")])));
+        assert!(!cross_site(&post(&[host])), "a program");
+        assert!(!cross_site(&post(&[
+            host,
+            ("origin", "https://gw.example:8443")
+        ])));
+        for site in ["cross-site", "same-site", "bogus"] {
+            assert!(
+                cross_site(&post(&[host, ("sec-fetch-site", site)])),
+                "{site}"
+            );
+        }
+        // even with our Origin, Sec-Fetch-Site decides
+        assert!(cross_site(&post(&[
+            host,
+            ("origin", "https://gw.example:8443"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+        // without Sec-Fetch-Site: Origin must be ours, and null is not
+        assert!(cross_site(&post(&[host, ("origin", "null")])));
+        assert!(cross_site(&post(&[
+            host,
+            ("origin", "https://evil.example")
+        ])));
+    }
 
     #[test]
     fn forms_decode() {

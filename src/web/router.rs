@@ -7,6 +7,8 @@ use super::WebError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     Healthz,
+    /// Browsers ask for it on every page; an empty answer, not a 404.
+    Favicon,
     /// The code entry page.
     Home,
     Redeem,
@@ -74,6 +76,7 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, WebError> {
     let found = match (segments.as_slice(), get, post) {
         ([""], true, _) => Endpoint::Home,
         (["healthz"], true, _) => Endpoint::Healthz,
+        (["favicon.ico"], true, _) => Endpoint::Favicon,
         (["redeem"], _, true) => Endpoint::Redeem,
         (["s", token], true, _) => Endpoint::Share(segment(token).ok_or(WebError::NotFound)?),
         (["s", token], _, true) => Endpoint::Bind(segment(token).ok_or(WebError::NotFound)?),
