@@ -19,8 +19,10 @@ use crate::journal::{Journal, JournalError};
 use crate::store::{Store, StoreError};
 use crate::web::{self, App, tls};
 
-/// How long running transfers may take to finish after a stop request.
-const DRAIN: Duration = Duration::from_secs(10);
+/// How long running transfers (associations, downloads) may take to finish
+/// after a stop request: within systemd's TimeoutStopSec=30 with room for
+/// the index and journal to close.
+const DRAIN: Duration = Duration::from_secs(25);
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

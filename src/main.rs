@@ -139,6 +139,15 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    // Responses are streamed by blocking-pool threads in 256 KiB chunks;
+    // glibc gives each thread its own arena (up to 8 per core) and keeps
+    // what they free, which grew the RSS of 8 concurrent downloads past
+    // 100 MB. Four arenas hold it well under that at no measured cost.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only tunes the allocator; called before any thread.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 4);
+    }
     // Everything pushgate writes holds patient data: never world-readable.
     // SAFETY: umask only sets the process's file mode creation mask.
     unsafe {

@@ -59,6 +59,15 @@ pub struct Directory {
     pub files: Vec<(usize, String)>,
 }
 
+/// Drops the top-level elements of an instance's DICOM JSON that no
+/// directory record reads: a download lays out every instance at once, and
+/// whole metadata of a large study costs tens of megabytes per request.
+pub fn keep_directory_keys(metadata: &mut Value) {
+    if let Value::Object(map) = metadata {
+        map.retain(|key, _| u32::from_str_radix(key, 16).is_ok_and(keys::read_by_directory));
+    }
+}
+
 /// The file-set as an archive: `DICOMDIR`, `README.TXT` (`readme` as is)
 /// and the instance files. Blocking: computes the CRC-32 of every file
 /// whose CRC is not given. The same instances give the same bytes, so a

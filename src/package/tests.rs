@@ -678,6 +678,32 @@ fn the_file_set_does_not_depend_on_the_order_of_instances() {
     assert_eq!(a.fingerprint(), b.fingerprint());
 }
 
+/// Pruning the metadata to what directory records read changes nothing.
+#[test]
+fn pruned_metadata_gives_the_same_file_set() {
+    let whole = sample_instances();
+    let mut pruned = sample_instances();
+    for instance in &mut pruned {
+        crate::package::keep_directory_keys(&mut instance.metadata);
+    }
+    let before: usize = whole
+        .iter()
+        .map(|i| i.metadata.as_object().unwrap().len())
+        .sum();
+    let after: usize = pruned
+        .iter()
+        .map(|i| i.metadata.as_object().unwrap().len())
+        .sum();
+    assert!(
+        after * 2 < before,
+        "pruning kept {after} of {before} elements"
+    );
+    assert_eq!(
+        dicomdir(&whole, "PUSHGATE").unwrap().bytes,
+        dicomdir(&pruned, "PUSHGATE").unwrap().bytes
+    );
+}
+
 /// Offsets checked without DCMTK: every offset in the file is the first
 /// byte of a record's item tag.
 #[test]

@@ -113,7 +113,7 @@ fn archive(access: &Access) -> Result<(Archive, u32), WebError> {
     for (key, record) in &covered {
         // an instance whose metadata is gone or unreadable is left out
         // (as /metadata does) rather than failing the whole download
-        let Some(metadata) = access
+        let Some(mut metadata) = access
             .app
             .index
             .metadata(key)?
@@ -122,6 +122,7 @@ fn archive(access: &Access) -> Result<(Archive, u32), WebError> {
             tracing::warn!(sop = %key.sop, "no readable metadata: left out of the download");
             continue;
         };
+        package::keep_directory_keys(&mut metadata);
         instances.push(FileSetInstance {
             path: access.path_of(key),
             size: record.size,
@@ -211,7 +212,10 @@ pub(super) async fn handle(
     } else {
         let guard = access.guard(AccessKind::Download);
         produced_while(Some(end - start), guard, move |sink| {
-            let result = archive.write_range(start..end, sink).map(|_| ());
+            let result = archive
+                .write_range(start..end, sink)
+                .map(|_| ())
+                .and_then(|()| std::io::Write::flush(sink).map_err(package::PackageError::Io));
             // a part of the archive counts its instances only when whole
             let instances = if start == 0 && end == len && result.is_ok() {
                 count

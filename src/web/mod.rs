@@ -97,12 +97,22 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let endpoint = router::route(request.method(), request.uri().path());
+    let head = request.method() == hyper::Method::HEAD;
     let response = match endpoint {
-        // Under /s/ even a path that does not exist gets the neutral answer.
-        Err(WebError::NotFound) if request.uri().path().starts_with("/s/") => {
-            share::neutral(request::wants_html(&request))
+        Err(e) => {
+            // Under /s/ even a path that does not exist gets the neutral answer.
+            let neutral =
+                matches!(e, WebError::NotFound) && request.uri().path().starts_with("/s/");
+            let html = request::wants_html(&request);
+            // a request body left unread makes HTTP/2 reset the stream,
+            // and the answer with it: read it (bounded) first
+            let _ = request::body(request).await;
+            if neutral {
+                share::neutral(html)
+            } else {
+                e.into_response()
+            }
         }
-        Err(e) => e.into_response(),
         // For the local monitoring agent; not announced to the network.
         Ok(Endpoint::Healthz) if !connection.peer.ip().is_loopback() => {
             WebError::NotFound.into_response()
@@ -149,7 +159,29 @@ async fn handle(
             }
         }
     };
-    Ok(secured(response))
+    let response = secured(response);
+    Ok(if head { headless(response) } else { response })
+}
+
+/// A HEAD answer: the headers of the GET, its length announced, no body
+/// (hyper drops a body on HTTP/1.1 but sends it on HTTP/2, which clients
+/// take as a protocol error).
+fn headless(response: Response<Body>) -> Response<Body> {
+    use hyper::body::Body as _;
+    let (mut parts, body) = response.into_parts();
+    if let Some(len) = body.size_hint().exact()
+        && !parts.headers.contains_key(header::CONTENT_LENGTH)
+    {
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
+    }
+    Response::from_parts(
+        parts,
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed(),
+    )
 }
 
 /// Headers every answer carries: no framing, no sniffing, no referrer,

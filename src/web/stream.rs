@@ -274,7 +274,9 @@ where
             if e.kind() != io::ErrorKind::BrokenPipe {
                 tracing::warn!("response aborted: {e}");
             }
-            let _ = tx.try_send(Err(e));
+            // the error must reach the client, or hyper ends the body as if
+            // complete: wait for room as for any chunk
+            let _ = sink.runtime.block_on(tx.send_timeout(Err(e), STALL));
         }
     });
     ChannelBody { rx, len }.boxed()

@@ -42,8 +42,23 @@ pub fn cert_paths(config: &Config) -> (PathBuf, PathBuf) {
     }
 }
 
+/// ring's suites, AES-128-GCM first: a study is hundreds of megabytes and
+/// both ends pay per byte; AES-128 is ~30 % cheaper than AES-256 with
+/// AES-NI and keeps a 128-bit security level (the server's order decides,
+/// see `ignore_client_order`).
 pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    let rank = |suite: &rustls::SupportedCipherSuite| {
+        let name = format!("{:?}", suite.suite());
+        match () {
+            _ if name.contains("AES_128_GCM") => 0,
+            _ if name.contains("AES_256_GCM") => 1,
+            _ => 2,
+        }
+    };
+    // stable: TLS 1.3 suites stay before TLS 1.2 ones within each rank
+    provider.cipher_suites.sort_by_key(rank);
+    Arc::new(provider)
 }
 
 /// Generates the self-signed pair if it is configured implicitly and absent.
@@ -214,6 +229,7 @@ pub fn server_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, TlsEr
         builder.with_client_cert_verifier(verifier)
     };
     let mut server = builder.with_single_cert(certs, key)?;
+    server.ignore_client_order = true;
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(server))
 }

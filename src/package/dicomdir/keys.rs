@@ -149,6 +149,34 @@ impl RecordKind {
         }
     }
 
+    const ALL: &'static [RecordKind] = &[
+        RecordKind::Patient,
+        RecordKind::Study,
+        RecordKind::Series,
+        RecordKind::Image,
+        RecordKind::Presentation,
+        RecordKind::SrDocument,
+        RecordKind::KeyObjectDoc,
+        RecordKind::EncapDoc,
+        RecordKind::Waveform,
+        RecordKind::RtDose,
+        RecordKind::RtStructureSet,
+        RecordKind::RtPlan,
+        RecordKind::RtTreatRecord,
+        RecordKind::Spectroscopy,
+        RecordKind::RawData,
+        RecordKind::Registration,
+        RecordKind::Fiducial,
+        RecordKind::ValueMap,
+        RecordKind::Stereometric,
+        RecordKind::Surface,
+        RecordKind::Measurement,
+        RecordKind::SurfaceScan,
+        RecordKind::Tract,
+        RecordKind::Radiotherapy,
+        RecordKind::Plan,
+    ];
+
     fn keys(self) -> &'static [Key] {
         use RecordKind::*;
         match self {
@@ -353,6 +381,39 @@ const RADIOTHERAPY: &[Key] = &[
     CONTENT_DESCRIPTION,
     CONTENT_CREATOR,
 ];
+
+/// Top-level elements read besides the record keys: identity and sort
+/// keys, and what SR and presentation records take from sequences.
+const ALSO_READ: &[u32] = &[
+    0x0008_0016,
+    0x0008_0018,
+    0x0008_0020,
+    0x0008_0030,
+    0x0010_0010,
+    0x0010_0020,
+    0x0010_0021,
+    0x0010_0030,
+    0x0020_000D,
+    0x0020_000E,
+    0x0020_0011,
+    0x0020_0013,
+    0x0040_A073,
+    0x0040_A493,
+    0x0040_A730,
+    0x0070_0402,
+];
+
+/// Whether the top-level element `tag` of an instance's metadata can
+/// matter to the file-set's directory records.
+pub fn read_by_directory(tag: u32) -> bool {
+    ALSO_READ.contains(&tag)
+        || RecordKind::ALL.iter().any(|kind| {
+            kind.keys().iter().any(|key| {
+                key.tag == tag
+                    || matches!(key.need, Need::One(alternatives) if alternatives.contains(&tag))
+            })
+        })
+}
 
 /// The keys of a `kind` record for `d`; `ordinal` (from 1) is its place
 /// among its siblings, the stand-in for a missing number.
