@@ -698,6 +698,14 @@ fn pruned_metadata_gives_the_same_file_set() {
         after * 2 < before,
         "pruning kept {after} of {before} elements"
     );
+    // parsing only those keys gives the same as pruning afterwards
+    for (whole, pruned) in whole.iter().zip(&pruned) {
+        let json = serde_json::to_vec(&whole.metadata).unwrap();
+        assert_eq!(
+            crate::package::directory_metadata(&json).unwrap(),
+            pruned.metadata
+        );
+    }
     assert_eq!(
         dicomdir(&whole, "PUSHGATE").unwrap().bytes,
         dicomdir(&pruned, "PUSHGATE").unwrap().bytes

@@ -113,16 +113,15 @@ fn archive(access: &Access) -> Result<(Archive, u32), WebError> {
     for (key, record) in &covered {
         // an instance whose metadata is gone or unreadable is left out
         // (as /metadata does) rather than failing the whole download
-        let Some(mut metadata) = access
+        let Some(metadata) = access
             .app
             .index
             .metadata(key)?
-            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|bytes| package::directory_metadata(&bytes).ok())
         else {
             tracing::warn!(sop = %key.sop, "no readable metadata: left out of the download");
             continue;
         };
-        package::keep_directory_keys(&mut metadata);
         instances.push(FileSetInstance {
             path: access.path_of(key),
             size: record.size,
@@ -138,6 +137,8 @@ fn archive(access: &Access) -> Result<(Archive, u32), WebError> {
         .map_err(|e| WebError::Internal(format!("laying out the download: {e}")))?;
     Ok((archive, count))
 }
+
+static LAYOUT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 pub(super) async fn handle(
     app: &Arc<App>,
@@ -161,9 +162,17 @@ pub(super) async fn handle(
             Err(_) => return Ok(share::neutral(html)),
         };
     let a = access.clone();
+    // one layout at a time: each holds the directory keys of every
+    // instance (~15 MB for 500), and eight at once left the heap at 150 MB;
+    // a layout takes tens of milliseconds, so the wait is short
+    let layout = LAYOUT
+        .acquire()
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
     let (archive, count) = tokio::task::spawn_blocking(move || archive(&a))
         .await
         .map_err(|e| WebError::Internal(e.to_string()))??;
+    drop(layout);
     if count == 0 {
         return Ok(full(
             StatusCode::NOT_FOUND,

@@ -217,9 +217,15 @@ impl Write for Sink {
         if self.tx.is_closed() {
             return Err(gone());
         }
-        self.pending.extend_from_slice(data);
-        if self.pending.len() >= CHUNK {
-            self.send_pending()?;
+        // fill chunks to exactly CHUNK: never grow (and reallocate) one
+        let mut rest = data;
+        while !rest.is_empty() {
+            let take = (CHUNK - self.pending.len()).min(rest.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() >= CHUNK {
+                self.send_pending()?;
+            }
         }
         Ok(data.len())
     }
