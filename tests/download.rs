@@ -937,3 +937,53 @@ fn head_answers_over_http2_carry_no_body() {
     let (status, _, _) = head(&daemon, "--http2", "/", None);
     assert_eq!(status, 200, "HEAD /");
 }
+
+/// Layouts are reused between requests (parallel connections, resumes) but
+/// never across a change of the study: a late instance is in the next ZIP,
+/// under a new ETag.
+#[test]
+fn a_late_instance_is_in_the_next_download() {
+    let daemon = Daemon::start_with("");
+    daemon.send_all(&samples_in("ct-phantom"));
+    wait_complete(&daemon);
+    let study = value_of(&samples_in("ct-phantom")[0], "0020,000d");
+    let (_, path, holder) = link(&daemon, &[study.as_str()]);
+    let url = format!("{path}/download.zip");
+    let first = daemon.https("GET", &url, as_holder(&holder));
+    assert_eq!(first.status, 200);
+    let again = daemon.https("GET", &url, as_holder(&holder));
+    assert_eq!(header(&first, "etag"), header(&again, "etag"));
+    assert!(first.raw == again.raw, "same study, same archive");
+
+    // a copy of a slice with new UIDs, in the same study
+    let dir = tempfile::tempdir().unwrap();
+    let late = dir.path().join("late.dcm");
+    std::fs::copy(&samples_in("ct-phantom")[0], &late).unwrap();
+    let uid = "2.25.31415926535897932384626433832795028841";
+    let out = run(
+        "/usr/bin/dcmodify",
+        &[
+            "-nb",
+            // dcmodify updates the meta group's copy itself
+            "-m",
+            &format!("(0008,0018)={uid}"),
+            s(&late),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    daemon.send_all(std::slice::from_ref(&late));
+    wait_complete(&daemon);
+    let later = daemon.https("GET", &url, as_holder(&holder));
+    assert_eq!(later.status, 200);
+    assert_ne!(header(&first, "etag"), header(&later, "etag"));
+    let file = dir.path().join("later.zip");
+    std::fs::write(&file, &later.raw).unwrap();
+    let listing = run("/usr/bin/unzip", &["-l", s(&file)]);
+    let count = |listing: &str| listing.lines().filter(|l| l.contains("DICOM/")).count();
+    std::fs::write(&file, &first.raw).unwrap();
+    let before = run("/usr/bin/unzip", &["-l", s(&file)]);
+    assert_eq!(
+        count(&String::from_utf8_lossy(&listing.stdout)),
+        count(&String::from_utf8_lossy(&before.stdout)) + 1
+    );
+}

@@ -140,6 +140,22 @@ fn archive(access: &Access) -> Result<(Archive, u32), WebError> {
 
 static LAYOUT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
+/// Recent layouts: by grant and the state of its study, so that a new
+/// arrival (or completion) makes a new one.
+type Layout = Arc<(Archive, u32)>;
+static LAYOUTS: std::sync::Mutex<Vec<(String, Layout)>> = std::sync::Mutex::new(Vec::new());
+const KEPT_LAYOUTS: usize = 16;
+
+fn layout_key(access: &Access) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        access.grant.grant.id.0,
+        access.study.study_uid,
+        access.study.last_arrival.0,
+        access.study.is_complete()
+    )
+}
+
 pub(super) async fn handle(
     app: &Arc<App>,
     token: &str,
@@ -161,18 +177,39 @@ pub(super) async fn handle(
             }
             Err(_) => return Ok(share::neutral(html)),
         };
-    let a = access.clone();
     // one layout at a time: each holds the directory keys of every
     // instance (~15 MB for 500), and eight at once left the heap at 150 MB;
-    // a layout takes tens of milliseconds, so the wait is short
-    let layout = LAYOUT
+    // a layout takes tens of milliseconds, so the wait is short, and the
+    // parallel connections of a download manager or a Range resume find
+    // the layout made for the first
+    let key = layout_key(&access);
+    let permit = LAYOUT
         .acquire()
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
-    let (archive, count) = tokio::task::spawn_blocking(move || archive(&a))
-        .await
-        .map_err(|e| WebError::Internal(e.to_string()))??;
-    drop(layout);
+    let cached = LAYOUTS
+        .lock()
+        .ok()
+        .and_then(|kept| kept.iter().find(|(k, _)| *k == key).map(|(_, l)| l.clone()));
+    let layout = match cached {
+        Some(layout) => layout,
+        None => {
+            let a = access.clone();
+            let made = tokio::task::spawn_blocking(move || archive(&a))
+                .await
+                .map_err(|e| WebError::Internal(e.to_string()))??;
+            let made = Arc::new(made);
+            if let Ok(mut kept) = LAYOUTS.lock() {
+                if kept.len() >= KEPT_LAYOUTS {
+                    kept.remove(0);
+                }
+                kept.push((key, made.clone()));
+            }
+            made
+        }
+    };
+    drop(permit);
+    let count = layout.1;
     if count == 0 {
         return Ok(full(
             StatusCode::NOT_FOUND,
@@ -180,6 +217,7 @@ pub(super) async fn handle(
             "Nog geen beelden · No images yet\n",
         ));
     }
+    let archive = &layout.0;
     let len = archive.len();
     let etag = format!(
         "\"{}\"",
@@ -221,7 +259,8 @@ pub(super) async fn handle(
     } else {
         let guard = access.guard(AccessKind::Download);
         produced_while(Some(end - start), guard, move |sink| {
-            let result = archive
+            let result = layout
+                .0
                 .write_range(start..end, sink)
                 .map(|_| ())
                 .and_then(|()| std::io::Write::flush(sink).map_err(package::PackageError::Io));
