@@ -987,3 +987,44 @@ fn a_late_instance_is_in_the_next_download() {
         count(&String::from_utf8_lossy(&before.stdout)) + 1
     );
 }
+
+/// A stop (SIGTERM, as systemd sends it) lets a running download finish
+/// within the drain bound, then the daemon exits cleanly.
+#[test]
+fn a_stop_lets_a_running_download_finish() {
+    let mut daemon = Daemon::start_with("");
+    daemon.send_all(&samples_in("ct-phantom"));
+    wait_complete(&daemon);
+    let study = value_of(&samples_in("ct-phantom")[0], "0020,000d");
+    let (_, path, holder) = link(&daemon, &[study.as_str()]);
+    let whole = daemon.https("GET", &format!("{path}/download.zip"), as_holder(&holder));
+    assert_eq!(whole.status, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("slow.zip");
+    // about 2 MB at 400 kB/s: still running when the stop comes
+    let mut curl = Command::new("curl")
+        .args(["-sk", "--fail", "--limit-rate", "400k", "--max-time", "30"])
+        .args(["-H", &format!("Authorization: Bearer {holder}")])
+        .arg("-o")
+        .arg(&out)
+        .arg(format!("https://{}{path}/download.zip", daemon.http))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        curl.try_wait().unwrap().is_none(),
+        "the download is running"
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(daemon.stop(), Some(0), "a clean exit");
+    let status = curl.wait().unwrap();
+    assert!(status.success(), "the download was cut: {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(26),
+        "drained within the bound"
+    );
+    assert!(
+        std::fs::read(&out).unwrap() == whole.raw,
+        "the whole archive arrived"
+    );
+}
