@@ -19,7 +19,7 @@ use std::path::PathBuf;
 pub use dicomdir::{
     Directory, FileSetInstance, dicomdir, directory_metadata, file_set, keep_directory_keys,
 };
-pub use zip::{Archive, Content, Entry, crc32_of_file};
+pub use zip::{Archive, ArchiveOut, Content, Entry, crc32_of_file};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -83,6 +83,18 @@ impl Entry {
     }
 }
 
+/// Where an archive is written: any file or buffer, or a sink that takes
+/// whole chunks without copying them (a streamed response).
+pub trait ArchiveOut: Write {
+    /// Takes `chunk` whole; by default, writes it.
+    fn write_chunk(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        self.write_all(&chunk)
+    }
+}
+
+impl ArchiveOut for Vec<u8> {}
+impl ArchiveOut for File {}
+
 /// CRC-32 of a whole file, read in bounded chunks.
 pub fn crc32_of_file(path: &Path) -> io::Result<u32> {
     let mut file = File::open(path)?;
@@ -257,7 +269,11 @@ impl Archive {
     /// was made, or (when an entry's data is written whole) if its CRC-32 no
     /// longer matches: a corrupt archive is never completed silently.
     /// Returns the number of bytes written.
-    pub fn write_range(&self, range: Range<u64>, out: &mut dyn Write) -> Result<u64, PackageError> {
+    pub fn write_range(
+        &self,
+        range: Range<u64>,
+        out: &mut dyn ArchiveOut,
+    ) -> Result<u64, PackageError> {
         if range.start > range.end || range.end > self.len {
             return Err(PackageError::RangeOutOfBounds {
                 start: range.start,
@@ -265,7 +281,6 @@ impl Archive {
                 len: self.len,
             });
         }
-        let mut buffer = Vec::new();
         let mut header = Vec::with_capacity(256);
         let mut pos = range.start;
         while pos < range.end {
@@ -290,7 +305,7 @@ impl Archive {
                     out.write_all(&header[from as usize..to as usize])?;
                 }
                 Part::End => out.write_all(&self.end[from as usize..to as usize])?,
-                Part::Data(p) => write_data(p, from..to, out, &mut buffer)?,
+                Part::Data(p) => write_data(p, from..to, out)?,
             }
             pos = start + to;
         }
@@ -351,12 +366,7 @@ fn check_name(name: &str) -> Result<(), PackageError> {
     }
 }
 
-fn write_data(
-    p: &Placed,
-    range: Range<u64>,
-    out: &mut dyn Write,
-    buffer: &mut Vec<u8>,
-) -> Result<(), PackageError> {
+fn write_data(p: &Placed, range: Range<u64>, out: &mut dyn ArchiveOut) -> Result<(), PackageError> {
     let name = &p.entry.name;
     let whole = range.start == 0 && range.end == p.entry.size;
     match &p.entry.content {
@@ -386,30 +396,29 @@ fn write_data(
             }
             file.seek(SeekFrom::Start(range.start))
                 .map_err(read_error)?;
-            if buffer.is_empty() {
-                buffer.resize(CHUNK, 0);
-            }
             let mut hasher = crc32fast::Hasher::new();
             let mut remaining = range.end - range.start;
             while remaining > 0 {
-                let want = remaining.min(CHUNK as u64) as usize;
-                let n = match file.read(&mut buffer[..want]) {
-                    Ok(0) => {
-                        return Err(PackageError::SizeChanged {
-                            name: name.clone(),
-                            expected: p.entry.size,
-                            found: range.end - remaining,
-                        });
-                    }
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(read_error(e)),
-                };
-                if whole {
-                    hasher.update(&buffer[..n]);
+                let want = remaining.min(CHUNK as u64);
+                // a fresh chunk each time, handed over whole: no copy on
+                // the way to a streamed response
+                let mut chunk = Vec::with_capacity(want as usize);
+                (&mut file)
+                    .take(want)
+                    .read_to_end(&mut chunk)
+                    .map_err(read_error)?;
+                if chunk.len() as u64 != want {
+                    return Err(PackageError::SizeChanged {
+                        name: name.clone(),
+                        expected: p.entry.size,
+                        found: range.end - remaining + chunk.len() as u64,
+                    });
                 }
-                out.write_all(&buffer[..n])?;
-                remaining -= n as u64;
+                if whole {
+                    hasher.update(&chunk);
+                }
+                remaining -= want;
+                out.write_chunk(chunk)?;
             }
             if whole {
                 let found = hasher.finalize();

@@ -194,21 +194,26 @@ impl Sink {
         let mut left = len;
         while left > 0 {
             let want = left.min(CHUNK as u64) as usize;
-            let mut chunk = vec![0; want];
-            reader.read_exact(&mut chunk).map_err(|e| {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "a file is shorter than when it was indexed",
-                    )
-                } else {
-                    e
-                }
-            })?;
+            // read into fresh capacity: no zeroing, handed over whole
+            let mut chunk = Vec::with_capacity(want);
+            reader.by_ref().take(want as u64).read_to_end(&mut chunk)?;
+            if chunk.len() != want {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "a file is shorter than when it was indexed",
+                ));
+            }
             left -= want as u64;
             self.send(Bytes::from(chunk))?;
         }
         Ok(())
+    }
+}
+
+impl crate::package::ArchiveOut for Sink {
+    fn write_chunk(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        self.send_pending()?;
+        self.send(Bytes::from(chunk))
     }
 }
 
