@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::sharing::{as_holder, bind, path_of, share, study_with};
+use common::wire::parts;
 use common::{Ask, Daemon, Reply, sample_files, sop_instance, text};
 use serde_json::Value;
 
@@ -41,47 +42,6 @@ fn holder_accepting(holder: &str, accept: &str) -> Ask<'static> {
     let mut ask = as_holder(holder);
     ask.headers.push(("Accept", accept.to_string()));
     ask
-}
-
-/// The parts of a multipart/related answer: (headers, content).
-fn parts(reply: &Reply) -> Vec<(String, Vec<u8>)> {
-    let content_type = reply.header("content-type").unwrap_or_default();
-    assert!(
-        content_type.starts_with("multipart/related"),
-        "{content_type}"
-    );
-    let boundary = content_type
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("boundary="))
-        .expect("a boundary")
-        .trim_matches('"');
-    let delimiter = format!("--{boundary}").into_bytes();
-    let body = &reply.raw;
-    let mut positions = Vec::new();
-    let mut i = 0;
-    while let Some(at) = body[i..]
-        .windows(delimiter.len())
-        .position(|w| w == delimiter.as_slice())
-    {
-        positions.push(i + at);
-        i += at + delimiter.len();
-    }
-    let mut out = Vec::new();
-    for pair in positions.windows(2) {
-        let part = &body[pair[0] + delimiter.len() + 2..pair[1] - 2];
-        let split = part.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        out.push((
-            String::from_utf8_lossy(&part[..split]).to_string(),
-            part[split + 4..].to_vec(),
-        ));
-    }
-    let last = *positions.last().expect("a close delimiter");
-    assert_eq!(
-        &body[last + delimiter.len()..],
-        b"--\r\n",
-        "the body ends with the close delimiter"
-    );
-    out
 }
 
 fn sop_of_part(part: &[u8]) -> String {

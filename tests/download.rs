@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::sharing::{as_holder, bind, path_of, share};
+use common::wire::same_bytes;
 use common::{Ask, Daemon, Reply, Storescp, sample_files, sop_instance, text};
 use serde_json::Value;
 
@@ -121,18 +122,6 @@ fn head(
         .filter(|(n, _)| n != "date")
         .collect();
     (status, headers, body.len())
-}
-
-/// Byte equality without printing megabytes when it fails.
-fn same_bytes(ours: &[u8], theirs: &[u8], what: &str) {
-    if ours != theirs {
-        let at = ours.iter().zip(theirs).position(|(a, b)| a != b);
-        panic!(
-            "{what}: {} bytes vs {} expected, first difference at {at:?}",
-            ours.len(),
-            theirs.len()
-        );
-    }
 }
 
 /// One leaf record of a DICOMDIR as dcmdump shows it.

@@ -16,9 +16,7 @@ mod tests;
 use std::io;
 use std::path::PathBuf;
 
-pub use dicomdir::{
-    Directory, FileSetInstance, dicomdir, directory_metadata, file_set, keep_directory_keys,
-};
+pub use dicomdir::{Directory, FileSetInstance, dicomdir, directory_metadata, file_set};
 pub use zip::{Archive, ArchiveOut, Content, Entry, crc32_of_file};
 
 #[derive(Debug, thiserror::Error)]

@@ -684,7 +684,7 @@ fn pruned_metadata_gives_the_same_file_set() {
     let whole = sample_instances();
     let mut pruned = sample_instances();
     for instance in &mut pruned {
-        crate::package::keep_directory_keys(&mut instance.metadata);
+        crate::package::dicomdir::keep_directory_keys(&mut instance.metadata);
     }
     let before: usize = whole
         .iter()

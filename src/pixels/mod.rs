@@ -28,6 +28,7 @@ mod tests;
 pub use decode::{decode_frame, decode_frames};
 pub use frames::{FrameRanges, frame_ranges};
 pub use render::{ImageFormat, RenderOptions, VoiFunction, Window, render};
+pub(crate) use syntax::trim;
 pub use syntax::{can_decode, frame_media_type};
 pub use transcode::write_explicit_le;
 

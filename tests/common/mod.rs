@@ -5,6 +5,7 @@
 pub mod pki;
 pub mod scu;
 pub mod sharing;
+pub mod wire;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};

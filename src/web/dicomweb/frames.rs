@@ -26,7 +26,7 @@ use super::accept::{self, EXPLICIT_LE, MediaRange, Syntax};
 use super::multipart::Multipart;
 use super::{Access, DicomWebError, Target};
 use crate::journal::AccessKind;
-use crate::pixels::{self, PixelError};
+use crate::pixels::{self, PixelError, trim};
 use crate::store::{InstanceRecord, PixelLayout};
 use crate::web::Body;
 use crate::web::stream::produced_while;
@@ -41,10 +41,6 @@ enum Send {
 }
 
 const DECODED_TYPE: &str = "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1";
-
-fn trim(uid: &str) -> &str {
-    uid.trim_end_matches(['\0', ' '])
-}
 
 /// Native little endian, not deflated: the stored frame bytes are the
 /// decoded ones.
