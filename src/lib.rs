@@ -13,6 +13,7 @@ pub mod dimse;
 pub mod ingest;
 pub mod journal;
 pub mod package;
+pub mod relay;
 pub mod pixels;
 pub mod store;
 pub mod web;

@@ -4,6 +4,7 @@
 
 mod association;
 pub mod command;
+pub mod scu;
 pub mod status;
 
 use std::net::SocketAddr;

@@ -1,0 +1,1 @@
+//! C-STORE SCU (placeholder).

@@ -1,0 +1,1 @@
+//! Forwarding received studies to the local PACS (placeholder).

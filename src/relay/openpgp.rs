@@ -1,0 +1,1 @@
+//! OpenPGP keys, packages and receipts (placeholder).
