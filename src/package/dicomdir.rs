@@ -114,6 +114,16 @@ pub fn file_set(
     readme: String,
     file_set_id: &str,
 ) -> Result<Archive, PackageError> {
+    Archive::new(file_set_entries(instances, readme, file_set_id)?)
+}
+
+/// The entries of [`file_set`], for an archive that carries more (the
+/// relay package adds its manifest).
+pub fn file_set_entries(
+    instances: Vec<FileSetInstance>,
+    readme: String,
+    file_set_id: &str,
+) -> Result<Vec<Entry>, PackageError> {
     let directory = dicomdir(&instances, file_set_id)?;
     // the newest instance dates the files made here: deterministic
     let modified = instances
@@ -146,7 +156,7 @@ pub fn file_set(
             modified: instance.modified,
         });
     }
-    Archive::new(entries)
+    Ok(entries)
 }
 
 /// The DICOMDIR of `instances`: PATIENT, STUDY, SERIES and one leaf record

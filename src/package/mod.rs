@@ -8,6 +8,7 @@
 //! so that an unzipped download imports like a CD.
 
 pub mod dicomdir;
+mod instances;
 pub mod zip;
 
 #[cfg(test)]
@@ -16,7 +17,10 @@ mod tests;
 use std::io;
 use std::path::PathBuf;
 
-pub use dicomdir::{Directory, FileSetInstance, dicomdir, directory_metadata, file_set};
+pub use dicomdir::{
+    Directory, FileSetInstance, dicomdir, directory_metadata, file_set, file_set_entries,
+};
+pub use instances::file_set_instances;
 pub use zip::{Archive, ArchiveOut, Content, Entry, crc32_of_file};
 
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use super::request::{self, Connection};
 use super::stream::produced_while;
 use super::{App, Body, WebError, full, share};
 use crate::journal::AccessKind;
-use crate::package::{self, Archive, FileSetInstance};
+use crate::package::{self, Archive};
 
 /// A byte range asked for, resolved against the archive's length.
 #[derive(Debug, PartialEq, Eq)]
@@ -109,28 +109,8 @@ fn archive(access: &Access) -> Result<(Archive, u32), WebError> {
     let covered = access
         .covered(None)
         .map_err(|e| WebError::Internal(e.to_string()))?;
-    let mut instances = Vec::with_capacity(covered.len());
-    for (key, record) in &covered {
-        // an instance whose metadata is gone or unreadable is left out
-        // (as /metadata does) rather than failing the whole download
-        let Some(metadata) = access
-            .app
-            .index
-            .metadata(key)?
-            .and_then(|bytes| package::directory_metadata(&bytes).ok())
-        else {
-            tracing::warn!(sop = %key.sop, "no readable metadata: left out of the download");
-            continue;
-        };
-        instances.push(FileSetInstance {
-            path: access.path_of(key),
-            size: record.size,
-            crc32: record.crc32,
-            modified: record.received_at,
-            transfer_syntax: record.transfer_syntax.clone(),
-            metadata,
-        });
-    }
+    let instances =
+        package::file_set_instances(access.app.index.as_ref(), &access.app.files, &covered)?;
     let count = instances.len() as u32;
     let readme = readme(access, instances.len());
     let archive = package::file_set(instances, readme, "PUSHGATE")
