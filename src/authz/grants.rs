@@ -112,7 +112,11 @@ impl State {
                 }
                 _ => vec![],
             },
-            Event::Access(_) | Event::Dropped { .. } | Event::Suppressed { .. } => vec![],
+            Event::Access(_)
+            | Event::Relay(_)
+            | Event::Forwarded { .. }
+            | Event::Dropped { .. }
+            | Event::Suppressed { .. } => vec![],
         }
     }
 

@@ -55,6 +55,20 @@ pub enum Event {
         study: Uid,
     },
     Access(Access),
+    /// Gateway push: something happened to a package (see [`Relay`]).
+    Relay(Relay),
+    /// An instance received from a gateway reached the local PACS, or
+    /// finally did not.
+    Forwarded {
+        study: Uid,
+        sop: Uid,
+        pacs: String,
+        /// The DIMSE status the PACS answered (absent: never answered).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
+    },
     /// Access events the writer could not keep up with, counted.
     Dropped {
         count: u64,
@@ -157,4 +171,66 @@ pub enum DenyReason {
     NotDelegable,
     WiderThanParent,
     InvalidRequest,
+}
+
+/// A package between gateways: both sides journal what they did with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Relay {
+    /// Asked for: by `pushgate send`, the admin API or a grant.
+    Queued {
+        outbox: String,
+        study: Uid,
+        to_ura: String,
+        priority: String,
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grant: Option<GrantId>,
+    },
+    /// Sealed (signed and encrypted) and about to be delivered.
+    Sealed {
+        outbox: String,
+        package: String,
+        to_ura: String,
+        sha256: String,
+        size: u64,
+        instances: u32,
+    },
+    /// The peer's signed receipt over the package's hash arrived.
+    Delivered {
+        outbox: String,
+        package: String,
+        to_ura: String,
+        sha256: String,
+        /// The peer had it already (a resend after a lost answer).
+        #[serde(default)]
+        duplicate: bool,
+    },
+    /// A delivery attempt failed; `last` when no more will be made.
+    Failed {
+        outbox: String,
+        to_ura: String,
+        attempt: u32,
+        reason: String,
+        #[serde(default)]
+        last: bool,
+    },
+    /// A package from a peer was checked and its instances ingested.
+    Received {
+        package: String,
+        from_ura: String,
+        from: String,
+        studies: Vec<Uid>,
+        instances: u32,
+        sha256: String,
+    },
+    /// A package (or an attempt at one) was refused; nothing was ingested.
+    Refused {
+        from: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sender_ura: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        package: Option<String>,
+        reason: String,
+    },
 }

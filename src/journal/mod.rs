@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
-pub use event::{Access, AccessKind, BindVia, DenyReason, Event, Outcome, Who};
+pub use event::{Access, AccessKind, BindVia, DenyReason, Event, Outcome, Relay, Who};
 pub use read::{Problem, Records, VerifyReport, read, verify};
 pub use record::{GENESIS, LineError, Record};
 
