@@ -13,8 +13,8 @@ pub mod dimse;
 pub mod ingest;
 pub mod journal;
 pub mod package;
-pub mod relay;
 pub mod pixels;
+pub mod relay;
 pub mod store;
 pub mod web;
 
