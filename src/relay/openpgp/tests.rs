@@ -10,6 +10,7 @@ use sequoia_openpgp as pgp;
 use pgp::Packet;
 use pgp::cert::prelude::*;
 use pgp::parse::{PacketParser, PacketParserResult, Parse};
+use pgp::serialize::SerializeInto;
 use pgp::serialize::stream::{Compressor, Encryptor, LiteralWriter, Message, Signer};
 use pgp::types::{Features, KeyFlags};
 
