@@ -40,7 +40,7 @@ pub use sync::{
     SyncOutcome, load_publisher, roots_client_config, sync_loop, sync_once,
     system_roots_client_config,
 };
-pub use trust::{spki_pin_base64, spki_pin_of_pem_file, spki_sha256};
+pub use trust::{BookClientVerifier, spki_pin_base64, spki_pin_of_pem_file, spki_sha256};
 
 /// Everything that can go wrong with an address book, its entries, its
 /// TLS trust or its sync. Messages name the file, the entry (1-based index
@@ -175,9 +175,20 @@ impl Gateway {
     /// Whether `chain` (end-entity first, then intermediates, as presented
     /// in a TLS handshake) satisfies this entry's trust at time `now`.
     fn accepts_chain(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> bool {
-        let Some((end_entity, intermediates)) = chain.split_first() else {
-            return false;
-        };
+        match chain.split_first() {
+            Some((end_entity, intermediates)) => {
+                self.accepts_end_entity(end_entity, intermediates, now)
+            }
+            None => false,
+        }
+    }
+
+    fn accepts_end_entity(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> bool {
         match &self.trust {
             TlsTrust::Pin { spki_sha256 } => trust::pin_matches(end_entity, spki_sha256),
             TlsTrust::Ca { .. } => {

@@ -232,3 +232,103 @@ impl Gateway {
         Ok(Arc::new(config))
     }
 }
+
+/// Client-certificate verifier for the HTTPS server: accepts a chain that
+/// some gateway of the book *currently in force* trusts
+/// ([`super::AddressBook::by_client_chain`]), else asks `fallback` (e.g. the
+/// `http.client_ca` verifier for UZI passes), else refuses it. Client
+/// certificates are requested, never required (browsers use the same
+/// port); handshake signatures are verified with the provider's
+/// algorithms. After the handshake, the inbox still looks the gateway up
+/// with `by_client_chain` on the peer certificates to know *which* one.
+#[derive(Debug)]
+pub struct BookClientVerifier {
+    book: super::Book,
+    fallback: Option<Arc<dyn ClientCertVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl BookClientVerifier {
+    pub fn new(
+        book: super::Book,
+        fallback: Option<Arc<dyn ClientCertVerifier>>,
+    ) -> Arc<BookClientVerifier> {
+        Arc::new(BookClientVerifier {
+            book,
+            fallback,
+            provider: crypto_provider(),
+        })
+    }
+}
+
+impl ClientCertVerifier for BookClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        match &self.fallback {
+            Some(fallback) => fallback.root_hint_subjects(),
+            None => &[],
+        }
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let book = self.book.current();
+        if book
+            .iter()
+            .any(|gateway| gateway.accepts_end_entity(end_entity, intermediates, now))
+        {
+            return Ok(rustls::server::danger::ClientCertVerified::assertion());
+        }
+        match &self.fallback {
+            Some(fallback) => fallback.verify_client_cert(end_entity, intermediates, now),
+            None => Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
