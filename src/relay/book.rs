@@ -767,12 +767,7 @@ impl Book {
                         // symlink swapped elsewhere in it (e.g. Kubernetes
                         // config maps). Unchanged text is reloaded quietly.
                         Some(Ok(_)) => {
-                            loop {
-                                match tokio::time::timeout(QUIET, rx.recv()).await {
-                                    Ok(Some(_)) => continue,
-                                    Ok(None) | Err(_) => break,
-                                }
-                            }
+                            while let Ok(Some(_)) = tokio::time::timeout(QUIET, rx.recv()).await {}
                             self.reload_logged(&path);
                         }
                     }

@@ -491,9 +491,12 @@ fn client_chains_are_matched_to_their_entry() {
     let ura_of = |chain: &[CertificateDer<'_>]| book.by_client_chain(chain).map(|g| g.ura.clone());
 
     // pinned: exactly that key
-    assert_eq!(ura_of(&[f.pinned.der.clone()]).as_deref(), Some("22222222"));
+    assert_eq!(
+        ura_of(std::slice::from_ref(&f.pinned.der)).as_deref(),
+        Some("22222222")
+    );
     let other = self_signed(&["gw-b.example"]);
-    assert_eq!(ura_of(&[other.der.clone()]), None);
+    assert_eq!(ura_of(std::slice::from_ref(&other.der)), None);
 
     // CA: a server certificate (serverAuth only, as a gateway presents its
     // HTTPS certificate) for the entry's host
@@ -503,7 +506,7 @@ fn client_chains_are_matched_to_their_entry() {
         vec![ExtendedKeyUsagePurpose::ServerAuth],
     );
     assert_eq!(
-        ura_of(&[server_only.der.clone()]).as_deref(),
+        ura_of(std::slice::from_ref(&server_only.der)).as_deref(),
         Some("11111111")
     );
     let both = leaf(
@@ -514,18 +517,24 @@ fn client_chains_are_matched_to_their_entry() {
             ExtendedKeyUsagePurpose::ClientAuth,
         ],
     );
-    assert_eq!(ura_of(&[both.der.clone()]).as_deref(), Some("11111111"));
+    assert_eq!(
+        ura_of(std::slice::from_ref(&both.der)).as_deref(),
+        Some("11111111")
+    );
     let client_only = leaf(
         &f.ca,
         &["gw-a.example"],
         vec![ExtendedKeyUsagePurpose::ClientAuth],
     );
     assert_eq!(
-        ura_of(&[client_only.der.clone()]).as_deref(),
+        ura_of(std::slice::from_ref(&client_only.der)).as_deref(),
         Some("11111111")
     );
     let no_eku = leaf(&f.ca, &["gw-a.example"], vec![]);
-    assert_eq!(ura_of(&[no_eku.der.clone()]).as_deref(), Some("11111111"));
+    assert_eq!(
+        ura_of(std::slice::from_ref(&no_eku.der)).as_deref(),
+        Some("11111111")
+    );
 
     // the same CA, another host: not this entry (a shared CA must not let
     // one gateway pass for another)
@@ -534,7 +543,7 @@ fn client_chains_are_matched_to_their_entry() {
         vec![ExtendedKeyUsagePurpose::ClientAuth],
     ] {
         let elsewhere = leaf(&f.ca, &["gw-z.example"], ekus);
-        assert_eq!(ura_of(&[elsewhere.der.clone()]), None);
+        assert_eq!(ura_of(std::slice::from_ref(&elsewhere.der)), None);
     }
     // another CA, same host name
     let other_ca = ca("Other CA");
@@ -543,14 +552,14 @@ fn client_chains_are_matched_to_their_entry() {
         &["gw-a.example"],
         vec![ExtendedKeyUsagePurpose::ServerAuth],
     );
-    assert_eq!(ura_of(&[foreign.der.clone()]), None);
+    assert_eq!(ura_of(std::slice::from_ref(&foreign.der)), None);
     // a leaf that is not for signing TLS at all
     let email_only = leaf(
         &f.ca,
         &["gw-a.example"],
         vec![ExtendedKeyUsagePurpose::EmailProtection],
     );
-    assert_eq!(ura_of(&[email_only.der.clone()]), None);
+    assert_eq!(ura_of(std::slice::from_ref(&email_only.der)), None);
     assert_eq!(ura_of(&[]), None);
     assert_eq!(ura_of(&[CertificateDer::from(b"junk".to_vec())]), None);
 }

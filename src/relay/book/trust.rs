@@ -127,10 +127,13 @@ pub(super) fn load_roots(path: &Path) -> Result<Arc<RootCertStore>, String> {
     Ok(Arc::new(roots))
 }
 
+/// Outbound (server certificate) and inbound (client certificate) checks.
+pub(super) type CaVerifiers = (Arc<dyn ServerCertVerifier>, Arc<dyn ClientCertVerifier>);
+
 pub(super) fn ca_verifiers(
     roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
-) -> Result<(Arc<dyn ServerCertVerifier>, Arc<dyn ClientCertVerifier>), String> {
+) -> Result<CaVerifiers, String> {
     let server = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
         .build()
         .map_err(|e| e.to_string())?;
