@@ -1,0 +1,179 @@
+//! What the SCU puts on the wire by hand: the C-STORE-RQ command set
+//! (Implicit VR Little Endian), P-DATA-TF PDUs with one PDV each, and the
+//! parsing of a C-STORE-RSP.
+
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
+
+use crate::dimse::command::C_STORE_RQ;
+
+/// PDU type, reserved byte, PDU length (4), PDV item length (4), context
+/// ID, message control header.
+pub(super) const PDATA_HEADER: usize = 12;
+/// The PDV item header counted in the PDU length: item length, context ID,
+/// message control header.
+const PDV_HEADER: u32 = 6;
+/// Command Data Set Type: a data set follows.
+const DATA_SET_PRESENT: u16 = 0x0000;
+const C_STORE_RSP: u16 = C_STORE_RQ | 0x8000;
+
+/// Largest PDV value that fits in a PDU of `max_pdu` (the peer's Maximum
+/// Length Received: the largest PDU-length field it takes).
+pub(super) fn max_pdv_value(max_pdu: u32) -> usize {
+    max_pdu.saturating_sub(PDV_HEADER).max(1) as usize
+}
+
+/// Fills the first [`PDATA_HEADER`] bytes of `pdu` for the value that
+/// follows them.
+pub(super) fn pdata_header(pdu: &mut [u8], context: u8, command: bool, last: bool) {
+    let value = (pdu.len() - PDATA_HEADER) as u32;
+    pdu[0] = 0x04;
+    pdu[1] = 0;
+    pdu[2..6].copy_from_slice(&(value + PDV_HEADER).to_be_bytes());
+    pdu[6..10].copy_from_slice(&(value + 2).to_be_bytes());
+    pdu[10] = context;
+    pdu[11] = u8::from(command) | (u8::from(last) << 1);
+}
+
+/// The C-STORE-RQ command set, priority medium.
+pub(super) fn c_store_rq(message_id: u16, sop_class: &str, sop_instance: &str) -> Vec<u8> {
+    let mut body = Vec::with_capacity(200);
+    put_uid(&mut body, tags::AFFECTED_SOP_CLASS_UID, sop_class);
+    put_ushort(&mut body, tags::COMMAND_FIELD, C_STORE_RQ);
+    put_ushort(&mut body, tags::MESSAGE_ID, message_id);
+    put_ushort(&mut body, tags::PRIORITY, 0);
+    put_ushort(&mut body, tags::COMMAND_DATA_SET_TYPE, DATA_SET_PRESENT);
+    put_uid(&mut body, tags::AFFECTED_SOP_INSTANCE_UID, sop_instance);
+    let mut out = Vec::with_capacity(body.len() + 12);
+    put_header(&mut out, tags::COMMAND_GROUP_LENGTH, 4);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn put_header(out: &mut Vec<u8>, tag: Tag, length: u32) {
+    out.extend_from_slice(&tag.group().to_le_bytes());
+    out.extend_from_slice(&tag.element().to_le_bytes());
+    out.extend_from_slice(&length.to_le_bytes());
+}
+
+fn put_ushort(out: &mut Vec<u8>, tag: Tag, value: u16) {
+    put_header(out, tag, 2);
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+/// UIDs are checked by the caller (digits and dots); NUL-padded to even.
+fn put_uid(out: &mut Vec<u8>, tag: Tag, uid: &str) {
+    let padded = uid.len() + uid.len() % 2;
+    put_header(out, tag, padded as u32);
+    out.extend_from_slice(uid.as_bytes());
+    if uid.len() % 2 == 1 {
+        out.push(0);
+    }
+}
+
+/// A UID fit for a command set: 1–64 characters, digits and dots.
+pub(super) fn valid_uid(uid: &str) -> bool {
+    !uid.is_empty() && uid.len() <= 64 && uid.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+/// The fields of a C-STORE-RSP the SCU acts on.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Response {
+    pub message_id: u16,
+    pub status: u16,
+    pub comment: Option<String>,
+}
+
+/// Parses a C-STORE-RSP command set; anything else is an error naming
+/// what it was.
+pub(super) fn parse_response(bytes: &[u8]) -> Result<Response, String> {
+    check_lengths(bytes)?;
+    let obj = InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+        .map_err(|e| format!("unreadable command set: {e}"))?;
+    let ushort = |tag| obj.get(tag).and_then(|e| e.to_int::<u16>().ok());
+    let field = ushort(tags::COMMAND_FIELD).ok_or("no Command Field in the response")?;
+    if field != C_STORE_RSP {
+        return Err(format!(
+            "expected a C-STORE-RSP, got command field {field:#06x}"
+        ));
+    }
+    let message_id = ushort(tags::MESSAGE_ID_BEING_RESPONDED_TO)
+        .ok_or("no Message ID Being Responded To in the C-STORE-RSP")?;
+    let status = ushort(tags::STATUS).ok_or("no Status in the C-STORE-RSP")?;
+    let comment = obj
+        .get(tags::ERROR_COMMENT)
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim_matches(['\0', ' ']).to_string())
+        .filter(|s| !s.is_empty());
+    Ok(Response {
+        message_id,
+        status,
+        comment,
+    })
+}
+
+/// Every element header must fit the bytes present before anything is
+/// decoded (a decoder allocates a declared length first).
+fn check_lengths(bytes: &[u8]) -> Result<(), String> {
+    let mut pos = 0usize;
+    while pos < bytes.len() {
+        let header = bytes.get(pos..pos + 8).ok_or_else(|| {
+            format!(
+                "{} stray bytes at the end of a command set",
+                bytes.len() - pos
+            )
+        })?;
+        let length = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        pos = (pos + 8)
+            .checked_add(length)
+            .filter(|end| *end <= bytes.len())
+            .ok_or_else(|| format!("a command element declares {length} bytes beyond its end"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dimse::command::{Request, response};
+
+    #[test]
+    fn c_store_rq_parses_as_a_request() {
+        let bytes = c_store_rq(9, "1.2.840.10008.5.1.4.1.1.2", "1.2.3");
+        let group = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        assert_eq!(group, bytes.len() - 12);
+        let req = Request::parse(&bytes).unwrap();
+        assert_eq!(req.command_field, C_STORE_RQ);
+        assert_eq!(req.message_id, 9);
+        assert_eq!(req.sop_class, "1.2.840.10008.5.1.4.1.1.2");
+        assert_eq!(req.sop_instance, "1.2.3");
+        assert!(req.has_data_set);
+    }
+
+    #[test]
+    fn our_scp_responses_parse() {
+        let req = Request::parse(&c_store_rq(3, "1.2.840.10008.5.1.4.1.1.2", "1.2.3")).unwrap();
+        let rsp = parse_response(&response(&req, 0xA700, Some("disk full"))).unwrap();
+        assert_eq!(
+            rsp,
+            Response {
+                message_id: 3,
+                status: 0xA700,
+                comment: Some("disk full".into())
+            }
+        );
+        assert!(parse_response(&c_store_rq(3, "1.2", "1.3")).is_err());
+        assert!(parse_response(b"\x00\x00\x00\x09\xff\xff\xff\x0f").is_err());
+    }
+
+    #[test]
+    fn pdata_header_counts_the_pdv() {
+        let mut pdu = vec![0u8; PDATA_HEADER + 5];
+        pdata_header(&mut pdu, 3, false, true);
+        assert_eq!(&pdu[..PDATA_HEADER], &[4, 0, 0, 0, 0, 11, 0, 0, 0, 7, 3, 2]);
+        assert_eq!(max_pdv_value(16384), 16378);
+    }
+}
