@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::dimse::{self, Scp};
 use crate::ingest::{Events, Ingestor, dropfolder, reindex, stability};
 use crate::journal::{Journal, JournalError};
+use crate::relay::{self, Relay, RelayError};
 use crate::store::{Store, StoreError};
 use crate::web::{self, App, tls};
 
@@ -43,6 +44,8 @@ pub enum DaemonError {
         addr: SocketAddr,
         cause: std::io::Error,
     },
+    #[error("relay: {0}")]
+    Relay(#[from] RelayError),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -123,9 +126,27 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         let path = config.admin.token_file.clone();
         blocking(move || AdminToken::load_or_create(&path)).await??
     };
-    let tls_config = {
+    let clients = {
         let config = config.clone();
-        blocking(move || tls::server_config(&config)).await??
+        blocking(move || tls::client_verifier(&config)).await??
+    };
+    let tls_config = {
+        let (config, clients) = (config.clone(), clients.clone());
+        blocking(move || tls::server_config(&config, clients)).await??
+    };
+    let relay = {
+        let (config, db, ingestor, journal, authz) = (
+            config.clone(),
+            store.db.clone(),
+            ingestor.clone(),
+            journal.clone(),
+            authz.clone(),
+        );
+        let (chain, key) = tls::own_identity(&config)?;
+        Arc::new(
+            blocking(move || Relay::open(&config, &db, ingestor, journal, authz, chain, key))
+                .await??,
+        )
     };
     let (cert_path, _) = tls::cert_paths(&config);
     let cert_fingerprint = tls::load_certs(&cert_path)?
@@ -165,7 +186,10 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         files: store.files.clone(),
         events: events.clone(),
         cors_origins: config.http.cors_origins.clone(),
+        clients,
+        relay: relay.clone(),
     });
+    start_relay(&config, &relay, &store, &events, &stop, &mut tasks)?;
     tasks.spawn(web::serve(
         http_listener,
         tls_config,
@@ -193,6 +217,56 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         store,
         journal,
     })
+}
+
+/// The outbox worker, the address book's watcher and sync, and forwarding
+/// to the local PACS.
+fn start_relay(
+    config: &Config,
+    relay: &Arc<Relay>,
+    store: &Arc<Store>,
+    events: &Events,
+    stop: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> Result<(), DaemonError> {
+    tasks.spawn(relay::deliver_outbox(relay.clone(), stop.clone()));
+    tasks.spawn(wake_on_complete(relay.clone(), events.clone(), stop.clone()));
+    if let Some(path) = config.relay.address_book.clone() {
+        tasks.spawn(relay.book.clone().watch(path, stop.clone()));
+    }
+    if let (Some(sync), Some(path)) = (config.relay.sync.clone(), config.relay.address_book.clone()) {
+        tasks.spawn(relay::book::sync_loop(relay.book.clone(), sync, path, stop.clone()));
+    }
+    if let (Some(forwarder), Some(pacs)) = (relay.forwarder.clone(), config.forward.pacs.as_ref()) {
+        let pacs = pacs
+            .parse()
+            .map_err(|e| DaemonError::Internal(format!("forward.pacs: {e}")))?;
+        tasks.spawn(forwarder.run(
+            pacs,
+            config.dicom.ae_title.clone(),
+            store.index.clone(),
+            store.files.clone(),
+            relay.journal.clone(),
+            stop.clone(),
+        ));
+    }
+    Ok(())
+}
+
+/// A push waiting for its study hears when the study is complete.
+async fn wake_on_complete(relay: Arc<Relay>, events: Events, mut stop: watch::Receiver<bool>) {
+    let mut rx = events.subscribe();
+    loop {
+        tokio::select! {
+            event = rx.recv() => match event {
+                Ok(crate::ingest::StudyEvent::Completed { .. })
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => relay.wake.notify_one(),
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Pins grants made by accession number as their studies arrive.

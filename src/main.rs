@@ -88,9 +88,51 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Push a study to another organization's gateway, OpenPGP-encrypted
+    /// (asks the daemon; the outbox delivers it).
+    Send {
+        study_uid: String,
+        /// The receiving organization (its gateway is in the address book).
+        #[arg(long = "to-ura", value_name = "URA")]
+        to_ura: String,
+        /// For the recipient: reason for referral, for whom.
+        #[arg(long)]
+        message: Option<String>,
+        /// "spoed" goes before everything routine.
+        #[arg(long, value_parser = ["spoed", "routine"])]
+        priority: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pushes to other gateways: pending, sent (with receipt), failed.
+    Outbox {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The gateway's own OpenPGP key.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Rebuild the index from the instance files and the grants from the
     /// journal (daemon stopped).
     Reindex,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make the key (serve makes one on first start if there is none).
+    Init {
+        /// cv25519 (Ed25519 signing, Curve25519 encryption) or rsa4096.
+        #[arg(long, default_value = "cv25519")]
+        algorithm: String,
+    },
+    /// Print the fingerprint and the TLS pin peers put in their address book.
+    Show {
+        /// The ASCII-armored public certificate instead.
+        #[arg(long)]
+        armor: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -237,6 +279,41 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)?;
             let count = cli::audit::export(&config, since, &mut std::io::stdout().lock())?;
             eprintln!("{count} record(s)");
+            Ok(())
+        }
+        Command::Send {
+            study_uid,
+            to_ura,
+            message,
+            priority,
+            json,
+        } => {
+            let args = cli::relay::SendArgs {
+                study_uid,
+                to_ura,
+                message,
+                priority,
+            };
+            runtime.block_on(cli::relay::send(&config, args, json, &mut std::io::stdout()))?;
+            Ok(())
+        }
+        Command::Outbox { json } => {
+            runtime.block_on(cli::relay::outbox(&config, json, &mut std::io::stdout()))?;
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Init { algorithm },
+        } => {
+            let algorithm = algorithm
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
+            cli::relay::keys_init(&config, algorithm, &mut std::io::stdout())?;
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Show { armor },
+        } => {
+            cli::relay::keys_show(&config, armor, &mut std::io::stdout())?;
             Ok(())
         }
         Command::Reindex => {

@@ -665,6 +665,11 @@ impl Authz {
         views
     }
 
+    /// One grant as it stands now.
+    pub fn grant_state(&self, id: &GrantId) -> Option<GrantState> {
+        self.read().by_id.get(id).cloned()
+    }
+
     /// One grant with its ancestors, descendants and coverage.
     pub fn show(&self, id: &GrantId) -> Option<GrantDetail> {
         let now = Timestamp::now();

@@ -95,6 +95,17 @@ pub struct ImportConfig {
 pub struct RelayConfig {
     pub key: PathBuf,
     pub address_book: Option<PathBuf>,
+    /// Where the address book is published, if it is synced.
+    pub sync: Option<BookSync>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BookSync {
+    /// The book; its detached signature is at the same URL plus `.sig`.
+    pub url: String,
+    /// The publisher's OpenPGP certificate (a file).
+    pub publisher: PathBuf,
+    pub every: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{
-    AdminConfig, Config, ConfigError, DicomConfig, ForwardConfig, GrantsConfig, HttpConfig,
+    AdminConfig, BookSync, Config, ConfigError, DicomConfig, ForwardConfig, GrantsConfig, HttpConfig,
     ImportConfig, LogConfig, LogFormat, RelayConfig, TlsFiles, parse_duration,
 };
 
@@ -79,6 +79,9 @@ struct RawImport {
 struct RawRelay {
     key: String,
     address_book: String,
+    address_book_url: String,
+    address_book_publisher: String,
+    address_book_sync_every: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +160,38 @@ impl RawConfig {
             key: optional_path(&self.relay.key)
                 .unwrap_or_else(|| data_dir.join("relay").join("key.pgp")),
             address_book: optional_path(&self.relay.address_book),
+            sync: match self.relay.address_book_url.trim() {
+                "" => None,
+                url => {
+                    if !url.starts_with("https://") {
+                        return Err(invalid(
+                            "relay.address_book_url",
+                            &format!("{url:?}: the address book is fetched over https://"),
+                        ));
+                    }
+                    let publisher = optional_path(&self.relay.address_book_publisher)
+                        .ok_or_else(|| {
+                            invalid(
+                                "relay.address_book_publisher",
+                                "a synced address book needs the publisher's OpenPGP certificate (a file)",
+                            )
+                        })?;
+                    if optional_path(&self.relay.address_book).is_none() {
+                        return Err(invalid(
+                            "relay.address_book",
+                            "a synced address book needs a local file to keep it in",
+                        ));
+                    }
+                    Some(BookSync {
+                        url: url.to_string(),
+                        publisher,
+                        every: parse_duration(
+                            "relay.address_book_sync_every",
+                            &self.relay.address_book_sync_every,
+                        )?,
+                    })
+                }
+            },
         };
         let pacs = self.forward.pacs.trim();
         let forward = ForwardConfig {

@@ -3,5 +3,293 @@
 //! the inbox that checks and ingests them, and forwarding to the local PACS.
 
 pub mod book;
+mod deliver;
 pub mod forward;
+pub mod inbox;
+pub mod manifest;
 pub mod openpgp;
+pub mod outbox;
+mod receipt;
+pub mod seal;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, Semaphore};
+
+pub use deliver::run as deliver_outbox;
+pub use manifest::Priority;
+
+use crate::authz::{Authz, GrantId};
+use crate::config::Config;
+use crate::ingest::Ingestor;
+use crate::journal::{Event, Journal, Relay as RelayEvent};
+use crate::store::{StoreError, Timestamp, Uid, private_dir};
+use book::Book;
+use forward::Forwarder;
+use openpgp::{KeyAlgorithm, OwnKey};
+use outbox::{Item, Outbox, State};
+
+/// Packages being received at once; more wait (503, Retry-After).
+pub const MAX_RECEIVING: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    #[error("OpenPGP: {0}")]
+    Pgp(#[from] openpgp::PgpError),
+    #[error("address book: {0}")]
+    Book(#[from] book::BookError),
+    #[error("package: {0}")]
+    Package(#[from] crate::package::PackageError),
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("store: {0}")]
+    Store(String),
+    #[error("study {0} is not in the store")]
+    UnknownStudy(String),
+    #[error("no gateway with URA {0} in the address book")]
+    NoGateway(String),
+    #[error("forwarding: {0}")]
+    Forward(#[from] forward::ForwardError),
+    #[error("journal: {0}")]
+    Journal(#[from] crate::journal::JournalError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for RelayError {
+    fn from(e: StoreError) -> RelayError {
+        RelayError::Store(e.to_string())
+    }
+}
+
+/// Where a study came from, when another gateway pushed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Origin {
+    pub from_name: String,
+    pub from_ura: String,
+    #[serde(default)]
+    pub message: String,
+    pub priority: Priority,
+    pub package: String,
+    pub received_at: Timestamp,
+}
+
+/// A push asked for.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SendRequest {
+    pub study: String,
+    pub to_ura: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub priority: Priority,
+    #[serde(default)]
+    pub grant: Option<String>,
+}
+
+pub struct Relay {
+    pub key: OwnKey,
+    pub book: Book,
+    pub outbox: Outbox,
+    pub(crate) inbox: inbox::Inbox,
+    pub org_name: String,
+    pub org_ura: String,
+    /// Our HTTPS certificate and key: the client certificate we deliver with.
+    tls_chain: Vec<CertificateDer<'static>>,
+    tls_key: PrivateKeyDer<'static>,
+    pub(crate) ingestor: Ingestor,
+    pub(crate) journal: Journal,
+    pub(crate) authz: Arc<Authz>,
+    pub forwarder: Option<Forwarder>,
+    outbox_dir: PathBuf,
+    /// Rung when a push is queued.
+    pub(crate) wake: Notify,
+    pub(crate) receiving: Arc<Semaphore>,
+}
+
+/// The user ID of a gateway's own key.
+pub fn user_id(config: &Config) -> String {
+    format!("{} (pushgate, URA {})", config.org_name, config.org_ura)
+}
+
+/// Loads the gateway key, or makes one (Ed25519/Cv25519) on first start.
+pub fn own_key(config: &Config) -> Result<OwnKey, RelayError> {
+    let (key, created) =
+        OwnKey::load_or_create(&config.relay.key, &user_id(config), KeyAlgorithm::Cv25519)?;
+    if created {
+        tracing::info!(fingerprint = %key.fingerprint(), path = %config.relay.key.display(), "created the gateway's OpenPGP key");
+    }
+    Ok(key)
+}
+
+impl Relay {
+    /// Opens everything the relay keeps. Blocking.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        config: &Config,
+        db: &sled::Db,
+        ingestor: Ingestor,
+        journal: Journal,
+        authz: Arc<Authz>,
+        tls_chain: Vec<CertificateDer<'static>>,
+        tls_key: PrivateKeyDer<'static>,
+    ) -> Result<Relay, RelayError> {
+        let key = own_key(config)?;
+        let book = match &config.relay.address_book {
+            Some(path) => Book::load(path)?,
+            None => Book::empty(),
+        };
+        let outbox_dir = config.data_dir.join("relay").join("outbox");
+        std::fs::create_dir_all(&outbox_dir).map_err(RelayError::Io)?;
+        private_dir(&outbox_dir).map_err(RelayError::Io)?;
+        remove_partial(&outbox_dir);
+        let forwarder = match &config.forward.pacs {
+            Some(_) => Some(Forwarder::open(db)?),
+            None => None,
+        };
+        Ok(Relay {
+            key,
+            book,
+            outbox: Outbox::open(db)?,
+            inbox: inbox::Inbox::open(db)?,
+            org_name: config.org_name.clone(),
+            org_ura: config.org_ura.clone(),
+            tls_chain,
+            tls_key,
+            ingestor,
+            journal,
+            authz,
+            forwarder,
+            outbox_dir,
+            wake: Notify::new(),
+            receiving: Arc::new(Semaphore::new(MAX_RECEIVING)),
+        })
+    }
+
+    pub fn package_path(&self, outbox_id: &str) -> PathBuf {
+        self.outbox_dir.join(format!("{outbox_id}.pgp"))
+    }
+
+    pub(crate) fn client_tls(&self, gateway: &book::Gateway) -> Result<Arc<rustls::ClientConfig>, RelayError> {
+        Ok(gateway.client_config(self.tls_chain.clone(), self.tls_key.clone_key())?)
+    }
+
+    pub fn us(&self) -> manifest::Party {
+        manifest::Party {
+            name: self.org_name.clone(),
+            ura: self.org_ura.clone(),
+            openpgp: self.key.fingerprint(),
+        }
+    }
+
+    /// Queues a push; durable and journaled before it returns. Blocking.
+    pub fn enqueue(&self, request: SendRequest, by: &str) -> Result<Item, RelayError> {
+        let study = Uid::parse(request.study.trim())
+            .map_err(|_| RelayError::UnknownStudy(request.study.clone()))?;
+        let record = self
+            .ingestor
+            .index()
+            .study(&study)?
+            .ok_or_else(|| RelayError::UnknownStudy(request.study.clone()))?;
+        let book = self.book.current();
+        let gateway = book
+            .by_ura(request.to_ura.trim())
+            .ok_or_else(|| RelayError::NoGateway(request.to_ura.clone()))?;
+        let now = Timestamp::now();
+        let item = Item {
+            id: manifest::hex(&rand::random::<[u8; 16]>()),
+            study: study.clone(),
+            to_ura: gateway.ura.clone(),
+            to_name: gateway.name.clone(),
+            message: request.message,
+            priority: request.priority,
+            grant: request.grant,
+            by: by.to_string(),
+            created_at: now,
+            state: if record.is_complete() {
+                State::Pending
+            } else {
+                State::Waiting
+            },
+            attempts: 0,
+            next_attempt: now,
+            last_error: String::new(),
+            package: None,
+            sent_at: None,
+            receipt: None,
+        };
+        self.outbox.put(&item)?;
+        self.journal
+            .append_durable(Event::Relay(RelayEvent::Queued {
+                outbox: item.id.clone(),
+                study,
+                to_ura: item.to_ura.clone(),
+                priority: item.priority.as_str().to_string(),
+                by: by.to_string(),
+                grant: item.grant.clone().map(GrantId),
+            }))?;
+        self.wake.notify_one();
+        tracing::info!(outbox = %item.id, to_ura = %item.to_ura, priority = item.priority.as_str(), "push queued");
+        Ok(item)
+    }
+
+    /// A grant for an organization whose gateway is in the address book is
+    /// also pushed to it. Blocking; failures are logged, the grant stands.
+    pub fn push_for_grant(&self, grant: &GrantId) {
+        let Some(state) = self.authz.grant_state(grant) else {
+            return;
+        };
+        let g = &state.grant;
+        let (crate::authz::Recipient::Organization { ura, .. }, Some(study)) =
+            (&g.recipient, g.study_uid())
+        else {
+            return;
+        };
+        if self.book.current().by_ura(ura).is_none() {
+            return;
+        }
+        match self.outbox.has_open(study, ura) {
+            Ok(false) => {}
+            Ok(true) => return,
+            Err(e) => {
+                tracing::error!("push for grant {}: {e}", g.id.0);
+                return;
+            }
+        }
+        let request = SendRequest {
+            study: study.to_string(),
+            to_ura: ura.clone(),
+            message: g.message.clone(),
+            priority: Priority::Routine,
+            grant: Some(g.id.0.clone()),
+        };
+        if let Err(e) = self.enqueue(request, "grant") {
+            tracing::error!("push for grant {}: {e}", g.id.0);
+        }
+    }
+
+    /// Where a pushed study came from.
+    pub fn origin(&self, study: &Uid) -> Option<Origin> {
+        self.inbox.origin(study).unwrap_or_else(|e| {
+            tracing::error!("relay origin of a study: {e}");
+            None
+        })
+    }
+}
+
+/// A `.part` file is a package a crash interrupted: made again when needed.
+fn remove_partial(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "part") {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}

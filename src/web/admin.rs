@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::{App, Body, Endpoint, WebError, json, request};
 use crate::authz::{AuthzError, GrantId, IssueRequest};
+use crate::relay::{RelayError, SendRequest};
 use crate::store::{PatientAttrs, SeriesRecord, StudyRecord, Timestamp, Uid};
 use serde::Deserialize;
 
@@ -32,6 +33,9 @@ pub struct StudyView {
     pub last_arrival: Timestamp,
     pub completed_at: Option<Timestamp>,
     pub sources: Vec<String>,
+    /// The gateway that pushed it, with its message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received_from: Option<crate::relay::Origin>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub series: Option<Vec<SeriesView>>,
 }
@@ -66,6 +70,7 @@ impl StudyView {
             last_arrival: study.last_arrival,
             completed_at: study.completed_at,
             sources: study.sources.into_iter().collect(),
+            received_from: None,
             series: with_series.then(|| {
                 study
                     .series
@@ -106,10 +111,26 @@ pub(super) async fn handle(
     let authz = app.authz.clone();
     match endpoint {
         Endpoint::AdminStudies => {
-            let studies = blocking(move || index.studies()).await?;
+            let relay = app.relay.clone();
+            let studies = blocking(move || {
+                index.studies().map(|studies| {
+                    studies
+                        .into_iter()
+                        .map(|s| {
+                            let origin = relay.origin(&s.study_uid);
+                            (s, origin)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .await?;
             let mut views: Vec<StudyView> = studies
                 .into_iter()
-                .map(|s| StudyView::new(s, false))
+                .map(|(s, origin)| {
+                    let mut view = StudyView::new(s, false);
+                    view.received_from = origin;
+                    view
+                })
                 .collect();
             views.sort_by_key(|v| std::cmp::Reverse(v.last_arrival));
             Ok(json(StatusCode::OK, &views))
@@ -119,7 +140,15 @@ pub(super) async fn handle(
             let study = blocking(move || index.study(&uid))
                 .await?
                 .ok_or(WebError::NotFound)?;
-            Ok(json(StatusCode::OK, &StudyView::new(study, true)))
+            let mut view = StudyView::new(study, true);
+            let (relay, uid) = (app.relay.clone(), view.study_uid.clone());
+            view.received_from = tokio::task::spawn_blocking(move || {
+                Uid::parse(&uid).ok().and_then(|uid| relay.origin(&uid))
+            })
+            .await
+            .ok()
+            .flatten();
+            Ok(json(StatusCode::OK, &view))
         }
         Endpoint::AdminGrants => Ok(json(StatusCode::OK, &authz.list())),
         Endpoint::AdminGrant(id) => {
@@ -130,6 +159,9 @@ pub(super) async fn handle(
             let (parts, body) = request::body(request).await?;
             let issue: IssueRequest = request::parse(&parts, &body)?;
             let issued = authz_call(move || authz.issue(issue, &from)).await?;
+            // a grant for an organization with a gateway is also pushed there
+            let (relay, id) = (app.relay.clone(), issued.id.clone());
+            let _ = tokio::task::spawn_blocking(move || relay.push_for_grant(&id)).await;
             Ok(json(StatusCode::CREATED, &issued))
         }
         Endpoint::AdminRevoke(id) => {
@@ -143,6 +175,40 @@ pub(super) async fn handle(
                 StatusCode::OK,
                 &serde_json::json!({ "revoked": grant, "cascade": cascade }),
             ))
+        }
+        Endpoint::AdminOutbox => {
+            let relay = app.relay.clone();
+            let items = tokio::task::spawn_blocking(move || relay.outbox.list())
+                .await
+                .map_err(|e| WebError::Internal(e.to_string()))?
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok(json(StatusCode::OK, &items))
+        }
+        Endpoint::AdminSend => {
+            let (parts, body) = request::body(request).await?;
+            let send: SendRequest = request::parse(&parts, &body)?;
+            let relay = app.relay.clone();
+            let item = tokio::task::spawn_blocking(move || relay.enqueue(send, "admin-api"))
+                .await
+                .map_err(|e| WebError::Internal(e.to_string()))?
+                .map_err(|e| match e {
+                    RelayError::UnknownStudy(_) | RelayError::NoGateway(_) => {
+                        WebError::BadRequest(e.to_string())
+                    }
+                    RelayError::Journal(_) => WebError::Unavailable(e.to_string()),
+                    e => WebError::Internal(e.to_string()),
+                })?;
+            Ok(json(StatusCode::ACCEPTED, &item))
+        }
+        Endpoint::AdminForward => {
+            let Some(forwarder) = app.relay.forwarder.clone() else {
+                return Ok(json(StatusCode::OK, &serde_json::json!([])));
+            };
+            let items = tokio::task::spawn_blocking(move || forwarder.status())
+                .await
+                .map_err(|e| WebError::Internal(e.to_string()))?
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok(json(StatusCode::OK, &items))
         }
         _ => Err(WebError::NotFound),
     }

@@ -8,6 +8,8 @@ pub mod dicomweb;
 mod download;
 mod error;
 mod pages;
+pub mod peer_verifier;
+mod relay;
 mod request;
 mod router;
 mod share;
@@ -29,6 +31,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use rustls::pki_types::CertificateDer;
 use tokio_rustls::TlsAcceptor;
 
 pub use error::WebError;
@@ -57,6 +60,10 @@ pub struct App {
     pub events: crate::ingest::Events,
     /// Origins whose pages may call DICOMweb (a viewer elsewhere); `*`: any.
     pub cors_origins: Vec<String>,
+    /// Which client certificates name a holder.
+    pub clients: Arc<peer_verifier::PeerVerifier>,
+    /// Gateway push: inbox, outbox, own key.
+    pub relay: Arc<crate::relay::Relay>,
 }
 
 pub fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
@@ -119,6 +126,12 @@ async fn handle(
         }
         Ok(Endpoint::Healthz) => full(StatusCode::OK, "text/plain", "ok\n"),
         Ok(Endpoint::Favicon) => full(StatusCode::NO_CONTENT, "image/x-icon", ""),
+        Ok(Endpoint::OpenPgpKey) => full(
+            StatusCode::OK,
+            "application/pgp-keys",
+            app.relay.key.public_armored(),
+        ),
+        Ok(Endpoint::RelayInbox) => relay::inbox(&app, &connection, request).await,
         Ok(Endpoint::DicomWebPreflight) => cors::preflight(cors::allowed_origin(&app, &request)),
         Ok(Endpoint::Download(token)) => match stream::admit() {
             Some(permit) => stream::holding(
@@ -145,7 +158,10 @@ async fn handle(
             | Endpoint::AdminGrants
             | Endpoint::AdminIssue
             | Endpoint::AdminGrant(_)
-            | Endpoint::AdminRevoke(_)),
+            | Endpoint::AdminRevoke(_)
+            | Endpoint::AdminOutbox
+            | Endpoint::AdminSend
+            | Endpoint::AdminForward),
         ) => admin::handle(&app, endpoint, request, connection.peer)
             .await
             .unwrap_or_else(WebError::into_response),
@@ -208,19 +224,27 @@ fn secured(mut response: Response<Body>) -> Response<Body> {
     response
 }
 
-/// The identity of a verified client certificate, if one was presented.
+/// The client's certificate chain, and the identity it names if it chains
+/// to `http.client_ca`.
 fn client_certificate(
     tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-    uzi_issuers: Option<&[Vec<u8>]>,
-) -> Option<CertIdentity> {
-    let der = tls.get_ref().1.peer_certificates()?.first()?;
-    match CertIdentity::from_der_trusting(der.as_ref(), uzi_issuers) {
+    app: &App,
+) -> (Option<CertIdentity>, Vec<CertificateDer<'static>>) {
+    let Some(chain) = tls.get_ref().1.peer_certificates() else {
+        return (None, Vec::new());
+    };
+    let chain: Vec<CertificateDer<'static>> = chain.iter().map(|c| c.clone().into_owned()).collect();
+    if !app.clients.chains_to_client_ca(&chain) {
+        return (None, chain);
+    }
+    let identity = match CertIdentity::from_der_trusting(chain[0].as_ref(), app.uzi_issuers.as_deref()) {
         Ok(identity) => Some(identity),
         Err(e) => {
             tracing::warn!("unreadable client certificate: {e}");
             None
         }
-    }
+    };
+    (identity, chain)
 }
 
 /// Serves HTTPS on `listener` until `shutdown`, then lets open requests
@@ -283,9 +307,11 @@ pub async fn serve(
                         return;
                     }
                 };
+            let (certificate, chain) = client_certificate(&tls, &app);
             let connection = Arc::new(Connection {
                 peer,
-                certificate: client_certificate(&tls, app.uzi_issuers.as_deref()),
+                certificate,
+                chain,
             });
             let service = hyper::service::service_fn(move |request| {
                 handle(app.clone(), connection.clone(), request)

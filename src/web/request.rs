@@ -26,6 +26,9 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// A client certificate that chained to `http.client_ca`.
     pub certificate: Option<CertIdentity>,
+    /// The certificate chain the client presented, whoever issued it (a
+    /// peer gateway's, checked against the address book).
+    pub chain: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 /// A browser asks for HTML; programs get JSON.
@@ -244,6 +247,7 @@ mod tests {
         let connection = Connection {
             peer: "127.0.0.1:1".parse().unwrap(),
             certificate: None,
+            chain: Vec::new(),
         };
         let request = Request::builder()
             .header("Cookie", "a=b; __Secure-pushgate_holder=tok")

@@ -31,6 +31,15 @@ pub enum Endpoint {
     AdminIssue,
     AdminGrant(String),
     AdminRevoke(String),
+    /// `GET` lists the outbox, `POST` queues a push.
+    AdminOutbox,
+    AdminSend,
+    /// Forwarding to the local PACS, per instance.
+    AdminForward,
+    /// A peer gateway delivers a package.
+    RelayInbox,
+    /// Our public OpenPGP certificate.
+    OpenPgpKey,
 }
 
 impl Endpoint {
@@ -98,12 +107,25 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, WebError> {
         (["admin", "v1", "grants", id, "revoke"], _, true) => {
             Endpoint::AdminRevoke(segment(id).ok_or(WebError::NotFound)?)
         }
+        (["admin", "v1", "outbox"], true, _) => Endpoint::AdminOutbox,
+        (["admin", "v1", "outbox"], _, true) => Endpoint::AdminSend,
+        (["admin", "v1", "forward"], true, _) => Endpoint::AdminForward,
+        (["relay", "v1", "inbox"], _, true) => Endpoint::RelayInbox,
+        ([".well-known", "pushgate", "openpgp.asc"], true, _) => Endpoint::OpenPgpKey,
         // Known paths, other methods.
         ([""] | ["healthz"] | ["admin", "v1", "studies", ..], _, _) => {
             return Err(WebError::MethodNotAllowed { allow: "GET, HEAD" });
         }
-        (["redeem"] | ["admin", "v1", "grants", _, "revoke"], _, _) => {
+        (["redeem"] | ["admin", "v1", "grants", _, "revoke"] | ["relay", "v1", "inbox"], _, _) => {
             return Err(WebError::MethodNotAllowed { allow: "POST" });
+        }
+        (["admin", "v1", "outbox"], _, _) => {
+            return Err(WebError::MethodNotAllowed {
+                allow: "GET, HEAD, POST",
+            });
+        }
+        (["admin", "v1", "forward"] | [".well-known", "pushgate", "openpgp.asc"], _, _) => {
+            return Err(WebError::MethodNotAllowed { allow: "GET, HEAD" });
         }
         (["admin", "v1", "grants"] | ["admin", "v1", "grants", _], _, _) => {
             return Err(WebError::MethodNotAllowed {
@@ -125,6 +147,17 @@ mod tests {
         assert_eq!(ok(Method::GET, "/"), Endpoint::Home);
         assert_eq!(ok(Method::GET, "/healthz"), Endpoint::Healthz);
         assert_eq!(ok(Method::POST, "/redeem"), Endpoint::Redeem);
+        assert_eq!(ok(Method::POST, "/relay/v1/inbox"), Endpoint::RelayInbox);
+        assert_eq!(
+            ok(Method::GET, "/.well-known/pushgate/openpgp.asc"),
+            Endpoint::OpenPgpKey
+        );
+        assert_eq!(ok(Method::POST, "/admin/v1/outbox"), Endpoint::AdminSend);
+        assert_eq!(ok(Method::GET, "/admin/v1/outbox"), Endpoint::AdminOutbox);
+        assert!(matches!(
+            route(&Method::GET, "/relay/v1/inbox"),
+            Err(WebError::MethodNotAllowed { allow: "POST" })
+        ));
         assert_eq!(ok(Method::GET, "/s/abc"), Endpoint::Share("abc".into()));
         assert_eq!(ok(Method::POST, "/s/abc"), Endpoint::Bind("abc".into()));
         assert_eq!(

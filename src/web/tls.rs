@@ -14,6 +14,7 @@ use rustls::server::WebPkiClientVerifier;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use super::peer_verifier::PeerVerifier;
 use crate::config::Config;
 
 #[derive(Debug, thiserror::Error)]
@@ -181,7 +182,51 @@ pub fn uzi_issuers(config: &Config) -> Result<Option<Vec<Vec<u8>>>, TlsError> {
 
 /// TLS 1.2 and 1.3, ALPN h2 and http/1.1; client certificates requested but
 /// not required when `http.client_ca` is set.
-pub fn server_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+/// The client certificate policy of the HTTPS server: any certificate is
+/// asked for; `http.client_ca` decides which name a holder.
+pub fn client_verifier(config: &Config) -> Result<Arc<PeerVerifier>, TlsError> {
+    if config.http.client_ca.is_empty() {
+        return Ok(Arc::new(PeerVerifier::new(None, crypto_provider())));
+    }
+    let mut roots = RootCertStore::empty();
+    for path in &config.http.client_ca {
+        for cert in load_certs(path)? {
+            roots.add(cert).map_err(|e| TlsError::ClientCa {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    let mut crls = Vec::new();
+    for path in &config.http.client_crl {
+        let found = CertificateRevocationListDer::pem_file_iter(path)
+            .map_err(|e| TlsError::ClientCa {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError::ClientCa {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        crls.extend(found);
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
+        .with_crls(crls)
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::ClientCa {
+            path: config.http.client_ca[0].clone(),
+            reason: e.to_string(),
+        })?;
+    Ok(Arc::new(PeerVerifier::new(Some(verifier), crypto_provider())))
+}
+
+/// The server's own certificate chain and key (for the HTTPS server, and
+/// as the client certificate when delivering to peer gateways).
+pub fn own_identity(
+    config: &Config,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
     ensure_certificate(config)?;
     let (cert_path, key_path) = cert_paths(config);
     let certs = load_certs(&cert_path)?;
@@ -189,46 +234,18 @@ pub fn server_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, TlsEr
         path: key_path.clone(),
         what: "private key",
     })?;
-    let builder = rustls::ServerConfig::builder_with_provider(crypto_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    let builder = if config.http.client_ca.is_empty() {
-        builder.with_no_client_auth()
-    } else {
-        let mut roots = RootCertStore::empty();
-        for path in &config.http.client_ca {
-            for cert in load_certs(path)? {
-                roots.add(cert).map_err(|e| TlsError::ClientCa {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-            }
-        }
-        let mut crls = Vec::new();
-        for path in &config.http.client_crl {
-            let found = CertificateRevocationListDer::pem_file_iter(path)
-                .map_err(|e| TlsError::ClientCa {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| TlsError::ClientCa {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-            crls.extend(found);
-        }
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
-                .with_crls(crls)
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| TlsError::ClientCa {
-                    path: config.http.client_ca[0].clone(),
-                    reason: e.to_string(),
-                })?;
-        builder.with_client_cert_verifier(verifier)
-    };
-    let mut server = builder.with_single_cert(certs, key)?;
+    Ok((certs, key))
+}
+
+pub fn server_config(
+    config: &Config,
+    clients: Arc<PeerVerifier>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (certs, key) = own_identity(config)?;
+    let mut server = rustls::ServerConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_client_cert_verifier(clients)
+        .with_single_cert(certs, key)?;
     server.ignore_client_order = true;
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(server))
@@ -258,14 +275,14 @@ mod tests {
             Path::new("t"),
         )
         .unwrap();
-        server_config(&config).unwrap();
+        server_config(&config, client_verifier(&config).unwrap()).unwrap();
         let (cert, key) = cert_paths(&config);
         let first = fs::read(&cert).unwrap();
         assert_eq!(
             fs::metadata(&key).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        server_config(&config).unwrap();
+        server_config(&config, client_verifier(&config).unwrap()).unwrap();
         assert_eq!(fs::read(&cert).unwrap(), first, "not regenerated");
     }
 }

@@ -160,12 +160,22 @@ impl Daemon {
         } else {
             format!("[http]\nlisten = \"127.0.0.1:{}\"\n", self.http_port)
         };
+        let extra = self
+            .extra
+            .replace("DICOM_PORT", &self.dicom_port.to_string())
+            .replace("HTTP_PORT", &self.http_port.to_string());
+        // keys before extra's first section are top-level: they go first
+        let split = extra
+            .lines()
+            .position(|l| l.trim_start().starts_with('['))
+            .unwrap_or(extra.lines().count());
+        let top: Vec<&str> = extra.lines().take(split).collect();
+        let sections: Vec<&str> = extra.lines().skip(split).collect();
         let text = format!(
-            "data_dir = \"{}\"\n{dicom}{http}{}\n",
+            "data_dir = \"{}\"\n{}\n{dicom}{http}{}\n",
             self.data_dir().display(),
-            self.extra
-                .replace("DICOM_PORT", &self.dicom_port.to_string())
-                .replace("HTTP_PORT", &self.http_port.to_string()),
+            top.join("\n"),
+            sections.join("\n"),
         );
         std::fs::write(&self.config, text).unwrap();
     }

@@ -1,0 +1,457 @@
+//! The outbox worker: takes the next due push (spoed first), waits for its
+//! study to be complete, seals the package once, delivers it with an HTTPS
+//! POST to the peer's `/relay/v1/inbox` (our certificate as client
+//! certificate, the peer's checked against the address book), and keeps
+//! the signed receipt. Failures are retried with exponential backoff and
+//! jitter; a resend is the same package, which the peer recognises.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::{Request, StatusCode, Uri, header};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio_util::io::ReaderStream;
+
+use super::book::Gateway;
+use super::manifest::{FORMAT, Manifest};
+use super::outbox::{Due, Item, PackageInfo, SignedReceipt, State};
+use super::{Relay, RelayError, receipt, seal};
+use crate::journal::{Event, Relay as RelayEvent};
+use crate::package::file_set_instances;
+use crate::store::Timestamp;
+
+/// First retry after this; doubles per attempt up to [`MAX_BACKOFF`].
+const BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+/// A push still undelivered this long after it was asked for fails.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(72 * 3600);
+/// How often a push waits to see whether its study is complete.
+const WAITING_POLL: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time for the peer to answer after the last byte (it checks everything).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
+const MAX_ANSWER: usize = 1 << 20;
+
+/// What the peer said.
+enum Answer {
+    Delivered(SignedReceipt),
+    /// It had the package already: its original receipt.
+    Duplicate(SignedReceipt),
+    /// Refused for good (the same package would be refused again).
+    Refused(String),
+    /// Worth trying again later.
+    Retry(String),
+}
+
+#[derive(Deserialize)]
+struct ReceiptBody {
+    receipt: String,
+    signature: String,
+}
+
+fn backoff(attempts: u32) -> Duration {
+    let base = BACKOFF.saturating_mul(1u32 << attempts.min(16)).min(MAX_BACKOFF);
+    // ±20 % so that many gateways recovering together do not retry in step
+    let jitter = 0.8 + 0.4 * rand::random::<f64>();
+    base.mul_f64(jitter)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RelayError> + Send + 'static,
+) -> Result<T, RelayError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RelayError::Internal(e.to_string()))?
+}
+
+/// Runs the outbox until `stop`.
+pub async fn run(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let due = {
+            let relay = relay.clone();
+            blocking(move || relay.outbox.next_due(Timestamp::now())).await
+        };
+        let sleep = match due {
+            Ok(Due::Now(item)) => {
+                tokio::select! {
+                    () = work(&relay, item) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+            Ok(Due::At(at)) => Duration::from_millis(at.0.saturating_sub(Timestamp::now().0)),
+            Ok(Due::Idle) => Duration::from_secs(3600),
+            Err(e) => {
+                tracing::error!("outbox: {e}");
+                Duration::from_secs(5)
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            () = relay.wake.notified() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn save(relay: &Arc<Relay>, item: &Item) {
+    let (r, i) = (relay.clone(), item.clone());
+    if let Err(e) = blocking(move || r.outbox.put(&i)).await {
+        tracing::error!(outbox = %item.id, "outbox: cannot record progress: {e}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn work(relay: &Arc<Relay>, mut item: Item) {
+    let now = Timestamp::now();
+    let study = {
+        let (r, s) = (relay.clone(), item.study.clone());
+        blocking(move || Ok(r.ingestor.index().study(&s)?)).await
+    };
+    match study {
+        Ok(Some(study)) if !study.is_complete() => {
+            item.state = State::Waiting;
+            item.next_attempt = now.saturating_add(WAITING_POLL);
+            return save(relay, &item).await;
+        }
+        Ok(Some(_)) => item.state = State::Pending,
+        Ok(None) => return fail(relay, item, "the study is no longer in the store".into(), true).await,
+        Err(e) => return fail(relay, item, e.to_string(), false).await,
+    }
+    let book = relay.book.current();
+    let Some(gateway) = book.by_ura(&item.to_ura).cloned() else {
+        let reason = format!("no gateway with URA {} in the address book", item.to_ura);
+        return fail(relay, item, reason, false).await;
+    };
+    if item.package.is_none() || !relay.package_path(&item.id).exists() {
+        match make_package(relay, &item, &gateway).await {
+            Ok(info) => {
+                item.package = Some(info);
+                save(relay, &item).await;
+            }
+            Err(e) => return fail(relay, item, format!("cannot make the package: {e}"), false).await,
+        }
+    }
+    let Some(package) = item.package.clone() else {
+        return;
+    };
+    item.attempts += 1;
+    let answer = deliver(relay, &gateway, &item.id, package.size).await;
+    match answer {
+        Ok(Answer::Delivered(signed)) => delivered(relay, item, &gateway, signed, false).await,
+        Ok(Answer::Duplicate(signed)) => delivered(relay, item, &gateway, signed, true).await,
+        Ok(Answer::Refused(reason)) => fail(relay, item, reason, true).await,
+        Ok(Answer::Retry(reason)) => fail(relay, item, reason, false).await,
+        Err(e) => fail(relay, item, e.to_string(), false).await,
+    }
+}
+
+/// Lays out, hashes and seals the study (or the grant's part of it) into
+/// the outbox file.
+async fn make_package(
+    relay: &Arc<Relay>,
+    item: &Item,
+    gateway: &Gateway,
+) -> Result<PackageInfo, RelayError> {
+    let (r, item, gateway) = (relay.clone(), item.clone(), gateway.clone());
+    blocking(move || {
+        let index = r.ingestor.index();
+        let study = index
+            .study(&item.study)?
+            .ok_or_else(|| RelayError::UnknownStudy(item.study.to_string()))?;
+        let mut instances = index.instances(&item.study, None)?;
+        if let Some(grant) = item
+            .grant
+            .as_ref()
+            .and_then(|g| r.authz.grant_state(&crate::authz::GrantId(g.clone())))
+        {
+            instances.retain(|(key, record)| {
+                grant
+                    .grant
+                    .covers_instance(&study, key, &record.attrs.sop_class_uid)
+            });
+        }
+        let members = file_set_instances(index.as_ref(), r.ingestor.files(), &instances)?;
+        let manifest = Manifest {
+            format: FORMAT.to_string(),
+            package_id: super::manifest::hex(&rand::random::<[u8; 16]>()),
+            created_at: Timestamp::now(),
+            sender: r.us(),
+            recipient: super::manifest::Party {
+                name: gateway.name.clone(),
+                ura: gateway.ura.clone(),
+                openpgp: gateway.openpgp.fingerprint().to_hex(),
+            },
+            message: item.message.clone(),
+            priority: item.priority,
+            grant: item.grant.clone(),
+            studies: vec![item.study.to_string()],
+            instances: 0,
+            files: Vec::new(),
+        };
+        let readme = readme(&r, &item, &study);
+        let (archive, manifest) = seal::layout(manifest, members, readme)?;
+        let sealed = seal::seal_to_file(
+            &r.key,
+            &gateway.openpgp,
+            &archive,
+            manifest.instances,
+            &r.package_path(&item.id),
+        )?;
+        r.journal.append(Event::Relay(RelayEvent::Sealed {
+            outbox: item.id.clone(),
+            package: manifest.package_id.clone(),
+            to_ura: item.to_ura.clone(),
+            sha256: sealed.sha256.clone(),
+            size: sealed.size,
+            instances: sealed.instances,
+        }));
+        tracing::info!(outbox = %item.id, package = %manifest.package_id, bytes = sealed.size, instances = sealed.instances, "package sealed");
+        Ok(PackageInfo {
+            id: manifest.package_id,
+            sha256: sealed.sha256,
+            size: sealed.size,
+            instances: sealed.instances,
+            sealed_at: Timestamp::now(),
+        })
+    })
+    .await
+}
+
+fn readme(relay: &Relay, item: &Item, study: &crate::store::StudyRecord) -> String {
+    format!(
+        "DICOM images sent by {org} to {to} through pushgate\r\n\
+         ====================================================\r\n\r\n\
+         Patient:   {patient}\r\n\
+         Study:     {date} {description}\r\n\
+         Message:   {message}\r\n\r\n\
+         This folder is a DICOM file-set, like an image CD: import it by\r\n\
+         pointing your PACS or viewer at the DICOMDIR file. MANIFEST.JSON\r\n\
+         lists every file with its SHA-256.\r\n\r\n\
+         Deze map is een DICOM-bestandsset, zoals een beelden-cd: importeer\r\n\
+         hem door uw PACS of viewer naar het bestand DICOMDIR te wijzen.\r\n",
+        org = relay.org_name,
+        to = item.to_name,
+        patient = study.patient.name.replace('^', " "),
+        date = study.attrs.study_date,
+        description = study.attrs.study_description,
+        message = item.message.replace(['\r', '\n'], " "),
+    )
+}
+
+async fn delivered(
+    relay: &Arc<Relay>,
+    mut item: Item,
+    gateway: &Gateway,
+    signed: SignedReceipt,
+    duplicate: bool,
+) {
+    let Some(package) = item.package.clone() else {
+        return;
+    };
+    if let Err(reason) = receipt::verify(&gateway.openpgp, &signed, &package.id, &package.sha256) {
+        // an answer we cannot trust is no delivery: try again
+        return fail(relay, item, reason, false).await;
+    }
+    item.state = State::Sent;
+    item.sent_at = Some(Timestamp::now());
+    item.receipt = Some(signed);
+    item.last_error.clear();
+    save(relay, &item).await;
+    let _ = std::fs::remove_file(relay.package_path(&item.id));
+    let event = Event::Relay(RelayEvent::Delivered {
+        outbox: item.id.clone(),
+        package: package.id.clone(),
+        to_ura: item.to_ura.clone(),
+        sha256: package.sha256.clone(),
+        duplicate,
+    });
+    let r = relay.clone();
+    if let Err(e) = blocking(move || Ok(r.journal.append_durable(event)?)).await {
+        tracing::error!("journal: {e}");
+    }
+    tracing::info!(outbox = %item.id, package = %package.id, to_ura = %item.to_ura, duplicate, "package delivered; receipt verified");
+}
+
+async fn fail(relay: &Arc<Relay>, mut item: Item, reason: String, permanent: bool) {
+    let now = Timestamp::now();
+    let expired = now.0.saturating_sub(item.created_at.0) > GIVE_UP_AFTER.as_millis() as u64;
+    let last = permanent || expired;
+    if last {
+        item.state = State::Failed;
+    } else {
+        item.next_attempt = now.saturating_add(backoff(item.attempts.saturating_sub(1)));
+    }
+    item.last_error = reason.clone();
+    save(relay, &item).await;
+    if last {
+        let _ = std::fs::remove_file(relay.package_path(&item.id));
+    }
+    tracing::warn!(outbox = %item.id, to_ura = %item.to_ura, attempt = item.attempts, last, "push not delivered: {reason}");
+    relay.journal.append(Event::Relay(RelayEvent::Failed {
+        outbox: item.id.clone(),
+        to_ura: item.to_ura.clone(),
+        attempt: item.attempts,
+        reason,
+        last,
+    }));
+}
+
+/// POSTs the package file to the peer's inbox and reads its answer.
+async fn deliver(
+    relay: &Arc<Relay>,
+    gateway: &Gateway,
+    outbox_id: &str,
+    size: u64,
+) -> Result<Answer, RelayError> {
+    let tls = relay.client_tls(gateway)?;
+    let mut tls = (*tls).clone();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let base: Uri = gateway
+        .url
+        .parse()
+        .map_err(|e| RelayError::Internal(format!("gateway URL {}: {e}", gateway.url)))?;
+    let host = base
+        .host()
+        .ok_or_else(|| RelayError::Internal(format!("gateway URL {} has no host", gateway.url)))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = base.port_u16().unwrap_or(443);
+    let path = format!("{}/relay/v1/inbox", base.path().trim_end_matches('/'));
+    let retry = |what: &str, e: &dyn std::fmt::Display| Ok(Answer::Retry(format!("{what} {}: {e}", gateway.url)));
+
+    let tcp = match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return retry("cannot connect to", &e),
+        Err(_) => return retry("cannot connect to", &"timed out"),
+    };
+    let _ = tcp.set_nodelay(true);
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .map_err(|e| RelayError::Internal(format!("gateway host {host}: {e}")))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return retry("TLS with", &e),
+        Err(_) => return retry("TLS with", &"timed out"),
+    };
+    let (mut sender, connection) =
+        match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+            Ok(pair) => pair,
+            Err(e) => return retry("HTTP with", &e),
+        };
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let file = tokio::fs::File::open(relay.package_path(outbox_id))
+        .await
+        .map_err(RelayError::Io)?;
+    let body = StreamBody::new(
+        ReaderStream::with_capacity(file, 256 << 10)
+            .map(|chunk: std::io::Result<Bytes>| chunk.map(Frame::data)),
+    );
+    let authority = match base.port_u16() {
+        Some(p) => format!("{}:{p}", base.host().unwrap_or_default()),
+        None => base.host().unwrap_or_default().to_string(),
+    };
+    let request = Request::post(path)
+        .header(header::HOST, authority)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, size)
+        .header(header::USER_AGENT, concat!("pushgate/", env!("CARGO_PKG_VERSION")))
+        .body(body)
+        .map_err(|e| RelayError::Internal(e.to_string()))?;
+    // the upload itself may take long; the answer after it may not
+    let upload = Duration::from_secs(60 + size / (1 << 20));
+    let response = match tokio::time::timeout(upload + ANSWER_TIMEOUT, sender.send_request(request)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => return retry("delivery to", &e),
+        Err(_) => return retry("delivery to", &"timed out"),
+    };
+    let status = response.status();
+    let body = match tokio::time::timeout(
+        Duration::from_secs(30),
+        http_body_util::Limited::new(response.into_body(), MAX_ANSWER).collect(),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) => return retry("reading the answer of", &e),
+        Err(_) => return retry("reading the answer of", &"timed out"),
+    };
+    Ok(interpret(status, &body))
+}
+
+fn interpret(status: StatusCode, body: &[u8]) -> Answer {
+    let receipt = || {
+        serde_json::from_slice::<ReceiptBody>(body)
+            .ok()
+            .map(|r| SignedReceipt {
+                receipt: r.receipt,
+                signature: r.signature,
+            })
+    };
+    let reason = || {
+        let text = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned());
+        format!("{status}: {text}")
+    };
+    match status {
+        StatusCode::OK | StatusCode::CREATED => match receipt() {
+            Some(r) => Answer::Delivered(r),
+            None => Answer::Retry(format!("{status} without a receipt")),
+        },
+        StatusCode::CONFLICT => match receipt() {
+            Some(r) => Answer::Duplicate(r),
+            None => Answer::Refused(reason()),
+        },
+        // the peer may not know us yet, or be full or busy: later
+        StatusCode::FORBIDDEN
+        | StatusCode::REQUEST_TIMEOUT
+        | StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::PAYLOAD_TOO_LARGE => Answer::Retry(reason()),
+        s if s.is_server_error() => Answer::Retry(reason()),
+        _ => Answer::Refused(reason()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_cap() {
+        for attempt in 0..20 {
+            let d = backoff(attempt);
+            let base = BACKOFF.saturating_mul(1 << attempt.min(16)).min(MAX_BACKOFF);
+            assert!(d >= base.mul_f64(0.79) && d <= base.mul_f64(1.21), "{attempt}: {d:?}");
+        }
+        assert!(backoff(30) <= MAX_BACKOFF.mul_f64(1.21));
+    }
+
+    #[test]
+    fn answers() {
+        let receipt = br#"{"receipt":"{}","signature":"sig"}"#;
+        assert!(matches!(interpret(StatusCode::OK, receipt), Answer::Delivered(_)));
+        assert!(matches!(interpret(StatusCode::CONFLICT, receipt), Answer::Duplicate(_)));
+        assert!(matches!(interpret(StatusCode::OK, b"{}"), Answer::Retry(_)));
+        match interpret(StatusCode::BAD_REQUEST, br#"{"error":"hash mismatch"}"#) {
+            Answer::Refused(r) => assert!(r.contains("hash mismatch"), "{r}"),
+            _ => panic!("a 400 is final"),
+        }
+        assert!(matches!(interpret(StatusCode::SERVICE_UNAVAILABLE, b""), Answer::Retry(_)));
+        assert!(matches!(interpret(StatusCode::FORBIDDEN, b""), Answer::Retry(_)));
+    }
+}

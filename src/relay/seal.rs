@@ -1,0 +1,130 @@
+//! Making a package: the study's DICOM file-set ZIP (the download's, with
+//! DICOMDIR) plus `MANIFEST.JSON`, signed by us and encrypted to the peer as
+//! one OpenPGP message, written straight into the outbox file. The ZIP and
+//! the plaintext never exist anywhere else; memory stays at a few buffers.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use sequoia_openpgp::Cert;
+use sha2::{Digest, Sha256};
+
+use super::RelayError;
+use super::manifest::{MANIFEST_NAME, Manifest, digest_entry, hex};
+use super::openpgp::{OwnKey, Sealer, seal};
+use crate::package::{self, Archive, ArchiveOut, Entry, FileSetInstance};
+use crate::store::sync_dir;
+
+/// Name of the literal data inside the OpenPGP message: what `gpg
+/// --decrypt --use-embedded-filename` writes.
+pub const LITERAL_NAME: &str = "pushgate-package.zip";
+
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// SHA-256 (hex) of the OpenPGP message: what the receipt signs.
+    pub sha256: String,
+    pub size: u64,
+    pub instances: u32,
+}
+
+impl ArchiveOut for Sealer {}
+
+/// Writes to the outbox file and hashes what it writes.
+struct Hashed {
+    out: BufWriter<File>,
+    digest: Arc<Mutex<(Sha256, u64)>>,
+}
+
+impl Write for Hashed {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(data)?;
+        let mut digest = self
+            .digest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        digest.0.update(&data[..n]);
+        digest.1 += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// The file-set with the manifest placed after DICOMDIR and README: a
+/// receiver reading the ZIP front to back knows what to expect before the
+/// first image. Blocking: reads every file once to hash it.
+pub fn layout(
+    mut manifest: Manifest,
+    instances: Vec<FileSetInstance>,
+    readme: String,
+) -> Result<(Archive, Manifest), RelayError> {
+    let count = instances.len() as u32;
+    let mut entries = package::file_set_entries(instances, readme, "PUSHGATE")?;
+    manifest.files = entries
+        .iter()
+        .map(digest_entry)
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(RelayError::Io)?;
+    manifest.instances = count;
+    let bytes = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| RelayError::Internal(format!("manifest: {e}")))?;
+    let at = entries.len().min(2);
+    entries.insert(at, Entry::bytes(MANIFEST_NAME, bytes, manifest.created_at));
+    Ok((Archive::new(entries)?, manifest))
+}
+
+/// Seals `archive` for `recipient` into `out` (via a `.part` file, fsynced
+/// and renamed: a crash leaves no half package under the final name).
+pub fn seal_to_file(
+    own: &OwnKey,
+    recipient: &Cert,
+    archive: &Archive,
+    instances: u32,
+    out: &Path,
+) -> Result<Sealed, RelayError> {
+    let part = out.with_extension("part");
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&part)
+        .map_err(RelayError::Io)?;
+    let digest = Arc::new(Mutex::new((Sha256::new(), 0u64)));
+    let hashed = Hashed {
+        out: BufWriter::with_capacity(1 << 20, file),
+        digest: digest.clone(),
+    };
+    let result = (|| {
+        let mut sealer = seal(own, recipient, LITERAL_NAME, hashed)?;
+        archive.write_range(0..archive.len(), &mut sealer)?;
+        sealer.finish()?;
+        File::open(&part)
+            .and_then(|f| f.sync_all())
+            .map_err(RelayError::Io)?;
+        fs::rename(&part, out).map_err(RelayError::Io)?;
+        if let Some(dir) = out.parent() {
+            sync_dir(dir).map_err(RelayError::Io)?;
+        }
+        Ok::<(), RelayError>(())
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&part);
+        return Err(e);
+    }
+    let (hasher, size) = std::mem::take(
+        &mut *digest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    );
+    Ok(Sealed {
+        sha256: hex(&hasher.finalize()),
+        size,
+        instances,
+    })
+}

@@ -1,0 +1,155 @@
+//! `POST /relay/v1/inbox`: a peer gateway delivers a package. Who it is
+//! comes from its TLS client certificate, matched against the address book;
+//! the body goes to the inbox as it arrives (a blocking reader fed by a
+//! channel), and the answer is the signed receipt or the reason for refusal.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode, header};
+use tokio::sync::mpsc;
+
+use super::request::Connection;
+use super::{App, Body, json};
+use crate::journal::{Event, Relay as RelayEvent};
+use crate::relay::inbox::{self, InboxError};
+
+/// Chunks of the body in flight between the connection and the inbox.
+const IN_FLIGHT: usize = 16;
+
+/// The body as a blocking `Read`.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while !self.current.has_remaining() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current.advance(n);
+        Ok(n)
+    }
+}
+
+/// Feeds the body to the inbox; if the inbox stops early (a refusal), the
+/// rest is read and dropped so that the sender gets to read the answer.
+async fn pump(mut body: Incoming, tx: mpsc::Sender<io::Result<Bytes>>) {
+    let mut listening = true;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data()
+                    && listening
+                    && tx.send(Ok(data)).await.is_err()
+                {
+                    listening = false;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(io::Error::other(e))).await;
+                return;
+            }
+        }
+    }
+}
+
+fn refusal(status: StatusCode, reason: &str) -> Response<Body> {
+    json(status, &serde_json::json!({ "error": reason }))
+}
+
+pub(super) async fn inbox(
+    app: &Arc<App>,
+    connection: &Connection,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let relay = app.relay.clone();
+    let from = connection.peer.to_string();
+    let refused = |sender_ura: Option<String>, reason: String| {
+        relay.journal.append(Event::Relay(RelayEvent::Refused {
+            from: from.clone(),
+            sender_ura,
+            package: None,
+            reason,
+        }));
+    };
+    let book = relay.book.current();
+    let Some(gateway) = book.by_client_chain(&connection.chain).cloned() else {
+        let reason = if connection.chain.is_empty() {
+            "unknown sender: no TLS client certificate was presented"
+        } else {
+            "unknown sender: the TLS client certificate matches no gateway in the address book"
+        };
+        tracing::warn!(peer = %from, "relay inbox: {reason}");
+        refused(None, reason.to_string());
+        return refusal(StatusCode::FORBIDDEN, reason);
+    };
+    let Ok(permit) = relay.receiving.clone().try_acquire_owned() else {
+        let mut response = refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "receiving other packages; try again shortly",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+        return response;
+    };
+    let (tx, rx) = mpsc::channel(IN_FLIGHT);
+    tokio::spawn(pump(request.into_body(), tx));
+    let reader = ChannelReader {
+        rx,
+        current: Bytes::new(),
+    };
+    let (r, g) = (relay.clone(), gateway.clone());
+    let received = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        inbox::receive(&r, &g, reader)
+    })
+    .await;
+    match received {
+        Ok(Ok(signed)) => json(StatusCode::OK, &signed),
+        Ok(Err(InboxError::Replay {
+            package,
+            first,
+            receipt,
+        })) => {
+            let reason = format!("replayed package {package}: received already at {first}");
+            tracing::warn!(peer = %from, from_ura = %gateway.ura, "relay inbox: {reason}");
+            relay.journal.append(Event::Relay(RelayEvent::Refused {
+                from: from.clone(),
+                sender_ura: Some(gateway.ura.clone()),
+                package: Some(package),
+                reason: reason.clone(),
+            }));
+            json(
+                StatusCode::CONFLICT,
+                &serde_json::json!({
+                    "error": reason,
+                    "receipt": receipt.receipt,
+                    "signature": receipt.signature,
+                }),
+            )
+        }
+        Ok(Err(e)) => {
+            let reason = e.to_string();
+            tracing::warn!(peer = %from, from_ura = %gateway.ura, "relay inbox: refused: {reason}");
+            refused(Some(gateway.ura.clone()), reason.clone());
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            refusal(status, &reason)
+        }
+        Err(e) => {
+            tracing::error!("relay inbox: {e}");
+            refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! Gateway to gateway, black box: two daemons on loopback, each in the
+//! other's address book; A pushes a study to B, B forwards it to a DCMTK
+//! storescp playing the PACS. Refusals (tampered, wrong signer, unknown
+//! sender, replay), B down, A killed, a broken address-book edit, and
+//! GnuPG/sq opening a package.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Daemon, Storescp, dataset_bytes, eventually, sop_instance, text};
+
+const URA_A: &str = "11111111";
+const URA_B: &str = "22222222";
+
+fn ct_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(common::samples().join("ct-phantom"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn book_path(d: &Daemon) -> PathBuf {
+    d.dir.path().join("peers.toml")
+}
+
+/// A daemon whose address book starts empty (filled in once the peer's
+/// keys exist).
+fn gateway(name: &str, ura: &str, extra: &str) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("peers.toml");
+    std::fs::write(&book, "# filled in by the test\n").unwrap();
+    Daemon::start_in(
+        dir,
+        &format!(
+            "org_name = \"{name}\"\norg_ura = \"{ura}\"\n[relay]\naddress_book = \"{}\"\n{extra}",
+            book.display()
+        ),
+    )
+}
+
+fn cli_ok(d: &Daemon, args: &[&str]) -> String {
+    let out = d.cli(args);
+    assert!(out.status.success(), "pushgate {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The address-book entry for `d`: its OpenPGP certificate and TLS pin.
+fn entry(d: &Daemon, name: &str, ura: &str) -> String {
+    let armored = cli_ok(d, &["keys", "show", "--armor"]);
+    let shown = cli_ok(d, &["keys", "show"]);
+    let pin = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("tls_spki_sha256 = "))
+        .expect("keys show prints the TLS pin")
+        .to_string();
+    format!(
+        "[[gateway]]\nname = \"{name}\"\nura = \"{ura}\"\nurl = \"https://{}\"\nopenpgp = \"\"\"\n{}\"\"\"\ntls_spki_sha256 = {pin}\n",
+        d.http,
+        armored.trim_end()
+    )
+}
+
+fn write_book(d: &Daemon, text: &str) {
+    let path = book_path(d);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+}
+
+fn outbox(d: &Daemon) -> Vec<serde_json::Value> {
+    let out = cli_ok(d, &["outbox", "--json"]);
+    serde_json::from_str::<serde_json::Value>(&out)
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap()
+}
+
+fn study_uid(d: &Daemon) -> String {
+    let studies = d.studies();
+    studies[0]["study_uid"].as_str().unwrap().to_string()
+}
+
+fn wait_complete(d: &Daemon) {
+    assert!(
+        eventually(Duration::from_secs(20), || d.studies()[0]["state"] == "complete"),
+        "study never complete"
+    );
+}
+
+fn journal_lines(d: &Daemon, needle: &str) -> Vec<String> {
+    let out = d.cli(&["audit", "export"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
+/// POSTs a package file to `d`'s inbox with curl, as the holder of
+/// `cert`/`key` (or without a client certificate).
+fn post(d: &Daemon, file: &Path, client: Option<(&Path, &Path)>) -> (u16, serde_json::Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sk", "--max-time", "60", "-o", "-", "-w", "\n%{http_code}"])
+        .args(["-H", "Content-Type: application/octet-stream"])
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()));
+    if let Some((cert, key)) = client {
+        cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+    }
+    cmd.arg(format!("https://{}/relay/v1/inbox", d.http));
+    let out = cmd.output().unwrap();
+    let all = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = all.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn tls_of(d: &Daemon) -> (PathBuf, PathBuf) {
+    let dir = d.data_dir().join("tls");
+    (dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+fn flip_byte(from: &Path, to: &Path, at: usize) {
+    let mut bytes = std::fs::read(from).unwrap();
+    let at = at.min(bytes.len() - 1);
+    bytes[at] ^= 0x40;
+    std::fs::write(to, bytes).unwrap();
+}
+
+#[test]
+fn a_pushes_to_b_which_forwards_to_its_pacs() {
+    let pacs = Storescp::start();
+    let a = gateway("Ziekenhuis A", URA_A, "");
+    let b = gateway(
+        "Ziekenhuis B",
+        URA_B,
+        &format!("[forward]\npacs = \"STORESCP@127.0.0.1:{}\"\n", pacs.port),
+    );
+    write_book(&a, &entry(&b, "Ziekenhuis B", URA_B));
+    write_book(&b, &entry(&a, "Ziekenhuis A", URA_A));
+    // the public key is also served
+    let served = a.get("/.well-known/pushgate/openpgp.asc");
+    assert_eq!(served.status, 200);
+    assert!(served.body.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+    assert!(!served.body.contains("PRIVATE"));
+
+    let files = ct_files();
+    a.send_all(&files);
+    wait_complete(&a);
+    let study = study_uid(&a);
+    // the book reload is asynchronous: send once the entry is there
+    assert!(
+        eventually(Duration::from_secs(10), || a
+            .cli(&["send", &study, "--to-ura", URA_B, "--message", "Graag beoordelen, spoed", "--priority", "spoed"])
+            .status
+            .success()),
+        "send never accepted: {}",
+        text(&a.cli(&["send", &study, "--to-ura", URA_B]))
+    );
+    assert!(
+        eventually(Duration::from_secs(60), || outbox(&a)[0]["state"] == "sent"),
+        "not delivered: {:?}\nB log:\n{}",
+        outbox(&a),
+        b.log()
+    );
+    let item = &outbox(&a)[0];
+    assert_eq!(item["priority"], "spoed");
+    let receipt: serde_json::Value =
+        serde_json::from_str(item["receipt"]["receipt"].as_str().unwrap()).unwrap();
+    assert_eq!(receipt["package_sha256"], item["package"]["sha256"]);
+    assert_eq!(receipt["instances"], files.len() as u64);
+    assert_eq!(receipt["receiver"]["ura"], URA_B);
+
+    // B has it, with sender and message
+    let studies = b.studies();
+    assert_eq!(studies[0]["study_uid"], study.as_str());
+    assert_eq!(studies[0]["num_instances"], files.len() as u64);
+    assert_eq!(studies[0]["received_from"]["from_ura"], URA_A);
+    assert_eq!(studies[0]["received_from"]["message"], "Graag beoordelen, spoed");
+    let table = cli_ok(&b, &["studies"]);
+    assert!(table.contains("Ziekenhuis A"), "{table}");
+    // byte-identical in B's store
+    for original in &files {
+        let sop = sop_instance(original);
+        let stored = b
+            .stored_files()
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains(&sop))
+            .unwrap_or_else(|| panic!("{sop} not stored at B"));
+        assert_eq!(std::fs::read(original).unwrap(), std::fs::read(stored).unwrap());
+    }
+    // and on at the PACS, data sets byte-identical
+    assert!(
+        eventually(Duration::from_secs(60), || pacs.files().len() == files.len()),
+        "PACS has {} of {}\nB log:\n{}",
+        pacs.files().len(),
+        files.len(),
+        b.log()
+    );
+    let mut sent: Vec<Vec<u8>> = files.iter().map(|f| dataset_bytes(f)).collect();
+    let mut arrived: Vec<Vec<u8>> = pacs.files().iter().map(|f| dataset_bytes(f)).collect();
+    sent.sort();
+    arrived.sort();
+    assert!(sent == arrived, "data sets at the PACS differ from those sent");
+
+    // both journals: sent and delivered at A, received at B
+    assert_eq!(journal_lines(&a, "\"step\":\"delivered\"").len(), 1);
+    assert_eq!(journal_lines(&b, "\"step\":\"received\"").len(), 1);
+    assert!(!journal_lines(&b, "\"type\":\"forwarded\"").is_empty());
+}
+
+#[test]
+fn refusals_retries_and_exactly_once() {
+    let mut a = gateway("Ziekenhuis A", URA_A, "");
+    let mut b = gateway("Ziekenhuis B", URA_B, "");
+    write_book(&a, &entry(&b, "Ziekenhuis B", URA_B));
+    let a_entry = entry(&a, "Ziekenhuis A", URA_A);
+    write_book(&b, &a_entry);
+    let files = ct_files();
+    a.send_all(&files);
+    wait_complete(&a);
+    let study = study_uid(&a);
+
+    // B is down: A keeps the package and retries
+    b.kill9();
+    assert!(
+        eventually(Duration::from_secs(10), || a
+            .cli(&["send", &study, "--to-ura", URA_B])
+            .status
+            .success()),
+        "send never accepted"
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let o = outbox(&a);
+            o[0]["state"] == "pending" && o[0]["attempts"].as_u64() >= Some(1)
+        }),
+        "no failed attempt recorded: {:?}",
+        outbox(&a)
+    );
+    let pending = outbox(&a)[0].clone();
+    assert!(
+        pending["last_error"].as_str().unwrap().contains("connect"),
+        "{pending}"
+    );
+    let id = pending["id"].as_str().unwrap().to_string();
+    let package = a.data_dir().join("relay/outbox").join(format!("{id}.pgp"));
+    let copy = a.dir.path().join("captured.pgp");
+    std::fs::copy(&package, &copy).unwrap();
+    // A dies between attempts; the package must survive that
+    a.kill9();
+
+    b.spawn().unwrap();
+    let (a_cert, a_key) = tls_of(&a);
+    let as_a = Some((a_cert.as_path(), a_key.as_path()));
+
+    // tampered ciphertext: in the middle, and in the last bytes
+    let size = std::fs::metadata(&copy).unwrap().len() as usize;
+    for at in [size / 2, size - 3] {
+        let tampered = a.dir.path().join("tampered.pgp");
+        flip_byte(&copy, &tampered, at);
+        let (status, body) = post(&b, &tampered, as_a);
+        assert_eq!(status, 400, "tampered at {at}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("rejected"), "{body}");
+    }
+    // an unknown sender: no client certificate, or one not in the book
+    let (status, body) = post(&b, &copy, None);
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("unknown sender"), "{body}");
+    let (b_cert, b_key) = tls_of(&b);
+    let (status, body) = post(&b, &copy, Some((&b_cert, &b_key)));
+    assert_eq!(status, 403, "{body}");
+    // a wrong signer: a package GnuPG signed with another key, encrypted
+    // to B, delivered with A's certificate
+    let wrong = wrong_signer_package(&b, a.dir.path());
+    let (status, body) = post(&b, &wrong, as_a);
+    assert_eq!(status, 403, "wrong signer: {body}");
+    assert!(body["error"].as_str().unwrap().to_lowercase().contains("sign"), "{body}");
+    // none of that was ingested; each refusal journaled with its reason
+    assert_eq!(b.studies().as_array().unwrap().len(), 0);
+    assert!(journal_lines(&b, "\"step\":\"refused\"").len() >= 5);
+    assert!(b.is_running());
+
+    // an address-book edit that does not parse keeps the previous book
+    write_book(&b, &format!("{a_entry}\n[[gateway]\nname = \"broken"));
+    assert!(
+        eventually(Duration::from_secs(10), || b.log().contains("peers.toml")
+            && b.log().to_lowercase().contains("keep")),
+        "no log of the broken book:\n{}",
+        b.log()
+    );
+
+    // A comes back and delivers its package, once
+    a.spawn().unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), || outbox(&a)[0]["state"] == "sent"),
+        "not delivered after restart: {:?}\nB log:\n{}",
+        outbox(&a),
+        b.log()
+    );
+    assert_eq!(b.studies()[0]["num_instances"], files.len() as u64);
+    // the same package again is a replay: refused, with the first receipt
+    let (status, body) = post(&b, &copy, as_a);
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("replayed"), "{body}");
+    assert!(body["receipt"].as_str().unwrap().contains("package_sha256"));
+    assert_eq!(journal_lines(&b, "\"step\":\"received\"").len(), 1);
+    assert_eq!(b.studies()[0]["num_instances"], files.len() as u64);
+}
+
+/// A GnuPG key that is not A's signs a ZIP for B.
+fn wrong_signer_package(b: &Daemon, dir: &Path) -> PathBuf {
+    let home = dir.join("gnupg-wrong");
+    std::fs::create_dir_all(&home).unwrap();
+    let gpg = |args: &[&str]| {
+        let out = Command::new("gpg")
+            .args(["--batch", "--yes", "--homedir"])
+            .arg(&home)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "gpg {args:?}: {}", text(&out));
+        out
+    };
+    gpg(&["--passphrase", "", "--quick-gen-key", "Mallory <m@example.org>", "ed25519", "sign", "never"]);
+    let cert = dir.join("b.asc");
+    std::fs::write(&cert, cli_ok(b, &["keys", "show", "--armor"])).unwrap();
+    gpg(&["--import", cert.to_str().unwrap()]);
+    let zip = dir.join("any.zip");
+    std::fs::write(&zip, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
+    let out = dir.join("wrong.pgp");
+    gpg(&[
+        "--trust-model", "always", "-z", "0", "--local-user", "Mallory", "--recipient", "Ziekenhuis B",
+        "--output", out.to_str().unwrap(), "--sign", "--encrypt", zip.to_str().unwrap(),
+    ]);
+    out
+}
+
+#[test]
+fn gnupg_and_sq_open_a_package_and_the_zip_is_a_file_set() {
+    let a = gateway("Ziekenhuis A", URA_A, "");
+    let mut b = gateway("Ziekenhuis B", URA_B, "");
+    write_book(&a, &entry(&b, "Ziekenhuis B", URA_B));
+    let files = ct_files();
+    a.send_all(&files);
+    wait_complete(&a);
+    let study = study_uid(&a);
+    // B stays down: the package stays in A's outbox for us to read
+    b.kill9();
+    assert!(eventually(Duration::from_secs(10), || a
+        .cli(&["send", &study, "--to-ura", URA_B])
+        .status
+        .success()));
+    let package = || -> Option<PathBuf> {
+        let id = outbox(&a)[0]["id"].as_str()?.to_string();
+        let p = a.data_dir().join("relay/outbox").join(format!("{id}.pgp"));
+        (p.exists() && outbox(&a)[0]["package"].is_object()).then_some(p)
+    };
+    assert!(eventually(Duration::from_secs(30), || package().is_some()));
+    let package = package().unwrap();
+    let dir = a.dir.path();
+
+    // GnuPG with B's secret key and A's certificate
+    let home = dir.join("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    let gpg = |args: &[&str]| {
+        Command::new("gpg")
+            .args(["--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", "", "--homedir"])
+            .arg(&home)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let b_key = b.data_dir().join("relay/key.pgp");
+    let a_cert = dir.join("a.asc");
+    std::fs::write(&a_cert, cli_ok(&a, &["keys", "show", "--armor"])).unwrap();
+    for f in [&b_key, &a_cert] {
+        let out = gpg(&["--import", f.to_str().unwrap()]);
+        assert!(out.status.success(), "import {}: {}", f.display(), text(&out));
+    }
+    let zip = dir.join("gpg.zip");
+    let out = gpg(&["--status-fd", "1", "--trust-model", "always", "--output", zip.to_str().unwrap(), "--decrypt", package.to_str().unwrap()]);
+    assert!(out.status.success(), "gpg --decrypt: {}", text(&out));
+    let status = String::from_utf8_lossy(&out.stdout);
+    let a_fpr = cli_ok(&a, &["keys", "show"])
+        .lines()
+        .find_map(|l| l.strip_prefix("fingerprint").map(|f| f.trim().to_string()))
+        .unwrap();
+    assert!(status.contains("[GNUPG:] GOODSIG"), "{status}");
+    assert!(status.contains(&format!("VALIDSIG")) && status.contains(&a_fpr), "{status}");
+
+    // sq with the same keys gives the same ZIP
+    let sq_zip = dir.join("sq.zip");
+    let out = Command::new("sq")
+        .args(["decrypt", "--recipient-file"])
+        .arg(&b_key)
+        .arg("--signer-file")
+        .arg(&a_cert)
+        .arg("--output")
+        .arg(&sq_zip)
+        .arg(&package)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sq decrypt: {}", text(&out));
+    assert_eq!(std::fs::read(&zip).unwrap(), std::fs::read(&sq_zip).unwrap());
+
+    // the ZIP opens like a CD: DICOMDIR passes dcmftest, every image is there
+    let unpacked = dir.join("unpacked");
+    let out = Command::new("unzip").arg("-q").arg(&zip).arg("-d").arg(&unpacked).output().unwrap();
+    assert!(out.status.success(), "unzip: {}", text(&out));
+    let out = Command::new("dcmftest").arg(unpacked.join("DICOMDIR")).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("yes:"), "dcmftest: {}", text(&out));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(unpacked.join("MANIFEST.JSON")).unwrap()).unwrap();
+    assert_eq!(manifest["sender"]["ura"], URA_A);
+    assert_eq!(manifest["recipient"]["ura"], URA_B);
+    assert_eq!(manifest["instances"], files.len() as u64);
+    let mut images = 0;
+    for f in manifest["files"].as_array().unwrap() {
+        let name = f["name"].as_str().unwrap();
+        let bytes = std::fs::read(unpacked.join(name)).unwrap();
+        assert_eq!(bytes.len() as u64, f["size"].as_u64().unwrap(), "{name}");
+        images += name.starts_with("DICOM/") as usize;
+    }
+    assert_eq!(images, files.len());
+}
