@@ -230,12 +230,34 @@ fn start_relay(
     tasks: &mut JoinSet<()>,
 ) -> Result<(), DaemonError> {
     tasks.spawn(relay::deliver_outbox(relay.clone(), stop.clone()));
-    tasks.spawn(wake_on_complete(relay.clone(), events.clone(), stop.clone()));
+    tasks.spawn(wake_on_complete(
+        relay.clone(),
+        events.clone(),
+        stop.clone(),
+    ));
     if let Some(path) = config.relay.address_book.clone() {
-        tasks.spawn(relay.book.clone().watch(path, stop.clone()));
+        let watch = relay.book.clone().watch(path, stop.clone());
+        tasks.spawn(async move {
+            if let Err(e) = watch.await {
+                tracing::error!("address book: not watched for changes: {e}");
+            }
+        });
     }
-    if let (Some(sync), Some(path)) = (config.relay.sync.clone(), config.relay.address_book.clone()) {
-        tasks.spawn(relay::book::sync_loop(relay.book.clone(), sync, path, stop.clone()));
+    if let (Some(sync), Some(path)) = (config.relay.sync.clone(), config.relay.address_book.clone())
+    {
+        let publisher = relay::book::load_publisher(&sync.publisher)
+            .map_err(|e| DaemonError::Internal(format!("relay.address_book_publisher: {e}")))?;
+        let tls = relay::book::system_roots_client_config()
+            .map_err(|e| DaemonError::Internal(format!("address book sync: {e}")))?;
+        tasks.spawn(relay::book::sync_loop(
+            sync.url,
+            publisher,
+            path,
+            sync.every,
+            tls,
+            relay.book.clone(),
+            stop.clone(),
+        ));
     }
     if let (Some(forwarder), Some(pacs)) = (relay.forwarder.clone(), config.forward.pacs.as_ref()) {
         let pacs = pacs
@@ -246,7 +268,6 @@ fn start_relay(
             config.dicom.ae_title.clone(),
             store.index.clone(),
             store.files.clone(),
-            relay.journal.clone(),
             stop.clone(),
         ));
     }

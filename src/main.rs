@@ -294,7 +294,12 @@ fn run(args: Args) -> anyhow::Result<()> {
                 message,
                 priority,
             };
-            runtime.block_on(cli::relay::send(&config, args, json, &mut std::io::stdout()))?;
+            runtime.block_on(cli::relay::send(
+                &config,
+                args,
+                json,
+                &mut std::io::stdout(),
+            ))?;
             Ok(())
         }
         Command::Outbox { json } => {

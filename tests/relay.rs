@@ -89,7 +89,8 @@ fn study_uid(d: &Daemon) -> String {
 
 fn wait_complete(d: &Daemon) {
     assert!(
-        eventually(Duration::from_secs(20), || d.studies()[0]["state"] == "complete"),
+        eventually(Duration::from_secs(20), || d.studies()[0]["state"]
+            == "complete"),
         "study never complete"
     );
 }
@@ -150,7 +151,11 @@ fn a_pushes_to_b_which_forwards_to_its_pacs() {
     // the public key is also served
     let served = a.get("/.well-known/pushgate/openpgp.asc");
     assert_eq!(served.status, 200);
-    assert!(served.body.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+    assert!(
+        served
+            .body
+            .starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    );
     assert!(!served.body.contains("PRIVATE"));
 
     let files = ct_files();
@@ -160,7 +165,16 @@ fn a_pushes_to_b_which_forwards_to_its_pacs() {
     // the book reload is asynchronous: send once the entry is there
     assert!(
         eventually(Duration::from_secs(10), || a
-            .cli(&["send", &study, "--to-ura", URA_B, "--message", "Graag beoordelen, spoed", "--priority", "spoed"])
+            .cli(&[
+                "send",
+                &study,
+                "--to-ura",
+                URA_B,
+                "--message",
+                "Graag beoordelen, spoed",
+                "--priority",
+                "spoed"
+            ])
             .status
             .success()),
         "send never accepted: {}",
@@ -185,7 +199,10 @@ fn a_pushes_to_b_which_forwards_to_its_pacs() {
     assert_eq!(studies[0]["study_uid"], study.as_str());
     assert_eq!(studies[0]["num_instances"], files.len() as u64);
     assert_eq!(studies[0]["received_from"]["from_ura"], URA_A);
-    assert_eq!(studies[0]["received_from"]["message"], "Graag beoordelen, spoed");
+    assert_eq!(
+        studies[0]["received_from"]["message"],
+        "Graag beoordelen, spoed"
+    );
     let table = cli_ok(&b, &["studies"]);
     assert!(table.contains("Ziekenhuis A"), "{table}");
     // byte-identical in B's store
@@ -196,11 +213,15 @@ fn a_pushes_to_b_which_forwards_to_its_pacs() {
             .into_iter()
             .find(|p| p.to_string_lossy().contains(&sop))
             .unwrap_or_else(|| panic!("{sop} not stored at B"));
-        assert_eq!(std::fs::read(original).unwrap(), std::fs::read(stored).unwrap());
+        assert_eq!(
+            std::fs::read(original).unwrap(),
+            std::fs::read(stored).unwrap()
+        );
     }
     // and on at the PACS, data sets byte-identical
     assert!(
-        eventually(Duration::from_secs(60), || pacs.files().len() == files.len()),
+        eventually(Duration::from_secs(60), || pacs.files().len()
+            == files.len()),
         "PACS has {} of {}\nB log:\n{}",
         pacs.files().len(),
         files.len(),
@@ -210,7 +231,10 @@ fn a_pushes_to_b_which_forwards_to_its_pacs() {
     let mut arrived: Vec<Vec<u8>> = pacs.files().iter().map(|f| dataset_bytes(f)).collect();
     sent.sort();
     arrived.sort();
-    assert!(sent == arrived, "data sets at the PACS differ from those sent");
+    assert!(
+        sent == arrived,
+        "data sets at the PACS differ from those sent"
+    );
 
     // both journals: sent and delivered at A, received at B
     assert_eq!(journal_lines(&a, "\"step\":\"delivered\"").len(), 1);
@@ -270,12 +294,18 @@ fn refusals_retries_and_exactly_once() {
         flip_byte(&copy, &tampered, at);
         let (status, body) = post(&b, &tampered, as_a);
         assert_eq!(status, 400, "tampered at {at}: {body}");
-        assert!(body["error"].as_str().unwrap().contains("rejected"), "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("rejected"),
+            "{body}"
+        );
     }
     // an unknown sender: no client certificate, or one not in the book
     let (status, body) = post(&b, &copy, None);
     assert_eq!(status, 403, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("unknown sender"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("unknown sender"),
+        "{body}"
+    );
     let (b_cert, b_key) = tls_of(&b);
     let (status, body) = post(&b, &copy, Some((&b_cert, &b_key)));
     assert_eq!(status, 403, "{body}");
@@ -284,7 +314,14 @@ fn refusals_retries_and_exactly_once() {
     let wrong = wrong_signer_package(&b, a.dir.path());
     let (status, body) = post(&b, &wrong, as_a);
     assert_eq!(status, 403, "wrong signer: {body}");
-    assert!(body["error"].as_str().unwrap().to_lowercase().contains("sign"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("sign"),
+        "{body}"
+    );
     // none of that was ingested; each refusal journaled with its reason
     assert_eq!(b.studies().as_array().unwrap().len(), 0);
     assert!(journal_lines(&b, "\"step\":\"refused\"").len() >= 5);
@@ -311,7 +348,10 @@ fn refusals_retries_and_exactly_once() {
     // the same package again is a replay: refused, with the first receipt
     let (status, body) = post(&b, &copy, as_a);
     assert_eq!(status, 409, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("replayed"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("replayed"),
+        "{body}"
+    );
     assert!(body["receipt"].as_str().unwrap().contains("package_sha256"));
     assert_eq!(journal_lines(&b, "\"step\":\"received\"").len(), 1);
     assert_eq!(b.studies()[0]["num_instances"], files.len() as u64);
@@ -331,7 +371,15 @@ fn wrong_signer_package(b: &Daemon, dir: &Path) -> PathBuf {
         assert!(out.status.success(), "gpg {args:?}: {}", text(&out));
         out
     };
-    gpg(&["--passphrase", "", "--quick-gen-key", "Mallory <m@example.org>", "ed25519", "sign", "never"]);
+    gpg(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "Mallory <m@example.org>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
     let cert = dir.join("b.asc");
     std::fs::write(&cert, cli_ok(b, &["keys", "show", "--armor"])).unwrap();
     gpg(&["--import", cert.to_str().unwrap()]);
@@ -339,8 +387,19 @@ fn wrong_signer_package(b: &Daemon, dir: &Path) -> PathBuf {
     std::fs::write(&zip, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
     let out = dir.join("wrong.pgp");
     gpg(&[
-        "--trust-model", "always", "-z", "0", "--local-user", "Mallory", "--recipient", "Ziekenhuis B",
-        "--output", out.to_str().unwrap(), "--sign", "--encrypt", zip.to_str().unwrap(),
+        "--trust-model",
+        "always",
+        "-z",
+        "0",
+        "--local-user",
+        "Mallory",
+        "--recipient",
+        "Ziekenhuis B",
+        "--output",
+        out.to_str().unwrap(),
+        "--sign",
+        "--encrypt",
+        zip.to_str().unwrap(),
     ]);
     out
 }
@@ -374,7 +433,15 @@ fn gnupg_and_sq_open_a_package_and_the_zip_is_a_file_set() {
     std::fs::create_dir_all(&home).unwrap();
     let gpg = |args: &[&str]| {
         Command::new("gpg")
-            .args(["--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", "", "--homedir"])
+            .args([
+                "--batch",
+                "--yes",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+                "--homedir",
+            ])
             .arg(&home)
             .args(args)
             .output()
@@ -385,10 +452,24 @@ fn gnupg_and_sq_open_a_package_and_the_zip_is_a_file_set() {
     std::fs::write(&a_cert, cli_ok(&a, &["keys", "show", "--armor"])).unwrap();
     for f in [&b_key, &a_cert] {
         let out = gpg(&["--import", f.to_str().unwrap()]);
-        assert!(out.status.success(), "import {}: {}", f.display(), text(&out));
+        assert!(
+            out.status.success(),
+            "import {}: {}",
+            f.display(),
+            text(&out)
+        );
     }
     let zip = dir.join("gpg.zip");
-    let out = gpg(&["--status-fd", "1", "--trust-model", "always", "--output", zip.to_str().unwrap(), "--decrypt", package.to_str().unwrap()]);
+    let out = gpg(&[
+        "--status-fd",
+        "1",
+        "--trust-model",
+        "always",
+        "--output",
+        zip.to_str().unwrap(),
+        "--decrypt",
+        package.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "gpg --decrypt: {}", text(&out));
     let status = String::from_utf8_lossy(&out.stdout);
     let a_fpr = cli_ok(&a, &["keys", "show"])
@@ -396,7 +477,10 @@ fn gnupg_and_sq_open_a_package_and_the_zip_is_a_file_set() {
         .find_map(|l| l.strip_prefix("fingerprint").map(|f| f.trim().to_string()))
         .unwrap();
     assert!(status.contains("[GNUPG:] GOODSIG"), "{status}");
-    assert!(status.contains(&format!("VALIDSIG")) && status.contains(&a_fpr), "{status}");
+    assert!(
+        status.contains("VALIDSIG") && status.contains(&a_fpr),
+        "{status}"
+    );
 
     // sq with the same keys gives the same ZIP
     let sq_zip = dir.join("sq.zip");
@@ -411,14 +495,30 @@ fn gnupg_and_sq_open_a_package_and_the_zip_is_a_file_set() {
         .output()
         .unwrap();
     assert!(out.status.success(), "sq decrypt: {}", text(&out));
-    assert_eq!(std::fs::read(&zip).unwrap(), std::fs::read(&sq_zip).unwrap());
+    assert_eq!(
+        std::fs::read(&zip).unwrap(),
+        std::fs::read(&sq_zip).unwrap()
+    );
 
     // the ZIP opens like a CD: DICOMDIR passes dcmftest, every image is there
     let unpacked = dir.join("unpacked");
-    let out = Command::new("unzip").arg("-q").arg(&zip).arg("-d").arg(&unpacked).output().unwrap();
+    let out = Command::new("unzip")
+        .arg("-q")
+        .arg(&zip)
+        .arg("-d")
+        .arg(&unpacked)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "unzip: {}", text(&out));
-    let out = Command::new("dcmftest").arg(unpacked.join("DICOMDIR")).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("yes:"), "dcmftest: {}", text(&out));
+    let out = Command::new("dcmftest")
+        .arg(unpacked.join("DICOMDIR"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("yes:"),
+        "dcmftest: {}",
+        text(&out)
+    );
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(unpacked.join("MANIFEST.JSON")).unwrap()).unwrap();
     assert_eq!(manifest["sender"]["ura"], URA_A);

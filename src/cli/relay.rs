@@ -47,8 +47,14 @@ pub async fn send(
     Ok(())
 }
 
-pub async fn outbox(config: &Config, as_json: bool, out: &mut impl Write) -> Result<(), ClientError> {
-    let items = AdminClient::new(config)?.get_json("/admin/v1/outbox").await?;
+pub async fn outbox(
+    config: &Config,
+    as_json: bool,
+    out: &mut impl Write,
+) -> Result<(), ClientError> {
+    let items = AdminClient::new(config)?
+        .get_json("/admin/v1/outbox")
+        .await?;
     if as_json {
         let _ = writeln!(out, "{items}");
         return Ok(());
@@ -94,7 +100,11 @@ pub async fn outbox(config: &Config, as_json: bool, out: &mut impl Write) -> Res
 }
 
 /// `pushgate keys init`: makes the gateway's key; refuses to replace one.
-pub fn keys_init(config: &Config, algorithm: KeyAlgorithm, out: &mut impl Write) -> Result<(), RelayError> {
+pub fn keys_init(
+    config: &Config,
+    algorithm: KeyAlgorithm,
+    out: &mut impl Write,
+) -> Result<(), RelayError> {
     let path = &config.relay.key;
     if path.exists() {
         let key = OwnKey::load(path)?;
@@ -105,7 +115,12 @@ pub fn keys_init(config: &Config, algorithm: KeyAlgorithm, out: &mut impl Write)
         )));
     }
     let (key, _) = OwnKey::load_or_create(path, &user_id(config), algorithm)?;
-    let _ = writeln!(out, "created {}\nfingerprint {}", path.display(), key.fingerprint());
+    let _ = writeln!(
+        out,
+        "created {}\nfingerprint {}",
+        path.display(),
+        key.fingerprint()
+    );
     Ok(())
 }
 
@@ -116,27 +131,41 @@ pub fn keys_show(config: &Config, armored: bool, out: &mut impl Write) -> Result
         let _ = write!(out, "{}", key.public_armored());
         return Ok(());
     }
-    let _ = writeln!(out, "OpenPGP key  {}\nfingerprint  {}", config.relay.key.display(), key.fingerprint());
+    let _ = writeln!(
+        out,
+        "OpenPGP key  {}\nfingerprint  {}",
+        config.relay.key.display(),
+        key.fingerprint()
+    );
     let (cert, _) = tls::cert_paths(config);
     match tls::load_certs(&cert) {
-        Ok(certs) if !certs.is_empty() => match crate::relay::book::spki_sha256(certs[0].as_ref()) {
-            Ok(pin) => {
-                use base64::Engine;
-                let _ = writeln!(
-                    out,
-                    "TLS cert     {}\ntls_spki_sha256 = \"{}\"",
-                    cert.display(),
-                    base64::engine::general_purpose::STANDARD.encode(pin)
-                );
+        Ok(certs) if !certs.is_empty() => {
+            match crate::relay::book::spki_sha256(certs[0].as_ref()) {
+                Ok(pin) => {
+                    use base64::Engine;
+                    let _ = writeln!(
+                        out,
+                        "TLS cert     {}\ntls_spki_sha256 = \"{}\"",
+                        cert.display(),
+                        base64::engine::general_purpose::STANDARD.encode(pin)
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "TLS cert     {}: {e}", cert.display());
+                }
             }
-            Err(e) => {
-                let _ = writeln!(out, "TLS cert     {}: {e}", cert.display());
-            }
-        },
+        }
         _ => {
-            let _ = writeln!(out, "TLS cert     {} (not made yet: start the daemon once)", cert.display());
+            let _ = writeln!(
+                out,
+                "TLS cert     {} (not made yet: start the daemon once)",
+                cert.display()
+            );
         }
     }
-    let _ = writeln!(out, "public key   pushgate keys show --armor  (or GET /.well-known/pushgate/openpgp.asc)");
+    let _ = writeln!(
+        out,
+        "public key   pushgate keys show --armor  (or GET /.well-known/pushgate/openpgp.asc)"
+    );
     Ok(())
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{
-    AdminConfig, BookSync, Config, ConfigError, DicomConfig, ForwardConfig, GrantsConfig, HttpConfig,
-    ImportConfig, LogConfig, LogFormat, RelayConfig, TlsFiles, parse_duration,
+    AdminConfig, BookSync, Config, ConfigError, DicomConfig, ForwardConfig, GrantsConfig,
+    HttpConfig, ImportConfig, LogConfig, LogFormat, RelayConfig, TlsFiles, parse_duration,
 };
 
 pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");

@@ -40,7 +40,7 @@ pub use sync::{
     SyncOutcome, load_publisher, roots_client_config, sync_loop, sync_once,
     system_roots_client_config,
 };
-pub use trust::{BookClientVerifier, spki_pin_base64, spki_pin_of_pem_file, spki_sha256};
+pub use trust::{spki_pin_base64, spki_pin_of_pem_file, spki_sha256};
 
 /// Everything that can go wrong with an address book, its entries, its
 /// TLS trust or its sync. Messages name the file, the entry (1-based index

@@ -56,7 +56,9 @@ struct ReceiptBody {
 }
 
 fn backoff(attempts: u32) -> Duration {
-    let base = BACKOFF.saturating_mul(1u32 << attempts.min(16)).min(MAX_BACKOFF);
+    let base = BACKOFF
+        .saturating_mul(1u32 << attempts.min(16))
+        .min(MAX_BACKOFF);
     // ±20 % so that many gateways recovering together do not retry in step
     let jitter = 0.8 + 0.4 * rand::random::<f64>();
     base.mul_f64(jitter)
@@ -80,7 +82,7 @@ pub async fn run(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
         let sleep = match due {
             Ok(Due::Now(item)) => {
                 tokio::select! {
-                    () = work(&relay, item) => continue,
+                    () = work(&relay, *item) => continue,
                     _ = stop.changed() => return,
                 }
             }
@@ -120,7 +122,15 @@ async fn work(relay: &Arc<Relay>, mut item: Item) {
             return save(relay, &item).await;
         }
         Ok(Some(_)) => item.state = State::Pending,
-        Ok(None) => return fail(relay, item, "the study is no longer in the store".into(), true).await,
+        Ok(None) => {
+            return fail(
+                relay,
+                item,
+                "the study is no longer in the store".into(),
+                true,
+            )
+            .await;
+        }
         Err(e) => return fail(relay, item, e.to_string(), false).await,
     }
     let book = relay.book.current();
@@ -134,7 +144,9 @@ async fn work(relay: &Arc<Relay>, mut item: Item) {
                 item.package = Some(info);
                 save(relay, &item).await;
             }
-            Err(e) => return fail(relay, item, format!("cannot make the package: {e}"), false).await,
+            Err(e) => {
+                return fail(relay, item, format!("cannot make the package: {e}"), false).await;
+            }
         }
     }
     let Some(package) = item.package.clone() else {
@@ -171,9 +183,7 @@ async fn make_package(
             .and_then(|g| r.authz.grant_state(&crate::authz::GrantId(g.clone())))
         {
             instances.retain(|(key, record)| {
-                grant
-                    .grant
-                    .covers_instance(&study, key, &record.attrs.sop_class_uid)
+                grant.covers_instance(&study, key, &record.attrs.sop_class_uid)
             });
         }
         let members = file_set_instances(index.as_ref(), r.ingestor.files(), &instances)?;
@@ -324,7 +334,9 @@ async fn deliver(
         .to_string();
     let port = base.port_u16().unwrap_or(443);
     let path = format!("{}/relay/v1/inbox", base.path().trim_end_matches('/'));
-    let retry = |what: &str, e: &dyn std::fmt::Display| Ok(Answer::Retry(format!("{what} {}: {e}", gateway.url)));
+    let retry = |what: &str, e: &dyn std::fmt::Display| {
+        Ok(Answer::Retry(format!("{what} {}: {e}", gateway.url)))
+    };
 
     let tcp = match tokio::time::timeout(
         CONNECT_TIMEOUT,
@@ -368,16 +380,20 @@ async fn deliver(
         .header(header::HOST, authority)
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::CONTENT_LENGTH, size)
-        .header(header::USER_AGENT, concat!("pushgate/", env!("CARGO_PKG_VERSION")))
+        .header(
+            header::USER_AGENT,
+            concat!("pushgate/", env!("CARGO_PKG_VERSION")),
+        )
         .body(body)
         .map_err(|e| RelayError::Internal(e.to_string()))?;
     // the upload itself may take long; the answer after it may not
     let upload = Duration::from_secs(60 + size / (1 << 20));
-    let response = match tokio::time::timeout(upload + ANSWER_TIMEOUT, sender.send_request(request)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(e)) => return retry("delivery to", &e),
-        Err(_) => return retry("delivery to", &"timed out"),
-    };
+    let response =
+        match tokio::time::timeout(upload + ANSWER_TIMEOUT, sender.send_request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => return retry("delivery to", &e),
+            Err(_) => return retry("delivery to", &"timed out"),
+        };
     let status = response.status();
     let body = match tokio::time::timeout(
         Duration::from_secs(30),
@@ -435,8 +451,13 @@ mod tests {
     fn backoff_grows_with_jitter_and_a_cap() {
         for attempt in 0..20 {
             let d = backoff(attempt);
-            let base = BACKOFF.saturating_mul(1 << attempt.min(16)).min(MAX_BACKOFF);
-            assert!(d >= base.mul_f64(0.79) && d <= base.mul_f64(1.21), "{attempt}: {d:?}");
+            let base = BACKOFF
+                .saturating_mul(1 << attempt.min(16))
+                .min(MAX_BACKOFF);
+            assert!(
+                d >= base.mul_f64(0.79) && d <= base.mul_f64(1.21),
+                "{attempt}: {d:?}"
+            );
         }
         assert!(backoff(30) <= MAX_BACKOFF.mul_f64(1.21));
     }
@@ -444,14 +465,26 @@ mod tests {
     #[test]
     fn answers() {
         let receipt = br#"{"receipt":"{}","signature":"sig"}"#;
-        assert!(matches!(interpret(StatusCode::OK, receipt), Answer::Delivered(_)));
-        assert!(matches!(interpret(StatusCode::CONFLICT, receipt), Answer::Duplicate(_)));
+        assert!(matches!(
+            interpret(StatusCode::OK, receipt),
+            Answer::Delivered(_)
+        ));
+        assert!(matches!(
+            interpret(StatusCode::CONFLICT, receipt),
+            Answer::Duplicate(_)
+        ));
         assert!(matches!(interpret(StatusCode::OK, b"{}"), Answer::Retry(_)));
         match interpret(StatusCode::BAD_REQUEST, br#"{"error":"hash mismatch"}"#) {
             Answer::Refused(r) => assert!(r.contains("hash mismatch"), "{r}"),
             _ => panic!("a 400 is final"),
         }
-        assert!(matches!(interpret(StatusCode::SERVICE_UNAVAILABLE, b""), Answer::Retry(_)));
-        assert!(matches!(interpret(StatusCode::FORBIDDEN, b""), Answer::Retry(_)));
+        assert!(matches!(
+            interpret(StatusCode::SERVICE_UNAVAILABLE, b""),
+            Answer::Retry(_)
+        ));
+        assert!(matches!(
+            interpret(StatusCode::FORBIDDEN, b""),
+            Answer::Retry(_)
+        ));
     }
 }

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use crate::dimse::scu::{self, InstanceResult, Outcome, Outgoing, PacsAddress};
+use crate::journal::{Event, Journal};
 use crate::store::{FileStore, Index, InstanceKey, Timestamp, Uid};
 
 /// Name of the sled tree.
@@ -72,9 +73,10 @@ pub enum ForwardState {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ForwardItem {
     pub key: InstanceKey,
+    #[serde(flatten)]
     pub state: ForwardState,
     /// Associations tried for it.
     pub attempts: u32,
@@ -162,6 +164,7 @@ pub struct Forwarder {
     backoff_base: Duration,
     give_up_after: Duration,
     timeout: Duration,
+    journal: Option<Journal>,
 }
 
 impl Forwarder {
@@ -174,6 +177,7 @@ impl Forwarder {
             backoff_base: BACKOFF_BASE,
             give_up_after: GIVE_UP_AFTER,
             timeout: STEP_TIMEOUT,
+            journal: None,
         })
     }
 
@@ -187,6 +191,26 @@ impl Forwarder {
     pub fn with_give_up_after(mut self, after: Duration) -> Forwarder {
         self.give_up_after = after;
         self
+    }
+
+    /// Journals each instance's final status (`forwarded`); set before
+    /// cloning.
+    pub fn with_journal(mut self, journal: Journal) -> Forwarder {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Journals a final status, if a journal was given.
+    fn journal_final(&self, key: &InstanceKey, pacs: &str, status: Option<u16>, reason: &str) {
+        if let Some(journal) = &self.journal {
+            journal.append(Event::Forwarded {
+                study: key.study.clone(),
+                sop: key.sop.clone(),
+                pacs: pacs.to_string(),
+                status,
+                reason: reason.to_string(),
+            });
+        }
     }
 
     /// Another bound on each association step; set before cloning.
@@ -275,21 +299,21 @@ impl Forwarder {
     }
 
     /// Changes the record of `key` unless it was enqueued again since
-    /// `seq` was read. Blocking.
+    /// `seq` was read (false then). Blocking.
     fn settle(
         &self,
         key: &InstanceKey,
         seq: u64,
         change: impl Fn(&mut Record),
-    ) -> Result<(), ForwardError> {
+    ) -> Result<bool, ForwardError> {
         let k = tree_key(key);
         loop {
             let Some(old) = self.tree.get(&k)? else {
-                return Ok(());
+                return Ok(false);
             };
             let mut record = decode(&k, &old)?;
             if record.seq != seq || record.state != ForwardState::Pending {
-                return Ok(());
+                return Ok(false);
             }
             change(&mut record);
             if self
@@ -297,7 +321,7 @@ impl Forwarder {
                 .compare_and_swap(&k, Some(&old), Some(encode(&record)))?
                 .is_ok()
             {
-                return Ok(());
+                return Ok(true);
             }
         }
     }
@@ -305,6 +329,7 @@ impl Forwarder {
     /// Records the outcome of one association. Blocking.
     fn record(
         &self,
+        pacs: &str,
         batch: &[Queued],
         results: &[Option<InstanceResult>],
         error: Option<&str>,
@@ -315,7 +340,7 @@ impl Forwarder {
             match result {
                 Some(r) if r.is_stored() => {
                     tally.sent += 1;
-                    self.settle(key, *seq, |rec| {
+                    let settled = self.settle(key, *seq, |rec| {
                         rec.attempts += 1;
                         rec.state = ForwardState::Sent {
                             status: r.status,
@@ -323,6 +348,9 @@ impl Forwarder {
                         };
                         rec.last_error = None;
                     })?;
+                    if settled {
+                        self.journal_final(key, pacs, Some(r.status), "");
+                    }
                 }
                 Some(r) => {
                     tally.failed += 1;
@@ -331,7 +359,7 @@ impl Forwarder {
                         _ => format!("status {:#06X}", r.status),
                     };
                     tracing::warn!(instance = %key.sop, status = r.status, "{reason}");
-                    self.settle(key, *seq, |rec| {
+                    let settled = self.settle(key, *seq, |rec| {
                         rec.attempts += 1;
                         rec.last_error = Some(reason.clone());
                         rec.state = ForwardState::Failed {
@@ -340,26 +368,30 @@ impl Forwarder {
                             at: now,
                         };
                     })?;
+                    if settled {
+                        self.journal_final(key, pacs, Some(r.status), &reason);
+                    }
                 }
                 None => {
                     let error = error.unwrap_or("the association ended before this instance");
                     let give_up_after = self.give_up_after;
                     let base = self.backoff_base;
-                    let gave_up = std::cell::Cell::new(false);
+                    let gave_up = std::cell::RefCell::new(None);
                     self.settle(key, *seq, |rec| {
                         rec.attempts += 1;
                         rec.last_error = Some(error.to_string());
                         let first = *rec.first_failure.get_or_insert(now);
                         if now.0.saturating_sub(first.0) >= give_up_after.as_millis() as u64 {
-                            gave_up.set(true);
+                            let reason = format!(
+                                "gave up after {} attempts over {}: {error}",
+                                rec.attempts,
+                                humantime::format_duration(Duration::from_secs(
+                                    now.0.saturating_sub(first.0) / 1000
+                                ))
+                            );
+                            *gave_up.borrow_mut() = Some(reason.clone());
                             rec.state = ForwardState::Failed {
-                                reason: format!(
-                                    "gave up after {} attempts over {}: {error}",
-                                    rec.attempts,
-                                    humantime::format_duration(Duration::from_secs(
-                                        now.0.saturating_sub(first.0) / 1000
-                                    ))
-                                ),
+                                reason,
                                 attempts: rec.attempts,
                                 at: now,
                             };
@@ -367,7 +399,8 @@ impl Forwarder {
                             rec.next_attempt = now.saturating_add(backoff(base, rec.attempts));
                         }
                     })?;
-                    if gave_up.get() {
+                    if let Some(reason) = gave_up.into_inner() {
+                        self.journal_final(key, pacs, None, &reason);
                         tally.given_up += 1;
                     } else {
                         tally.retry += 1;
@@ -383,6 +416,7 @@ impl Forwarder {
     /// at once. Blocking.
     fn outgoing(
         &self,
+        pacs: &str,
         batch: &[Queued],
         index: &dyn Index,
         files: &FileStore,
@@ -395,13 +429,16 @@ impl Forwarder {
                 Ok(Some(record)) => record,
                 Ok(None) => {
                     tracing::warn!(instance = %key.sop, "queued for the PACS but no longer stored");
-                    self.settle(key, *seq, |rec| {
+                    let settled = self.settle(key, *seq, |rec| {
                         rec.state = ForwardState::Failed {
                             reason: "no longer in the store".into(),
                             attempts: rec.attempts,
                             at: now,
                         };
                     })?;
+                    if settled {
+                        self.journal_final(key, pacs, None, "no longer in the store");
+                    }
                     continue;
                 }
                 Err(e) => return Err(ForwardError::Task(format!("index: {e}"))),
@@ -508,9 +545,9 @@ impl Forwarder {
         let Some(study) = batch.first().map(|(k, _)| k.study.clone()) else {
             return Ok(());
         };
-        let (index, files) = (index.clone(), files.clone());
+        let (index, files, label) = (index.clone(), files.clone(), pacs.to_string());
         let (batch, items) = self
-            .blocking(move |f| f.outgoing(&batch, index.as_ref(), &files))
+            .blocking(move |f| f.outgoing(&label, &batch, index.as_ref(), &files))
             .await?;
         if items.is_empty() {
             return Ok(());
@@ -527,9 +564,9 @@ impl Forwarder {
         };
         let error = error.map(|e| e.to_string());
         let secs = started.elapsed().as_secs_f64();
-        let reason = error.clone();
+        let (reason, label) = (error.clone(), pacs.to_string());
         let tally = self
-            .blocking(move |f| f.record(&batch, &results, reason.as_deref()))
+            .blocking(move |f| f.record(&label, &batch, &results, reason.as_deref()))
             .await?;
         match &error {
             None => tracing::info!(

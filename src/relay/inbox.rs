@@ -107,7 +107,9 @@ impl Inbox {
             .get(study.as_str().as_bytes())
             .map_err(|e| e.to_string())?
         {
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| e.to_string()),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| e.to_string()),
             None => Ok(None),
         }
     }
@@ -187,7 +189,11 @@ type Unpacked = (Manifest, Vec<Staged>, Option<Kept>);
 
 /// Reads the ZIP inside the message entry by entry: the manifest first,
 /// then every file hashed against it (images staged, the rest discarded).
-fn unpack(relay: &Relay, gateway: &Gateway, opened: &mut impl Read) -> Result<Unpacked, InboxError> {
+fn unpack(
+    relay: &Relay,
+    gateway: &Gateway,
+    opened: &mut impl Read,
+) -> Result<Unpacked, InboxError> {
     let mut manifest: Option<(Manifest, HashMap<String, FileDigest>)> = None;
     let mut replay = None;
     let mut staged = Vec::new();
@@ -196,17 +202,24 @@ fn unpack(relay: &Relay, gateway: &Gateway, opened: &mut impl Read) -> Result<Un
         let entry = zip::read::read_zipfile_from_stream(opened)
             .map_err(|e| refused(format!("package rejected: {}", crate::error_chain(&e))))?;
         let Some(mut entry) = entry else { break };
+        let name = entry
+            .name()
+            .map_err(|e| refused(format!("an entry's name: {}", crate::error_chain(&e))))?
+            .to_string();
         if entry.compression() != zip::CompressionMethod::Stored {
-            return Err(refused(format!("{}: only stored entries are expected", entry.name())));
+            return Err(refused(format!("{name}: only stored entries are expected")));
         }
-        let name = entry.name().to_string();
         if name == MANIFEST_NAME {
             if manifest.is_some() {
                 return Err(refused("two manifests"));
             }
             let m = read_manifest(relay, gateway, &mut entry)?;
             replay = relay.inbox.seen(&m.package_id)?;
-            let files = m.files.iter().map(|f| (f.name.clone(), f.clone())).collect::<HashMap<_, _>>();
+            let files = m
+                .files
+                .iter()
+                .map(|f| (f.name.clone(), f.clone()))
+                .collect::<HashMap<_, _>>();
             if files.len() != m.files.len() {
                 return Err(refused("the manifest lists a file twice"));
             }
@@ -243,12 +256,19 @@ fn unpack(relay: &Relay, gateway: &Gateway, opened: &mut impl Read) -> Result<Un
         return Err(refused("the package has no manifest"));
     };
     if let Some(missing) = manifest.files.iter().find(|f| !seen.contains(&f.name)) {
-        return Err(refused(format!("{} is in the manifest but not in the package", missing.name)));
+        return Err(refused(format!(
+            "{} is in the manifest but not in the package",
+            missing.name
+        )));
     }
     Ok((manifest, staged, replay))
 }
 
-fn read_manifest(relay: &Relay, gateway: &Gateway, entry: &mut impl Read) -> Result<Manifest, InboxError> {
+fn read_manifest(
+    relay: &Relay,
+    gateway: &Gateway,
+    entry: &mut impl Read,
+) -> Result<Manifest, InboxError> {
     let mut bytes = Vec::new();
     entry
         .take(MAX_MANIFEST + 1)
@@ -257,11 +277,17 @@ fn read_manifest(relay: &Relay, gateway: &Gateway, entry: &mut impl Read) -> Res
     if bytes.len() as u64 > MAX_MANIFEST {
         return Err(refused("the manifest is larger than 16 MiB"));
     }
-    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| refused(format!("manifest: {e}")))?;
+    let m: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| refused(format!("manifest: {e}")))?;
     if m.format != manifest::FORMAT {
         return Err(refused(format!("manifest format {:?} unknown", m.format)));
     }
-    if m.recipient.ura != relay.org_ura || !m.recipient.openpgp.eq_ignore_ascii_case(&relay.key.fingerprint()) {
+    if m.recipient.ura != relay.org_ura
+        || !m
+            .recipient
+            .openpgp
+            .eq_ignore_ascii_case(&relay.key.fingerprint())
+    {
         return Err(InboxError::NotForUs(format!(
             "the package is addressed to URA {} (key {}), not to us",
             m.recipient.ura, m.recipient.openpgp
@@ -275,7 +301,10 @@ fn read_manifest(relay: &Relay, gateway: &Gateway, entry: &mut impl Read) -> Res
         )));
     }
     if m.created_at.0 > Timestamp::now().0 + CLOCK_SKEW_MS {
-        return Err(refused(format!("the package is dated in the future ({})", m.created_at)));
+        return Err(refused(format!(
+            "the package is dated in the future ({})",
+            m.created_at
+        )));
     }
     if m.package_id.len() != 32 || !m.package_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(refused("the package ID is not 128 bits of hex"));
@@ -284,7 +313,12 @@ fn read_manifest(relay: &Relay, gateway: &Gateway, entry: &mut impl Read) -> Res
 }
 
 /// Copies one entry to `out`, checking its size and SHA-256.
-fn check(name: &str, expected: &FileDigest, entry: &mut impl Read, out: &mut impl Write) -> Result<(), InboxError> {
+fn check(
+    name: &str,
+    expected: &FileDigest,
+    entry: &mut impl Read,
+    out: &mut impl Write,
+) -> Result<(), InboxError> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 256 << 10];
     let mut total = 0u64;
@@ -293,18 +327,29 @@ fn check(name: &str, expected: &FileDigest, entry: &mut impl Read, out: &mut imp
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(refused(format!("package rejected: {}", crate::error_chain(&e)))),
+            Err(e) => {
+                return Err(refused(format!(
+                    "package rejected: {}",
+                    crate::error_chain(&e)
+                )));
+            }
         };
         total += n as u64;
         if total > expected.size {
-            return Err(refused(format!("{name} is larger than the manifest says ({} bytes)", expected.size)));
+            return Err(refused(format!(
+                "{name} is larger than the manifest says ({} bytes)",
+                expected.size
+            )));
         }
         hasher.update(&buffer[..n]);
         out.write_all(&buffer[..n])
             .map_err(|e| InboxError::Unavailable(format!("cannot stage {name}: {e}")))?;
     }
     if total != expected.size {
-        return Err(refused(format!("{name} is {total} bytes, the manifest says {}", expected.size)));
+        return Err(refused(format!(
+            "{name} is {total} bytes, the manifest says {}",
+            expected.size
+        )));
     }
     let found = hex(&hasher.finalize());
     if found != expected.sha256.to_ascii_lowercase() {
@@ -318,11 +363,19 @@ fn check(name: &str, expected: &FileDigest, entry: &mut impl Read, out: &mut imp
 
 /// Ingests the staged instances like C-STORE: each header is read first,
 /// so that a package with one unreadable file ingests nothing.
-fn ingest(relay: &Relay, gateway: &Gateway, staged: Vec<Staged>) -> Result<Vec<InstanceKey>, InboxError> {
+fn ingest(
+    relay: &Relay,
+    gateway: &Gateway,
+    staged: Vec<Staged>,
+) -> Result<Vec<InstanceKey>, InboxError> {
     let mut ready = Vec::with_capacity(staged.len());
     for (n, s) in staged.into_iter().enumerate() {
-        let header = read_part10_header(s.temp.file())
-            .map_err(|e| refused(format!("file {} of the package is not DICOM Part 10: {e}", n + 1)))?;
+        let header = read_part10_header(s.temp.file()).map_err(|e| {
+            refused(format!(
+                "file {} of the package is not DICOM Part 10: {e}",
+                n + 1
+            ))
+        })?;
         ready.push((s, header));
     }
     let sender = format!("{} (URA {})", gateway.name, gateway.ura);
@@ -378,7 +431,8 @@ fn record(
         studies: studies.iter().map(|s| s.to_string()).collect(),
         instances: keys.len() as u32,
     };
-    let signed = receipt::sign(&relay.key, &receipt).map_err(|e| InboxError::Unavailable(e.to_string()))?;
+    let signed =
+        receipt::sign(&relay.key, &receipt).map_err(|e| InboxError::Unavailable(e.to_string()))?;
     let origin = Origin {
         from_name: gateway.name.clone(),
         from_ura: gateway.ura.clone(),

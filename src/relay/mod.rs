@@ -148,7 +148,7 @@ impl Relay {
         private_dir(&outbox_dir).map_err(RelayError::Io)?;
         remove_partial(&outbox_dir);
         let forwarder = match &config.forward.pacs {
-            Some(_) => Some(Forwarder::open(db)?),
+            Some(_) => Some(Forwarder::open(db)?.with_journal(journal.clone())),
             None => None,
         };
         Ok(Relay {
@@ -174,7 +174,10 @@ impl Relay {
         self.outbox_dir.join(format!("{outbox_id}.pgp"))
     }
 
-    pub(crate) fn client_tls(&self, gateway: &book::Gateway) -> Result<Arc<rustls::ClientConfig>, RelayError> {
+    pub(crate) fn client_tls(
+        &self,
+        gateway: &book::Gateway,
+    ) -> Result<Arc<rustls::ClientConfig>, RelayError> {
         Ok(gateway.client_config(self.tls_chain.clone(), self.tls_key.clone_key())?)
     }
 
@@ -245,14 +248,14 @@ impl Relay {
         };
         let g = &state.grant;
         let (crate::authz::Recipient::Organization { ura, .. }, Some(study)) =
-            (&g.recipient, g.study_uid())
+            (&g.recipient, state.study_uid())
         else {
             return;
         };
-        if self.book.current().by_ura(ura).is_none() {
+        if self.book.current().by_ura(ura.as_str()).is_none() {
             return;
         }
-        match self.outbox.has_open(study, ura) {
+        match self.outbox.has_open(study, ura.as_str()) {
             Ok(false) => {}
             Ok(true) => return,
             Err(e) => {

@@ -135,7 +135,7 @@ impl Outbox {
         let mut open: Vec<Item> = self.list()?.into_iter().filter(Item::is_open).collect();
         open.sort_by_key(Item::order);
         if let Some(item) = open.iter().find(|i| i.next_attempt <= now) {
-            return Ok(Due::Now(item.clone()));
+            return Ok(Due::Now(Box::new(item.clone())));
         }
         Ok(match open.iter().map(|i| i.next_attempt).min() {
             Some(at) => Due::At(at),
@@ -154,7 +154,7 @@ impl Outbox {
 }
 
 pub enum Due {
-    Now(Item),
+    Now(Box<Item>),
     At(Timestamp),
     Idle,
 }

@@ -1,8 +1,8 @@
 //! The receipt a receiving gateway signs over the package's hash: the
 //! sender's proof of delivery, kept in its outbox and journal.
 
-use serde::{Deserialize, Serialize};
 use sequoia_openpgp::Cert;
+use serde::{Deserialize, Serialize};
 
 use super::RelayError;
 use super::manifest::Party;

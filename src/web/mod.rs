@@ -29,9 +29,9 @@ use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use rustls::pki_types::CertificateDer;
 use tokio_rustls::TlsAcceptor;
 
 pub use error::WebError;
@@ -233,17 +233,19 @@ fn client_certificate(
     let Some(chain) = tls.get_ref().1.peer_certificates() else {
         return (None, Vec::new());
     };
-    let chain: Vec<CertificateDer<'static>> = chain.iter().map(|c| c.clone().into_owned()).collect();
+    let chain: Vec<CertificateDer<'static>> =
+        chain.iter().map(|c| c.clone().into_owned()).collect();
     if !app.clients.chains_to_client_ca(&chain) {
         return (None, chain);
     }
-    let identity = match CertIdentity::from_der_trusting(chain[0].as_ref(), app.uzi_issuers.as_deref()) {
-        Ok(identity) => Some(identity),
-        Err(e) => {
-            tracing::warn!("unreadable client certificate: {e}");
-            None
-        }
-    };
+    let identity =
+        match CertIdentity::from_der_trusting(chain[0].as_ref(), app.uzi_issuers.as_deref()) {
+            Ok(identity) => Some(identity),
+            Err(e) => {
+                tracing::warn!("unreadable client certificate: {e}");
+                None
+            }
+        };
     (identity, chain)
 }
 

@@ -219,7 +219,10 @@ pub fn client_verifier(config: &Config) -> Result<Arc<PeerVerifier>, TlsError> {
             path: config.http.client_ca[0].clone(),
             reason: e.to_string(),
         })?;
-    Ok(Arc::new(PeerVerifier::new(Some(verifier), crypto_provider())))
+    Ok(Arc::new(PeerVerifier::new(
+        Some(verifier),
+        crypto_provider(),
+    )))
 }
 
 /// The server's own certificate chain and key (for the HTTPS server, and
