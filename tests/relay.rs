@@ -205,17 +205,20 @@ fn a_pushes_to_b_which_forwards_to_its_pacs() {
     );
     let table = cli_ok(&b, &["studies"]);
     assert!(table.contains("Ziekenhuis A"), "{table}");
-    // byte-identical in B's store
+    // B stores exactly the files A stored (the package carries them as
+    // they are; that A stores what storescu sent is tested elsewhere)
+    let stored_at = |d: &Daemon, sop: &str| {
+        d.stored_files()
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains(sop))
+            .unwrap_or_else(|| panic!("{sop} not stored"))
+    };
     for original in &files {
         let sop = sop_instance(original);
-        let stored = b
-            .stored_files()
-            .into_iter()
-            .find(|p| p.to_string_lossy().contains(&sop))
-            .unwrap_or_else(|| panic!("{sop} not stored at B"));
-        assert_eq!(
-            std::fs::read(original).unwrap(),
-            std::fs::read(stored).unwrap()
+        let (at_a, at_b) = (stored_at(&a, &sop), stored_at(&b, &sop));
+        assert!(
+            std::fs::read(&at_a).unwrap() == std::fs::read(&at_b).unwrap(),
+            "{sop}: B's file differs from A's"
         );
     }
     // and on at the PACS, data sets byte-identical
@@ -227,7 +230,7 @@ fn a_pushes_to_b_which_forwards_to_its_pacs() {
         files.len(),
         b.log()
     );
-    let mut sent: Vec<Vec<u8>> = files.iter().map(|f| dataset_bytes(f)).collect();
+    let mut sent: Vec<Vec<u8>> = a.stored_files().iter().map(|f| dataset_bytes(f)).collect();
     let mut arrived: Vec<Vec<u8>> = pacs.files().iter().map(|f| dataset_bytes(f)).collect();
     sent.sort();
     arrived.sort();
@@ -239,7 +242,24 @@ fn a_pushes_to_b_which_forwards_to_its_pacs() {
     // both journals: sent and delivered at A, received at B
     assert_eq!(journal_lines(&a, "\"step\":\"delivered\"").len(), 1);
     assert_eq!(journal_lines(&b, "\"step\":\"received\"").len(), 1);
-    assert!(!journal_lines(&b, "\"type\":\"forwarded\"").is_empty());
+    // each instance's final status at the PACS, once
+    assert!(
+        eventually(Duration::from_secs(20), || journal_lines(
+            &b,
+            "\"type\":\"forwarded\""
+        )
+        .len()
+            == files.len()),
+        "forwarded: {:?}",
+        journal_lines(&b, "\"type\":\"forwarded\"")
+    );
+    assert!(
+        journal_lines(&b, "\"type\":\"forwarded\"")
+            .iter()
+            .all(|l| l.contains("\"status\":0")),
+        "{:?}",
+        journal_lines(&b, "\"type\":\"forwarded\"")
+    );
 }
 
 #[test]

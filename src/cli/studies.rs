@@ -49,6 +49,23 @@ pub async fn print_studies(
             text(&s["state"]),
             text(&s["study_uid"]),
         );
+        let from = &s["received_from"];
+        if from.is_object() {
+            let mut line = format!(
+                "{:<10} pushed by {} (URA {})",
+                "",
+                text(&from["from_name"]),
+                text(&from["from_ura"])
+            );
+            if text(&from["priority"]) == "spoed" {
+                line.push_str(", SPOED");
+            }
+            let message = text(&from["message"]);
+            if !message.is_empty() {
+                line.push_str(&format!(": \"{}\"", clip(&message, 80)));
+            }
+            let _ = writeln!(out, "{line}");
+        }
     }
     Ok(())
 }

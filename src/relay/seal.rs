@@ -55,9 +55,11 @@ impl Write for Hashed {
     }
 }
 
-/// The file-set with the manifest placed after DICOMDIR and README: a
-/// receiver reading the ZIP front to back knows what to expect before the
-/// first image. Blocking: reads every file once to hash it.
+/// The file-set with the manifest as its first entry: a receiver reading
+/// the ZIP front to back knows what to expect (and refuses what it does
+/// not list) before the first byte of any other file. Where an entry sits
+/// in a ZIP does not matter to CD import, which looks for DICOMDIR by
+/// name. Blocking: reads every file once to hash it.
 pub fn layout(
     mut manifest: Manifest,
     instances: Vec<FileSetInstance>,
@@ -73,8 +75,7 @@ pub fn layout(
     manifest.instances = count;
     let bytes = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| RelayError::Internal(format!("manifest: {e}")))?;
-    let at = entries.len().min(2);
-    entries.insert(at, Entry::bytes(MANIFEST_NAME, bytes, manifest.created_at));
+    entries.insert(0, Entry::bytes(MANIFEST_NAME, bytes, manifest.created_at));
     Ok((Archive::new(entries)?, manifest))
 }
 
