@@ -698,6 +698,7 @@ impl Book {
                 if previous_error.as_deref() != Some(message.as_str()) {
                     let current = self.current();
                     tracing::error!(
+                        path = %path.display(),
                         error = %message,
                         kept_serial = current.serial,
                         kept_gateways = current.len(),
@@ -728,11 +729,24 @@ impl Book {
             reason: e.to_string(),
         };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let name = path.file_name().map(|n| n.to_os_string());
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                // our own reads would otherwise trigger reloads forever
+                // our own reads would otherwise trigger reloads forever;
+                // other files in the directory (a log, say) are not the
+                // book, except `..data`-style symlink swaps (Kubernetes
+                // config maps) that replace it from elsewhere
                 let relevant = match &event {
-                    Ok(event) => !matches!(event.kind, EventKind::Access(_)),
+                    Ok(event) => {
+                        !matches!(event.kind, EventKind::Access(_))
+                            && (event.paths.is_empty()
+                                || event.paths.iter().any(|p| {
+                                    p.file_name().is_some_and(|n| {
+                                        Some(n) == name.as_deref()
+                                            || n.to_string_lossy().starts_with("..")
+                                    })
+                                }))
+                    }
                     Err(_) => true,
                 };
                 if relevant {
