@@ -111,10 +111,19 @@ fn journal_lines(d: &Daemon, needle: &str) -> Vec<String> {
 /// answering, which curl reports as a framing error instead of the 403.)
 fn post(d: &Daemon, file: &Path, client: Option<(&Path, &Path)>) -> (u16, serde_json::Value) {
     let mut cmd = Command::new("curl");
-    cmd.args(["-skS", "--http1.1", "--max-time", "60", "-o", "-", "-w", "\n%{http_code}"])
-        .args(["-H", "Content-Type: application/octet-stream"])
-        .arg("--data-binary")
-        .arg(format!("@{}", file.display()));
+    cmd.args([
+        "-skS",
+        "--http1.1",
+        "--max-time",
+        "60",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+    ])
+    .args(["-H", "Content-Type: application/octet-stream"])
+    .arg("--data-binary")
+    .arg(format!("@{}", file.display()));
     if let Some((cert, key)) = client {
         cmd.arg("--cert").arg(cert).arg("--key").arg(key);
     }
@@ -559,4 +568,133 @@ fn gnupg_and_sq_open_a_package_and_the_zip_is_a_file_set() {
         images += name.starts_with("DICOM/") as usize;
     }
     assert_eq!(images, files.len());
+}
+
+/// A TCP relay on 127.0.0.1 to `to`; while `slow` is set it passes the
+/// client's bytes on at about 300 kB/s, counting them in `passed`.
+fn throttling_proxy(
+    to: std::net::SocketAddr,
+    slow: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    passed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> u16 {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut server) = std::net::TcpStream::connect(to) else {
+                continue;
+            };
+            let (mut client_r, mut server_w) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (slow, passed) = (slow.clone(), passed.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = client_r.read(&mut buf) {
+                    if n == 0 || server_w.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    passed.fetch_add(n as u64, Ordering::SeqCst);
+                    if slow.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+                let _ = server_w.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut server, &mut client);
+                let _ = client.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_grant_pushes_once_complete_and_a_kill_mid_send_delivers_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    // a longer quiet time, so the push is seen waiting for the study
+    let mut a = gateway(
+        "Ziekenhuis A",
+        URA_A,
+        "[dicom]\nlisten = \"127.0.0.1:DICOM_PORT\"\nstable_after = \"6s\"\n",
+    );
+    let b = gateway("Ziekenhuis B", URA_B, "");
+    write_book(&b, &entry(&a, "Ziekenhuis A", URA_A));
+    // A reaches B through a slow link, so it can be killed mid-upload
+    let (slow, passed) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicU64::new(0)));
+    let port = throttling_proxy(b.http, slow.clone(), passed.clone());
+    let b_entry = entry(&b, "Ziekenhuis B", URA_B).replace(
+        &format!("https://{}", b.http),
+        &format!("https://127.0.0.1:{port}"),
+    );
+    write_book(&a, &b_entry);
+
+    let files = ct_files();
+    a.send_all(&files);
+    let study = study_uid(&a);
+    assert_eq!(a.studies()[0]["state"], "arriving");
+    // a grant for B's URA pushes the study to B's gateway as well
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            a.cli(&["share", &study, "--to-ura", URA_B, "--json"])
+                .status
+                .success()
+                && !outbox(&a).is_empty()
+        }),
+        "no push for the grant: {:?}\n{}",
+        outbox(&a),
+        a.log()
+    );
+    let item = outbox(&a)[0].clone();
+    assert_eq!(item["by"], "grant", "{item}");
+    assert!(item["grant"].is_string(), "{item}");
+    assert_eq!(item["state"], "waiting", "{item}");
+    assert_eq!(outbox(&a).len(), 1, "one push per grant");
+
+    // once complete it is sealed and sent; kill A mid-upload
+    assert!(
+        eventually(Duration::from_secs(30), || passed.load(Ordering::SeqCst)
+            > 400_000),
+        "upload never started: {:?}",
+        outbox(&a)
+    );
+    // mid-send: more than 400 kB passed, less than the package, so B
+    // cannot have answered yet
+    let sending = outbox(&a)[0].clone();
+    a.kill9();
+    let size = sending["package"]["size"].as_u64().unwrap();
+    assert!(
+        passed.load(Ordering::SeqCst) < size,
+        "the upload finished before the kill"
+    );
+    assert_eq!(b.studies().as_array().unwrap().len(), 0);
+
+    // after the restart the same package goes again, and arrives once
+    slow.store(false, Ordering::SeqCst);
+    a.spawn().unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), || outbox(&a)[0]["state"] == "sent"),
+        "not delivered after restart: {:?}\nB log:\n{}",
+        outbox(&a),
+        b.log()
+    );
+    let sent = outbox(&a)[0].clone();
+    // the same package, not a second one
+    assert_eq!(sent["package"]["id"], sending["package"]["id"], "{sent}");
+    assert_eq!(
+        journal_lines(&b, "\"step\":\"received\"").len(),
+        1,
+        "{:#?}",
+        journal_lines(&b, "\"type\":\"relay\"")
+    );
+    assert_eq!(journal_lines(&a, "\"step\":\"delivered\"").len(), 1);
+    assert_eq!(b.studies().as_array().unwrap().len(), 1);
+    assert_eq!(b.studies()[0]["num_instances"], files.len() as u64);
+    // (the killed upload may still reach B whole from the socket buffers,
+    // concurrently with the resend: B takes one, tells the other to come
+    // back, and then answers it as a replay with the first receipt)
 }

@@ -76,6 +76,26 @@ pub(crate) struct Inbox {
     received: sled::Tree,
     origins: sled::Tree,
     db: sled::Db,
+    /// Packages being received now: the same package on two connections
+    /// at once (a sender restarted while its first upload was still in
+    /// flight) is taken once; the second is told to come back, and is
+    /// then a replay.
+    busy: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A package being received; released when dropped.
+pub(crate) struct Claim {
+    busy: Arc<Mutex<HashSet<String>>>,
+    package: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.package);
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -91,6 +111,24 @@ impl Inbox {
             received: db.open_tree(RECEIVED).map_err(err)?,
             origins: db.open_tree(ORIGINS).map_err(err)?,
             db: db.clone(),
+            busy: Arc::default(),
+        })
+    }
+
+    /// Claims `package` for this connection, unless another has it.
+    fn claim(&self, package: &str) -> Result<Claim, InboxError> {
+        let mut busy = self
+            .busy
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !busy.insert(package.to_string()) {
+            return Err(InboxError::Unavailable(format!(
+                "package {package} is being received on another connection; try again shortly"
+            )));
+        }
+        Ok(Claim {
+            busy: self.busy.clone(),
+            package: package.to_string(),
         })
     }
 
@@ -155,7 +193,8 @@ pub fn receive<R: Read + Send + Sync + 'static>(
     let unpacked = unpack(relay, gateway, &mut opened);
     // the signature comes at the end: nothing counts before it verified
     let verified = opened.finish().map_err(pgp_error);
-    let (manifest, staged, replay) = match (unpacked, verified) {
+    // `_claim` is held until the package is recorded (or refused)
+    let (manifest, staged, replay, _claim) = match (unpacked, verified) {
         (_, Err(e)) => return Err(e),
         (Err(e), Ok(_)) => return Err(e),
         (Ok(u), Ok(_)) => u,
@@ -185,7 +224,7 @@ fn pgp_error(e: openpgp::PgpError) -> InboxError {
     }
 }
 
-type Unpacked = (Manifest, Vec<Staged>, Option<Kept>);
+type Unpacked = (Manifest, Vec<Staged>, Option<Kept>, Option<Claim>);
 
 /// Reads the ZIP inside the message entry by entry: the manifest first,
 /// then every file hashed against it (images staged, the rest discarded).
@@ -195,6 +234,7 @@ fn unpack(
     opened: &mut impl Read,
 ) -> Result<Unpacked, InboxError> {
     let mut manifest: Option<(Manifest, HashMap<String, FileDigest>)> = None;
+    let mut claim = None;
     let mut replay = None;
     let mut staged = Vec::new();
     let mut seen = HashSet::new();
@@ -214,6 +254,7 @@ fn unpack(
                 return Err(refused("two manifests"));
             }
             let m = read_manifest(relay, gateway, &mut entry)?;
+            claim = Some(relay.inbox.claim(&m.package_id)?);
             replay = relay.inbox.seen(&m.package_id)?;
             let files = m
                 .files
@@ -261,7 +302,7 @@ fn unpack(
             missing.name
         )));
     }
-    Ok((manifest, staged, replay))
+    Ok((manifest, staged, replay, claim))
 }
 
 fn read_manifest(
