@@ -698,3 +698,65 @@ fn a_grant_pushes_once_complete_and_a_kill_mid_send_delivers_once() {
     // concurrently with the resend: B takes one, tells the other to come
     // back, and then answers it as a replay with the first receipt)
 }
+
+#[test]
+fn keys_init_makes_a_private_key_once_and_rsa_on_request() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pushgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\norg_name = \"Ziekenhuis R\"\norg_ura = \"33333333\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pushgate"))
+            .args(args)
+            .args(["--config", config.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let out = run(&["keys", "init", "--algorithm", "rsa4096"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let key = dir.path().join("data/relay/key.pgp");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let fpr = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("fingerprint").map(|f| f.trim().to_string()))
+        .unwrap();
+    // a second init keeps the key it has
+    let again = run(&["keys", "init"]);
+    assert!(!again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("already"), "{}", text(&again));
+    let shown = run(&["keys", "show"]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains(&fpr));
+    // GnuPG reads the public certificate: RSA 4096, our fingerprint
+    let armored = run(&["keys", "show", "--armor"]);
+    let cert = dir.path().join("cert.asc");
+    std::fs::write(&cert, &armored.stdout).unwrap();
+    let home = dir.path().join("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let gpg = Command::new("gpg")
+        .args(["--batch", "--with-colons", "--homedir"])
+        .arg(&home)
+        .arg("--show-keys")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&gpg.stdout);
+    assert!(gpg.status.success(), "{}", text(&gpg));
+    let primary = listing.lines().find(|l| l.starts_with("pub:")).unwrap();
+    assert_eq!(primary.split(':').nth(2), Some("4096"), "{listing}");
+    assert_eq!(primary.split(':').nth(3), Some("1"), "RSA: {listing}");
+    assert!(listing.contains(&fpr), "{listing}");
+    assert!(!String::from_utf8_lossy(&armored.stdout).contains("PRIVATE"));
+    // a key file others can read is refused, not used
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loose = run(&["keys", "show"]);
+    assert!(!loose.status.success(), "{}", text(&loose));
+}

@@ -140,14 +140,12 @@ pub fn keys_show(config: &Config, armored: bool, out: &mut impl Write) -> Result
     let (cert, _) = tls::cert_paths(config);
     match tls::load_certs(&cert) {
         Ok(certs) if !certs.is_empty() => {
-            match crate::relay::book::spki_sha256(certs[0].as_ref()) {
+            match crate::relay::book::spki_pin_base64(certs[0].as_ref()) {
                 Ok(pin) => {
-                    use base64::Engine;
                     let _ = writeln!(
                         out,
-                        "TLS cert     {}\ntls_spki_sha256 = \"{}\"",
+                        "TLS cert     {}\ntls_spki_sha256 = \"{pin}\"",
                         cert.display(),
-                        base64::engine::general_purpose::STANDARD.encode(pin)
                     );
                 }
                 Err(e) => {

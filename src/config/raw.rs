@@ -360,16 +360,10 @@ pub(crate) fn validate_ae_title(key: &'static str, value: &str) -> Result<String
     Ok(ae.to_string())
 }
 
+/// The same parser the SCU uses, so that what starts also connects.
 fn validate_ae_address(value: &str) -> Result<(), ConfigError> {
-    let (ae, addr) = value
-        .split_once('@')
-        .ok_or_else(|| invalid("forward.pacs", "expected \"AE@host:port\""))?;
-    validate_ae_title("forward.pacs", ae)?;
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| invalid("forward.pacs", "expected \"AE@host:port\""))?;
-    if host.is_empty() || port.parse::<u16>().is_err() {
-        return Err(invalid("forward.pacs", "expected \"AE@host:port\""));
-    }
-    Ok(())
+    value
+        .parse::<crate::dimse::scu::PacsAddress>()
+        .map(|_| ())
+        .map_err(|e| invalid("forward.pacs", &format!("expected \"AE@host:port\": {e}")))
 }

@@ -62,6 +62,8 @@ fn bad_values_name_the_key() {
         ("[grants]\ndefault_ttl = \"100d\"\n", "grants.default_ttl"),
         ("org_ura = \"12\"\n", "org_ura"),
         ("[forward]\npacs = \"PACS@host\"\n", "forward.pacs"),
+        ("[forward]\npacs = \"PACS@::1:104\"\n", "forward.pacs"),
+        ("[forward]\npacs = \"PACS@host:0\"\n", "forward.pacs"),
         ("[log]\nformat = \"xml\"\n", "log.format"),
     ] {
         let err = Config::from_toml_str(text, Path::new("t.toml"))
