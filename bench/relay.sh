@@ -42,7 +42,7 @@ SIZE=512
 REPEAT=1
 URA_A=11111111
 URA_B=22222222
-URA_C=33333333 # B's keys at a closed port: a package that stays in A's outbox
+URA_C=33333333 # B's OpenPGP key at a closed port: a package that stays in A's outbox
 
 die() { echo "relay.sh: $*" >&2; exit 1; }
 say() { echo "$*" >&2; }
@@ -119,7 +119,9 @@ EOF
 
 start_storescp() { # name port dir
   mkdir -p "$3"
-  "$STORESCP" -aet STORESCP +xa -od "$3" "$2" >"$LOGS/relay-$1.log" 2>&1 &
+  # TCP_NODELAY=1: DCMTK otherwise leaves Nagle on, and its small
+  # responses wait for delayed ACKs (see bench/intake.sh, round "default")
+  TCP_NODELAY=1 "$STORESCP" -aet STORESCP +xa -od "$3" "$2" >"$LOGS/relay-$1.log" 2>&1 &
   PID[$1]=$!
   for _ in $(seq 300); do
     "$ECHOSCU" -to 5 -aec STORESCP 127.0.0.1 "$2" >/dev/null 2>&1 && return 0
@@ -161,11 +163,12 @@ EOF
 }
 pg() { local name=$1; shift; "$PUSHGATE" "$@" --config "${CFG[$name]}"; }
 
-# entry NAME ORG URA URL: the address-book entry for gateway NAME
+# entry NAME ORG URA URL [TLS_OF]: the address-book entry for gateway NAME
+# (its TLS pin taken from gateway TLS_OF, NAME by default)
 entry() {
   local pin
-  pin=$(pg "$1" keys show | sed -n 's/^tls_spki_sha256 = //p')
-  [[ -n $pin ]] || die "no TLS pin from '$1 keys show'"
+  pin=$(pg "${5:-$1}" keys show | sed -n 's/^tls_spki_sha256 = //p')
+  [[ -n $pin ]] || die "no TLS pin from '${5:-$1} keys show'"
   printf '[[gateway]]\nname = "%s"\nura = "%s"\nurl = "%s"\nopenpgp = """\n%s\n"""\ntls_spki_sha256 = %s\n\n' \
     "$2" "$3" "$4" "$(pg "$1" keys show --armor)" "$pin"
 }
@@ -188,11 +191,12 @@ start_storescp pacs "$PACS_PORT" "$RUN/pacs"
 start_gateway a "Ziekenhuis A" "$URA_A" ""
 start_gateway b "Ziekenhuis B" "$URA_B" "[forward]
 pacs = \"STORESCP@127.0.0.1:$PACS_PORT\""
-write_book a "$(entry b "Ziekenhuis B" "$URA_B" "https://${HTTP[b]}")$(entry b "Ziekenhuis B (closed)" "$URA_C" "https://127.0.0.1:$CLOSED_PORT")"
+write_book a "$(entry b "Ziekenhuis B" "$URA_B" "https://${HTTP[b]}")
+$(entry b "Ziekenhuis B (closed)" "$URA_C" "https://127.0.0.1:$CLOSED_PORT" a)"
 write_book b "$(entry a "Ziekenhuis A" "$URA_A" "https://${HTTP[a]}")"
 
 say "sending $COUNT instances to A"
-"$STORESCU" -aec PUSHGATE 127.0.0.1 "${DICOM[a]}" "${FILES[@]}" >"$LOGS/relay-storescu-a.log" 2>&1 ||
+TCP_NODELAY=1 "$STORESCU" -aec PUSHGATE 127.0.0.1 "${DICOM[a]}" "${FILES[@]}" >"$LOGS/relay-storescu-a.log" 2>&1 ||
   die "storescu to A failed (log: $LOGS/relay-storescu-a.log)"
 STUDY=
 for _ in $(seq 600); do
@@ -286,7 +290,7 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
   rm -rf "$RUN/ref-pacs"
   start_storescp ref "$REF_PORT" "$RUN/ref-pacs"
   t0=$(now_ns)
-  "$STORESCU" -aec STORESCP 127.0.0.1 "$REF_PORT" "${FILES[@]}" >"$LOGS/relay-storescu-ref.log" 2>&1 ||
+  TCP_NODELAY=1 "$STORESCU" -aec STORESCP 127.0.0.1 "$REF_PORT" "${FILES[@]}" >"$LOGS/relay-storescu-ref.log" 2>&1 ||
     die "storescu to the reference storescp failed"
   t1=$(now_ns)
   REF_STORE+=("$(secs "$t0" "$t1")")

@@ -285,7 +285,7 @@ fn unpack(
                 .create_temp()
                 .map_err(|e| InboxError::Unavailable(format!("cannot stage: {e}")))?;
             check(&name, expected, &mut entry, &mut temp)?;
-            temp.flush()
+            temp.finish_writing()
                 .map_err(|e| InboxError::Unavailable(format!("cannot stage: {e}")))?;
             staged.push(Staged { temp });
         }

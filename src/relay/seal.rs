@@ -67,16 +67,41 @@ pub fn layout(
 ) -> Result<(Archive, Manifest), RelayError> {
     let count = instances.len() as u32;
     let mut entries = package::file_set_entries(instances, readme, "PUSHGATE")?;
-    manifest.files = entries
-        .iter()
-        .map(digest_entry)
-        .collect::<io::Result<Vec<_>>>()
-        .map_err(RelayError::Io)?;
+    manifest.files = digest_all(&entries).map_err(RelayError::Io)?;
     manifest.instances = count;
     let bytes = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| RelayError::Internal(format!("manifest: {e}")))?;
     entries.insert(0, Entry::bytes(MANIFEST_NAME, bytes, manifest.created_at));
     Ok((Archive::new(entries)?, manifest))
+}
+
+/// Size and SHA-256 of every entry, in order; the files are split over
+/// up to four threads (hashing is most of the manifest's cost).
+fn digest_all(entries: &[Entry]) -> io::Result<Vec<super::manifest::FileDigest>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let per = entries.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = entries
+            .chunks(per)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(digest_entry)
+                        .collect::<io::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(entries.len());
+        for part in parts {
+            all.extend(
+                part.join()
+                    .map_err(|_| io::Error::other("a hashing thread panicked"))??,
+            );
+        }
+        Ok(all)
+    })
 }
 
 /// Seals `archive` for `recipient` into `out` (via a `.part` file, fsynced

@@ -310,6 +310,15 @@ impl TempFile {
         Ok(())
     }
 
+    /// Writes out what is buffered and gives the buffer's memory back: for
+    /// a file kept open while many others are written (the relay inbox
+    /// stages a whole package before ingesting it).
+    pub fn finish_writing(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.buffer = Vec::new();
+        Ok(())
+    }
+
     fn start_writeback(&mut self) {
         let pending = self.written - self.writeback_started;
         if pending >= WRITEBEHIND_CHUNK {

@@ -9,7 +9,8 @@
 //! advertises it; our own keys advertise SEIPDv1 only.
 
 use std::io::{self, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use sequoia_openpgp as pgp;
@@ -35,13 +36,35 @@ const SYMMETRIC: SymmetricAlgorithm = SymmetricAlgorithm::AES256;
 /// current key's preferences, ours included.
 const SIGNATURE_HASH: HashAlgorithm = HashAlgorithm::SHA256;
 
+/// Bytes between the signing and the encrypting stage: chunks of this
+/// size, at most [`IN_FLIGHT`] of them queued (memory stays bounded).
+const CHUNK: usize = 1 << 20;
+const IN_FLIGHT: usize = 4;
+
 /// A package being written. Write the plaintext into it (large writes are
-/// cheapest: data is framed in chunks of up to 4 MiB), then call
-/// [`Sealer::finish`]. Dropping it without `finish` leaves a truncated
-/// message that every reader rejects.
+/// cheapest), then call [`Sealer::finish`]. Dropping it without `finish`
+/// leaves a truncated message that every reader rejects.
+///
+/// Three stages on three threads: the caller's thread frames the literal
+/// data and hashes it for the signature; a second thread encrypts (AES
+/// and, for SEIPDv1, the SHA-1 integrity tag, which Sequoia computes with
+/// collision detection and which is the largest single cost); a third
+/// writes the output into `out` (and whatever `out` does, e.g. hash it).
+/// The bytes the encrypting stage receives are the signed message's
+/// packets, exactly what the signer would write into an encryptor on one
+/// thread; the package is the same.
 pub struct Sealer {
     message: Option<Message<'static>>,
-    flush_sink: Box<dyn FnMut() -> io::Result<()> + Send + Sync>,
+    to_encryptor: Option<SyncSender<Chunk>>,
+    encryptor: Option<JoinHandle<Result<(), PgpError>>>,
+    output: Option<JoinHandle<Result<(), PgpError>>>,
+}
+
+enum Chunk {
+    Data(Vec<u8>),
+    /// The signed message is complete: finalize the encrypted one. A
+    /// channel closed without it (the sealer was dropped) is not.
+    End,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -75,9 +98,20 @@ pub fn seal<W: Write + Send + Sync + 'static>(
         .is_some_and(|features| features.supports_seipdv2());
     let signer = own.signer()?;
 
-    let sink = SharedSink(Arc::new(Mutex::new(out)));
-    let mut flush_handle = sink.clone();
-    let mut head = sink;
+    // the output stage
+    let (to_output, from_encryptor) = sync_channel::<Chunk>(IN_FLIGHT);
+    let output = spawn_stage("seal-output", move || {
+        let mut out = out;
+        let write_err = |e: io::Error| PgpError::Write(format!("writing the package: {e}"));
+        loop {
+            match from_encryptor.recv() {
+                Ok(Chunk::Data(bytes)) => out.write_all(&bytes).map_err(write_err)?,
+                Ok(Chunk::End) => return out.flush().map_err(write_err),
+                Err(_) => return Err(abandoned()),
+            }
+        }
+    })?;
+    let mut head = ChunkWriter::new(to_output.clone());
 
     let session_key =
         SessionKey::new(SYMMETRIC.key_size().map_err(write_err)?).map_err(write_err)?;
@@ -96,14 +130,43 @@ pub fn seal<W: Write + Send + Sync + 'static>(
         packet.serialize(&mut head).map_err(write_err)?;
     }
 
-    let message = Message::new(head);
-    let mut encryptor =
-        Encryptor::with_session_key(message, SYMMETRIC, session_key).map_err(write_err)?;
-    if seipdv2 {
-        encryptor = encryptor.aead_algo(AEADAlgorithm::default());
-    }
-    let message = encryptor.build().map_err(write_err)?;
-    let message = Signer::new(message, signer)
+    // the encrypting stage
+    let (tx, rx) = sync_channel::<Chunk>(IN_FLIGHT);
+    let encryptor = spawn_stage("seal-encrypt", move || {
+        let write_err = |e: anyhow::Error| PgpError::Write(format!("{e:#}"));
+        let mut encryptor = Encryptor::with_session_key(Message::new(head), SYMMETRIC, session_key)
+            .map_err(write_err)?;
+        if seipdv2 {
+            encryptor = encryptor.aead_algo(AEADAlgorithm::default());
+        }
+        let mut message = encryptor.build().map_err(write_err)?;
+        loop {
+            match rx.recv() {
+                Ok(Chunk::Data(bytes)) => message
+                    .write_all(&bytes)
+                    .map_err(|e| PgpError::Write(e.to_string()))?,
+                Ok(Chunk::End) => {
+                    // drops `head`, which sends what it holds, before End
+                    message.finalize().map_err(write_err)?;
+                    return to_output
+                        .send(Chunk::End)
+                        .map_err(|_| PgpError::Write("the output stage stopped".into()));
+                }
+                Err(_) => return Err(abandoned()),
+            }
+        }
+    });
+    let encryptor = match encryptor {
+        Ok(handle) => handle,
+        Err(e) => {
+            let _ = output.join();
+            return Err(e);
+        }
+    };
+
+    // the signing stage, on the caller's thread
+    let chunks = ChunkWriter::new(tx.clone());
+    let message = Signer::new(Message::new(chunks), signer)
         .map_err(write_err)?
         .hash_algo(SIGNATURE_HASH)
         .map_err(write_err)?
@@ -119,7 +182,9 @@ pub fn seal<W: Write + Send + Sync + 'static>(
         .map_err(write_err)?;
     Ok(Sealer {
         message: Some(message),
-        flush_sink: Box::new(move || flush_handle.flush()),
+        to_encryptor: Some(tx),
+        encryptor: Some(encryptor),
+        output: Some(output),
     })
 }
 
@@ -131,10 +196,37 @@ impl Sealer {
             .message
             .take()
             .ok_or_else(|| PgpError::Write("the message was already finished".into()))?;
-        message
+        let signed = message
             .finalize()
-            .map_err(|e| PgpError::Write(format!("{e:#}")))?;
-        (self.flush_sink)().map_err(|e| PgpError::Write(format!("flushing the output: {e}")))
+            .map_err(|e| PgpError::Write(format!("{e:#}")));
+        if signed.is_ok()
+            && let Some(tx) = self.to_encryptor.take()
+        {
+            // a send error means the stage stopped; its own error says why
+            let _ = tx.send(Chunk::End);
+        }
+        self.to_encryptor = None;
+        let encrypted = self.join_stages();
+        signed?;
+        encrypted
+    }
+
+    /// Waits for the encrypting and the output stage; the first error.
+    fn join_stages(&mut self) -> Result<(), PgpError> {
+        let join = |handle: Option<JoinHandle<Result<(), PgpError>>>| match handle {
+            Some(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err(PgpError::Write("a sealing thread panicked".into()))),
+            None => Err(PgpError::Write("the sealing stages already ended".into())),
+        };
+        let encrypted = join(self.encryptor.take());
+        let written = join(self.output.take());
+        // an output error makes the encryptor fail too: report the cause
+        match (encrypted, written) {
+            (_, Err(e)) => Err(e),
+            (Err(e), Ok(())) => Err(e),
+            (Ok(()), Ok(())) => Ok(()),
+        }
     }
 
     fn message(&mut self) -> io::Result<&mut Message<'static>> {
@@ -142,15 +234,49 @@ impl Sealer {
             .as_mut()
             .ok_or_else(|| io::Error::other("the message was already finished"))
     }
+
+    /// A write failed because the encrypting stage stopped: its error.
+    fn stage_error(&mut self, e: io::Error) -> io::Error {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return e;
+        }
+        self.message = None;
+        self.to_encryptor = None;
+        match self.join_stages() {
+            Err(stage) => io::Error::other(stage.to_string()),
+            Ok(()) => e,
+        }
+    }
+}
+
+impl Drop for Sealer {
+    fn drop(&mut self) {
+        // without `finish`: the channel closes without `End`, the stage
+        // stops without finalizing, and is waited for
+        self.message = None;
+        self.to_encryptor = None;
+        for handle in [self.encryptor.take(), self.output.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = handle.join();
+        }
+    }
 }
 
 impl Write for Sealer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.message()?.write(buf)
+        match self.message()?.write(buf) {
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.stage_error(e)),
+        }
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.message()?.write_all(buf)
+        match self.message()?.write_all(buf) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.stage_error(e)),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -158,36 +284,68 @@ impl Write for Sealer {
     }
 }
 
-/// The caller's writer, shared between the message stack (which owns its
-/// writer and drops it when finalized) and [`Sealer::finish`], which must
-/// flush it and report the error. The lock is taken once per chunk of up
-/// to 4 MiB, so it costs nothing measurable.
-struct SharedSink<W>(Arc<Mutex<W>>);
+/// The signing stage's output: collects the signed message's bytes into
+/// chunks for the encrypting stage. What is left is sent when it is
+/// dropped (the message stack drops it when finalized).
+struct ChunkWriter {
+    tx: Option<SyncSender<Chunk>>,
+    buffer: Vec<u8>,
+}
 
-impl<W> Clone for SharedSink<W> {
-    fn clone(&self) -> Self {
-        SharedSink(Arc::clone(&self.0))
+impl ChunkWriter {
+    fn new(tx: SyncSender<Chunk>) -> ChunkWriter {
+        ChunkWriter {
+            tx: Some(tx),
+            buffer: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK));
+        match &self.tx {
+            Some(tx) => tx.send(Chunk::Data(chunk)).map_err(|_| {
+                io::Error::new(io::ErrorKind::BrokenPipe, "the encrypting stage stopped")
+            }),
+            None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "closed")),
+        }
     }
 }
 
-impl<W: Write> Write for SharedSink<W> {
+impl Write for ChunkWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.lock()?.write(buf)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.lock()?.write_all(buf)
+        let n = buf.len().min(CHUNK - self.buffer.len());
+        self.buffer.extend_from_slice(&buf[..n]);
+        if self.buffer.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.lock()?.flush()
+        Ok(())
     }
 }
 
-impl<W> SharedSink<W> {
-    fn lock(&self) -> io::Result<std::sync::MutexGuard<'_, W>> {
-        self.0
-            .lock()
-            .map_err(|_| io::Error::other("output writer poisoned by an earlier panic"))
+impl Drop for ChunkWriter {
+    fn drop(&mut self) {
+        let _ = self.send();
+        self.tx = None;
     }
+}
+
+fn abandoned() -> PgpError {
+    PgpError::Write("the package was abandoned before its end".into())
+}
+
+fn spawn_stage(
+    name: &str,
+    stage: impl FnOnce() -> Result<(), PgpError> + Send + 'static,
+) -> Result<JoinHandle<Result<(), PgpError>>, PgpError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(stage)
+        .map_err(|e| PgpError::Write(format!("cannot start the {name} thread: {e}")))
 }
