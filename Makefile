@@ -60,6 +60,7 @@ bench: bench-deps
 	./bench/intake.sh --repeat 3
 	./bench/retrieve.sh --repeat 3
 	./bench/authz.sh
+	./bench/relay.sh --repeat 3
 
 clean:
 	$(CARGO) clean

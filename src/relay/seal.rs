@@ -4,7 +4,7 @@
 //! the plaintext never exist anywhere else; memory stays at a few buffers.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -34,11 +34,19 @@ impl ArchiveOut for Sealer {}
 
 /// Writes to the outbox file and hashes what it writes.
 struct Hashed {
-    out: BufWriter<File>,
+    out: File,
     digest: Arc<Mutex<(Sha256, u64)>>,
+    /// Bytes written, and how far write-back was started: the fsync at
+    /// the end then finds most pages clean (as intake does).
+    written: u64,
+    writeback_started: u64,
 }
 
+/// Start write-back every this many bytes.
+const WRITEBEHIND: u64 = 8 << 20;
+
 impl Write for Hashed {
+    // the sealer writes chunks of 1 MiB: no buffering here
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let n = self.out.write(data)?;
         let mut digest = self
@@ -47,6 +55,15 @@ impl Write for Hashed {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         digest.0.update(&data[..n]);
         digest.1 += n as u64;
+        self.written += n as u64;
+        if self.written - self.writeback_started >= WRITEBEHIND {
+            crate::store::files::start_writeback(
+                &self.out,
+                self.writeback_started,
+                self.written - self.writeback_started,
+            );
+            self.writeback_started = self.written;
+        }
         Ok(n)
     }
 
@@ -123,8 +140,10 @@ pub fn seal_to_file(
         .map_err(RelayError::Io)?;
     let digest = Arc::new(Mutex::new((Sha256::new(), 0u64)));
     let hashed = Hashed {
-        out: BufWriter::with_capacity(1 << 20, file),
+        out: file,
         digest: digest.clone(),
+        written: 0,
+        writeback_started: 0,
     };
     let result = (|| {
         let mut sealer = seal(own, recipient, LITERAL_NAME, hashed)?;

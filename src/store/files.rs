@@ -360,7 +360,7 @@ impl Drop for TempFile {
 /// Asks the kernel to start writing a range back now (no waiting); the fsync
 /// before acknowledgement then finds most pages already clean.
 #[cfg(target_os = "linux")]
-fn start_writeback(file: &File, offset: u64, len: u64) {
+pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
     // SAFETY: sync_file_range only reads its integer arguments; the fd is
     // owned by `file` and valid for the duration of the call.
     unsafe {
@@ -374,7 +374,7 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+pub(crate) fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 #[cfg(test)]
 mod tests {

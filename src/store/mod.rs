@@ -1,7 +1,7 @@
 //! Instance files (the source of truth for images) and the sled index (a
 //! view that `pushgate reindex` can always rebuild from the files).
 
-mod files;
+pub(crate) mod files;
 mod index;
 mod lock;
 mod records;
