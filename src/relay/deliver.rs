@@ -172,6 +172,7 @@ async fn make_package(
 ) -> Result<PackageInfo, RelayError> {
     let (r, item, gateway) = (relay.clone(), item.clone(), gateway.clone());
     blocking(move || {
+        let started = std::time::Instant::now();
         let index = r.ingestor.index();
         let study = index
             .study(&item.study)?
@@ -205,7 +206,9 @@ async fn make_package(
             files: Vec::new(),
         };
         let readme = readme(&r, &item, &study);
+        let listed = started.elapsed();
         let (archive, manifest) = seal::layout(manifest, members, readme)?;
+        let hashed = started.elapsed();
         let sealed = seal::seal_to_file(
             &r.key,
             &gateway.openpgp,
@@ -221,7 +224,15 @@ async fn make_package(
             size: sealed.size,
             instances: sealed.instances,
         }));
-        tracing::info!(outbox = %item.id, package = %manifest.package_id, bytes = sealed.size, instances = sealed.instances, "package sealed");
+        let total = started.elapsed();
+        tracing::info!(
+            outbox = %item.id, package = %manifest.package_id, bytes = sealed.size,
+            instances = sealed.instances,
+            list_ms = listed.as_millis() as u64,
+            manifest_ms = (hashed - listed).as_millis() as u64,
+            seal_ms = (total - hashed).as_millis() as u64,
+            "package sealed"
+        );
         Ok(PackageInfo {
             id: manifest.package_id,
             sha256: sealed.sha256,

@@ -12,10 +12,10 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
+use super::manifest::Sha256;
 
 use super::book::Gateway;
-use super::manifest::{self, FileDigest, MANIFEST_NAME, MAX_MANIFEST, Manifest, hex};
+use super::manifest::{self, FileDigest, MANIFEST_NAME, MAX_MANIFEST, Manifest};
 use super::openpgp;
 use super::outbox::SignedReceipt;
 use super::receipt::{self, Receipt};
@@ -204,7 +204,7 @@ pub fn receive<R: Read + Send + Sync + 'static>(
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()),
     );
-    let sha256 = hex(&hasher.finalize());
+    let sha256 = hasher.finalize_hex().map_err(store_err)?;
     if let Some(kept) = replay {
         return Err(InboxError::Replay {
             package: manifest.package_id,
@@ -392,7 +392,7 @@ fn check(
             expected.size
         )));
     }
-    let found = hex(&hasher.finalize());
+    let found = hasher.finalize_hex().map_err(store_err)?;
     if found != expected.sha256.to_ascii_lowercase() {
         return Err(refused(format!(
             "{name}: SHA-256 {found} does not match the manifest ({})",

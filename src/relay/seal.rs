@@ -9,11 +9,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use super::manifest::Sha256;
 use sequoia_openpgp::Cert;
-use sha2::{Digest, Sha256};
 
 use super::RelayError;
-use super::manifest::{MANIFEST_NAME, Manifest, digest_entry, hex};
+use super::manifest::{MANIFEST_NAME, Manifest, digest_entry};
 use super::openpgp::{OwnKey, Sealer, seal};
 use crate::package::{self, Archive, ArchiveOut, Entry, FileSetInstance};
 use crate::store::sync_dir;
@@ -168,7 +168,7 @@ pub fn seal_to_file(
             .unwrap_or_else(|poisoned| poisoned.into_inner()),
     );
     Ok(Sealed {
-        sha256: hex(&hasher.finalize()),
+        sha256: hasher.finalize_hex().map_err(RelayError::Io)?,
         size,
         instances,
     })
