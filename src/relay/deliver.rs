@@ -101,12 +101,15 @@ pub async fn run(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn save(relay: &Arc<Relay>, item: &Item) {
+/// Records the item's state; false (logged) if it could not be.
+async fn save(relay: &Arc<Relay>, item: &Item) -> bool {
     let (r, i) = (relay.clone(), item.clone());
     if let Err(e) = blocking(move || r.outbox.put(&i)).await {
         tracing::error!(outbox = %item.id, "outbox: cannot record progress: {e}");
         tokio::time::sleep(Duration::from_secs(1)).await;
+        return false;
     }
+    true
 }
 
 async fn work(relay: &Arc<Relay>, mut item: Item) {
@@ -119,7 +122,8 @@ async fn work(relay: &Arc<Relay>, mut item: Item) {
         Ok(Some(study)) if !study.is_complete() => {
             item.state = State::Waiting;
             item.next_attempt = now.saturating_add(WAITING_POLL);
-            return save(relay, &item).await;
+            save(relay, &item).await;
+            return;
         }
         Ok(Some(_)) => item.state = State::Pending,
         Ok(None) => {
@@ -283,8 +287,11 @@ async fn delivered(
     item.sent_at = Some(Timestamp::now());
     item.receipt = Some(signed);
     item.last_error.clear();
-    save(relay, &item).await;
-    let _ = std::fs::remove_file(relay.package_path(&item.id));
+    // the package goes only once "sent" is recorded: otherwise the next
+    // run would seal a new package (new ID) and the peer ingest it again
+    if save(relay, &item).await {
+        let _ = std::fs::remove_file(relay.package_path(&item.id));
+    }
     let event = Event::Relay(RelayEvent::Delivered {
         outbox: item.id.clone(),
         package: package.id.clone(),

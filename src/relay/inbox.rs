@@ -22,7 +22,7 @@ use super::receipt::{self, Receipt};
 use super::{Origin, Relay};
 use crate::ingest::{Declared, IngestError, Received, read_part10_header};
 use crate::journal::{Event, Relay as RelayEvent};
-use crate::store::{InstanceKey, Source, TempFile, Timestamp, Uid};
+use crate::store::{InstanceKey, ParkedTemp, Source, Timestamp, Uid};
 
 const RECEIVED: &str = "relay_received";
 const ORIGINS: &str = "relay_origins";
@@ -60,6 +60,11 @@ impl InboxError {
             InboxError::Unavailable(_) => 503,
         }
     }
+}
+
+/// Where a received package is remembered: its sender's URA and its ID.
+fn received_key(sender_ura: &str, package: &str) -> String {
+    format!("{sender_ura}/{package}")
 }
 
 fn refused(what: impl std::fmt::Display) -> InboxError {
@@ -173,9 +178,11 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-/// A file staged from the package, checked against the manifest.
+/// A file staged from the package, checked against the manifest; closed
+/// until it is ingested (a study of thousands of files must not hold
+/// thousands of descriptors).
 struct Staged {
-    temp: TempFile,
+    temp: ParkedTemp,
 }
 
 /// Receives one package from `gateway`. Blocking.
@@ -212,7 +219,26 @@ pub fn receive<R: Read + Send + Sync + 'static>(
             receipt: Box::new(kept.receipt),
         });
     }
-    let keys = ingest(relay, gateway, staged)?;
+    let (keys, skipped) = ingest(relay, gateway, staged)?;
+    if keys.is_empty()
+        && let Some(reason) = skipped.first()
+    {
+        return Err(refused(format!(
+            "no instance of the package was accepted: {reason}"
+        )));
+    }
+    // the files come from another gateway's store, so an instance refused
+    // here (a SOP class we do not keep) is rare; it does not hold back the
+    // rest of the study, and each one is journaled
+    for reason in &skipped {
+        tracing::warn!(package = %manifest.package_id, from_ura = %gateway.ura, "instance not accepted: {reason}");
+        relay.journal.append(Event::Relay(RelayEvent::Refused {
+            from: gateway.name.clone(),
+            sender_ura: Some(gateway.ura.clone()),
+            package: Some(manifest.package_id.clone()),
+            reason: format!("an instance of the package was not accepted: {reason}"),
+        }));
+    }
     record(relay, gateway, &manifest, &keys, sha256, size)
 }
 
@@ -254,8 +280,11 @@ fn unpack(
                 return Err(refused("two manifests"));
             }
             let m = read_manifest(relay, gateway, &mut entry)?;
-            claim = Some(relay.inbox.claim(&m.package_id)?);
-            replay = relay.inbox.seen(&m.package_id)?;
+            // keyed by sender and ID: one gateway cannot learn or block
+            // another's packages by reusing their IDs
+            let key = received_key(&gateway.ura, &m.package_id);
+            claim = Some(relay.inbox.claim(&key)?);
+            replay = relay.inbox.seen(&key)?;
             let files = m
                 .files
                 .iter()
@@ -285,7 +314,8 @@ fn unpack(
                 .create_temp()
                 .map_err(|e| InboxError::Unavailable(format!("cannot stage: {e}")))?;
             check(&name, expected, &mut entry, &mut temp)?;
-            temp.finish_writing()
+            let temp = temp
+                .park()
                 .map_err(|e| InboxError::Unavailable(format!("cannot stage: {e}")))?;
             staged.push(Staged { temp });
         }
@@ -403,48 +433,55 @@ fn check(
 }
 
 /// Ingests the staged instances like C-STORE: each header is read first,
-/// so that a package with one unreadable file ingests nothing.
+/// so that a package with one unreadable file ingests nothing. An
+/// instance the store refuses is skipped with its reason; a store that
+/// cannot take more (disk full) stops it all (the sender resends, and
+/// what was stored is replaced by the same bytes).
 fn ingest(
     relay: &Relay,
     gateway: &Gateway,
     staged: Vec<Staged>,
-) -> Result<Vec<InstanceKey>, InboxError> {
+) -> Result<(Vec<InstanceKey>, Vec<String>), InboxError> {
+    let unstaged =
+        |e: io::Error| InboxError::Unavailable(format!("cannot reopen a staged file: {e}"));
     let mut ready = Vec::with_capacity(staged.len());
     for (n, s) in staged.into_iter().enumerate() {
-        let header = read_part10_header(s.temp.file()).map_err(|e| {
+        let temp = s.temp.reopen().map_err(unstaged)?;
+        let header = read_part10_header(temp.file()).map_err(|e| {
             refused(format!(
                 "file {} of the package is not DICOM Part 10: {e}",
                 n + 1
             ))
         })?;
-        ready.push((s, header));
+        let temp = temp.park().map_err(unstaged)?;
+        ready.push((temp, header));
     }
     let sender = format!("{} (URA {})", gateway.name, gateway.ura);
     let mut keys = Vec::with_capacity(ready.len());
-    for (s, header) in ready {
-        let stored = relay
-            .ingestor
-            .ingest(Received {
-                temp: s.temp,
-                dataset_offset: header.dataset_offset,
-                transfer_syntax: header.transfer_syntax,
-                declared: Some(Declared {
-                    sop_class: header.sop_class,
-                    sop_instance: header.sop_instance,
-                }),
-                source: Source::Relay {
-                    sender: sender.clone(),
-                },
-            })
-            .map_err(|e| match e {
-                e @ (IngestError::DiskFull(_) | IngestError::Io(_) | IngestError::Index(_)) => {
-                    InboxError::Unavailable(e.to_string())
-                }
-                e => refused(format!("an instance of the package was not accepted: {e}")),
-            })?;
-        keys.push(stored.key);
+    let mut skipped = Vec::new();
+    for (temp, header) in ready {
+        let sop = header.sop_instance.clone();
+        let stored = relay.ingestor.ingest(Received {
+            temp: temp.reopen().map_err(unstaged)?,
+            dataset_offset: header.dataset_offset,
+            transfer_syntax: header.transfer_syntax,
+            declared: Some(Declared {
+                sop_class: header.sop_class,
+                sop_instance: header.sop_instance,
+            }),
+            source: Source::Relay {
+                sender: sender.clone(),
+            },
+        });
+        match stored {
+            Ok(stored) => keys.push(stored.key),
+            Err(e @ (IngestError::DiskFull(_) | IngestError::Io(_) | IngestError::Index(_))) => {
+                return Err(InboxError::Unavailable(e.to_string()));
+            }
+            Err(e) => skipped.push(format!("{sop}: {e}")),
+        }
     }
-    Ok(keys)
+    Ok((keys, skipped))
 }
 
 /// Keeps the receipt (for a resend) and the origin of each study, journals
@@ -482,6 +519,14 @@ fn record(
         package: manifest.package_id.clone(),
         received_at: now,
     };
+    // queued for the PACS before the package counts as received: a crash
+    // in between makes the sender resend (queuing again is harmless),
+    // never a received package that does not reach the PACS
+    if let Some(forwarder) = &relay.forwarder {
+        forwarder.enqueue(keys).map_err(|e| {
+            InboxError::Unavailable(format!("cannot queue the study for the PACS: {e}"))
+        })?;
+    }
     let origin = serde_json::to_vec(&origin).map_err(store_err)?;
     for study in &studies {
         relay
@@ -498,7 +543,10 @@ fn record(
     relay
         .inbox
         .received
-        .insert(manifest.package_id.as_bytes(), kept)
+        .insert(
+            received_key(&gateway.ura, &manifest.package_id).as_bytes(),
+            kept,
+        )
         .map_err(store_err)?;
     relay.inbox.db.flush().map_err(store_err)?;
     relay
@@ -512,11 +560,6 @@ fn record(
             sha256,
         }))
         .map_err(|e| InboxError::Unavailable(e.to_string()))?;
-    if let Some(forwarder) = &relay.forwarder
-        && let Err(e) = forwarder.enqueue(keys)
-    {
-        tracing::error!("received study not queued for the PACS: {e}");
-    }
     tracing::info!(package = %manifest.package_id, from_ura = %gateway.ura, instances = keys.len(), "package received");
     Ok(signed)
 }

@@ -310,13 +310,17 @@ impl TempFile {
         Ok(())
     }
 
-    /// Writes out what is buffered and gives the buffer's memory back: for
-    /// a file kept open while many others are written (the relay inbox
-    /// stages a whole package before ingesting it).
-    pub fn finish_writing(&mut self) -> io::Result<()> {
+    /// Writes out what is buffered and closes the file, keeping it on
+    /// disk: for many files staged at once (the relay inbox stages a whole
+    /// package before ingesting it), which must hold neither a descriptor
+    /// nor a buffer each.
+    pub fn park(mut self) -> io::Result<ParkedTemp> {
         self.flush()?;
-        self.buffer = Vec::new();
-        Ok(())
+        Ok(ParkedTemp {
+            path: self.path.take(),
+            written: self.written,
+            crc: self.crc.clone(),
+        })
     }
 
     fn start_writeback(&mut self) {
@@ -346,6 +350,46 @@ impl Write for TempFile {
 
     fn flush(&mut self) -> io::Result<()> {
         TempFile::flush(self)
+    }
+}
+
+/// A temporary file written and closed; [`ParkedTemp::reopen`] gives the
+/// [`TempFile`] back. Removed when dropped.
+pub struct ParkedTemp {
+    path: Option<PathBuf>,
+    written: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl ParkedTemp {
+    pub fn reopen(mut self) -> io::Result<TempFile> {
+        let path = self
+            .path
+            .take()
+            .ok_or_else(|| io::Error::other("temp file already used"))?;
+        let file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                self.path = Some(path);
+                return Err(e);
+            }
+        };
+        Ok(TempFile {
+            path: Some(path),
+            file,
+            buffer: Vec::new(),
+            written: self.written,
+            writeback_started: self.written,
+            crc: self.crc.clone(),
+        })
+    }
+}
+
+impl Drop for ParkedTemp {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = fs::remove_file(path);
+        }
     }
 }
 

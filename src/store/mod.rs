@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use files::{FileStore, TempFile, private_dir, sync_dir};
+pub use files::{FileStore, ParkedTemp, TempFile, private_dir, sync_dir};
 pub use index::{INDEX_VERSION, Index, PutOutcome, SledIndex};
 pub use lock::DataDirLock;
 pub use records::{

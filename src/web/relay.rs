@@ -19,6 +19,8 @@ use crate::relay::inbox::{self, InboxError};
 
 /// Chunks of the body in flight between the connection and the inbox.
 const IN_FLIGHT: usize = 16;
+/// An upload that sends nothing for this long is given up.
+const STALL: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The body as a blocking `Read`.
 struct ChannelReader {
@@ -46,7 +48,21 @@ impl Read for ChannelReader {
 /// rest is read and dropped so that the sender gets to read the answer.
 async fn pump(mut body: Incoming, tx: mpsc::Sender<io::Result<Bytes>>) {
     let mut listening = true;
-    while let Some(frame) = body.frame().await {
+    loop {
+        // a sender that stops sending must not hold a receiving slot
+        let frame = match tokio::time::timeout(STALL, body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return,
+            Err(_) => {
+                let _ = tx
+                    .send(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no data from the sender for {} s", STALL.as_secs()),
+                    )))
+                    .await;
+                return;
+            }
+        };
         match frame {
             Ok(frame) => {
                 if let Ok(data) = frame.into_data()

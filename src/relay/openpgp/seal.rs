@@ -150,7 +150,7 @@ pub fn seal<W: Write + Send + Sync + 'static>(
                     message.finalize().map_err(write_err)?;
                     return to_output
                         .send(Chunk::End)
-                        .map_err(|_| PgpError::Write("the output stage stopped".into()));
+                        .map_err(|_| PgpError::Write(OUTPUT_STOPPED.into()));
                 }
                 Err(_) => return Err(abandoned()),
             }
@@ -206,9 +206,10 @@ impl Sealer {
             let _ = tx.send(Chunk::End);
         }
         self.to_encryptor = None;
-        let encrypted = self.join_stages();
-        signed?;
-        encrypted
+        // a stage's own error is the cause ("disk full"); the signing
+        // stage then only saw the stage stop
+        self.join_stages()?;
+        signed
     }
 
     /// Waits for the encrypting and the output stage; the first error.
@@ -221,11 +222,12 @@ impl Sealer {
         };
         let encrypted = join(self.encryptor.take());
         let written = join(self.output.take());
-        // an output error makes the encryptor fail too: report the cause
+        // one stage failing stops the other: report the one that did not
+        // merely see its neighbour stop
         match (encrypted, written) {
-            (_, Err(e)) => Err(e),
-            (Err(e), Ok(())) => Err(e),
             (Ok(()), Ok(())) => Ok(()),
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+            (Err(a), Err(b)) => Err(if is_knock_on(&a) { b } else { a }),
         }
     }
 
@@ -336,8 +338,16 @@ impl Drop for ChunkWriter {
     }
 }
 
+const ABANDONED: &str = "the package was abandoned before its end";
+const OUTPUT_STOPPED: &str = "the output stage stopped";
+
 fn abandoned() -> PgpError {
-    PgpError::Write("the package was abandoned before its end".into())
+    PgpError::Write(ABANDONED.into())
+}
+
+/// An error that only says a neighbouring stage stopped.
+fn is_knock_on(e: &PgpError) -> bool {
+    matches!(e, PgpError::Write(m) if m == ABANDONED || m == OUTPUT_STOPPED || m.contains("the encrypting stage stopped"))
 }
 
 fn spawn_stage(

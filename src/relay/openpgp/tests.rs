@@ -386,3 +386,48 @@ fn key_algorithm_parses() {
     assert!("dsa".parse::<KeyAlgorithm>().is_err());
     assert_eq!(KeyAlgorithm::default(), KeyAlgorithm::Cv25519);
 }
+
+/// A writer that takes `room` bytes, then fails like a full disk.
+struct FullAfter {
+    room: usize,
+}
+
+impl Write for FullAfter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.room == 0 {
+            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        let n = buf.len().min(self.room);
+        self.room -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failing_output_is_reported_with_its_cause_and_every_stage_ends() {
+    let (a, b) = (key("a"), key("b"));
+    let plain = data(20 << 20);
+    // the disk fills early (while writing) and in the last bytes (while
+    // finishing)
+    let whole = seal_bytes(&a, &peer(&b), &plain).len();
+    for room in [3 << 20, whole - 10] {
+        let mut sealer = seal(&a, &peer(&b), "package.zip", FullAfter { room }).unwrap();
+        let written = plain
+            .chunks(1 << 20)
+            .try_for_each(|chunk| sealer.write_all(chunk));
+        let error = match written {
+            Err(e) => e.to_string(),
+            Ok(()) => sealer.finish().unwrap_err().to_string(),
+        };
+        assert!(
+            error.contains("No space left on device"),
+            "room {room}: {error}"
+        );
+    }
+    // dropped without finish: returns (the stages are joined), no panic
+    let sealer = seal(&a, &peer(&b), "package.zip", SharedVec::default()).unwrap();
+    drop(sealer);
+}
