@@ -40,7 +40,7 @@ fn ushort(obj: &InMemDicomObject, tag: Tag) -> Option<u16> {
 /// Checks every element header against the bytes actually present before
 /// anything is decoded: a decoder allocates a value's declared length
 /// first, so a 20-byte command claiming a 4 GiB string must be refused here.
-fn check_lengths(bytes: &[u8]) -> Result<(), CommandError> {
+pub(crate) fn check_lengths(bytes: &[u8]) -> Result<(), CommandError> {
     let mut pos = 0usize;
     while pos < bytes.len() {
         let header = bytes
@@ -126,20 +126,26 @@ pub fn response(request: &Request, status: u16, comment: Option<&str>) -> Vec<u8
             64,
         );
     }
+    with_group_length(&body)
+}
+
+/// A command set: (0000,0000) Command Group Length, then `body`.
+pub(crate) fn with_group_length(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 12);
     put_header(&mut out, tags::COMMAND_GROUP_LENGTH, 4);
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&body);
+    out.extend_from_slice(body);
     out
 }
 
-fn put_header(out: &mut Vec<u8>, tag: Tag, length: u32) {
+/// An element header, implicit VR little endian.
+pub(crate) fn put_header(out: &mut Vec<u8>, tag: Tag, length: u32) {
     out.extend_from_slice(&tag.group().to_le_bytes());
     out.extend_from_slice(&tag.element().to_le_bytes());
     out.extend_from_slice(&length.to_le_bytes());
 }
 
-fn put_ushort(out: &mut Vec<u8>, tag: Tag, value: u16) {
+pub(crate) fn put_ushort(out: &mut Vec<u8>, tag: Tag, value: u16) {
     put_header(out, tag, 2);
     out.extend_from_slice(&value.to_le_bytes());
 }

@@ -7,7 +7,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
 
-use crate::dimse::command::C_STORE_RQ;
+use crate::dimse::command::{C_STORE_RQ, check_lengths, put_header, put_ushort, with_group_length};
 
 /// PDU type, reserved byte, PDU length (4), PDV item length (4), context
 /// ID, message control header.
@@ -46,22 +46,7 @@ pub(super) fn c_store_rq(message_id: u16, sop_class: &str, sop_instance: &str) -
     put_ushort(&mut body, tags::PRIORITY, 0);
     put_ushort(&mut body, tags::COMMAND_DATA_SET_TYPE, DATA_SET_PRESENT);
     put_uid(&mut body, tags::AFFECTED_SOP_INSTANCE_UID, sop_instance);
-    let mut out = Vec::with_capacity(body.len() + 12);
-    put_header(&mut out, tags::COMMAND_GROUP_LENGTH, 4);
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&body);
-    out
-}
-
-fn put_header(out: &mut Vec<u8>, tag: Tag, length: u32) {
-    out.extend_from_slice(&tag.group().to_le_bytes());
-    out.extend_from_slice(&tag.element().to_le_bytes());
-    out.extend_from_slice(&length.to_le_bytes());
-}
-
-fn put_ushort(out: &mut Vec<u8>, tag: Tag, value: u16) {
-    put_header(out, tag, 2);
-    out.extend_from_slice(&value.to_le_bytes());
+    with_group_length(&body)
 }
 
 /// UIDs are checked by the caller (digits and dots); NUL-padded to even.
@@ -90,7 +75,7 @@ pub(super) struct Response {
 /// Parses a C-STORE-RSP command set; anything else is an error naming
 /// what it was.
 pub(super) fn parse_response(bytes: &[u8]) -> Result<Response, String> {
-    check_lengths(bytes)?;
+    check_lengths(bytes).map_err(|e| e.to_string())?;
     let obj = InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
         .map_err(|e| format!("unreadable command set: {e}"))?;
     let ushort = |tag| obj.get(tag).and_then(|e| e.to_int::<u16>().ok());
@@ -113,26 +98,6 @@ pub(super) fn parse_response(bytes: &[u8]) -> Result<Response, String> {
         status,
         comment,
     })
-}
-
-/// Every element header must fit the bytes present before anything is
-/// decoded (a decoder allocates a declared length first).
-fn check_lengths(bytes: &[u8]) -> Result<(), String> {
-    let mut pos = 0usize;
-    while pos < bytes.len() {
-        let header = bytes.get(pos..pos + 8).ok_or_else(|| {
-            format!(
-                "{} stray bytes at the end of a command set",
-                bytes.len() - pos
-            )
-        })?;
-        let length = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        pos = (pos + 8)
-            .checked_add(length)
-            .filter(|end| *end <= bytes.len())
-            .ok_or_else(|| format!("a command element declares {length} bytes beyond its end"))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
