@@ -93,7 +93,22 @@ pub fn decoded_dataset_bytes(path: &Path) -> Vec<u8> {
     }
 }
 
+/// A loopback port nothing listens on, outside Linux's ephemeral range
+/// (32768-60999): a port from that range can be taken as the local end of
+/// some other test's client connection before the server we start binds
+/// it (seen once: a reference storescp that could not bind).
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // spread over 20000-32767, different per process and per call
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() as u16).wrapping_mul(7919);
+    for _ in 0..2000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20000 + (seed.wrapping_add(n.wrapping_mul(97)) % 12768);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -512,17 +527,37 @@ pub struct Storescp {
 impl Storescp {
     pub fn start() -> Storescp {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = Command::new(STORESCP)
-            .args(["-aet", "STORESCP", "--bit-preserving", "+xa", "-od"])
-            .arg(dir.path())
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_port(port);
-        Storescp { child, dir, port }
+        // a storescp that lost its port to another process exits: the
+        // port answering is not enough, it must be ours and still running
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(STORESCP)
+                .args(["-aet", "STORESCP", "--bit-preserving", "+xa", "-od"])
+                .arg(dir.path())
+                .arg(port.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            wait_for_port(port);
+            let echo = Command::new("/usr/bin/echoscu")
+                .args([
+                    "-to",
+                    "10",
+                    "-aec",
+                    "STORESCP",
+                    "127.0.0.1",
+                    &port.to_string(),
+                ])
+                .output()
+                .unwrap();
+            if echo.status.success() && child.try_wait().unwrap().is_none() {
+                return Storescp { child, dir, port };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("storescp did not start on five ports");
     }
 
     /// Sends `files` to this storescp (each group with its storescu flag).

@@ -37,13 +37,26 @@ pub(crate) fn all_samples() -> Vec<PathBuf> {
     out
 }
 
-/// A loopback port nothing listens on (right now).
+/// A loopback port nothing listens on (right now), outside Linux's
+/// ephemeral range, where another test's client socket could take it
+/// before storescp binds it (tests/common/mod.rs does the same).
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() as u16).wrapping_mul(7919);
+    (0..2000)
+        .map(|_| {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            20000 + (seed.wrapping_add(n.wrapping_mul(97)) % 12768)
+        })
+        .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .unwrap_or_else(|| {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
 }
 
 /// A running storescp (AE `PACS`, bit-preserving) writing into `dir`;
