@@ -308,7 +308,12 @@ def link_flow(config, checks):
         check_study_page(second, config, checks, "link_")
 
         def first_is_refused():
-            first.find_element(By.CSS_SELECTOR, f"form[action='/s/{token}'] button").click()
+            button = first.find_element(By.CSS_SELECTOR, f"form[action='/s/{token}'] button")
+            button.click()
+            # the answer replaces this page: wait until it has (the old page
+            # is also complete and on /s/, and reading it as it goes away
+            # raised a stale-element error once)
+            wait_for(first, expected_conditions.staleness_of(button), "the offer page to go")
             wait_for(first, lambda d: d.execute_script("return document.readyState") == "complete"
                      and "/s/" in d.current_url, "an answer")
             body = text(first)
