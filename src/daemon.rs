@@ -91,7 +91,11 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         store.index.clone(),
         events.clone(),
         store.dirty.clone(),
-    );
+    )
+    .with_disk(crate::capacity::Disk::new(
+        &config.data_dir,
+        &config.capacity,
+    ));
     if store.needs_reconcile {
         tracing::warn!(
             "the previous run did not stop cleanly; checking the index against the files"

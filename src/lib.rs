@@ -6,6 +6,7 @@
 //! line and calls in here.
 
 pub mod authz;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod daemon;
