@@ -176,6 +176,10 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     let scp = Arc::new(Scp::new(&config.dicom, ingestor.clone()));
     tasks.spawn(dimse::serve(dicom_listener, scp, stop.clone(), DRAIN));
     tasks.spawn(sweep_expired(authz.clone(), stop.clone()));
+    tasks.spawn(crate::retention::run(
+        crate::retention::Retention::new(&config, ingestor.clone(), authz.clone(), &relay),
+        stop.clone(),
+    ));
     tasks.spawn(resolve_accessions(
         authz.clone(),
         events.clone(),

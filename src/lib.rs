@@ -16,6 +16,7 @@ pub mod journal;
 pub mod package;
 pub mod pixels;
 pub mod relay;
+pub mod retention;
 pub mod store;
 pub mod web;
 
