@@ -144,7 +144,10 @@ fn a_study_goes_after_its_last_grant_ended_and_a_shared_one_stays() {
     assert_eq!(event["event"]["instances"], samples_in("ct-phantom").len());
     assert!(event["event"]["bytes"].as_u64().unwrap() > 0);
     let line = event.to_string();
-    assert!(!line.contains(&name), "no patient name in the journal: {line}");
+    assert!(
+        !line.contains(&name),
+        "no patient name in the journal: {line}"
+    );
     audit_verifies(&daemon);
     let log = daemon.log();
     let said = log
@@ -258,9 +261,14 @@ fn above_the_high_water_mark_intake_stops_and_resumes_when_space_is_freed() {
     };
     let data = tempfile::tempdir_in(dir.path().join("small")).unwrap();
     let filler = dir.path().join("small").join("filler");
+    let drop = tempfile::tempdir().unwrap();
     let daemon = Daemon::start_in(
         data,
-        "[capacity]\nhigh_water = \"50%\"\nmin_free = \"0\"\n",
+        &format!(
+            "[capacity]\nhigh_water = \"50%\"\nmin_free = \"0\"\n\
+             [import]\nwatch_dir = \"{}\"\nsettle = \"300ms\"\n",
+            drop.path().display()
+        ),
     );
     let ct = samples_in("ct-phantom");
     let echo = daemon.echoscu(&["-aec", "PUSHGATE"]);
@@ -305,9 +313,16 @@ fn above_the_high_water_mark_intake_stops_and_resumes_when_space_is_freed() {
         Ok(_) => panic!("associated above the mark"),
     }
     assert_eq!(daemon.get("/healthz").status, 200, "HTTP still answers");
+    let dropped = drop.path().join("dropped.dcm");
+    std::fs::copy(&ct[1], &dropped).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        dropped.exists(),
+        "the drop folder waits while above the mark"
+    );
     let log = daemon.log();
     assert_eq!(
-        log.matches("disk above the high-water mark (capacity.high_water")
+        log.matches("refusing new associations and drop-folder imports")
             .count(),
         1,
         "told once, not per association:\n{log}"
@@ -321,6 +336,14 @@ fn above_the_high_water_mark_intake_stops_and_resumes_when_space_is_freed() {
             .status
             .success()),
         "{}",
+        daemon.log()
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || drop
+            .path()
+            .join("done/dropped.dcm")
+            .exists()),
+        "imported once there is room:\n{}",
         daemon.log()
     );
     daemon.send_all(&ct);
