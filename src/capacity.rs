@@ -157,6 +157,9 @@ fn assess(total: u64, available: u64, used: u64, limits: &CapacityConfig) -> Dis
 }
 
 /// (total, available, used) bytes of the filesystem holding `path`.
+// statvfs's field types differ between targets (u32 on some 32-bit ones):
+// the casts are needed there even where they are not here.
+#[allow(clippy::unnecessary_cast)]
 fn statvfs(path: &Path) -> io::Result<(u64, u64, u64)> {
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
