@@ -203,6 +203,43 @@ fn a_study_never_shared_goes_after_max_age_and_stays_gone() {
     audit_verifies(&daemon);
 }
 
+/// (c) A crash after a deletion was journaled and its marker written, but
+/// before the files went: `reindex` does not bring the study back, and the
+/// next start finishes the deletion and clears the marker.
+#[test]
+fn a_deletion_interrupted_by_a_crash_is_finished_by_reindex_and_at_start() {
+    let mut daemon = Daemon::start_with(
+        "[retention]\nkeep_after_last_grant = \"off\"\nmax_age = \"off\"\nsweep_every = \"1s\"\n",
+    );
+    daemon.send_all(&samples_in("ct-phantom"));
+    daemon.send_all(&samples_in("mr-brain"));
+    let ct = study_with(&daemon, "CT");
+    let mr = study_with(&daemon, "MR");
+    daemon.kill9();
+    // what `retention` leaves between step 2 and 3 (see src/retention.rs)
+    let markers = daemon.data_dir().join("deleting");
+    std::fs::create_dir_all(&markers).unwrap();
+    let marker = markers.join(format!("{ct}.json"));
+    std::fs::write(
+        &marker,
+        format!(
+            r#"{{"study":"{ct}","reason":"retention.max_age","not_after":"2100-01-01T00:00:00.000Z"}}"#
+        ),
+    )
+    .unwrap();
+    let out = daemon.cli(&["reindex"]);
+    assert!(out.status.success(), "reindex: {}", text(&out));
+    assert!(!study_dir(&daemon, &ct).exists(), "reindex finished it");
+    assert!(study_dir(&daemon, &mr).exists());
+    daemon.spawn().unwrap();
+    assert!(!listed(&daemon, &ct));
+    assert!(listed(&daemon, &mr), "only the study named is deleted");
+    assert!(
+        eventually(Duration::from_secs(10), || !marker.exists()),
+        "the first sweep clears the marker"
+    );
+}
+
 /// (b) A study still arriving (not yet stable) is never deleted, however
 /// small `max_age`.
 #[test]
