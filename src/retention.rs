@@ -286,15 +286,26 @@ impl Retention {
                 break;
             }
             let share = shares.of(&study);
-            if let Some(reason) = due(
+            let Some(reason) = due(
                 &self.policy,
                 &study,
                 share,
                 busy.contains(&study.study_uid),
                 now,
-            ) && let Some(done) = self.delete(&study, reason)?
-            {
-                deleted.push(done);
+            ) else {
+                continue;
+            };
+            // One study that cannot go (a file the daemon may not remove)
+            // must not keep the others; it is tried again next sweep, and a
+            // marker it left is finished first.
+            match self.delete(&study, reason) {
+                Ok(Some(done)) => deleted.push(done),
+                Ok(None) => {}
+                Err(e) => tracing::error!(
+                    study = %study.study_uid,
+                    "retention: cannot delete: {}",
+                    crate::error_chain(&e)
+                ),
             }
         }
         Ok(deleted)
