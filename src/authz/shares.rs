@@ -124,3 +124,157 @@ impl Authz {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::authz::grant::{Grant, GrantId, Recipient, Scope};
+    use crate::store::{PatientAttrs, StudyAttrs};
+
+    fn at(s: u64) -> Timestamp {
+        Timestamp(1_700_000_000_000 + s * 1000)
+    }
+
+    fn grant(id: &str, target: Target, expires: u64, parent: Option<&str>) -> Grant {
+        Grant {
+            id: GrantId(id.into()),
+            target,
+            scope: Scope::default(),
+            issuer: "test".into(),
+            recipient: Recipient::Anyone,
+            created_at: at(0),
+            expires_at: at(expires),
+            message: String::new(),
+            delegation_depth: 1,
+            parent: parent.map(|p| GrantId(p.into())),
+            token_hash: format!("t-{id}"),
+            code_hash: format!("c-{id}"),
+        }
+    }
+
+    fn study(uid: &str, accession: &str) -> StudyRecord {
+        StudyRecord {
+            study_uid: Uid::parse(uid).unwrap(),
+            patient: PatientAttrs::default(),
+            attrs: StudyAttrs {
+                accession_number: accession.into(),
+                ..StudyAttrs::default()
+            },
+            series: BTreeMap::new(),
+            first_arrival: at(0),
+            last_arrival: at(0),
+            completed_at: Some(at(0)),
+            sources: Default::default(),
+        }
+    }
+
+    fn issue(state: &mut State, g: Grant) {
+        let event = match g.parent {
+            None => Event::GrantIssued {
+                grant: g,
+                from: String::new(),
+            },
+            Some(_) => Event::GrantDelegated {
+                grant: g,
+                by: crate::journal::Who::Anonymous,
+                from: String::new(),
+            },
+        };
+        state.apply(at(0), &event);
+    }
+
+    fn uid(s: &str) -> Uid {
+        Uid::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_study_is_shared_until_its_last_grant_ends() {
+        let mut state = State::default();
+        issue(&mut state, grant("a", Target::Study(uid("1.1")), 10, None));
+        issue(&mut state, grant("b", Target::Study(uid("1.1")), 50, None));
+        issue(
+            &mut state,
+            grant("c", Target::Study(uid("1.1")), 40, Some("b")),
+        );
+        let s = study("1.1", "");
+        assert_eq!(
+            Shares::from_state(&state, at(20)).of(&s),
+            Some(Share::Active)
+        );
+        assert_eq!(
+            Shares::from_state(&state, at(50)).of(&s),
+            Some(Share::Ended(at(50))),
+            "the child ended with its parent's expiry at the latest"
+        );
+        state.apply(
+            at(30),
+            &Event::GrantRevoked {
+                grant: GrantId("b".into()),
+                by: "test".into(),
+                reason: String::new(),
+                cascade: vec![GrantId("c".into())],
+                from: String::new(),
+            },
+        );
+        assert_eq!(
+            Shares::from_state(&state, at(31)).of(&s),
+            Some(Share::Ended(at(30))),
+            "revoked at 30, with its child; the other expired at 10"
+        );
+        assert_eq!(
+            Shares::from_state(&state, at(31)).of(&study("1.2", "")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_child_ends_with_its_parent_even_if_not_cascaded() {
+        let mut state = State::default();
+        issue(&mut state, grant("p", Target::Study(uid("1.1")), 20, None));
+        issue(
+            &mut state,
+            grant("k", Target::Study(uid("1.1")), 90, Some("p")),
+        );
+        assert_eq!(
+            Shares::from_state(&state, at(25)).of(&study("1.1", "")),
+            Some(Share::Ended(at(20)))
+        );
+    }
+
+    #[test]
+    fn grants_by_accession_count_once_pinned_and_hold_a_study_while_awaited() {
+        let mut state = State::default();
+        issue(
+            &mut state,
+            grant("x", Target::Accession("ACC1".into()), 50, None),
+        );
+        let arriving = study("1.5", "ACC1");
+        assert_eq!(
+            Shares::from_state(&state, at(10)).of(&arriving),
+            Some(Share::Active),
+            "about to be pinned to it"
+        );
+        assert_eq!(
+            Shares::from_state(&state, at(10)).of(&study("1.6", "ACC2")),
+            None
+        );
+        state.apply(
+            at(11),
+            &Event::GrantResolved {
+                grant: GrantId("x".into()),
+                study: uid("1.5"),
+            },
+        );
+        assert_eq!(
+            Shares::from_state(&state, at(60)).of(&arriving),
+            Some(Share::Ended(at(50)))
+        );
+        assert_eq!(
+            Shares::from_state(&state, at(60)).of(&study("1.7", "ACC1")),
+            None,
+            "pinned: another study with that accession was never shared"
+        );
+    }
+}
