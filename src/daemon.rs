@@ -105,7 +105,11 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         store.index.clone(),
         events.clone(),
         store.dirty.clone(),
-    );
+    )
+    .with_disk(crate::capacity::Disk::new(
+        &config.data_dir,
+        &config.capacity,
+    ));
     if store.needs_reconcile {
         tracing::warn!(
             "the previous run did not stop cleanly; checking the index against the files"
@@ -187,6 +191,10 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         DRAIN,
     ));
     tasks.spawn(sweep_expired(authz.clone(), stop.clone()));
+    tasks.spawn(crate::retention::run(
+        crate::retention::Retention::new(&config, ingestor.clone(), authz.clone(), &relay),
+        stop.clone(),
+    ));
     tasks.spawn(resolve_accessions(
         authz.clone(),
         events.clone(),

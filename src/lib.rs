@@ -6,6 +6,7 @@
 //! line and calls in here.
 
 pub mod authz;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod package;
 pub mod pixels;
 pub mod relay;
+pub mod retention;
 pub mod store;
 pub mod web;
 

@@ -55,7 +55,12 @@ fn disk_full_is_out_of_resources_and_the_daemon_goes_on() {
         .collect();
     files.sort();
 
-    let mut daemon = Daemon::start_in(data, "");
+    // The high-water mark would refuse first; this is about a disk that
+    // really fills up.
+    let mut daemon = Daemon::start_in(
+        data,
+        "[capacity]\nhigh_water = \"100%\"\nmin_free = \"0\"\n",
+    );
     let out = daemon.storescu(&["-v"], &files);
     let log = text(&out);
     assert!(

@@ -115,6 +115,7 @@ impl State {
             Event::Access(_)
             | Event::Relay(_)
             | Event::Forwarded { .. }
+            | Event::StudyDeleted { .. }
             | Event::Dropped { .. }
             | Event::Suppressed { .. } => vec![],
         }

@@ -11,6 +11,7 @@ mod issue;
 mod limiter;
 pub mod secret;
 mod service;
+mod shares;
 
 pub use admin::{AdminToken, AdminTokenError, bearer, read_token};
 pub use decide::{Allowed, Bound, Caller, Credentials, Denied, Link};
@@ -18,6 +19,7 @@ pub use grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target
 pub use identity::{CertIdentity, Holder, IdentityError, UZI_OTHER_NAME_OID, Uzi};
 pub use issue::{Coverage, GrantCounts, GrantDetail, GrantView, IssueRequest, Issued, Shape};
 pub use service::{Authz, AuthzError, Served};
+pub use shares::{Share, Shares};
 
 #[cfg(test)]
 mod tests;

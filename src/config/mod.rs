@@ -40,6 +40,8 @@ pub struct Config {
     pub import: ImportConfig,
     pub relay: RelayConfig,
     pub forward: ForwardConfig,
+    pub retention: RetentionConfig,
+    pub capacity: CapacityConfig,
     pub log: LogConfig,
 }
 
@@ -114,6 +116,27 @@ pub struct BookSync {
 pub struct ForwardConfig {
     /// `AE@host:port` of the local PACS, if inbound studies are forwarded.
     pub pacs: Option<String>,
+}
+
+/// When studies are deleted (see `crate::retention`).
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// After the last grant on a study ended (`None`: shared studies stay).
+    pub keep_after_last_grant: Option<Duration>,
+    /// After the last instance of a study never shared arrived (`None`:
+    /// such studies stay).
+    pub max_age: Option<Duration>,
+    pub sweep_every: Duration,
+}
+
+/// When intake stops for lack of disk space (see `crate::capacity`).
+#[derive(Debug, Clone)]
+pub struct CapacityConfig {
+    /// Used space of the data_dir filesystem, in percent as `df` shows it,
+    /// above which intake stops; 100 means no limit.
+    pub high_water_percent: f64,
+    /// Free bytes below which intake stops too; 0 means no floor.
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +259,36 @@ pub fn parse_duration(key: &'static str, value: &str) -> Result<Duration, Config
         key,
         message: format!("{value:?} is not a duration like \"20s\", \"5m\" or \"14d\": {e}"),
     })
+}
+
+/// Parses "1GiB", "500MB", "0" (decimal and binary units, bytes without one).
+pub fn parse_size(key: &'static str, value: &str) -> Result<u64, ConfigError> {
+    let text = value.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => u64::MAX,
+    };
+    match number.parse::<f64>() {
+        Ok(n) if multiplier != u64::MAX && n >= 0.0 && n.is_finite() => {
+            Ok((n * multiplier as f64) as u64)
+        }
+        _ => Err(ConfigError::Invalid {
+            key,
+            message: format!("{value:?} is not a size like \"1GiB\", \"500MB\" or \"0\""),
+        }),
+    }
 }
 
 #[cfg(test)]

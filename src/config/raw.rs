@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{
-    AdminConfig, BookSync, Config, ConfigError, DicomConfig, ForwardConfig, GrantsConfig,
-    HttpConfig, ImportConfig, LogConfig, LogFormat, RelayConfig, TlsFiles, parse_duration,
+    AdminConfig, BookSync, CapacityConfig, Config, ConfigError, DicomConfig, ForwardConfig,
+    GrantsConfig, HttpConfig, ImportConfig, LogConfig, LogFormat, RelayConfig, RetentionConfig,
+    TlsFiles, parse_duration, parse_size,
 };
 
 pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
@@ -26,6 +27,8 @@ pub(super) struct RawConfig {
     import: RawImport,
     relay: RawRelay,
     forward: RawForward,
+    retention: RawRetention,
+    capacity: RawCapacity,
     log: RawLog,
 }
 
@@ -88,6 +91,21 @@ struct RawRelay {
 #[serde(deny_unknown_fields)]
 struct RawForward {
     pacs: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    keep_after_last_grant: String,
+    max_age: String,
+    sweep_every: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCapacity {
+    high_water: String,
+    min_free: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -265,6 +283,8 @@ impl RawConfig {
                 Some(pacs.to_string())
             },
         };
+        let retention = self.retention.validate()?;
+        let capacity = self.capacity.validate()?;
         let log = LogConfig {
             format: match self.log.format.as_str() {
                 "plain" => LogFormat::Plain,
@@ -289,7 +309,61 @@ impl RawConfig {
             import,
             relay,
             forward,
+            retention,
+            capacity,
             log,
+        })
+    }
+}
+
+impl RawRetention {
+    fn validate(self) -> Result<RetentionConfig, ConfigError> {
+        let sweep_every = parse_duration("retention.sweep_every", &self.sweep_every)?;
+        if sweep_every.is_zero() {
+            return Err(invalid("retention.sweep_every", "must be longer than 0s"));
+        }
+        Ok(RetentionConfig {
+            keep_after_last_grant: duration_or_off(
+                "retention.keep_after_last_grant",
+                &self.keep_after_last_grant,
+            )?,
+            max_age: duration_or_off("retention.max_age", &self.max_age)?,
+            sweep_every,
+        })
+    }
+}
+
+/// "off" (or empty) turns a retention rule off; anything else is a duration.
+fn duration_or_off(
+    key: &'static str,
+    value: &str,
+) -> Result<Option<std::time::Duration>, ConfigError> {
+    match value.trim() {
+        "" | "off" => Ok(None),
+        v => parse_duration(key, v).map(Some),
+    }
+}
+
+impl RawCapacity {
+    fn validate(self) -> Result<CapacityConfig, ConfigError> {
+        let percent = self
+            .high_water
+            .trim()
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .filter(|p| *p > 0.0 && *p <= 100.0)
+            .ok_or_else(|| {
+                invalid(
+                    "capacity.high_water",
+                    &format!(
+                        "{:?} is not a percentage like \"90%\" (above 0, at most 100)",
+                        self.high_water
+                    ),
+                )
+            })?;
+        Ok(CapacityConfig {
+            high_water_percent: percent,
+            min_free_bytes: parse_size("capacity.min_free", &self.min_free)?,
         })
     }
 }

@@ -143,3 +143,65 @@ fn environment_overrides_are_checked_like_the_file() {
     .to_string();
     assert!(err.contains("max_associations"), "{err}");
 }
+
+#[test]
+fn retention_and_capacity_have_defaults_and_can_be_turned_off() {
+    let c = Config::defaults().unwrap();
+    assert_eq!(
+        c.retention.keep_after_last_grant,
+        Some(Duration::from_secs(7 * 86400))
+    );
+    assert_eq!(c.retention.max_age, Some(Duration::from_secs(30 * 86400)));
+    assert_eq!(c.retention.sweep_every, Duration::from_secs(600));
+    assert_eq!(c.capacity.high_water_percent, 90.0);
+    assert_eq!(c.capacity.min_free_bytes, 1 << 30);
+
+    let c = Config::from_toml_str(
+        "[retention]\nkeep_after_last_grant = \"2s\"\nmax_age = \"off\"\nsweep_every = \"1s\"\n\
+         [capacity]\nhigh_water = \"99.5%\"\nmin_free = \"500MB\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.retention.keep_after_last_grant,
+        Some(Duration::from_secs(2))
+    );
+    assert_eq!(c.retention.max_age, None);
+    assert_eq!(c.retention.sweep_every, Duration::from_secs(1));
+    assert_eq!(c.capacity.high_water_percent, 99.5);
+    assert_eq!(c.capacity.min_free_bytes, 500_000_000);
+}
+
+#[test]
+fn bad_retention_and_capacity_values_name_the_key() {
+    for (text, key) in [
+        ("[retention]\nmax_age = \"a month\"\n", "retention.max_age"),
+        (
+            "[retention]\nkeep_after_last_grant = \"soon\"\n",
+            "retention.keep_after_last_grant",
+        ),
+        (
+            "[retention]\nsweep_every = \"0s\"\n",
+            "retention.sweep_every",
+        ),
+        ("[capacity]\nhigh_water = \"90\"\n", "capacity.high_water"),
+        ("[capacity]\nhigh_water = \"0%\"\n", "capacity.high_water"),
+        ("[capacity]\nhigh_water = \"120%\"\n", "capacity.high_water"),
+        ("[capacity]\nmin_free = \"1 parsec\"\n", "capacity.min_free"),
+        ("[capacity]\nmin_free = \"-1GB\"\n", "capacity.min_free"),
+    ] {
+        let err = Config::from_toml_str(text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{text:?} gave {err:?}");
+    }
+}
+
+#[test]
+fn sizes_take_decimal_and_binary_units() {
+    assert_eq!(parse_size("k", "0").unwrap(), 0);
+    assert_eq!(parse_size("k", "4096").unwrap(), 4096);
+    assert_eq!(parse_size("k", "1GiB").unwrap(), 1 << 30);
+    assert_eq!(parse_size("k", "1.5 GB").unwrap(), 1_500_000_000);
+    assert_eq!(parse_size("k", "2mib").unwrap(), 2 << 20);
+}

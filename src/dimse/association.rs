@@ -399,6 +399,14 @@ impl Session<'_> {
                 format!("Affected SOP Instance UID {e}"),
             ));
         }
+        // The association began below the mark; intake stops mid-way too,
+        // before the disk is really full.
+        if self.scp.ingestor.disk().over_high_water() {
+            return Sink::Discard(Status::failure(
+                status::OUT_OF_RESOURCES,
+                "disk above the high-water mark (capacity.high_water): try again later",
+            ));
+        }
         let opened = tokio::task::block_in_place(|| {
             let mut temp = self.scp.ingestor.files().create_temp()?;
             let offset = write_part10_header(

@@ -7,7 +7,6 @@ pub mod command;
 pub mod scu;
 pub mod status;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -139,6 +138,15 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
+                    if scp.ingestor.disk().over_high_water() {
+                        refused("disk_high_water");
+                        // Crossing the mark is logged once by `Disk`;
+                        // each refusal only at debug level.
+                        refuse_politely(&refusals, &mut tasks, socket, scp.timeout, move || {
+                            tracing::debug!(%peer, "association refused: disk above the high-water mark");
+                        });
+                        continue;
+                    }
                     match permits.clone().try_acquire_owned() {
                         Ok(permit) => {
                             let scp = scp.clone();
@@ -154,19 +162,13 @@ pub async fn serve(
                                 drop(permit);
                             });
                         }
-                        Err(_) => match refusals.clone().try_acquire_owned() {
-                            Ok(slot) => {
-                                let metrics = &crate::metrics::METRICS;
-                                metrics.associations.inc();
-                                metrics.associations_refused.get_or_create(&crate::metrics::ReasonLabel { reason: "busy" }).inc();
-                                let (timeout, max) = (scp.timeout.min(REFUSAL_TIMEOUT), scp.max_associations);
-                                tasks.spawn(async move {
-                                    refuse_busy(socket, peer, timeout, max).await;
-                                    drop(slot);
-                                });
-                            }
-                            Err(_) => drop(socket),
-                        },
+                        Err(_) => {
+                            let max = scp.max_associations;
+                            refused("busy");
+                            refuse_politely(&refusals, &mut tasks, socket, scp.timeout, move || {
+                                tracing::warn!(%peer, "association refused: {max} associations already open (dicom.max_associations)");
+                            });
+                        }
                     }
                 }
                 Err(e) => {
@@ -199,10 +201,39 @@ pub async fn serve(
     }
 }
 
-/// Over the association cap: read the request and answer A-ASSOCIATE-RJ
-/// "transient, service provider (presentation), local limit exceeded", so a
-/// modality retries later instead of treating us as broken.
-async fn refuse_busy(mut socket: TcpStream, peer: SocketAddr, timeout: Duration, max: usize) {
+/// Refuses a connection with A-ASSOCIATE-RJ on a task of its own, within
+/// the refusal slots (beyond them the connection is just closed); `said`
+/// logs it once the peer has heard it.
+fn refuse_politely(
+    refusals: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+    socket: TcpStream,
+    timeout: Duration,
+    said: impl FnOnce() + Send + 'static,
+) {
+    match refusals.clone().try_acquire_owned() {
+        Ok(slot) => {
+            let timeout = timeout.min(REFUSAL_TIMEOUT);
+            tasks.spawn(async move {
+                if refuse(socket, timeout).await {
+                    said();
+                }
+                drop(slot);
+            });
+        }
+        Err(_) => drop(socket),
+    }
+}
+
+/// Over the association cap, or the disk over its high-water mark: read
+/// the request and answer A-ASSOCIATE-RJ "rejected-transient, service
+/// provider (presentation), local-limit-exceeded" (PS3.8 9.3.4), so a
+/// modality retries later instead of treating us as broken. Of the two
+/// transient presentation-layer reasons, "temporary-congestion" describes
+/// load that passes by itself; both of ours are a configured local limit
+/// (dicom.max_associations, capacity.high_water) that is exceeded. Returns
+/// whether the rejection was sent.
+async fn refuse(mut socket: TcpStream, timeout: Duration) -> bool {
     let mut buffer = BytesMut::with_capacity(16 * 1024);
     let request = tokio::time::timeout(
         timeout,
@@ -210,7 +241,7 @@ async fn refuse_busy(mut socket: TcpStream, peer: SocketAddr, timeout: Duration,
     )
     .await;
     if !matches!(request, Ok(Ok(Pdu::AssociationRQ(_)))) {
-        return;
+        return false;
     }
     let rj = Pdu::AssociationRJ(AssociationRJ {
         result: AssociationRJResult::Transient,
@@ -219,9 +250,9 @@ async fn refuse_busy(mut socket: TcpStream, peer: SocketAddr, timeout: Duration,
         ),
     });
     let mut out = Vec::new();
-    if dicom_ul::write_pdu(&mut out, &rj).is_ok() {
-        let _ = socket.write_all(&out).await;
-        let _ = socket.shutdown().await;
+    if dicom_ul::write_pdu(&mut out, &rj).is_err() || socket.write_all(&out).await.is_err() {
+        return false;
     }
-    tracing::warn!(%peer, "association refused: {max} associations already open (dicom.max_associations)");
+    let _ = socket.shutdown().await;
+    true
 }

@@ -29,6 +29,7 @@ pub use metadata::BULK_URI_PREFIX;
 pub use parse::ParseError;
 pub use part10::{Part10Header, read_part10_header, write_part10_header};
 
+use crate::capacity::Disk;
 use crate::store::{
     FileStore, Index, InstanceKey, PutOutcome, Source, StoreError, TempFile, Timestamp, Uid,
     UidError,
@@ -109,6 +110,9 @@ pub struct Ingestor {
     /// timeout) take turns, so that file and index always describe the same
     /// bytes.
     stripes: Arc<[Mutex<()>; 64]>,
+    /// Whether there is room for more (the DICOM listener and the drop
+    /// folder ask before they take anything in).
+    disk: Disk,
 }
 
 /// What became of a file found in the store by reconcile or reindex.
@@ -133,7 +137,18 @@ impl Ingestor {
             events,
             dirty,
             stripes: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
+            disk: Disk::unlimited(),
         }
+    }
+
+    /// Intake through this ingestor stops while `disk` is over its mark.
+    pub fn with_disk(mut self, disk: Disk) -> Ingestor {
+        self.disk = disk;
+        self
+    }
+
+    pub fn disk(&self) -> &Disk {
+        &self.disk
     }
 
     pub fn files(&self) -> &FileStore {
@@ -273,6 +288,29 @@ impl Ingestor {
             key: key.clone(),
             received_at,
         });
+    }
+}
+
+impl Ingestor {
+    /// Deletes an instance (retention), file first, then its index entry,
+    /// in turn with any store of the same SOP Instance UID — unless it was
+    /// received after `not_after` (sent again since the deletion was
+    /// decided: that copy is new and stays). Returns whether it went.
+    /// Blocking.
+    pub fn delete_instance(
+        &self,
+        key: &InstanceKey,
+        not_after: Timestamp,
+    ) -> Result<bool, IngestError> {
+        let _turn = self.stripe(&key.sop);
+        if let Some(record) = self.index.instance(key)?
+            && record.received_at > not_after
+        {
+            return Ok(false);
+        }
+        self.files.remove(key).map_err(IngestError::io)?;
+        self.index.remove_instance(key)?;
+        Ok(true)
     }
 }
 

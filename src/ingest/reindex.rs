@@ -60,6 +60,10 @@ pub fn rebuild(
     for found in ingestor.files().walk()? {
         index_one(&ingestor, found, &mut report);
     }
+    // A study whose deletion was begun must not come back with the rebuilt
+    // index; the markers stay for the daemon to clear.
+    crate::retention::finish_pending(&config.data_dir, &ingestor, true)
+        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
     let now = Timestamp::now();
     for study in index.studies()? {
         let due = study.last_arrival.saturating_add(config.dicom.stable_after);

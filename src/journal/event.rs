@@ -69,6 +69,17 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         reason: String,
     },
+    /// Retention deleted a study: journaled before its files go, so that
+    /// no deletion happens unrecorded (a crash before the files are gone
+    /// leaves the study to the next sweep, which records it again).
+    StudyDeleted {
+        study: Uid,
+        /// The rule that applied: `retention.keep_after_last_grant` or
+        /// `retention.max_age`.
+        reason: String,
+        instances: u64,
+        bytes: u64,
+    },
     /// Access events the writer could not keep up with, counted.
     Dropped {
         count: u64,

@@ -110,6 +110,18 @@ pub(super) async fn inbox(
         refused(None, reason.to_string());
         return refusal(StatusCode::FORBIDDEN, reason);
     };
+    // The same high-water mark as DICOM intake: the sender's outbox keeps
+    // the package and retries, which beats running out of disk mid-package.
+    if relay.ingestor.disk().over_high_water() {
+        let mut response = refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "disk above the high-water mark; try again later",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("300"));
+        return response;
+    }
     let Ok(permit) = relay.receiving.clone().try_acquire_owned() else {
         let mut response = refusal(
             StatusCode::SERVICE_UNAVAILABLE,

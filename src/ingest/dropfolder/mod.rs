@@ -183,6 +183,11 @@ impl Watch {
             self.scan(&self.dir.clone());
             self.last_scan = Instant::now();
         }
+        // Over the disk's high-water mark the files wait where they are,
+        // still pending; they are taken once there is room again.
+        if self.ingestor.disk().over_high_water() {
+            return;
+        }
         for path in self.settled() {
             if *shutdown.borrow() {
                 return;
