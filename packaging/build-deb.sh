@@ -61,7 +61,6 @@ strip --strip-unneeded --remove-section=.comment "$root/usr/bin/pushgate"
 install -D -m 0644 "$top/systemd/pushgate.service" "$root/lib/systemd/system/pushgate.service"
 install -D -m 0644 "$here/pushgate.sysusers" "$root/usr/lib/sysusers.d/pushgate.conf"
 install -D -m 0644 "$here/pushgate.toml" "$root/etc/pushgate/pushgate.toml"
-install -D -m 0644 "$here/debian/lintian-overrides" "$root/usr/share/lintian/overrides/pushgate"
 
 doc=$root/usr/share/doc/pushgate
 install -d -m 0755 "$doc" "$root/usr/share/man/man1"
