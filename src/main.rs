@@ -117,6 +117,24 @@ enum Command {
     /// Rebuild the index from the instance files and the grants from the
     /// journal (daemon stopped).
     Reindex,
+    /// Make the data directory, admin token, TLS certificate and OpenPGP key
+    /// where missing; never replaces one that exists.
+    Init,
+    /// The configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration (file, then PUSHGATE__SECTION__KEY
+    /// variables) and what it refers to; print the effective configuration.
+    Check {
+        /// The file to check (default: --config / PUSHGATE_CONFIG).
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -194,6 +212,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     // SAFETY: umask only sets the process's file mode creation mask.
     unsafe {
         libc::umask(0o027);
+    }
+    if let Command::Config {
+        command: ConfigCommand::Check { file },
+    } = &args.command
+    {
+        return config_check(file.as_deref().or(args.config.as_deref()));
     }
     let config = Config::load(args.config.as_deref())?;
     init_logging(config.log.format);
@@ -321,6 +345,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             cli::relay::keys_show(&config, armor, &mut std::io::stdout())?;
             Ok(())
         }
+        Command::Init => {
+            cli::init::init(&config, &mut std::io::stdout())?;
+            Ok(())
+        }
+        Command::Config { .. } => unreachable!("handled before the configuration is loaded"),
         Command::Reindex => {
             let report = cli::reindex(&config)?;
             for (path, reason) in &report.problems {
@@ -337,6 +366,26 @@ fn run(args: Args) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// Prints the effective configuration on stdout, problems on stderr; fails
+/// if there is any.
+fn config_check(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let (config, effective) = Config::load_effective(file)?;
+    let problems = cli::init::check_references(&config);
+    println!(
+        "# effective configuration: embedded defaults < {} < PUSHGATE__* environment\n{effective}",
+        file.map_or("(no file)".to_string(), |p| p.display().to_string())
+    );
+    if problems.is_empty() {
+        eprintln!("configuration OK");
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("problem: {p}");
+        }
+        anyhow::bail!("{} problem(s) in the configuration", problems.len())
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod audit;
 mod client;
 mod grants;
+pub mod init;
 pub mod relay;
 mod studies;
 

@@ -20,6 +20,8 @@ pub enum ConfigError {
     },
     #[error("config file {path} is not valid TOML for pushgate: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
     #[error("config key {key}: {message}")]
     Invalid { key: &'static str, message: String },
 }
@@ -131,27 +133,58 @@ impl Config {
         Self::from_toml_str("", Path::new("<defaults>"))
     }
 
-    /// Load `path` over the embedded defaults; `None` means defaults only.
+    /// Load `path` over the embedded defaults (`None`: defaults only), then
+    /// the `PUSHGATE__SECTION__KEY` environment overrides.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        match path {
-            None => Self::defaults(),
+        Self::load_effective(path).map(|(config, _)| config)
+    }
+
+    /// As [`Config::load`], and the effective configuration as TOML (every
+    /// key, after defaults, file and environment): what `config check`
+    /// prints.
+    pub fn load_effective(path: Option<&Path>) -> Result<(Config, String), ConfigError> {
+        let (text, origin) = match path {
+            None => (String::new(), Path::new("<defaults>")),
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
                     path: path.to_path_buf(),
                     cause,
                 })?;
-                Self::from_toml_str(&text, path)
+                (text, path)
             }
-        }
+        };
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with(raw::ENV_PREFIX))
+            .collect();
+        Self::from_parts(&text, origin, &env)
     }
 
     /// Parse `text` (the operator's file) over the embedded defaults.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        let raw = raw::RawConfig::merged(text).map_err(|message| ConfigError::Parse {
-            path: origin.to_path_buf(),
-            message,
+        Self::from_parts(text, origin, &[]).map(|(config, _)| config)
+    }
+
+    fn from_parts(
+        text: &str,
+        origin: &Path,
+        env: &[(String, String)],
+    ) -> Result<(Config, String), ConfigError> {
+        let (raw, table) = raw::RawConfig::merged(text, env).map_err(|e| match e {
+            raw::MergeError::File(message) => ConfigError::Parse {
+                path: origin.to_path_buf(),
+                message,
+            },
+            raw::MergeError::Env(e) => ConfigError::Env {
+                name: e.name,
+                message: e.message,
+            },
         })?;
-        raw.validate()
+        let effective = toml::to_string(&table).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: format!("cannot print the effective configuration: {e}"),
+        })?;
+        Ok((raw.validate()?, effective))
     }
 
     pub fn index_dir(&self) -> PathBuf {

@@ -108,18 +108,81 @@ fn overlay(base: &mut toml::Table, user: toml::Table) {
     }
 }
 
+/// The prefix of environment overrides: `PUSHGATE__DICOM__AE_TITLE=GW1`
+/// sets `[dicom] ae_title`. Two underscores separate the path so that keys
+/// with one (`ae_title`) stay whole, and `PUSHGATE_CONFIG` is not one.
+pub const ENV_PREFIX: &str = "PUSHGATE__";
+
+/// Applies environment overrides to the merged table. A variable must name
+/// a key the defaults have (a typo is an error, as in the file). A string
+/// key takes the value as it is; any other key takes a TOML value (`64`,
+/// `true`, `["A", "B"]`), so a list can be set from a unit file too.
+fn apply_env(base: &mut toml::Table, env: &[(String, String)]) -> Result<(), EnvError> {
+    for (name, value) in env {
+        let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+        let err = |message: String| EnvError {
+            name: name.clone(),
+            message,
+        };
+        let (last, tables) = keys
+            .split_last()
+            .filter(|(last, _)| !last.is_empty())
+            .ok_or_else(|| err("names no key".to_string()))?;
+        let mut table = &mut *base;
+        for key in tables {
+            table = match table.get_mut(key) {
+                Some(toml::Value::Table(t)) => t,
+                _ => return Err(err(format!("there is no section [{key}]"))),
+            };
+        }
+        let parsed = match table.get(last) {
+            None | Some(toml::Value::Table(_)) => {
+                return Err(err(format!("there is no key {}", keys.join("."))));
+            }
+            Some(toml::Value::String(_)) => toml::Value::String(value.clone()),
+            Some(_) => format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .ok_or_else(|| err(format!("{value:?} is not a TOML value")))?,
+        };
+        table.insert(last.clone(), parsed);
+    }
+    Ok(())
+}
+
+pub(super) struct EnvError {
+    pub name: String,
+    pub message: String,
+}
+
+pub(super) enum MergeError {
+    File(String),
+    Env(EnvError),
+}
+
 impl RawConfig {
-    pub(super) fn merged(user_text: &str) -> Result<RawConfig, String> {
+    /// Defaults, then the operator's file, then the environment. Returns the
+    /// typed shape and the merged table (the effective configuration).
+    pub(super) fn merged(
+        user_text: &str,
+        env: &[(String, String)],
+    ) -> Result<(RawConfig, toml::Table), MergeError> {
         let mut base: toml::Table = DEFAULTS_TOML
             .parse()
-            .map_err(|e| format!("embedded defaults: {e}"))?;
+            .map_err(|e| MergeError::File(format!("embedded defaults: {e}")))?;
         let user: toml::Table = user_text
             .parse()
-            .map_err(|e: toml::de::Error| e.to_string())?;
+            .map_err(|e: toml::de::Error| MergeError::File(e.to_string()))?;
         overlay(&mut base, user);
-        toml::Value::Table(base)
+        apply_env(&mut base, env).map_err(MergeError::Env)?;
+        let raw = toml::Value::Table(base.clone())
             .try_into()
-            .map_err(|e: toml::de::Error| e.to_string())
+            .map_err(|e: toml::de::Error| MergeError::File(e.to_string()))?;
+        Ok((raw, base))
     }
 
     pub(super) fn validate(self) -> Result<Config, ConfigError> {

@@ -82,3 +82,64 @@ fn forward_pacs_accepts_ae_at_host_port() {
     .unwrap();
     assert_eq!(c.forward.pacs.as_deref(), Some("PACS@10.0.0.5:104"));
 }
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn environment_overrides_win_over_the_file() {
+    let (c, effective) = Config::from_parts(
+        "[dicom]\nae_title = \"FILE\"\nmax_associations = 8\n",
+        Path::new("t.toml"),
+        &env(&[
+            ("PUSHGATE__DICOM__AE_TITLE", "ENV"),
+            ("PUSHGATE__DICOM__ALLOWED_CALLING_AES", "[\"CT1\", \"MR2\"]"),
+            ("PUSHGATE__DATA_DIR", "/srv/pg"),
+            ("PUSHGATE_CONFIG", "/not/an/override.toml"),
+            ("OTHER__DICOM__AE_TITLE", "IGNORED"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.dicom.ae_title, "ENV");
+    assert_eq!(c.dicom.allowed_calling_aes, vec!["CT1", "MR2"]);
+    assert_eq!(c.dicom.max_associations, 8, "the file's value stays");
+    assert_eq!(c.data_dir, PathBuf::from("/srv/pg"));
+    // The effective configuration shows every key with its final value and
+    // reads back to the same configuration.
+    assert!(effective.contains("ae_title = \"ENV\""), "{effective}");
+    let again = Config::from_toml_str(&effective, Path::new("effective")).unwrap();
+    assert_eq!(again.dicom.ae_title, "ENV");
+    assert_eq!(again.data_dir, PathBuf::from("/srv/pg"));
+}
+
+#[test]
+fn environment_overrides_are_checked_like_the_file() {
+    for (name, value, expect) in [
+        ("PUSHGATE__DICOM__AE_TITEL", "X", "no key dicom.ae_titel"),
+        ("PUSHGATE__NOPE__KEY", "X", "no section [nope]"),
+        ("PUSHGATE__DICOM", "X", "no key dicom"),
+        (
+            "PUSHGATE__DICOM__MAX_ASSOCIATIONS",
+            "many",
+            "not a TOML value",
+        ),
+    ] {
+        let err = Config::from_parts("", Path::new("t.toml"), &env(&[(name, value)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(name) && err.contains(expect), "{name}: {err}");
+    }
+    // A value of the wrong type is reported by the key's own validation.
+    let err = Config::from_parts(
+        "",
+        Path::new("t.toml"),
+        &env(&[("PUSHGATE__DICOM__MAX_ASSOCIATIONS", "\"64\"")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("max_associations"), "{err}");
+}
