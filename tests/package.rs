@@ -554,10 +554,24 @@ fn secrets(root: &ScratchRoot) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn lines_starting(out: &Output, prefix: &str) -> usize {
+/// What `pushgate init` (run by postinst) said it did with each secret:
+/// "created" or "kept" for the admin token, TLS certificate, OpenPGP key.
+fn init_verbs(out: &Output) -> Vec<String> {
     let all = format!("{}{}", stdout(out), stderr(out));
-    all.lines().filter(|l| l.starts_with(prefix)).count()
+    ["admin token", "TLS certificate", "OpenPGP key"]
+        .iter()
+        .map(|item| {
+            let line = all
+                .lines()
+                .find(|l| l.contains(item) && (l.starts_with("created") || l.starts_with("kept")))
+                .unwrap_or_else(|| panic!("pushgate init said nothing of the {item}:\n{all}"));
+            line.split_whitespace().next().unwrap().to_string()
+        })
+        .collect()
 }
+
+const CREATED: [&str; 3] = ["created", "created", "created"];
+const KEPT: [&str; 3] = ["kept", "kept", "kept"];
 
 #[test]
 fn package_installs_upgrades_and_purges_in_a_scratch_root() {
@@ -574,11 +588,7 @@ fn package_installs_upgrades_and_purges_in_a_scratch_root() {
         "{}",
         root.status()
     );
-    assert!(
-        lines_starting(&out, "created ") >= 3 && lines_starting(&out, "kept ") == 0,
-        "pushgate init on a first install creates, keeps nothing:\n{}",
-        text(&out)
-    );
+    assert_eq!(init_verbs(&out), CREATED, "first install");
     let (uid, gid, home, shell) = root.user("pushgate").expect("pushgate user");
     assert!(uid > 0 && uid < 1000, "a system user, uid {uid}");
     assert_eq!(home, "/var/lib/pushgate");
@@ -637,13 +647,7 @@ fn package_installs_upgrades_and_purges_in_a_scratch_root() {
 
     // The same package again: nothing replaced.
     let out = root.install(&debs.first);
-    assert_eq!(
-        lines_starting(&out, "created "),
-        0,
-        "reinstall created:\n{}",
-        text(&out)
-    );
-    assert!(lines_starting(&out, "kept ") >= 3, "{}", text(&out));
+    assert_eq!(init_verbs(&out), KEPT, "reinstall");
     assert!(secrets(&root) == originals, "reinstall replaced a secret");
 
     // A local edit, then an upgrade: the edit, its mode and the secrets stay.
@@ -656,12 +660,7 @@ fn package_installs_upgrades_and_purges_in_a_scratch_root() {
     std::fs::write(&config, &edited).unwrap();
     let out = root.install(&debs.upgrade);
     assert!(root.status().ends_with("+pkgtest1"), "{}", root.status());
-    assert_eq!(
-        lines_starting(&out, "created "),
-        0,
-        "upgrade created:\n{}",
-        text(&out)
-    );
+    assert_eq!(init_verbs(&out), KEPT, "upgrade");
     assert_eq!(
         std::fs::read_to_string(&config).unwrap(),
         edited,
@@ -678,9 +677,12 @@ fn package_installs_upgrades_and_purges_in_a_scratch_root() {
     // Remove: program gone, service disabled, configuration and data stay.
     root.dpkg(&["-r", "pushgate"], None);
     assert!(!root.path("usr/bin/pushgate").exists());
-    assert!(
-        std::fs::symlink_metadata(&wants).is_err(),
-        "still enabled after remove"
+    // Masked, as debhelper does: the enablement is remembered for a
+    // reinstall, and nothing can start the unit meanwhile.
+    let mask = root.path("etc/systemd/system/pushgate.service");
+    assert_eq!(
+        std::fs::read_link(&mask).expect("masked after remove"),
+        Path::new("/dev/null")
     );
     assert_eq!(std::fs::read_to_string(&config).unwrap(), edited);
     assert!(secrets(&root) == originals);
@@ -693,6 +695,10 @@ fn package_installs_upgrades_and_purges_in_a_scratch_root() {
         "purge touched /var/lib/pushgate"
     );
     assert!(
+        std::fs::symlink_metadata(&wants).is_err() && std::fs::symlink_metadata(&mask).is_err(),
+        "purge leaves the unit enabled or masked"
+    );
+    assert!(
         text(&out).contains("/var/lib/pushgate"),
         "purge tells: {}",
         text(&out)
@@ -703,7 +709,7 @@ fn package_installs_upgrades_and_purges_in_a_scratch_root() {
 
     // Installing again finds the data and keeps it; a fresh config.
     let out = root.install(&debs.first);
-    assert_eq!(lines_starting(&out, "created "), 0, "{}", text(&out));
+    assert_eq!(init_verbs(&out), KEPT, "install after purge");
     assert!(
         secrets(&root) == originals,
         "reinstall after purge replaced a secret"
