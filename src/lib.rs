@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod dimse;
 pub mod ingest;
 pub mod journal;
+pub mod metrics;
 pub mod package;
 pub mod pixels;
 pub mod relay;

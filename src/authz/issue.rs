@@ -251,6 +251,16 @@ impl Shape {
     }
 }
 
+/// Grants by state; `issued` is all of them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GrantCounts {
+    pub issued: u64,
+    pub active: u64,
+    pub bound: u64,
+    pub expired: u64,
+    pub revoked: u64,
+}
+
 impl Authz {
     fn study_for(&self, grant: &GrantState) -> Option<StudyRecord> {
         grant
@@ -646,6 +656,23 @@ impl Authz {
             revoked: grant.revoked.clone(),
             children: state.children.get(&g.id).cloned().unwrap_or_default(),
         }
+    }
+
+    /// How many grants there are in each state now (`/metrics`).
+    pub fn counts(&self) -> GrantCounts {
+        let now = Timestamp::now();
+        let state = self.read();
+        let mut counts = GrantCounts::default();
+        for grant in state.by_id.values() {
+            counts.issued += 1;
+            match live(&state, grant, now) {
+                Ok(()) if grant.holder.is_some() => counts.bound += 1,
+                Ok(()) => counts.active += 1,
+                Err(DenyReason::Expired | DenyReason::AncestorExpired) => counts.expired += 1,
+                Err(_) => counts.revoked += 1,
+            }
+        }
+        counts
     }
 
     /// All grants, newest first.

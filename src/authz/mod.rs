@@ -16,7 +16,7 @@ pub use admin::{AdminToken, AdminTokenError, bearer, read_token};
 pub use decide::{Allowed, Bound, Caller, Credentials, Denied, Link};
 pub use grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target};
 pub use identity::{CertIdentity, Holder, IdentityError, UZI_OTHER_NAME_OID, Uzi};
-pub use issue::{Coverage, GrantDetail, GrantView, IssueRequest, Issued, Shape};
+pub use issue::{Coverage, GrantCounts, GrantDetail, GrantView, IssueRequest, Issued, Shape};
 pub use service::{Authz, AuthzError, Served};
 
 #[cfg(test)]

@@ -182,6 +182,7 @@ impl Authz {
 
     /// Journals what a holder was served (after serving it); never waits.
     pub fn record_served(&self, caller: Caller<'_>, served: Served<'_>) {
+        crate::metrics::METRICS.bytes_served.inc_by(served.bytes);
         self.journal.append(Event::Access(Access {
             grant: Some(served.grant.clone()),
             study: served.study.cloned(),
@@ -202,6 +203,11 @@ impl Authz {
         grant: Option<&GrantId>,
         outcome: Outcome,
     ) {
+        let denied = match &outcome {
+            Outcome::Allowed => None,
+            Outcome::Denied(reason) => Some(*reason),
+        };
+        crate::metrics::METRICS.access(what, denied);
         if matches!(outcome, Outcome::Denied(_)) && self.denials.attempt(caller.from).is_err() {
             self.suppressed.fetch_add(1, Ordering::Relaxed);
             return;

@@ -488,6 +488,11 @@ impl Session<'_> {
         request: &Request,
         status: &Status,
     ) -> Result<(), Fatal> {
+        // Failure statuses are 0xA…, 0xC… and the 0x01xx/0x02xx refusals;
+        // warnings (0xB…) and success store the instance.
+        if status.code != crate::dimse::status::SUCCESS && status.code & 0xF000 != 0xB000 {
+            crate::metrics::METRICS.instances_refused.inc();
+        }
         let data = command::response(request, status.code, status.comment.as_deref());
         let pdu = Pdu::PData {
             data: vec![PDataValue {

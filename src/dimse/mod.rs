@@ -52,6 +52,7 @@ impl AccessControl for AeAccess {
                 calling_ae_title,
                 "refused: called AE title is not ours"
             );
+            refused("called_ae_title");
             return Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized);
         }
         let calling = calling_ae_title.trim();
@@ -60,10 +61,18 @@ impl AccessControl for AeAccess {
                 calling_ae_title,
                 "refused: calling AE title not in dicom.allowed_calling_aes"
             );
+            refused("calling_ae_title");
             return Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized);
         }
         Ok(())
     }
+}
+
+fn refused(reason: &'static str) {
+    crate::metrics::METRICS
+        .associations_refused
+        .get_or_create(&crate::metrics::ReasonLabel { reason })
+        .inc();
 }
 
 /// What every association of the listener shares.
@@ -124,14 +133,21 @@ pub async fn serve(
                             let scp = scp.clone();
                             let shutdown = shutdown.clone();
                             tasks.spawn(async move {
+                                let metrics = &crate::metrics::METRICS;
+                                metrics.associations.inc();
+                                metrics.associations_open.inc();
                                 scp.open.fetch_add(1, Ordering::Relaxed);
                                 association::serve(&scp, socket, peer, shutdown).await;
                                 scp.open.fetch_sub(1, Ordering::Relaxed);
+                                metrics.associations_open.dec();
                                 drop(permit);
                             });
                         }
                         Err(_) => match refusals.clone().try_acquire_owned() {
                             Ok(slot) => {
+                                let metrics = &crate::metrics::METRICS;
+                                metrics.associations.inc();
+                                metrics.associations_refused.get_or_create(&crate::metrics::ReasonLabel { reason: "busy" }).inc();
                                 let (timeout, max) = (scp.timeout.min(REFUSAL_TIMEOUT), scp.max_associations);
                                 tasks.spawn(async move {
                                     refuse_busy(socket, peer, timeout, max).await;

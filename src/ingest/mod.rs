@@ -206,6 +206,10 @@ impl Ingestor {
             &outcome,
             Replaced::Remove,
         );
+        crate::metrics::METRICS.instances_received.inc();
+        crate::metrics::METRICS
+            .bytes_received
+            .inc_by(entry.record.size);
         Ok(Stored {
             key: entry.key,
             outcome,

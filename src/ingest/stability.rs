@@ -95,6 +95,7 @@ async fn complete_due(
         match marked {
             Ok(Ok(true)) => {
                 tracing::info!(study = %study, "study complete");
+                crate::metrics::METRICS.studies_completed.inc();
                 events.publish(StudyEvent::Completed { study });
             }
             // Not marked: something arrived meanwhile (its event may still

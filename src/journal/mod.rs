@@ -18,7 +18,7 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 
 pub use event::{Access, AccessKind, BindVia, DenyReason, Event, Outcome, Relay, Who};
@@ -59,12 +59,23 @@ enum Command {
     Stop(mpsc::SyncSender<()>),
 }
 
+/// Shared with the writer thread.
+#[derive(Default)]
+pub(crate) struct Health {
+    /// Events handed to the writer and not yet on disk: the journal's lag.
+    pub(crate) pending: AtomicU64,
+    /// The writer refuses everything after a failed fsync.
+    pub(crate) broken: AtomicBool,
+}
+
 /// A handle to the journal; cheap to clone.
 #[derive(Clone)]
 pub struct Journal {
     tx: mpsc::SyncSender<Command>,
     dir: PathBuf,
     dropped: Arc<AtomicU64>,
+    /// What `/metrics` and `/readyz` read of the writer.
+    health: Arc<Health>,
     /// Number and hash of the last record when the journal was opened.
     pub opened_at: (u64, String),
 }
@@ -77,7 +88,9 @@ impl Journal {
         let opened_at = (tail.seq, tail.hash.clone());
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
-        let writer = writer::Writer::new(dir.to_path_buf(), tail, dropped.clone())?;
+        let health = Arc::new(Health::default());
+        let writer =
+            writer::Writer::new(dir.to_path_buf(), tail, dropped.clone(), health.clone())?;
         std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || writer.run(rx))
@@ -89,8 +102,25 @@ impl Journal {
             tx,
             dir: dir.to_path_buf(),
             dropped,
+            health,
             opened_at,
         })
+    }
+
+    /// Events accepted and not yet written and synced.
+    pub fn lag(&self) -> u64 {
+        self.health.pending.load(Ordering::Relaxed)
+    }
+
+    /// Whether the journal still accepts records (it stops after a failed
+    /// fsync, and then nothing that needs the journal can be done).
+    pub fn is_writable(&self) -> bool {
+        !self.health.broken.load(Ordering::Relaxed)
+    }
+
+    /// Access events counted instead of kept since the last record of them.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     pub fn dir(&self) -> &Path {
@@ -100,14 +130,17 @@ impl Journal {
     /// Queues an event; it is durable within milliseconds. Never blocks: if
     /// the writer is that far behind, the event is counted as dropped.
     pub fn append(&self, event: Event) {
+        self.health.pending.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(Command::Append(Box::new(event), None)) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(_)) => {
+                self.health.pending.fetch_sub(1, Ordering::Relaxed);
                 if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
                     tracing::warn!("journal queue full: access events are being counted, not kept");
                 }
             }
             Err(mpsc::TrySendError::Disconnected(_)) => {
+                self.health.pending.fetch_sub(1, Ordering::Relaxed);
                 tracing::error!("journal writer has stopped; an access event is lost");
             }
         }
@@ -120,9 +153,15 @@ impl Journal {
         let ack: Ack = Box::new(move |result| {
             let _ = done.send(result);
         });
-        self.tx
+        self.health.pending.fetch_add(1, Ordering::Relaxed);
+        if self
+            .tx
             .send(Command::Append(Box::new(event), Some(ack)))
-            .map_err(|_| JournalError::Stopped)?;
+            .is_err()
+        {
+            self.health.pending.fetch_sub(1, Ordering::Relaxed);
+            return Err(JournalError::Stopped);
+        }
         wait.recv()
             .map_err(|_| JournalError::Stopped)?
             .map_err(JournalError::Write)

@@ -122,6 +122,7 @@ pub(super) struct Writer {
     /// Access events dropped because the queue was full; journaled as one
     /// record when there is room again.
     dropped: Arc<AtomicU64>,
+    health: Arc<super::Health>,
     /// A write or sync failed and could not be undone cleanly: nothing more
     /// is accepted (after a failed fsync the page cache cannot be trusted).
     broken: Option<String>,
@@ -144,6 +145,7 @@ impl Writer {
         dir: PathBuf,
         tail: Tail,
         dropped: Arc<AtomicU64>,
+        health: Arc<super::Health>,
     ) -> Result<Writer, JournalError> {
         let file = open_segment(&tail.segment)?;
         sync_dir(&dir).map_err(|cause| JournalError::Io {
@@ -157,6 +159,7 @@ impl Writer {
             seq: tail.seq,
             hash: tail.hash,
             dropped,
+            health,
             broken: None,
         })
     }
@@ -171,6 +174,7 @@ impl Writer {
                 }
             }
             let mut stop = None;
+            let mut appended = 0u64;
             let mut events = Vec::with_capacity(group.len() + 1);
             let dropped = self.dropped.swap(0, Ordering::Relaxed);
             if dropped > 0 {
@@ -178,13 +182,17 @@ impl Writer {
             }
             for command in group {
                 match command {
-                    Command::Append(event, ack) => events.push((*event, ack)),
+                    Command::Append(event, ack) => {
+                        appended += 1;
+                        events.push((*event, ack));
+                    }
                     Command::Stop(done) => stop = Some(done),
                 }
             }
             if !events.is_empty() {
                 self.commit(events);
             }
+            self.health.pending.fetch_sub(appended, Ordering::Relaxed);
             if let Some(done) = stop {
                 let _ = done.send(());
                 return;
@@ -246,6 +254,7 @@ impl Writer {
             } else if let Err(e) = self.file.get_ref().sync_data() {
                 // Whether the data reached the disk is unknowable now.
                 self.broken = Some(format!("fdatasync failed: {e}"));
+                self.health.broken.store(true, Ordering::Relaxed);
                 failure = self.broken.clone();
             }
         }

@@ -313,6 +313,7 @@ async fn fail(relay: &Arc<Relay>, mut item: Item, reason: String, permanent: boo
     if last {
         item.state = State::Failed;
     } else {
+        crate::metrics::METRICS.outbox_retries.inc();
         item.next_attempt = now.saturating_add(backoff(item.attempts.saturating_sub(1)));
     }
     item.last_error = reason.clone();

@@ -11,6 +11,7 @@ mod pages;
 pub mod peer_verifier;
 mod relay;
 mod request;
+mod ops;
 mod router;
 mod share;
 mod stream;
@@ -121,10 +122,14 @@ async fn handle(
             }
         }
         // For the local monitoring agent; not announced to the network.
-        Ok(Endpoint::Healthz) if !connection.peer.ip().is_loopback() => {
+        Ok(Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics)
+            if !connection.peer.ip().is_loopback() =>
+        {
             WebError::NotFound.into_response()
         }
         Ok(Endpoint::Healthz) => full(StatusCode::OK, "text/plain", "ok\n"),
+        Ok(Endpoint::Readyz) => ops::readyz(&app).await,
+        Ok(Endpoint::Metrics) => ops::metrics(&app).await,
         Ok(Endpoint::Favicon) => full(StatusCode::NO_CONTENT, "image/x-icon", ""),
         Ok(Endpoint::OpenPgpKey) => full(
             StatusCode::OK,

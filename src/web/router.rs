@@ -7,6 +7,8 @@ use super::WebError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     Healthz,
+    Readyz,
+    Metrics,
     /// Browsers ask for it on every page; an empty answer, not a 404.
     Favicon,
     /// The code entry page.
@@ -85,6 +87,8 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, WebError> {
     let found = match (segments.as_slice(), get, post) {
         ([""], true, _) => Endpoint::Home,
         (["healthz"], true, _) => Endpoint::Healthz,
+        (["readyz"], true, _) => Endpoint::Readyz,
+        (["metrics"], true, _) => Endpoint::Metrics,
         (["favicon.ico"], true, _) => Endpoint::Favicon,
         (["redeem"], _, true) => Endpoint::Redeem,
         (["s", token], true, _) => Endpoint::Share(segment(token).ok_or(WebError::NotFound)?),
@@ -113,7 +117,7 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, WebError> {
         (["relay", "v1", "inbox"], _, true) => Endpoint::RelayInbox,
         ([".well-known", "pushgate", "openpgp.asc"], true, _) => Endpoint::OpenPgpKey,
         // Known paths, other methods.
-        ([""] | ["healthz"] | ["admin", "v1", "studies", ..], _, _) => {
+        ([""] | ["healthz"] | ["readyz"] | ["metrics"] | ["admin", "v1", "studies", ..], _, _) => {
             return Err(WebError::MethodNotAllowed { allow: "GET, HEAD" });
         }
         (["redeem"] | ["admin", "v1", "grants", _, "revoke"] | ["relay", "v1", "inbox"], _, _) => {
@@ -146,6 +150,8 @@ mod tests {
         let ok = |m: Method, p: &str| route(&m, p).unwrap();
         assert_eq!(ok(Method::GET, "/"), Endpoint::Home);
         assert_eq!(ok(Method::GET, "/healthz"), Endpoint::Healthz);
+        assert_eq!(ok(Method::GET, "/readyz"), Endpoint::Readyz);
+        assert_eq!(ok(Method::GET, "/metrics"), Endpoint::Metrics);
         assert_eq!(ok(Method::POST, "/redeem"), Endpoint::Redeem);
         assert_eq!(ok(Method::POST, "/relay/v1/inbox"), Endpoint::RelayInbox);
         assert_eq!(
