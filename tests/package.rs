@@ -278,7 +278,8 @@ fn count_files(dir: &Path) -> usize {
 /// start, C-ECHO, C-STORE, HTTPS, a drop-folder import, the watchdog, a
 /// reload (SIGHUP) and a stop (SIGTERM) — each step as systemd would see
 /// it on $NOTIFY_SOCKET. Every system call it made must pass the unit's
-/// SystemCallFilter=; one that would not fails with EPERM in service.
+/// SystemCallFilter=; one that would not fails with EPERM in service. And
+/// it may write only in its data directory and the drop folder.
 #[test]
 fn daemon_notifies_systemd_and_stays_within_the_syscall_filter() {
     if !have(
@@ -370,6 +371,7 @@ fn daemon_notifies_systemd_and_stays_within_the_syscall_filter() {
     assert!(status.success(), "exit {status:?}:\n{}", daemon_log());
 
     let mut used = BTreeSet::new();
+    let mut writes_outside = BTreeSet::new();
     let mut raw = String::new();
     std::fs::File::open(&trace)
         .unwrap()
@@ -383,9 +385,20 @@ fn daemon_notifies_systemd_and_stays_within_the_syscall_filter() {
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
         if !name.is_empty() && rest[name.len()..].starts_with('(') {
+            for path in written_paths(&name, rest) {
+                if !(path.starts_with(&data) || path.starts_with(&drop)) {
+                    writes_outside.insert(format!("{name} {}", path.display()));
+                }
+            }
             used.insert(name);
         }
     }
+    // ProtectSystem=strict: in service only the state directory (and what
+    // a drop-in adds, like the drop folder) is writable.
+    assert!(
+        writes_outside.is_empty(),
+        "writes outside data_dir and the drop folder: {writes_outside:?}"
+    );
     assert!(
         used.contains("fsync") || used.contains("fdatasync"),
         "{used:?}"
@@ -399,6 +412,29 @@ fn daemon_notifies_systemd_and_stays_within_the_syscall_filter() {
         "system calls the unit's filter refuses: not allowed {outside:?}, denied {denied:?}"
     );
     eprintln!("{} distinct system calls, all allowed", used.len());
+}
+
+/// Absolute paths a traced call (`name(args...`) creates, writes, renames
+/// or removes.
+fn written_paths(name: &str, call: &str) -> Vec<PathBuf> {
+    let writes = match name {
+        "open" | "openat" | "openat2" | "creat" => ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"]
+            .iter()
+            .any(|f| call.contains(f)),
+        "mkdir" | "mkdirat" | "rename" | "renameat" | "renameat2" | "unlink" | "unlinkat"
+        | "rmdir" | "link" | "linkat" | "symlink" | "symlinkat" | "truncate" | "chmod"
+        | "fchmodat" | "mknod" | "mknodat" => true,
+        _ => false,
+    };
+    if !writes {
+        return Vec::new();
+    }
+    call.split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|p| p.starts_with('/'))
+        .map(PathBuf::from)
+        .collect()
 }
 
 // ------------------------------------------------------------ the package
