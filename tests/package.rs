@@ -439,6 +439,79 @@ fn written_paths(name: &str, call: &str) -> Vec<PathBuf> {
 
 // ------------------------------------------------------------ the package
 
+/// Every `section.key` of a TOML table, with its value.
+fn flatten(table: &toml::Table) -> Vec<(String, toml::Value)> {
+    let mut keys = Vec::new();
+    for (k, v) in table {
+        match v {
+            toml::Value::Table(t) => keys.extend(
+                flatten(t)
+                    .into_iter()
+                    .map(|(sub, v)| (format!("{k}.{sub}"), v)),
+            ),
+            _ => keys.push((k.clone(), v.clone())),
+        }
+    }
+    keys
+}
+
+/// The shipped /etc/pushgate/pushgate.toml lists every key the daemon
+/// knows (src/config/defaults.toml), each either set or commented out with
+/// exactly the built-in default it claims to show — so a key added on main
+/// without a word in the package's config fails here.
+#[test]
+fn shipped_config_lists_every_key_with_its_default() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let defaults: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root.join("src/config/defaults.toml")).unwrap())
+            .unwrap();
+    let shipped = std::fs::read_to_string(root.join("packaging/pushgate.toml")).unwrap();
+    let set: toml::Table = toml::from_str(&shipped).expect("shipped config is TOML");
+    // The commented-out settings ("#key = value") made live.
+    let is_setting = |l: &str| {
+        l.split_once(" = ").is_some_and(|(k, _)| {
+            !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        })
+    };
+    let uncommented: String = shipped
+        .lines()
+        .filter_map(|l| match l.strip_prefix('#') {
+            Some(rest) if is_setting(rest) => Some(rest),
+            Some(_) => None,
+            None => Some(l),
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let all: toml::Table = toml::from_str(&uncommented).expect("commented settings are TOML");
+
+    let known: std::collections::BTreeMap<_, _> = flatten(&defaults).into_iter().collect();
+    let listed: std::collections::BTreeMap<_, _> = flatten(&all).into_iter().collect();
+    let set: BTreeSet<_> = flatten(&set).into_iter().map(|(k, _)| k).collect();
+    let missing: Vec<_> = known.keys().filter(|k| !listed.contains_key(*k)).collect();
+    let unknown: Vec<_> = listed.keys().filter(|k| !known.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty(),
+        "keys the shipped config does not mention: {missing:?}"
+    );
+    assert!(
+        unknown.is_empty(),
+        "keys the daemon does not know: {unknown:?}"
+    );
+    for (key, value) in &listed {
+        if !set.contains(key) {
+            assert_eq!(
+                Some(value),
+                known.get(key),
+                "commented-out {key} is not the default"
+            );
+        }
+    }
+    let expected: BTreeSet<String> = ["data_dir", "public_url", "dicom.listen", "http.listen"]
+        .map(String::from)
+        .into();
+    assert_eq!(set, expected, "keys the package sets");
+}
+
 struct Debs {
     _dir: tempfile::TempDir,
     first: PathBuf,
