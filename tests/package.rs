@@ -129,6 +129,9 @@ fn unit_declares_what_the_daemon_does() {
         seconds(&get("TimeoutStopSec")) > 25.0,
         "TimeoutStopSec must outlast the 25 s drain"
     );
+    // A start after an unclean stop reconciles the index with every file
+    // before READY=1; a short limit would kill it in a loop.
+    assert!(seconds(&get("TimeoutStartSec")) >= 600.0);
     assert_eq!(get("Restart"), "on-failure");
     assert_eq!(get("User"), "pushgate");
     assert_eq!(get("StateDirectory"), "pushgate");
