@@ -90,27 +90,8 @@ trap stop_server EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Peak resident set size (kB) of a live process.
-peak_rss_kb() {
-  awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
-}
-
-# free_port VAR: a loopback port nothing answers on, outside the Linux
-# ephemeral range (32768-60999) so that client sockets cannot collide with it.
-USED_PORTS=" "
-free_port() {
-  local p
-  for _ in $(seq 500); do
-    p=$((20000 + RANDOM % 12000))
-    [[ $USED_PORTS == *" $p "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      USED_PORTS+="$p "
-      printf -v "$1" '%s' "$p"
-      return 0
-    fi
-  done
-  die "found no free loopback port"
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # Wait until a DICOM SCP answers C-ECHO (storescp and Orthanc print no
 # "ready" line).
@@ -294,8 +275,6 @@ for round in "${ROUNDS[@]}"; do
 done
 
 # ------------------------------------------------------------------- report
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g |
-  awk '{ v[NR] = $1 } END { m = int((NR + 1) / 2); print (NR % 2 ? v[m] : (v[m] + v[m + 1]) / 2) }'; }
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 report=$OUT/intake-latest.txt

@@ -60,6 +60,20 @@ pub struct Running {
     tasks: JoinSet<()>,
     store: Arc<Store>,
     journal: Journal,
+    /// What is running now; a reload compares against it.
+    config: Arc<Config>,
+    app: Arc<App>,
+    scp: Arc<Scp>,
+    relay: Arc<Relay>,
+}
+
+/// What a reload did.
+#[derive(Debug, Default)]
+pub struct Reloaded {
+    /// Changed settings that only a restart applies.
+    pub need_restart: Vec<&'static str>,
+    /// Address book entries now, if there is a book.
+    pub book_entries: Option<usize>,
 }
 
 /// How often expired grants are looked for (their expiry is journaled).
@@ -126,13 +140,9 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         let path = config.admin.token_file.clone();
         blocking(move || AdminToken::load_or_create(&path)).await??
     };
-    let clients = {
+    let tls_state = {
         let config = config.clone();
-        blocking(move || tls::client_verifier(&config)).await??
-    };
-    let tls_config = {
-        let (config, clients) = (config.clone(), clients.clone());
-        blocking(move || tls::server_config(&config, clients)).await??
+        blocking(move || tls::TlsState::load(&config)).await??
     };
     let relay = {
         let (config, db, ingestor, journal, authz) = (
@@ -170,7 +180,12 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         stop.clone(),
     ));
     let scp = Arc::new(Scp::new(&config.dicom, ingestor.clone()));
-    tasks.spawn(dimse::serve(dicom_listener, scp, stop.clone(), DRAIN));
+    tasks.spawn(dimse::serve(
+        dicom_listener,
+        scp.clone(),
+        stop.clone(),
+        DRAIN,
+    ));
     tasks.spawn(sweep_expired(authz.clone(), stop.clone()));
     tasks.spawn(resolve_accessions(
         authz.clone(),
@@ -182,21 +197,14 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         admin,
         authz,
         org_name: config.org_name.clone(),
-        uzi_issuers: tls::uzi_issuers(&config)?,
         files: store.files.clone(),
         events: events.clone(),
         cors_origins: config.http.cors_origins.clone(),
-        clients,
+        tls: arc_swap::ArcSwap::from_pointee(tls_state),
         relay: relay.clone(),
     });
     start_relay(&config, &relay, &store, &events, &stop, &mut tasks)?;
-    tasks.spawn(web::serve(
-        http_listener,
-        tls_config,
-        app,
-        stop.clone(),
-        DRAIN,
-    ));
+    tasks.spawn(web::serve(http_listener, app.clone(), stop.clone(), DRAIN));
     if let Some(watch_dir) = config.import.watch_dir.clone() {
         let settle = config.import.settle;
         let ingestor = ingestor.clone();
@@ -216,6 +224,10 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         tasks,
         store,
         journal,
+        config,
+        app,
+        scp,
+        relay,
     })
 }
 
@@ -330,6 +342,44 @@ async fn sweep_expired(authz: Arc<Authz>, mut stop: watch::Receiver<bool>) {
 }
 
 impl Running {
+    /// Applies what can change while running (SIGHUP): the TLS certificate
+    /// and key, client CAs, CRLs and UZI CAs, the calling AE titles
+    /// allowed, and the address book. Everything is loaded and checked
+    /// first; if anything fails, nothing changes and the error says why.
+    pub async fn reload(&mut self, new: Config) -> Result<Reloaded, DaemonError> {
+        let new = Arc::new(new);
+        let (tls_state, identity, book) = {
+            let new = new.clone();
+            blocking(move || {
+                let tls_state = tls::TlsState::load(&new)?;
+                let identity = tls::own_identity(&new)?;
+                let book = match &new.relay.address_book {
+                    Some(path) => Some(
+                        crate::relay::book::load(path)
+                            .map_err(|e| DaemonError::Relay(RelayError::from(e)))?,
+                    ),
+                    None => None,
+                };
+                Ok::<_, DaemonError>((tls_state, identity, book))
+            })
+            .await??
+        };
+        self.app.tls.store(Arc::new(tls_state));
+        self.relay.set_identity(identity.0, identity.1);
+        self.scp
+            .set_allowed_calling(new.dicom.allowed_calling_aes.clone());
+        let mut reloaded = Reloaded::default();
+        if let (Some(_), Some(path)) = (book, new.relay.address_book.as_ref()) {
+            let path = path.clone();
+            let relay = self.relay.clone();
+            let entries = blocking(move || relay.book.reload(&path)).await?;
+            reloaded.book_entries = Some(entries.map_err(|e| DaemonError::Relay(e.into()))?);
+        }
+        reloaded.need_restart = restart_only_changes(&self.config, &new);
+        self.config = new;
+        Ok(reloaded)
+    }
+
     /// Asks every component to stop and waits until they have drained.
     pub async fn stop(mut self) -> Result<(), DaemonError> {
         let _ = self.shutdown.send(true);
@@ -342,19 +392,91 @@ impl Running {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot listen for SIGTERM: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// Settings read once at start: a reload reports them instead of applying.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |key: &'static str, differs: bool| {
+        if differs {
+            changed.push(key);
         }
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+    check("data_dir", old.data_dir != new.data_dir);
+    check("public_url", old.public_url != new.public_url);
+    check("org_name", old.org_name != new.org_name);
+    check("org_ura", old.org_ura != new.org_ura);
+    check("dicom.listen", old.dicom.listen != new.dicom.listen);
+    check("dicom.ae_title", old.dicom.ae_title != new.dicom.ae_title);
+    check(
+        "dicom.max_associations",
+        old.dicom.max_associations != new.dicom.max_associations,
+    );
+    check("dicom.max_pdu", old.dicom.max_pdu != new.dicom.max_pdu);
+    check(
+        "dicom.stable_after",
+        old.dicom.stable_after != new.dicom.stable_after,
+    );
+    check("http.listen", old.http.listen != new.http.listen);
+    check(
+        "http.cors_origins",
+        old.http.cors_origins != new.http.cors_origins,
+    );
+    check(
+        "admin.token_file",
+        old.admin.token_file != new.admin.token_file,
+    );
+    check(
+        "import.watch_dir",
+        old.import.watch_dir != new.import.watch_dir,
+    );
+    check("relay.key", old.relay.key != new.relay.key);
+    check(
+        "relay.address_book",
+        old.relay.address_book != new.relay.address_book,
+    );
+    check("forward.pacs", old.forward.pacs != new.forward.pacs);
+    check("log.format", old.log.format != new.log.format);
+    changed
+}
+
+/// What the service manager asks of the daemon.
+pub enum Signal {
+    /// SIGTERM or SIGINT: drain and exit.
+    Stop,
+    /// SIGHUP: reload what can be reloaded.
+    Reload,
+}
+
+/// Listens for the signals a service manager sends.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; call before announcing readiness, so that a
+    /// reload right after READY=1 is not the default action (exit).
+    pub fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    pub async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => {
+                tracing::info!("SIGTERM: stopping");
+                Signal::Stop
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("SIGINT: stopping");
+                Signal::Stop
+            }
+            _ = self.hup.recv() => {
+                tracing::info!("SIGHUP: reloading");
+                Signal::Reload
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pushgate::config::{Config, LogFormat};
 use pushgate::{cli, daemon};
+use sd_notify::NotifyState;
 
 #[derive(Parser)]
 #[command(
@@ -390,11 +391,14 @@ fn config_check(file: Option<&std::path::Path>) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> {
-    let running = daemon::start(config.clone()).await?;
+    let mut signals = daemon::Signals::new().context("cannot listen for signals")?;
+    let mut running = daemon::start(config.clone()).await?;
     println!(
         "pushgate {} ready\n  config      {}\n  data        {}\n  DICOM       {} (AE title {}){}\n  HTTPS       https://{}  (health: /healthz)\n  links       {}/s/…\n  TLS cert    {}\n              SHA-256 {}\n  admin token {}{}",
         env!("CARGO_PKG_VERSION"),
-        config_file.map_or("embedded defaults".to_string(), |p| p.display().to_string()),
+        config_file
+            .as_ref()
+            .map_or("embedded defaults".to_string(), |p| p.display().to_string()),
         config.data_dir.display(),
         running.dicom_addr,
         config.dicom.ae_title,
@@ -425,8 +429,82 @@ async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<(
         "pushgate listening dicom={} http={}",
         running.dicom_addr, running.http_addr
     );
-    daemon::stop_signal().await;
+    notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
+    let watchdog = tokio::spawn(watchdog());
+    loop {
+        match signals.next().await {
+            daemon::Signal::Stop => break,
+            daemon::Signal::Reload => {
+                notify(&[NotifyState::Reloading]);
+                reload(&mut running, config_file.as_deref()).await;
+                notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
+            }
+        }
+    }
+    notify(&[
+        NotifyState::Stopping,
+        NotifyState::Status("draining transfers"),
+    ]);
     running.stop().await?;
+    watchdog.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Re-reads the configuration and applies what can change while running;
+/// a bad file leaves everything as it was, and says why.
+async fn reload(running: &mut daemon::Running, config_file: Option<&std::path::Path>) {
+    use pushgate::metrics::{METRICS, StateLabel};
+    let result = match Config::load(config_file) {
+        Ok(config) => running.reload(config).await.map_err(anyhow::Error::from),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(reloaded) => {
+            METRICS
+                .reloads
+                .get_or_create(&StateLabel { state: "ok" })
+                .inc();
+            tracing::info!(
+                book_entries = reloaded.book_entries,
+                "reloaded: TLS certificate, client CAs and CRLs, allowed calling AE titles, address book"
+            );
+            if !reloaded.need_restart.is_empty() {
+                tracing::warn!(
+                    "changed, but applied only by a restart: {}",
+                    reloaded.need_restart.join(", ")
+                );
+            }
+        }
+        Err(e) => {
+            METRICS
+                .reloads
+                .get_or_create(&StateLabel { state: "failed" })
+                .inc();
+            tracing::error!("reload failed, nothing changed: {e:#}");
+        }
+    }
+}
+
+/// Tells systemd (Type=notify) where we are; nothing without NOTIFY_SOCKET.
+fn notify(state: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, state) {
+        tracing::warn!("cannot notify the service manager: {e}");
+    }
+}
+
+/// WATCHDOG=1 at half the interval systemd asked for, from the runtime the
+/// daemon runs on: if the runtime stalls, the pings stop and systemd
+/// restarts the service.
+async fn watchdog() {
+    let mut usec = 0;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return;
+    }
+    let every = std::time::Duration::from_micros(usec / 2);
+    tracing::info!(every = ?every, "watchdog pings");
+    loop {
+        notify(&[NotifyState::Watchdog]);
+        tokio::time::sleep(every).await;
+    }
 }

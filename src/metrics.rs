@@ -247,7 +247,9 @@ mod tests {
         m.instances_received.inc_by(3);
         m.access(AccessKind::Wado, None::<DenyReason>);
         m.access(AccessKind::Redeem, Some(DenyReason::UnknownCode));
-        m.grants.get_or_create(&StateLabel { state: "bound" }).set(2);
+        m.grants
+            .get_or_create(&StateLabel { state: "bound" })
+            .set(2);
         Metrics::raise_to(&m.grants_issued, 5);
         Metrics::raise_to(&m.grants_issued, 4);
         let text = m.render();
@@ -255,7 +257,10 @@ mod tests {
             text.contains("# HELP pushgate_instances_received Instances stored"),
             "{text}"
         );
-        assert!(text.contains("pushgate_instances_received_total 3"), "{text}");
+        assert!(
+            text.contains("pushgate_instances_received_total 3"),
+            "{text}"
+        );
         assert!(
             text.contains(
                 "pushgate_accesses_total{outcome=\"denied\",kind=\"redeem\",reason=\"unknown_code\"} 1"
@@ -268,7 +273,10 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.contains("pushgate_grants{state=\"bound\"} 2"), "{text}");
+        assert!(
+            text.contains("pushgate_grants{state=\"bound\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("pushgate_grants_issued_total 5"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
     }

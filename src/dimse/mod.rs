@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use dicom_dictionary_std::uids;
 use dicom_ul::association::server::{AccessControl, DefaultNegotiation, ServerAssociationOptions};
@@ -35,7 +36,8 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Called AE must be ours; calling AE must be on the allow-list if one is set.
 #[derive(Debug, Clone)]
 pub struct AeAccess {
-    allowed_calling: Vec<String>,
+    /// `dicom.allowed_calling_aes`; SIGHUP replaces it.
+    allowed_calling: Arc<ArcSwap<Vec<String>>>,
 }
 
 impl AccessControl for AeAccess {
@@ -56,7 +58,8 @@ impl AccessControl for AeAccess {
             return Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized);
         }
         let calling = calling_ae_title.trim();
-        if !self.allowed_calling.is_empty() && !self.allowed_calling.iter().any(|a| a == calling) {
+        let allowed = self.allowed_calling.load();
+        if !allowed.is_empty() && !allowed.iter().any(|a| a == calling) {
             tracing::warn!(
                 calling_ae_title,
                 "refused: calling AE title not in dicom.allowed_calling_aes"
@@ -84,13 +87,20 @@ pub struct Scp {
     max_associations: usize,
     /// Associations being served right now.
     open: AtomicUsize,
+    allowed_calling: Arc<ArcSwap<Vec<String>>>,
 }
 
 impl Scp {
+    /// Replaces the calling AE titles accepted from the next association on.
+    pub fn set_allowed_calling(&self, titles: Vec<String>) {
+        self.allowed_calling.store(Arc::new(titles));
+    }
+
     pub fn new(config: &DicomConfig, ingestor: Ingestor) -> Scp {
+        let allowed_calling = Arc::new(ArcSwap::from_pointee(config.allowed_calling_aes.clone()));
         let mut options = ServerAssociationOptions::new()
             .ae_access_control(AeAccess {
-                allowed_calling: config.allowed_calling_aes.clone(),
+                allowed_calling: allowed_calling.clone(),
             })
             .ae_title(config.ae_title.clone())
             .max_pdu_length(config.max_pdu)
@@ -106,6 +116,7 @@ impl Scp {
             idle_timeout: config.idle_timeout,
             max_associations: config.max_associations,
             open: AtomicUsize::new(0),
+            allowed_calling,
         }
     }
 }

@@ -89,8 +89,7 @@ impl Journal {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let health = Arc::new(Health::default());
-        let writer =
-            writer::Writer::new(dir.to_path_buf(), tail, dropped.clone(), health.clone())?;
+        let writer = writer::Writer::new(dir.to_path_buf(), tail, dropped.clone(), health.clone())?;
         std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || writer.run(rx))

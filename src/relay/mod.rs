@@ -98,9 +98,9 @@ pub struct Relay {
     pub(crate) inbox: inbox::Inbox,
     pub org_name: String,
     pub org_ura: String,
-    /// Our HTTPS certificate and key: the client certificate we deliver with.
-    tls_chain: Vec<CertificateDer<'static>>,
-    tls_key: PrivateKeyDer<'static>,
+    /// Our HTTPS certificate and key: the client certificate we deliver
+    /// with (replaced when SIGHUP reloads the certificate).
+    identity: arc_swap::ArcSwap<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
     pub(crate) ingestor: Ingestor,
     pub(crate) journal: Journal,
     pub(crate) authz: Arc<Authz>,
@@ -158,8 +158,7 @@ impl Relay {
             inbox: inbox::Inbox::open(db)?,
             org_name: config.org_name.clone(),
             org_ura: config.org_ura.clone(),
-            tls_chain,
-            tls_key,
+            identity: arc_swap::ArcSwap::from_pointee((tls_chain, tls_key)),
             ingestor,
             journal,
             authz,
@@ -178,7 +177,13 @@ impl Relay {
         &self,
         gateway: &book::Gateway,
     ) -> Result<Arc<rustls::ClientConfig>, RelayError> {
-        Ok(gateway.client_config(self.tls_chain.clone(), self.tls_key.clone_key())?)
+        let identity = self.identity.load();
+        Ok(gateway.client_config(identity.0.clone(), identity.1.clone_key())?)
+    }
+
+    /// The certificate deliveries present from now on.
+    pub fn set_identity(&self, chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) {
+        self.identity.store(Arc::new((chain, key)));
     }
 
     pub fn us(&self) -> manifest::Party {

@@ -7,11 +7,11 @@ mod cors;
 pub mod dicomweb;
 mod download;
 mod error;
+mod ops;
 mod pages;
 pub mod peer_verifier;
 mod relay;
 mod request;
-mod ops;
 mod router;
 mod share;
 mod stream;
@@ -21,6 +21,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,6 +35,7 @@ use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
 
 pub use error::WebError;
 pub use router::Endpoint;
@@ -49,20 +51,25 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: usize = 1024;
 const H2_KEEPALIVE: Duration = Duration::from_secs(30);
 
+/// Connection and request numbers for the log: every line written while
+/// serving one carries them (`https{conn=..}:request{id=..}`). Paths are
+/// not logged: they carry capability tokens.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
+
 /// What request handlers share.
 pub struct App {
     pub index: Arc<dyn Index>,
     pub admin: AdminToken,
     pub authz: Arc<Authz>,
     pub org_name: String,
-    /// The CAs (DER) trusted to issue UZI passes (None: all client CAs).
-    pub uzi_issuers: Option<Vec<Vec<u8>>>,
     pub files: crate::store::FileStore,
     pub events: crate::ingest::Events,
     /// Origins whose pages may call DICOMweb (a viewer elsewhere); `*`: any.
     pub cors_origins: Vec<String>,
-    /// Which client certificates name a holder.
-    pub clients: Arc<peer_verifier::PeerVerifier>,
+    /// The server certificate and which client certificates name a
+    /// holder; SIGHUP replaces it, each new connection takes the current.
+    pub tls: arc_swap::ArcSwap<tls::TlsState>,
     /// Gateway push: inbox, outbox, own key.
     pub relay: Arc<crate::relay::Relay>,
 }
@@ -240,11 +247,12 @@ fn client_certificate(
     };
     let chain: Vec<CertificateDer<'static>> =
         chain.iter().map(|c| c.clone().into_owned()).collect();
-    if !app.clients.chains_to_client_ca(&chain) {
+    let trust = app.tls.load();
+    if !trust.clients.chains_to_client_ca(&chain) {
         return (None, chain);
     }
     let identity =
-        match CertIdentity::from_der_trusting(chain[0].as_ref(), app.uzi_issuers.as_deref()) {
+        match CertIdentity::from_der_trusting(chain[0].as_ref(), trust.uzi_issuers.as_deref()) {
             Ok(identity) => Some(identity),
             Err(e) => {
                 tracing::warn!("unreadable client certificate: {e}");
@@ -258,12 +266,10 @@ fn client_certificate(
 /// finish within `drain`.
 pub async fn serve(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
     app: Arc<App>,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -297,13 +303,20 @@ pub async fn serve(
             continue;
         };
         let _ = socket.set_nodelay(true);
-        let acceptor = acceptor.clone();
+        let acceptor = TlsAcceptor::from(app.tls.load().server.clone());
         let app = app.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+        let span = tracing::info_span!(
+            "https",
+            conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+            %peer
+        );
+        tokio::spawn(
+            async move {
+                let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket))
+                    .await
+                {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, "TLS handshake failed: {e}");
@@ -314,21 +327,25 @@ pub async fn serve(
                         return;
                     }
                 };
-            let (certificate, chain) = client_certificate(&tls, &app);
-            let connection = Arc::new(Connection {
-                peer,
-                certificate,
-                chain,
-            });
-            let service = hyper::service::service_fn(move |request| {
-                handle(app.clone(), connection.clone(), request)
-            });
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(%peer, "HTTP connection ended: {e}");
+                let (certificate, chain) = client_certificate(&tls, &app);
+                let connection = Arc::new(Connection {
+                    peer,
+                    certificate,
+                    chain,
+                });
+                let service = hyper::service::service_fn(move |request| {
+                    let id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
+                    handle(app.clone(), connection.clone(), request)
+                        .instrument(tracing::info_span!("request", id))
+                });
+                let connection = builder.serve_connection(TokioIo::new(tls), service);
+                if let Err(e) = watcher.watch(connection.into_owned()).await {
+                    tracing::debug!(%peer, "HTTP connection ended: {e}");
+                }
+                drop(permit);
             }
-            drop(permit);
-        });
+            .instrument(span),
+        );
     }
     drop(listener);
     if tokio::time::timeout(drain, graceful.shutdown())

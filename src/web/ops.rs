@@ -66,7 +66,9 @@ fn sample(app: &App) {
     METRICS
         .journal_lag
         .set(i64::try_from(journal.lag()).unwrap_or(i64::MAX));
-    METRICS.journal_writable.set(i64::from(journal.is_writable()));
+    METRICS
+        .journal_writable
+        .set(i64::from(journal.is_writable()));
 }
 
 /// 200 when everything a transfer needs is usable, else 503 naming what

@@ -240,6 +240,28 @@ pub fn own_identity(
     Ok((certs, key))
 }
 
+/// Everything the HTTPS server's TLS takes from the configuration, loaded
+/// together so that a reload replaces all of it or nothing.
+pub struct TlsState {
+    pub server: Arc<rustls::ServerConfig>,
+    /// Which client certificates name a holder.
+    pub clients: Arc<PeerVerifier>,
+    /// The CAs (DER) trusted to issue UZI passes (None: all client CAs).
+    pub uzi_issuers: Option<Vec<Vec<u8>>>,
+}
+
+impl TlsState {
+    /// Blocking (reads files).
+    pub fn load(config: &Config) -> Result<TlsState, TlsError> {
+        let clients = client_verifier(config)?;
+        Ok(TlsState {
+            server: server_config(config, clients.clone())?,
+            clients,
+            uzi_issuers: uzi_issuers(config)?,
+        })
+    }
+}
+
 pub fn server_config(
     config: &Config,
     clients: Arc<PeerVerifier>,

@@ -126,6 +126,12 @@ pub struct Daemon {
     dicom_port: u16,
     http_port: u16,
     extra: String,
+    /// Environment for the daemon process (after RUST_LOG, so it can
+    /// replace it).
+    pub env: Vec<(String, String)>,
+    /// Set WATCHDOG_PID to the daemon's pid, as systemd does (a shell
+    /// exports it and execs the daemon, keeping the pid).
+    pub watchdog_pid: bool,
 }
 
 impl Daemon {
@@ -141,7 +147,19 @@ impl Daemon {
     }
 
     pub fn start_in(dir: tempfile::TempDir, extra: &str) -> Daemon {
-        let mut daemon = Daemon {
+        let mut daemon = Daemon::prepare_in(dir, extra);
+        daemon.spawn().expect("daemon starts");
+        daemon
+    }
+
+    /// Writes the configuration but does not start the process: set `env`
+    /// first, then `spawn`.
+    pub fn prepare(extra: &str) -> Daemon {
+        Daemon::prepare_in(tempfile::tempdir().unwrap(), extra)
+    }
+
+    fn prepare_in(dir: tempfile::TempDir, extra: &str) -> Daemon {
+        let daemon = Daemon {
             config: dir.path().join("pushgate.toml"),
             dir,
             dicom: "127.0.0.1:0".parse().unwrap(),
@@ -150,9 +168,10 @@ impl Daemon {
             dicom_port: free_port(),
             http_port: free_port(),
             extra: extra.to_string(),
+            env: Vec::new(),
+            watchdog_pid: false,
         };
         daemon.write_config();
-        daemon.spawn().expect("daemon starts");
         daemon
     }
 
@@ -203,10 +222,19 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pushgate"))
+        let mut command = if self.watchdog_pid {
+            let mut sh = Command::new("sh");
+            sh.args(["-c", "export WATCHDOG_PID=$$; exec \"$0\" \"$@\""])
+                .arg(env!("CARGO_BIN_EXE_pushgate"));
+            sh
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_pushgate"))
+        };
+        let mut child = command
             .args(["serve", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "info,pushgate=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

@@ -1,0 +1,56 @@
+# Sourced by the bench scripts: small helpers they share. Needs `die`.
+
+# free_port VAR: a loopback port nothing answers on, outside the Linux
+# ephemeral range (32768-60999) so that client sockets cannot collide with it.
+USED_PORTS=" "
+free_port() {
+  local p
+  for _ in $(seq 500); do
+    p=$((20000 + RANDOM % 12000))
+    [[ $USED_PORTS == *" $p "* ]] && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      USED_PORTS+="$p "
+      printf -v "$1" '%s' "$p"
+      return 0
+    fi
+  done
+  die "found no free loopback port"
+}
+
+# Peak resident set size (kB) of a live process.
+peak_rss_kb() {
+  awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+# median "1.2 0.9 1.1": the median of space-separated numbers.
+median() {
+  tr ' ' '\n' <<<"$1" | grep . | sort -g |
+    awk '{ v[NR] = $1 } END { m = int((NR + 1) / 2); print (NR % 2 ? v[m] : (v[m] + v[m + 1]) / 2) }'
+}
+
+# stop_pid PID NAME: SIGTERM, up to 10 s, then SIGKILL; reaps it.
+stop_pid() {
+  local pid=$1 name=$2
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "warning: $name (pid $pid) ignored SIGTERM for 10 s; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# wait_echo PID AET PORT LOG: until a DICOM SCP answers C-ECHO (60 s).
+wait_echo() {
+  for _ in $(seq 600); do
+    kill -0 "$1" 2>/dev/null || { tail -n 30 "$4" >&2; die "pid $1 exited during startup (log: $4)"; }
+    /usr/bin/echoscu -to 5 -aec "$2" 127.0.0.1 "$3" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  tail -n 30 "$4" >&2
+  die "no C-ECHO answer on port $3 within 60 s (log: $4)"
+}
