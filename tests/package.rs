@@ -282,7 +282,8 @@ fn count_files(dir: &Path) -> usize {
 /// reload (SIGHUP) and a stop (SIGTERM) — each step as systemd would see
 /// it on $NOTIFY_SOCKET. Every system call it made must pass the unit's
 /// SystemCallFilter=; one that would not fails with EPERM in service. And
-/// it may write only in its data directory and the drop folder.
+/// it may write only in its data directory and the drop folder, and map no
+/// memory writable and executable (MemoryDenyWriteExecute=).
 #[test]
 fn daemon_notifies_systemd_and_stays_within_the_syscall_filter() {
     if !have(
@@ -378,6 +379,7 @@ fn daemon_notifies_systemd_and_stays_within_the_syscall_filter() {
 
     let mut used = BTreeSet::new();
     let mut writes_outside = BTreeSet::new();
+    let mut wx = Vec::new();
     let mut raw = String::new();
     std::fs::File::open(&trace)
         .unwrap()
@@ -399,9 +401,21 @@ fn daemon_notifies_systemd_and_stays_within_the_syscall_filter() {
                     writes_outside.insert(format!("{name} {}", path.display()));
                 }
             }
+            // MemoryDenyWriteExecute=yes refuses writable+executable
+            // mappings and making a mapping executable afterwards.
+            let exec = rest.contains("PROT_EXEC");
+            if (name == "mmap" && exec && rest.contains("PROT_WRITE"))
+                || (name.ends_with("mprotect") && exec)
+            {
+                wx.push(rest.to_string());
+            }
             used.insert(name);
         }
     }
+    assert!(
+        wx.is_empty(),
+        "W^X mappings MemoryDenyWriteExecute refuses: {wx:?}"
+    );
     // ProtectSystem=strict: in service only the state directory (and what
     // a drop-in adds, like the drop folder) is writable.
     assert!(
