@@ -750,6 +750,11 @@ fn package_installs_upgrades_and_purges_in_a_scratch_root() {
         owner_mode(&root.path("usr/lib/sysusers.d/pushgate.conf")),
         (0o644, 0, 0)
     );
+    assert_eq!(
+        std::fs::read_to_string(root.path("lib/systemd/system/pushgate.service")).unwrap(),
+        std::fs::read_to_string(UNIT).unwrap(),
+        "the package ships systemd/pushgate.service as it is"
+    );
     let config = root.path("etc/pushgate/pushgate.toml");
     assert_eq!(
         owner_mode(&config),
