@@ -11,11 +11,13 @@ CARGO ?= cargo
 # HTJ2K test data), unzip and python3 (zipfile) as ZIP readers, dicom3tools
 # (dciodvfy) to validate the DICOMDIR of downloads; Chromium, its driver
 # and Selenium as the recipient's browser, python3-venv for the client venv
-# (tests/clients.rs).
-DEB_PACKAGES := build-essential pkg-config cmake libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates strace libopenjp2-tools openjph-tools unzip python3 dicom3tools chromium chromium-driver python3-selenium python3-venv
+# (tests/clients.rs); dpkg-dev (dpkg-shlibdeps), lintian and systemd
+# (systemd-analyze, systemd-sysusers) build and check the Debian package
+# (make deb, tests/package.rs).
+DEB_PACKAGES := build-essential pkg-config cmake libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates strace libopenjp2-tools openjph-tools unzip python3 dicom3tools chromium chromium-driver python3-selenium python3-venv dpkg-dev lintian systemd
 BENCH_PACKAGES := orthanc orthanc-dicomweb time python3
 
-.PHONY: run test deps pyenv bench-deps build release lint bench samples clean
+.PHONY: run test deps pyenv bench-deps build release lint bench samples clean deb
 
 # Python clients for tests/clients.rs (and the Prometheus project's parser
 # for tests/operations.rs): dicomweb-client (PyPI only) in a venv
@@ -48,6 +50,11 @@ pyenv: deps
 test: deps pyenv
 	$(CARGO) build --release --bins
 	$(CARGO) test --release -- --test-threads=2
+
+# target/debian/pushgate_<version>_<arch>.deb from the release binary
+# (packaging/build-deb.sh; docs/install.md).
+deb: build
+	./packaging/build-deb.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
