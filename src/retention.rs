@@ -316,6 +316,7 @@ impl Retention {
         seen: &StudyRecord,
         reason: Reason,
     ) -> Result<Option<Deleted>, RetentionError> {
+        let started = std::time::Instant::now();
         // Something may have arrived since the sweep listed the studies.
         let Some(study) = self.ingestor.index().study(&seen.study_uid)? else {
             return Ok(None);
@@ -340,7 +341,14 @@ impl Retention {
         let marker = write_pending(&self.data_dir, &pending)?;
         let (instances, bytes) = purge(&self.ingestor, &pending)?;
         remove_pending(&marker)?;
-        tracing::info!(study = %study.study_uid, reason = reason.as_str(), instances, bytes, "study deleted");
+        crate::metrics::METRICS
+            .studies_deleted
+            .get_or_create(&crate::metrics::ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
+        let micros = started.elapsed().as_micros() as u64;
+        tracing::info!(study = %study.study_uid, reason = reason.as_str(), instances, bytes, micros, "study deleted");
         Ok(Some(Deleted {
             study: study.study_uid,
             reason: reason.as_str(),

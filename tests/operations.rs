@@ -273,6 +273,10 @@ fn metrics_count_what_happened_and_parse_as_openmetrics() {
     );
     assert_eq!(sample(&body, "pushgate_journal_writable"), Some(1.0));
     assert_eq!(sample(&body, "pushgate_outbox_depth"), Some(0.0));
+    assert_eq!(sample(&body, "pushgate_disk_over_high_water"), Some(0.0));
+    assert!(sample(&body, "pushgate_disk_free_bytes").unwrap() > 0.0);
+    let used = sample(&body, "pushgate_disk_used_ratio").unwrap();
+    assert!(used > 0.0 && used < 1.0, "{used}");
 
     // The Prometheus project's Python parser reads the exposition strictly
     // (OpenMetrics: HELP/TYPE, _total, # EOF).

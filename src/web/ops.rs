@@ -62,6 +62,14 @@ fn sample(app: &App) {
             Err(e) => tracing::warn!("metrics: cannot read the forwarding queue: {e}"),
         }
     }
+    let disk = app.relay.ingestor.disk().status();
+    METRICS.disk_used_ratio.set(disk.used_percent / 100.0);
+    METRICS
+        .disk_free_bytes
+        .set(i64::try_from(disk.free_bytes).unwrap_or(i64::MAX));
+    METRICS
+        .disk_over_high_water
+        .set(i64::from(disk.over_high_water));
     let journal = app.authz.journal();
     METRICS
         .journal_lag
@@ -102,6 +110,16 @@ fn not_ready(app: &App) -> Vec<String> {
     });
     if let Err(e) = probe {
         problems.push(format!("store not writable: {e}"));
+    }
+    let disk = app.relay.ingestor.disk().status();
+    if disk.over_high_water {
+        problems.push(format!(
+            "disk above the high-water mark: {:.1} % used, {} MB free (capacity.high_water {} %, capacity.min_free {} MB); new associations are refused",
+            disk.used_percent,
+            disk.free_bytes / 1_000_000,
+            disk.high_water_percent,
+            disk.min_free_bytes / 1_000_000
+        ));
     }
     if !app.authz.journal().is_writable() {
         problems.push("journal not writable (a write or fsync failed; see the log)".to_string());
