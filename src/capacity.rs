@@ -113,6 +113,20 @@ impl Disk {
     }
 }
 
+/// Measures every `every` until `stop` turns true, so that the operator
+/// hears of a crossing (either way) when it happens, not when the next
+/// sender happens to call.
+pub async fn watch(disk: Disk, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let measured = disk.clone();
+        let _ = tokio::task::spawn_blocking(move || measured.status()).await;
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 fn report_crossing(previous: Option<DiskStatus>, now: &DiskStatus, path: &Path) {
     let was_over = previous.is_some_and(|p| p.over_high_water);
     if now.over_high_water && !was_over {

@@ -191,6 +191,11 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         DRAIN,
     ));
     tasks.spawn(sweep_expired(authz.clone(), stop.clone()));
+    tasks.spawn(crate::capacity::watch(
+        ingestor.disk().clone(),
+        Duration::from_secs(10),
+        stop.clone(),
+    ));
     tasks.spawn(crate::retention::run(
         crate::retention::Retention::new(&config, ingestor.clone(), authz.clone(), &relay),
         stop.clone(),
