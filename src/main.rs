@@ -17,7 +17,9 @@ use sd_notify::NotifyState;
     about = "DICOM gateway beside the PACS: intake, push authorizations, DICOMweb, gateway push"
 )]
 struct Args {
-    /// Configuration file (TOML); every key is optional. Default: embedded defaults.
+    /// Configuration file (TOML); every key is optional. Default:
+    /// /etc/pushgate/pushgate.toml if it exists (the Debian package's),
+    /// else the embedded defaults.
     #[arg(long, global = true, env = "PUSHGATE_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -199,7 +201,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+/// The Debian package's configuration: what the service runs with, so a
+/// command typed on that host (where `sudo` drops PUSHGATE_CONFIG) talks to
+/// that daemon.
+const INSTALLED_CONFIG: &str = "/etc/pushgate/pushgate.toml";
+
+fn run(mut args: Args) -> anyhow::Result<()> {
+    if args.config.is_none() && std::path::Path::new(INSTALLED_CONFIG).exists() {
+        args.config = Some(PathBuf::from(INSTALLED_CONFIG));
+    }
     // Responses are streamed by blocking-pool threads in 256 KiB chunks;
     // glibc gives each thread its own arena (up to 8 per core) and keeps
     // what they free, which grew the RSS of 8 concurrent downloads past

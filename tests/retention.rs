@@ -191,6 +191,11 @@ fn a_study_never_shared_goes_after_max_age_and_stays_gone() {
     assert_eq!(deletions.len(), 1, "{deletions:?}");
     assert_eq!(deletions[0]["event"]["reason"], "retention.max_age");
     assert!(daemon.stored_files().is_empty());
+    let metrics = daemon.get("/metrics").body;
+    assert!(
+        metrics.contains("pushgate_studies_deleted_total{reason=\"retention.max_age\"} 1"),
+        "{metrics}"
+    );
 
     daemon.restart();
     assert!(!listed(&daemon, &ct), "back after kill -9");
@@ -350,6 +355,24 @@ fn above_the_high_water_mark_intake_stops_and_resumes_when_space_is_freed() {
         Ok(_) => panic!("associated above the mark"),
     }
     assert_eq!(daemon.get("/healthz").status, 200, "HTTP still answers");
+    // The host's monitoring sees it: not ready, with the figures; counted.
+    let ready = daemon.get("/readyz");
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert!(
+        ready
+            .body
+            .contains("not ready: disk above the high-water mark"),
+        "{ready:?}"
+    );
+    let metrics = daemon.get("/metrics").body;
+    assert!(
+        metrics.contains("pushgate_disk_over_high_water 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pushgate_dicom_associations_refused_total{reason=\"disk_high_water\"}"),
+        "{metrics}"
+    );
     let dropped = drop.path().join("dropped.dcm");
     std::fs::copy(&ct[1], &dropped).unwrap();
     std::thread::sleep(Duration::from_secs(3));
@@ -385,6 +408,7 @@ fn above_the_high_water_mark_intake_stops_and_resumes_when_space_is_freed() {
     );
     daemon.send_all(&ct);
     assert_eq!(daemon.instance_count(), ct.len() as u64);
+    assert_eq!(daemon.get("/readyz").status, 200, "ready again");
     assert!(
         daemon.log().contains("disk back below the high-water mark"),
         "{}",

@@ -126,10 +126,17 @@ fn host_of(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_string())
 }
 
+/// gethostname(2), not /proc/sys/kernel/hostname: the unit's
+/// `ProcSubset=pid` hides /proc/sys.
 fn hostname() -> io::Result<String> {
-    Ok(fs::read_to_string("/proc/sys/kernel/hostname")?
-        .trim()
-        .to_string())
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at
+    // most that many bytes.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Ok(String::from_utf8_lossy(&buf[..end]).trim().to_string())
 }
 
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
