@@ -60,7 +60,7 @@ pub struct Running {
     tasks: JoinSet<()>,
     store: Arc<Store>,
     journal: Journal,
-    /// What is running now; a reload compares against it.
+    /// What is running now.
     config: Arc<Config>,
     app: Arc<App>,
     scp: Arc<Scp>,
@@ -71,7 +71,7 @@ pub struct Running {
 #[derive(Debug, Default)]
 pub struct Reloaded {
     /// Changed settings that only a restart applies.
-    pub need_restart: Vec<&'static str>,
+    pub need_restart: Vec<String>,
     /// Address book entries now, if there is a book.
     pub book_entries: Option<usize>,
 }
@@ -359,37 +359,46 @@ impl Running {
     /// and key, client CAs, CRLs and UZI CAs, the calling AE titles
     /// allowed, and the address book. Everything is loaded and checked
     /// first; if anything fails, nothing changes and the error says why.
-    pub async fn reload(&mut self, new: Config) -> Result<Reloaded, DaemonError> {
+    ///
+    /// `changed`: the keys whose values differ from the running
+    /// configuration ([`crate::config::changed_keys`]); those this cannot
+    /// apply are returned in `need_restart`.
+    pub async fn reload(
+        &mut self,
+        new: Config,
+        changed: &[String],
+    ) -> Result<Reloaded, DaemonError> {
         let new = Arc::new(new);
-        let (tls_state, identity, book) = {
+        let (tls_state, identity) = {
             let new = new.clone();
             blocking(move || {
                 let tls_state = tls::TlsState::load(&new)?;
                 let identity = tls::own_identity(&new)?;
-                let book = match &new.relay.address_book {
-                    Some(path) => Some(
-                        crate::relay::book::load(path)
-                            .map_err(|e| DaemonError::Relay(RelayError::from(e)))?,
-                    ),
-                    None => None,
-                };
-                Ok::<_, DaemonError>((tls_state, identity, book))
+                Ok::<_, DaemonError>((tls_state, identity))
             })
             .await??
         };
-        self.app.tls.store(Arc::new(tls_state));
-        self.relay.set_identity(identity.0, identity.1);
-        self.scp
-            .set_allowed_calling(new.dicom.allowed_calling_aes.clone());
         let mut reloaded = Reloaded::default();
-        if let (Some(_), Some(path)) = (book, new.relay.address_book.as_ref()) {
-            let path = path.clone();
+        // The book last of what can fail and first of what is applied:
+        // `Book::reload` keeps the old book on any error, and until it has
+        // succeeded nothing else has changed. A synced book that has not
+        // arrived yet is no reason to refuse a renewed certificate.
+        if let Some(path) = self.config.relay.address_book.clone()
+            && (self.config.relay.sync.is_none() || path.exists())
+        {
             let relay = self.relay.clone();
             let entries = blocking(move || relay.book.reload(&path)).await?;
             reloaded.book_entries = Some(entries.map_err(|e| DaemonError::Relay(e.into()))?);
         }
-        reloaded.need_restart = restart_only_changes(&self.config, &new);
-        self.config = new;
+        self.app.tls.store(Arc::new(tls_state));
+        self.relay.set_identity(identity.0, identity.1);
+        self.scp
+            .set_allowed_calling(new.dicom.allowed_calling_aes.clone());
+        reloaded.need_restart = changed
+            .iter()
+            .filter(|k| !RELOADABLE.contains(&k.as_str()))
+            .cloned()
+            .collect();
         Ok(reloaded)
     }
 
@@ -405,51 +414,15 @@ impl Running {
     }
 }
 
-/// Settings read once at start: a reload reports them instead of applying.
-fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    let mut check = |key: &'static str, differs: bool| {
-        if differs {
-            changed.push(key);
-        }
-    };
-    check("data_dir", old.data_dir != new.data_dir);
-    check("public_url", old.public_url != new.public_url);
-    check("org_name", old.org_name != new.org_name);
-    check("org_ura", old.org_ura != new.org_ura);
-    check("dicom.listen", old.dicom.listen != new.dicom.listen);
-    check("dicom.ae_title", old.dicom.ae_title != new.dicom.ae_title);
-    check(
-        "dicom.max_associations",
-        old.dicom.max_associations != new.dicom.max_associations,
-    );
-    check("dicom.max_pdu", old.dicom.max_pdu != new.dicom.max_pdu);
-    check(
-        "dicom.stable_after",
-        old.dicom.stable_after != new.dicom.stable_after,
-    );
-    check("http.listen", old.http.listen != new.http.listen);
-    check(
-        "http.cors_origins",
-        old.http.cors_origins != new.http.cors_origins,
-    );
-    check(
-        "admin.token_file",
-        old.admin.token_file != new.admin.token_file,
-    );
-    check(
-        "import.watch_dir",
-        old.import.watch_dir != new.import.watch_dir,
-    );
-    check("relay.key", old.relay.key != new.relay.key);
-    check(
-        "relay.address_book",
-        old.relay.address_book != new.relay.address_book,
-    );
-    check("forward.pacs", old.forward.pacs != new.forward.pacs);
-    check("log.format", old.log.format != new.log.format);
-    changed
-}
+/// The keys a reload applies; any other changed key needs a restart.
+const RELOADABLE: &[&str] = &[
+    "http.tls_cert",
+    "http.tls_key",
+    "http.client_ca",
+    "http.uzi_ca",
+    "http.client_crl",
+    "dicom.allowed_calling_aes",
+];
 
 /// What the service manager asks of the daemon.
 pub enum Signal {
@@ -474,6 +447,16 @@ impl Signals {
             term: signal(SignalKind::terminate())?,
             hup: signal(SignalKind::hangup())?,
         })
+    }
+
+    /// Waits for SIGTERM or SIGINT only (a SIGHUP before the daemon runs
+    /// has nothing to reload).
+    pub async fn stop(&mut self) {
+        loop {
+            if let Signal::Stop = self.next().await {
+                return;
+            }
+        }
     }
 
     pub async fn next(&mut self) -> Signal {

@@ -402,7 +402,17 @@ fn config_check(file: Option<&std::path::Path>) -> anyhow::Result<()> {
 
 async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> {
     let mut signals = daemon::Signals::new().context("cannot listen for signals")?;
-    let mut running = daemon::start(config.clone()).await?;
+    // What a reload compares with: the configuration the daemon started on.
+    let (_, started) = Config::load_effective(config_file.as_deref())?;
+    // A stop asked for during start-up (the index check after a crash can
+    // take minutes) is honoured at once, not after it.
+    let mut running = tokio::select! {
+        started = daemon::start(config.clone()) => started?,
+        () = signals.stop() => {
+            tracing::info!("stopped during start-up");
+            return Ok(());
+        }
+    };
     println!(
         "pushgate {} ready\n  config      {}\n  data        {}\n  DICOM       {} (AE title {}){}\n  HTTPS       https://{}  (health: /healthz)\n  links       {}/s/…\n  TLS cert    {}\n              SHA-256 {}\n  admin token {}{}",
         env!("CARGO_PKG_VERSION"),
@@ -445,9 +455,14 @@ async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<(
         match signals.next().await {
             daemon::Signal::Stop => break,
             daemon::Signal::Reload => {
-                notify(&[NotifyState::Reloading]);
-                reload(&mut running, config_file.as_deref()).await;
-                notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
+                // MONOTONIC_USEC lets a Type=notify-reload unit (systemd
+                // 253+) match the reload; older versions ignore it.
+                match NotifyState::monotonic_usec_now() {
+                    Ok(now) => notify(&[NotifyState::Reloading, now]),
+                    Err(_) => notify(&[NotifyState::Reloading]),
+                }
+                let status = reload(&mut running, config_file.as_deref(), &started).await;
+                notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
             }
         }
     }
@@ -463,10 +478,21 @@ async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<(
 
 /// Re-reads the configuration and applies what can change while running;
 /// a bad file leaves everything as it was, and says why.
-async fn reload(running: &mut daemon::Running, config_file: Option<&std::path::Path>) {
+/// Returns the status line for the service manager (`systemctl status`).
+async fn reload(
+    running: &mut daemon::Running,
+    config_file: Option<&std::path::Path>,
+    started: &str,
+) -> String {
     use pushgate::metrics::{METRICS, StateLabel};
-    let result = match Config::load(config_file) {
-        Ok(config) => running.reload(config).await.map_err(anyhow::Error::from),
+    let result = match Config::load_effective(config_file) {
+        Ok((config, effective)) => {
+            let changed = pushgate::config::changed_keys(started, &effective);
+            running
+                .reload(config, &changed)
+                .await
+                .map_err(anyhow::Error::from)
+        }
         Err(e) => Err(e.into()),
     };
     match result {
@@ -479,11 +505,12 @@ async fn reload(running: &mut daemon::Running, config_file: Option<&std::path::P
                 book_entries = reloaded.book_entries,
                 "reloaded: TLS certificate, client CAs and CRLs, allowed calling AE titles, address book"
             );
-            if !reloaded.need_restart.is_empty() {
-                tracing::warn!(
-                    "changed, but applied only by a restart: {}",
-                    reloaded.need_restart.join(", ")
-                );
+            if reloaded.need_restart.is_empty() {
+                "serving (reloaded)".to_string()
+            } else {
+                let keys = reloaded.need_restart.join(", ");
+                tracing::warn!("changed, but applied only by a restart: {keys}");
+                format!("serving; restart to apply {keys}")
             }
         }
         Err(e) => {
@@ -492,6 +519,7 @@ async fn reload(running: &mut daemon::Running, config_file: Option<&std::path::P
                 .get_or_create(&StateLabel { state: "failed" })
                 .inc();
             tracing::error!("reload failed, nothing changed: {e:#}");
+            format!("serving; reload failed, nothing changed: {e:#}")
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub forward_depth: Gauge,
     pub journal_lag: Gauge,
     pub journal_writable: Gauge,
+    pub journal_dropped: Counter,
+    pub accesses_unjournaled: Counter,
     pub disk_used_ratio: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub disk_free_bytes: Gauge,
     pub disk_over_high_water: Gauge,
@@ -79,6 +81,8 @@ impl Metrics {
             forward_depth: Gauge::default(),
             journal_lag: Gauge::default(),
             journal_writable: Gauge::default(),
+            journal_dropped: Counter::default(),
+            accesses_unjournaled: Counter::default(),
             disk_used_ratio: Gauge::default(),
             disk_free_bytes: Gauge::default(),
             disk_over_high_water: Gauge::default(),
@@ -166,6 +170,16 @@ impl Metrics {
             "journal_writable",
             "1 if the journal accepts records (0 after a failed fsync)",
             m.journal_writable.clone(),
+        );
+        r.register(
+            "journal_dropped_events",
+            "Access events counted instead of journaled because the journal queue was full",
+            m.journal_dropped.clone(),
+        );
+        r.register(
+            "accesses_unjournaled",
+            "Refusals beyond the journaling rate limit: counted, not journaled one by one",
+            m.accesses_unjournaled.clone(),
         );
         r.register(
             "disk_used_ratio",

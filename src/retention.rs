@@ -213,16 +213,33 @@ pub fn finish_pending(
     keep: bool,
 ) -> Result<usize, RetentionError> {
     let pending = load_pending(data_dir)?;
+    let mut finished = 0;
+    // One marker that cannot be finished (a file the daemon may not
+    // remove) must not stop the others, nor every later sweep: it is
+    // logged and tried again next time.
     for (marker, deletion) in &pending {
-        let (instances, _) = purge(ingestor, deletion)?;
-        if !keep {
-            remove_pending(marker)?;
-        }
-        if instances > 0 {
-            tracing::info!(study = %deletion.study, reason = deletion.reason, instances, "interrupted study deletion finished");
+        let done = purge(ingestor, deletion).and_then(|(instances, _)| {
+            if !keep {
+                remove_pending(marker)?;
+            }
+            Ok(instances)
+        });
+        match done {
+            Ok(instances) => {
+                finished += 1;
+                if instances > 0 {
+                    tracing::info!(study = %deletion.study, reason = deletion.reason, instances, "interrupted study deletion finished");
+                }
+            }
+            Err(e) => tracing::error!(
+                study = %deletion.study,
+                marker = %marker.display(),
+                "retention: cannot finish an interrupted deletion (tried again next sweep): {}",
+                crate::error_chain(&e)
+            ),
         }
     }
-    Ok(pending.len())
+    Ok(finished)
 }
 
 /// The sweeper: what it needs to decide and to delete.
@@ -260,10 +277,15 @@ impl Retention {
             let items = forwarder
                 .status()
                 .map_err(|e| RetentionError::Relay(e.to_string()))?;
+            // A forward that failed for good keeps the study too: received
+            // from a peer gateway, this may be the only copy there is, and
+            // the PACS does not have it.
             busy.extend(
                 items
                     .into_iter()
-                    .filter(|i| i.state == ForwardState::Pending)
+                    .filter(|i| {
+                        matches!(i.state, ForwardState::Pending | ForwardState::Failed { .. })
+                    })
                     .map(|i| i.key.study),
             );
         }
@@ -330,17 +352,21 @@ impl Retention {
             instances: study.num_instances(),
             bytes: study.bytes(),
         };
-        if !self.authz.record_deletion(&study, event)? {
+        // The busy set was read at the start of the sweep; a push queued
+        // since then is looked for again once the study is marked.
+        let still_idle = || match self.busy() {
+            Ok(busy) => !busy.contains(&study.study_uid),
+            Err(e) => {
+                tracing::warn!(study = %study.study_uid, "retention: cannot check the outbox again, keeping the study: {e}");
+                false
+            }
+        };
+        if !self.authz.record_deletion(&study, event, still_idle)? {
             return Ok(None);
         }
-        let pending = Pending {
-            study: study.study_uid.clone(),
-            reason: reason.as_str().to_string(),
-            not_after: study.last_arrival,
-        };
-        let marker = write_pending(&self.data_dir, &pending)?;
-        let (instances, bytes) = purge(&self.ingestor, &pending)?;
-        remove_pending(&marker)?;
+        let result = self.purge_marked(&study, reason);
+        self.authz.deletion_done(&study.study_uid);
+        let (instances, bytes) = result?;
         crate::metrics::METRICS
             .studies_deleted
             .get_or_create(&crate::metrics::ReasonLabel {
@@ -355,6 +381,25 @@ impl Retention {
             instances,
             bytes,
         }))
+    }
+}
+
+impl Retention {
+    /// Marker, files and index entries, marker gone: (instances, bytes).
+    fn purge_marked(
+        &self,
+        study: &StudyRecord,
+        reason: Reason,
+    ) -> Result<(u64, u64), RetentionError> {
+        let pending = Pending {
+            study: study.study_uid.clone(),
+            reason: reason.as_str().to_string(),
+            not_after: study.last_arrival,
+        };
+        let marker = write_pending(&self.data_dir, &pending)?;
+        let done = purge(&self.ingestor, &pending)?;
+        remove_pending(&marker)?;
+        Ok(done)
     }
 }
 

@@ -160,7 +160,8 @@ fn sighup_reloads_allow_list_and_certificate_and_a_bad_file_changes_nothing() {
     let config = |allowed: &str| {
         format!(
             "[dicom]\nlisten = \"127.0.0.1:DICOM_PORT\"\nallowed_calling_aes = {allowed}\n\
-             [http]\nlisten = \"127.0.0.1:HTTP_PORT\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+             [http]\nlisten = \"127.0.0.1:HTTP_PORT\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+             [retention]\nmax_age = \"30d\"\n",
             cert.display(),
             key.display()
         )
@@ -176,7 +177,9 @@ fn sighup_reloads_allow_list_and_certificate_and_a_bad_file_changes_nothing() {
     let written = std::fs::read_to_string(&daemon.config).unwrap();
     std::fs::write(
         &daemon.config,
-        written.replace("[\"CT1\"]", "[\"CT1\", \"MR2\"]"),
+        written
+            .replace("[\"CT1\"]", "[\"CT1\", \"MR2\"]")
+            .replace("\"30d\"", "\"1d\""),
     )
     .unwrap();
     std::fs::copy(&cert_b, &cert).unwrap();
@@ -189,6 +192,14 @@ fn sighup_reloads_allow_list_and_certificate_and_a_bad_file_changes_nothing() {
     );
     assert!(served_subject(&daemon).contains("CN = b.test"));
     assert!(daemon.log().contains("reloaded: TLS certificate"));
+    // What a reload cannot apply is named, not silently ignored.
+    assert!(
+        daemon
+            .log()
+            .contains("applied only by a restart: retention.max_age"),
+        "{}",
+        daemon.log()
+    );
 
     // A broken file: nothing changes, the daemon goes on and says why.
     let good = std::fs::read_to_string(&daemon.config).unwrap();

@@ -405,10 +405,25 @@ impl Authz {
             depth,
             None,
         );
-        self.change(Event::GrantIssued {
-            grant: grant.clone(),
-            from: from.to_string(),
-        })?;
+        {
+            // Under the change lock, where retention marks a study it
+            // deletes: a grant is issued before the mark or not at all.
+            let turn = self.turn();
+            if let Target::Study(uid) = &grant.target
+                && self.is_deleting(uid)
+            {
+                return Err(invalid(format!(
+                    "study {uid} is being deleted (retention); send it again to share it"
+                )));
+            }
+            self.change_in_turn(
+                &turn,
+                Event::GrantIssued {
+                    grant: grant.clone(),
+                    from: from.to_string(),
+                },
+            )?;
+        }
         tracing::info!(grant = %grant.id, "grant issued");
         if matches!(grant.target, Target::Accession(_)) {
             // The study may be there already.

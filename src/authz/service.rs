@@ -65,6 +65,9 @@ pub struct Authz {
     pub(super) public_url: String,
     /// Changes are journaled and applied one at a time, in journal order.
     changes: Mutex<()>,
+    /// Studies retention has journaled as deleted and is removing: no new
+    /// grant and no push may name them.
+    pub(super) deleting: Mutex<std::collections::HashSet<crate::store::Uid>>,
 }
 
 impl Authz {
@@ -113,6 +116,7 @@ impl Authz {
             config,
             public_url,
             changes: Mutex::new(()),
+            deleting: Mutex::new(std::collections::HashSet::new()),
         };
         authz.resolve_accessions();
         Ok(authz)
@@ -210,6 +214,7 @@ impl Authz {
         crate::metrics::METRICS.access(what, denied);
         if matches!(outcome, Outcome::Denied(_)) && self.denials.attempt(caller.from).is_err() {
             self.suppressed.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::METRICS.accesses_unjournaled.inc();
             return;
         }
         self.journal.append(Event::Access(Access {

@@ -111,17 +111,45 @@ impl Authz {
     /// grant on `study` has become usable since retention looked: checked
     /// under the change lock, so no grant can be issued between the check
     /// and the record. Returns whether it was journaled. Blocking.
+    ///
+    /// `still_idle` is asked after the study is marked as being deleted
+    /// (so a push queued from now on sees the mark and withdraws itself):
+    /// whether no push or forward took it up since the sweep looked. Until
+    /// [`Authz::deletion_done`], no grant can be issued for it.
     pub fn record_deletion(
         &self,
         study: &StudyRecord,
         deletion: Event,
+        still_idle: impl FnOnce() -> bool,
     ) -> Result<bool, AuthzError> {
         let turn = self.turn();
         if self.shares(Timestamp::now()).of(study) == Some(Share::Active) {
             return Ok(false);
         }
-        self.change_in_turn(&turn, deletion)?;
+        self.deleting_set().insert(study.study_uid.clone());
+        if !still_idle() {
+            self.deletion_done(&study.study_uid);
+            return Ok(false);
+        }
+        if let Err(e) = self.change_in_turn(&turn, deletion) {
+            self.deletion_done(&study.study_uid);
+            return Err(e.into());
+        }
         Ok(true)
+    }
+
+    fn deleting_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Uid>> {
+        self.deleting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether retention is removing `study` right now.
+    pub fn is_deleting(&self, study: &Uid) -> bool {
+        self.deleting_set().contains(study)
+    }
+
+    /// The deletion of `study` is over (done, or left to the next sweep).
+    pub fn deletion_done(&self, study: &Uid) {
+        self.deleting_set().remove(study);
     }
 }
 

@@ -241,6 +241,45 @@ impl Config {
     }
 }
 
+/// The keys whose values differ between two effective configurations (as
+/// [`Config::load_effective`] prints them), as `section.key`.
+pub fn changed_keys(old: &str, new: &str) -> Vec<String> {
+    fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+        for (key, value) in table {
+            let name = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                toml::Value::Table(t) => flatten(&name, t, out),
+                v => out.push((name, v.clone())),
+            }
+        }
+    }
+    let parse = |text: &str| {
+        let mut out = Vec::new();
+        if let Ok(table) = text.parse::<toml::Table>() {
+            flatten("", &table, &mut out);
+        }
+        out
+    };
+    let (old, new) = (parse(old), parse(new));
+    let mut changed: Vec<String> = new
+        .iter()
+        .filter(|(k, v)| old.iter().find(|(o, _)| o == k).map(|(_, ov)| ov) != Some(v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    changed.extend(
+        old.iter()
+            .filter(|(k, _)| !new.iter().any(|(n, _)| n == k))
+            .map(|(k, _)| k.clone()),
+    );
+    changed.sort();
+    changed.dedup();
+    changed
+}
+
 /// A wildcard listen address is reached over loopback of the same family.
 fn local_addr(listen: SocketAddr) -> SocketAddr {
     let mut addr = listen;

@@ -205,3 +205,19 @@ fn sizes_take_decimal_and_binary_units() {
     assert_eq!(parse_size("k", "1.5 GB").unwrap(), 1_500_000_000);
     assert_eq!(parse_size("k", "2mib").unwrap(), 2 << 20);
 }
+
+#[test]
+fn changed_keys_names_every_difference() {
+    let (_, a) = Config::from_parts("", Path::new("a"), &[]).unwrap();
+    let (_, b) = Config::from_parts(
+        "[retention]\nmax_age = \"1d\"\n[dicom]\nallowed_calling_aes = [\"CT1\"]\n",
+        Path::new("b"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        changed_keys(&a, &b),
+        vec!["dicom.allowed_calling_aes", "retention.max_age"]
+    );
+    assert!(changed_keys(&a, &a).is_empty());
+}

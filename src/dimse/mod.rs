@@ -70,6 +70,25 @@ impl AccessControl for AeAccess {
     }
 }
 
+/// Counts an association as open for as long as it lives, whichever way
+/// its task ends.
+struct OpenAssociation<'a>(&'a Scp);
+
+impl<'a> OpenAssociation<'a> {
+    fn new(scp: &'a Scp) -> Self {
+        scp.open.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::METRICS.associations_open.inc();
+        OpenAssociation(scp)
+    }
+}
+
+impl Drop for OpenAssociation<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        crate::metrics::METRICS.associations_open.dec();
+    }
+}
+
 fn refused(reason: &'static str) {
     crate::metrics::METRICS
         .associations_refused
@@ -152,13 +171,9 @@ pub async fn serve(
                             let scp = scp.clone();
                             let shutdown = shutdown.clone();
                             tasks.spawn(async move {
-                                let metrics = &crate::metrics::METRICS;
-                                metrics.associations.inc();
-                                metrics.associations_open.inc();
-                                scp.open.fetch_add(1, Ordering::Relaxed);
+                                crate::metrics::METRICS.associations.inc();
+                                let _open = OpenAssociation::new(&scp);
                                 association::serve(&scp, socket, peer, shutdown).await;
-                                scp.open.fetch_sub(1, Ordering::Relaxed);
-                                metrics.associations_open.dec();
                                 drop(permit);
                             });
                         }

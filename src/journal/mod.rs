@@ -134,6 +134,7 @@ impl Journal {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(_)) => {
                 self.health.pending.fetch_sub(1, Ordering::Relaxed);
+                crate::metrics::METRICS.journal_dropped.inc();
                 if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
                     tracing::warn!("journal queue full: access events are being counted, not kept");
                 }

@@ -200,6 +200,12 @@ impl Writer {
         }
     }
 
+    /// From now on nothing is accepted; `/readyz` and `/metrics` say so.
+    fn mark_broken(&mut self, why: String) {
+        self.broken = Some(why);
+        self.health.broken.store(true, Ordering::Relaxed);
+    }
+
     /// Writes a group, syncs it, then answers every waiter with the record's
     /// number and time. On a failed write the segment is cut back to the last
     /// synced record, so the chain stays whole; on a failed sync the journal
@@ -253,8 +259,7 @@ impl Writer {
                 failure = Some(e.to_string());
             } else if let Err(e) = self.file.get_ref().sync_data() {
                 // Whether the data reached the disk is unknowable now.
-                self.broken = Some(format!("fdatasync failed: {e}"));
-                self.health.broken.store(true, Ordering::Relaxed);
+                self.mark_broken(format!("fdatasync failed: {e}"));
                 failure = self.broken.clone();
             }
         }
@@ -281,13 +286,13 @@ impl Writer {
         let fresh = match self.file.get_ref().try_clone() {
             Ok(file) => BufWriter::with_capacity(256 * 1024, file),
             Err(e) => {
-                self.broken = Some(format!("cannot recover from a failed write: {e}"));
+                self.mark_broken(format!("cannot recover from a failed write: {e}"));
                 return;
             }
         };
         let (file, _discarded) = std::mem::replace(&mut self.file, fresh).into_parts();
         if let Err(e) = file.set_len(len).and_then(|_| file.sync_data()) {
-            self.broken = Some(format!("cannot cut back a failed write: {e}"));
+            self.mark_broken(format!("cannot cut back a failed write: {e}"));
             return;
         }
         self.seq = seq;

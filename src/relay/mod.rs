@@ -231,6 +231,15 @@ impl Relay {
             receipt: None,
         };
         self.outbox.put(&item)?;
+        // Retention marks a study before it looks at the outbox a last
+        // time: a push put in before the mark stops the deletion, one the
+        // mark came first for withdraws itself here.
+        if self.authz.is_deleting(&study) {
+            let _ = self.outbox.remove(&item.id);
+            return Err(RelayError::UnknownStudy(format!(
+                "{study} (being deleted by retention)"
+            )));
+        }
         self.journal
             .append_durable(Event::Relay(RelayEvent::Queued {
                 outbox: item.id.clone(),

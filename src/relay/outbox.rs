@@ -108,6 +108,13 @@ impl Outbox {
         Ok(())
     }
 
+    /// Takes back a push that was never journaled as queued. Blocking.
+    pub fn remove(&self, id: &str) -> Result<(), RelayError> {
+        self.tree.remove(id.as_bytes()).map_err(store_err)?;
+        self.db.flush().map_err(store_err)?;
+        Ok(())
+    }
+
     pub fn get(&self, id: &str) -> Result<Option<Item>, RelayError> {
         self.tree
             .get(id.as_bytes())

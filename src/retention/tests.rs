@@ -187,3 +187,46 @@ fn deleting_the_last_instance_removes_the_study_everywhere() {
         "the study's directory goes too"
     );
 }
+
+/// A marker that cannot be finished (here: the instance's path is a
+/// directory, as a file the daemon may not remove would be) is logged and
+/// kept for the next sweep; the other markers are finished regardless.
+#[test]
+fn a_marker_that_cannot_be_finished_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::temporary(dir.path()).unwrap();
+    let ingestor = Ingestor::new(
+        store.files.clone(),
+        store.index.clone(),
+        Events::new(),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let stuck = ingest_sample(&ingestor, "ct-phantom/CT000001.dcm");
+    let other = ingest_sample(&ingestor, "mr-brain/MR000001.dcm");
+    assert_ne!(stuck.study, other.study);
+    let mut markers = Vec::new();
+    for key in [&stuck, &other] {
+        let record = ingestor.index().instance(key).unwrap().unwrap();
+        markers.push(
+            write_pending(
+                dir.path(),
+                &Pending {
+                    study: key.study.clone(),
+                    reason: Reason::MaxAge.as_str().into(),
+                    not_after: record.received_at,
+                },
+            )
+            .unwrap(),
+        );
+    }
+    let path = ingestor.files().path_of(&stuck);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("in-the-way"), b"x").unwrap();
+
+    assert_eq!(finish_pending(dir.path(), &ingestor, false).unwrap(), 1);
+    assert!(markers[0].exists(), "kept for the next sweep");
+    assert!(!markers[1].exists());
+    assert!(ingestor.index().instance(&other).unwrap().is_none());
+    assert!(!ingestor.files().path_of(&other).exists());
+}

@@ -130,7 +130,8 @@ async fn handle(
         }
         // For the local monitoring agent; not announced to the network.
         Ok(Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics)
-            if !connection.peer.ip().is_loopback() =>
+            // An IPv4 client of a dual-stack listener comes as ::ffff:a.b.c.d.
+            if !connection.peer.ip().to_canonical().is_loopback() =>
         {
             WebError::NotFound.into_response()
         }
