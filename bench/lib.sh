@@ -28,9 +28,10 @@ median() {
     awk '{ v[NR] = $1 } END { m = int((NR + 1) / 2); print (NR % 2 ? v[m] : (v[m] + v[m + 1]) / 2) }'
 }
 
-# stop_pid PID NAME: SIGTERM, up to 10 s, then SIGKILL; reaps it.
+# stop_pid PID NAME: SIGTERM, up to 10 s, then SIGKILL; reaps it and says
+# so if it did not exit cleanly.
 stop_pid() {
-  local pid=$1 name=$2
+  local pid=$1 name=$2 status=0
   [[ -n $pid ]] || return 0
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 100); do
@@ -41,7 +42,8 @@ stop_pid() {
     echo "warning: $name (pid $pid) ignored SIGTERM for 10 s; killing it" >&2
     kill -KILL "$pid" 2>/dev/null || true
   fi
-  wait "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || status=$?
+  ((status == 0)) || echo "warning: $name exited with status $status after SIGTERM" >&2
 }
 
 # wait_echo PID AET PORT LOG: until a DICOM SCP answers C-ECHO (60 s).

@@ -98,21 +98,6 @@ mkdir -p "$WORK/body"
 PG_PID=
 OR_PID=
 
-stop_pid() { # pid name
-  local pid=$1 name=$2 status=0
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    say "warning: $name (pid $pid) ignored SIGTERM for 10 s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || status=$?
-  ((status == 0)) || say "warning: $name exited with status $status after SIGTERM (log: $LOGS/)"
-}
 stop_pushgate() { local p=$PG_PID; PG_PID=; stop_pid "$p" pushgate; }
 stop_orthanc() { local p=$OR_PID; OR_PID=; stop_pid "$p" orthanc; }
 trap 'stop_pushgate; stop_orthanc' EXIT
@@ -120,22 +105,8 @@ trap 'echo "retrieve.sh: unexpected failure (status $?) at line $LINENO" >&2' ER
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# free_port VAR: a loopback port nothing answers on, outside the Linux
-# ephemeral range (32768-60999) so that client sockets cannot collide with it.
-USED_PORTS=" "
-free_port() {
-  local p
-  for _ in $(seq 500); do
-    p=$((20000 + RANDOM % 12000))
-    [[ $USED_PORTS == *" $p "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      USED_PORTS+="$p "
-      printf -v "$1" '%s' "$p"
-      return 0
-    fi
-  done
-  die "found no free loopback port"
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # --------------------------------------------------------------------- data
 # shellcheck source=bench/study.sh

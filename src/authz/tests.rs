@@ -965,3 +965,54 @@ fn a_journal_shorter_than_the_applied_state_is_refused() {
         result.err()
     );
 }
+
+/// Retention marks a study before it is gone: a push found by the last
+/// look keeps it, and while it is marked no grant can be issued for it.
+#[test]
+fn a_study_being_deleted_takes_no_new_grant() {
+    let f = fixture();
+    let entry = study_entry("1.8.1", "ACC8", 1000);
+    f.store.index.put_instance(&entry).unwrap();
+    let study = f.store.index.study(&entry.key.study).unwrap().unwrap();
+    let deleted = || journal::Event::StudyDeleted {
+        study: study.study_uid.clone(),
+        reason: "retention.max_age".into(),
+        instances: 1,
+        bytes: 1,
+    };
+    // The last look finds a push: nothing is journaled, no mark stays.
+    assert!(
+        !f.authz
+            .record_deletion(&study, deleted(), || false)
+            .unwrap()
+    );
+    assert!(!f.authz.is_deleting(&study.study_uid));
+    f.authz
+        .issue(
+            IssueRequest {
+                study_uid: Some("1.8.1".into()),
+                ..request(Shape::default())
+            },
+            "127.0.0.1",
+        )
+        .expect("not marked: shared as usual");
+
+    let f = fixture();
+    f.store.index.put_instance(&entry).unwrap();
+    assert!(f.authz.record_deletion(&study, deleted(), || true).unwrap());
+    assert!(f.authz.is_deleting(&study.study_uid));
+    let refused = f.authz.issue(
+        IssueRequest {
+            study_uid: Some("1.8.1".into()),
+            ..request(Shape::default())
+        },
+        "127.0.0.1",
+    );
+    assert!(
+        matches!(&refused, Err(AuthzError::Invalid(m)) if m.contains("being deleted")),
+        "{:?}",
+        refused.map(|i| i.id)
+    );
+    f.authz.deletion_done(&study.study_uid);
+    assert!(!f.authz.is_deleting(&study.study_uid));
+}
