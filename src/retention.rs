@@ -56,6 +56,10 @@ pub enum RetentionError {
     Io { path: PathBuf, cause: io::Error },
     #[error("cannot tell whether a study is still to be sent: {0}")]
     Relay(String),
+    /// The daemon is stopping: the marker finishes the deletion at the
+    /// next start, so a large study does not hold up the stop.
+    #[error("stopped half-way; the marker finishes it at the next start")]
+    Stopped,
 }
 
 /// Which rule a deletion followed; its text is what the journal records.
@@ -193,9 +197,16 @@ fn load_pending(data_dir: &Path) -> Result<Vec<(PathBuf, Pending)>, RetentionErr
 }
 
 /// Deletes the instances a marker names: file first, then index entry.
-fn purge(ingestor: &Ingestor, pending: &Pending) -> Result<(u64, u64), RetentionError> {
+fn purge(
+    ingestor: &Ingestor,
+    pending: &Pending,
+    go_on: &dyn Fn() -> bool,
+) -> Result<(u64, u64), RetentionError> {
     let (mut instances, mut bytes) = (0, 0);
     for (key, record) in ingestor.index().instances(&pending.study, None)? {
+        if !go_on() {
+            return Err(RetentionError::Stopped);
+        }
         if ingestor.delete_instance(&key, pending.not_after)? {
             instances += 1;
             bytes += record.size;
@@ -218,7 +229,7 @@ pub fn finish_pending(
     // remove) must not stop the others, nor every later sweep: it is
     // logged and tried again next time.
     for (marker, deletion) in &pending {
-        let done = purge(ingestor, deletion).and_then(|(instances, _)| {
+        let done = purge(ingestor, deletion, &|| true).and_then(|(instances, _)| {
             if !keep {
                 remove_pending(marker)?;
             }
@@ -320,9 +331,13 @@ impl Retention {
             // One study that cannot go (a file the daemon may not remove)
             // must not keep the others; it is tried again next sweep, and a
             // marker it left is finished first.
-            match self.delete(&study, reason) {
+            match self.delete(&study, reason, &go_on) {
                 Ok(Some(done)) => deleted.push(done),
                 Ok(None) => {}
+                Err(RetentionError::Stopped) => {
+                    tracing::info!(study = %study.study_uid, "stopping: this deletion is finished at the next start");
+                    break;
+                }
                 Err(e) => tracing::error!(
                     study = %study.study_uid,
                     "retention: cannot delete: {}",
@@ -337,6 +352,7 @@ impl Retention {
         &self,
         seen: &StudyRecord,
         reason: Reason,
+        go_on: &dyn Fn() -> bool,
     ) -> Result<Option<Deleted>, RetentionError> {
         let started = std::time::Instant::now();
         // Something may have arrived since the sweep listed the studies.
@@ -364,7 +380,7 @@ impl Retention {
         if !self.authz.record_deletion(&study, event, still_idle)? {
             return Ok(None);
         }
-        let result = self.purge_marked(&study, reason);
+        let result = self.purge_marked(&study, reason, go_on);
         self.authz.deletion_done(&study.study_uid);
         let (instances, bytes) = result?;
         crate::metrics::METRICS
@@ -390,6 +406,7 @@ impl Retention {
         &self,
         study: &StudyRecord,
         reason: Reason,
+        go_on: &dyn Fn() -> bool,
     ) -> Result<(u64, u64), RetentionError> {
         let pending = Pending {
             study: study.study_uid.clone(),
@@ -397,7 +414,7 @@ impl Retention {
             not_after: study.last_arrival,
         };
         let marker = write_pending(&self.data_dir, &pending)?;
-        let done = purge(&self.ingestor, &pending)?;
+        let done = purge(&self.ingestor, &pending, go_on)?;
         remove_pending(&marker)?;
         Ok(done)
     }

@@ -173,7 +173,10 @@ fn deleting_the_last_instance_removes_the_study_everywhere() {
         reason: Reason::MaxAge.as_str().into(),
         not_after: study.last_arrival,
     };
-    assert_eq!(purge(&ingestor, &pending).unwrap(), (1, study.bytes()));
+    assert_eq!(
+        purge(&ingestor, &pending, &|| true).unwrap(),
+        (1, study.bytes())
+    );
     assert!(ingestor.index().study(&key.study).unwrap().is_none());
     assert!(ingestor.index().studies().unwrap().is_empty());
     assert!(ingestor.index().metadata(&key).unwrap().is_none());
@@ -229,4 +232,47 @@ fn a_marker_that_cannot_be_finished_does_not_stop_the_others() {
     assert!(!markers[1].exists());
     assert!(ingestor.index().instance(&other).unwrap().is_none());
     assert!(!ingestor.files().path_of(&other).exists());
+}
+
+/// A stop asked for half-way through a deletion ends it at once; the
+/// marker finishes it at the next start.
+#[test]
+fn a_stop_interrupts_a_deletion_and_the_marker_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::temporary(dir.path()).unwrap();
+    let ingestor = Ingestor::new(
+        store.files.clone(),
+        store.index.clone(),
+        Events::new(),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let first = ingest_sample(&ingestor, "ct-phantom/CT000001.dcm");
+    let second = ingest_sample(&ingestor, "ct-phantom/CT000002.dcm");
+    let record = ingestor.index().instance(&second).unwrap().unwrap();
+    let pending = Pending {
+        study: first.study.clone(),
+        reason: Reason::MaxAge.as_str().into(),
+        not_after: record.received_at,
+    };
+    let marker = write_pending(dir.path(), &pending).unwrap();
+    let asked = std::cell::Cell::new(0);
+    let one_then_stop = || {
+        asked.set(asked.get() + 1);
+        asked.get() == 1
+    };
+    assert!(matches!(
+        purge(&ingestor, &pending, &one_then_stop),
+        Err(RetentionError::Stopped)
+    ));
+    let left = [&first, &second]
+        .iter()
+        .filter(|k| ingestor.files().path_of(k).exists())
+        .count();
+    assert_eq!(left, 1, "one instance gone, then it stopped");
+    assert!(marker.exists());
+
+    assert_eq!(finish_pending(dir.path(), &ingestor, false).unwrap(), 1);
+    assert!(!ingestor.files().path_of(&first).exists());
+    assert!(!ingestor.files().path_of(&second).exists());
+    assert!(!marker.exists());
 }
