@@ -111,6 +111,7 @@ async fn handle(
     connection: Arc<Connection>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    let connection = current(connection, &app);
     let endpoint = router::route(request.method(), request.uri().path());
     let head = request.method() == hyper::Method::HEAD;
     let response = match endpoint {
@@ -241,26 +242,43 @@ fn secured(mut response: Response<Body>) -> Response<Body> {
 /// to `http.client_ca`.
 fn client_certificate(
     tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-    app: &App,
+    trust: &tls::TlsState,
 ) -> (Option<CertIdentity>, Vec<CertificateDer<'static>>) {
     let Some(chain) = tls.get_ref().1.peer_certificates() else {
         return (None, Vec::new());
     };
     let chain: Vec<CertificateDer<'static>> =
         chain.iter().map(|c| c.clone().into_owned()).collect();
-    let trust = app.tls.load();
-    if !trust.clients.chains_to_client_ca(&chain) {
-        return (None, chain);
+    (identity_of(&chain, trust), chain)
+}
+
+fn identity_of(chain: &[CertificateDer<'static>], trust: &tls::TlsState) -> Option<CertIdentity> {
+    if !trust.clients.chains_to_client_ca(chain) {
+        return None;
     }
-    let identity =
-        match CertIdentity::from_der_trusting(chain[0].as_ref(), trust.uzi_issuers.as_deref()) {
-            Ok(identity) => Some(identity),
-            Err(e) => {
-                tracing::warn!("unreadable client certificate: {e}");
-                None
-            }
-        };
-    (identity, chain)
+    match CertIdentity::from_der_trusting(chain[0].as_ref(), trust.uzi_issuers.as_deref()) {
+        Ok(identity) => Some(identity),
+        Err(e) => {
+            tracing::warn!("unreadable client certificate: {e}");
+            None
+        }
+    }
+}
+
+/// The connection as this request sees it: if a reload replaced the client
+/// CAs or CRLs since the handshake, the certificate is judged again, so a
+/// revoked UZI pass on a long-lived HTTP/2 connection stops counting.
+fn current(connection: Arc<Connection>, app: &App) -> Arc<Connection> {
+    let trust = app.tls.load();
+    if trust.generation == connection.generation || connection.chain.is_empty() {
+        return connection;
+    }
+    Arc::new(Connection {
+        peer: connection.peer,
+        certificate: identity_of(&connection.chain, &trust),
+        chain: connection.chain.clone(),
+        generation: trust.generation,
+    })
 }
 
 /// Serves HTTPS on `listener` until `shutdown`, then lets open requests
@@ -328,11 +346,13 @@ pub async fn serve(
                         return;
                     }
                 };
-                let (certificate, chain) = client_certificate(&tls, &app);
+                let trust = app.tls.load_full();
+                let (certificate, chain) = client_certificate(&tls, &trust);
                 let connection = Arc::new(Connection {
                     peer,
                     certificate,
                     chain,
+                    generation: trust.generation,
                 });
                 let service = hyper::service::service_fn(move |request| {
                     let id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);

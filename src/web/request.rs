@@ -29,6 +29,8 @@ pub struct Connection {
     /// The certificate chain the client presented, whoever issued it (a
     /// peer gateway's, checked against the address book).
     pub chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// The TLS state (`TlsState::generation`) `certificate` was judged by.
+    pub generation: u64,
 }
 
 /// A browser asks for HTML; programs get JSON.
@@ -248,6 +250,7 @@ mod tests {
             peer: "127.0.0.1:1".parse().unwrap(),
             certificate: None,
             chain: Vec::new(),
+            generation: 0,
         };
         let request = Request::builder()
             .header("Cookie", "a=b; __Secure-pushgate_holder=tok")

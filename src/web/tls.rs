@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
@@ -255,16 +256,21 @@ pub struct TlsState {
     pub clients: Arc<PeerVerifier>,
     /// The CAs (DER) trusted to issue UZI passes (None: all client CAs).
     pub uzi_issuers: Option<Vec<Vec<u8>>>,
+    /// Which load this is: connections judged by an earlier one judge
+    /// their certificate again.
+    pub generation: u64,
 }
 
 impl TlsState {
     /// Blocking (reads files).
     pub fn load(config: &Config) -> Result<TlsState, TlsError> {
         let clients = client_verifier(config)?;
+        static GENERATION: AtomicU64 = AtomicU64::new(1);
         Ok(TlsState {
             server: server_config(config, clients.clone())?,
             clients,
             uzi_issuers: uzi_issuers(config)?,
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
         })
     }
 }
