@@ -475,3 +475,96 @@ fn init_creates_once_and_never_replaces() {
     let after: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap()).collect();
     assert_eq!(before, after, "nothing replaced");
 }
+
+/// A reload that drops a client CA takes effect on connections opened
+/// before it, too: a UZI holder on a kept-alive connection (Python
+/// urllib3, one pooled connection throughout) is no longer recognised.
+#[test]
+fn a_reload_rejudges_client_certificates_on_open_connections() {
+    use common::pki::TestCa;
+    use common::sharing::{path_of, share, study_with};
+    let pki = tempfile::tempdir().unwrap();
+    let (ca, other) = (TestCa::new(pki.path()), {
+        let dir = pki.path().join("other");
+        std::fs::create_dir(&dir).unwrap();
+        TestCa::new(&dir)
+    });
+    let card = ca.issue("dr A Radioloog", Some(("10000001", "90000380", "01.039")));
+    let mut daemon = Daemon::prepare(&format!(
+        "[http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nclient_ca = [\"{}\"]\n",
+        ca.ca_pem.display()
+    ));
+    daemon.spawn().expect("starts");
+    daemon.send_all(
+        &sample_files()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("ct-phantom/"))
+            .collect::<Vec<_>>(),
+    );
+    let study = study_with(&daemon, "CT");
+    let grant = share(&daemon, &[&study, "--to-ura", "90000380"]);
+    let go = daemon.dir.path().join("go");
+    let script = format!(
+        r#"
+import os, time, urllib3
+urllib3.disable_warnings()
+pool = urllib3.HTTPSConnectionPool({host:?}, {port}, cert_file={cert:?}, key_file={key:?},
+                                   cert_reqs="CERT_NONE", maxsize=1, block=True)
+h = {{"Accept": "application/json"}}
+a = pool.request("POST", {path:?}, headers=h).status
+b = pool.request("GET", {path:?}, headers=h).status
+print(a, b, flush=True)
+deadline = time.time() + 30
+while not os.path.exists({go:?}) and time.time() < deadline:
+    time.sleep(0.05)
+c = pool.request("GET", {path:?}, headers=h).status
+print(c, pool.num_connections, flush=True)
+"#,
+        host = daemon.http.ip().to_string(),
+        port = daemon.http.port(),
+        path = path_of(&grant["url"]),
+        cert = card.cert.display().to_string(),
+        key = card.key.display().to_string(),
+        go = go.display().to_string(),
+    );
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python");
+    let mut child = Command::new(python)
+        .arg("-c")
+        .arg(&script)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let Some(Ok(first)) = lines.next() else {
+        let out = child.wait_with_output().unwrap();
+        panic!("python: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    assert_eq!(first, "200 200", "bound and served over one connection");
+
+    let written = std::fs::read_to_string(&daemon.config).unwrap();
+    std::fs::write(
+        &daemon.config,
+        written.replace(
+            &ca.ca_pem.display().to_string(),
+            &other.ca_pem.display().to_string(),
+        ),
+    )
+    .unwrap();
+    signal(&daemon, libc::SIGHUP);
+    assert!(eventually(Duration::from_secs(10), || daemon
+        .log()
+        .contains("reloaded: TLS certificate")));
+    std::fs::write(&go, b"").unwrap();
+    let second = lines.next().unwrap().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        second, "404 1",
+        "the card no longer names a holder, on the same connection"
+    );
+}
