@@ -117,19 +117,25 @@ fn ingest_sample(ingestor: &Ingestor, rel: &str) -> crate::store::InstanceKey {
         .key
 }
 
-/// A crash after the marker was written: the next sweep (or reindex)
-/// removes what the marker names, files and index entries alike, but not
-/// an instance received after the deletion was decided.
-#[test]
-fn a_marker_left_by_a_crash_is_finished() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::temporary(dir.path()).unwrap();
+/// A store in `dir` and an ingestor on it (keep the store alive).
+fn temporary_ingestor(dir: &std::path::Path) -> (Store, Ingestor) {
+    let store = Store::temporary(dir).unwrap();
     let ingestor = Ingestor::new(
         store.files.clone(),
         store.index.clone(),
         Events::new(),
         Arc::new(AtomicBool::new(false)),
     );
+    (store, ingestor)
+}
+
+/// A crash after the marker was written: the next sweep (or reindex)
+/// removes what the marker names, files and index entries alike, but not
+/// an instance received after the deletion was decided.
+#[test]
+fn a_marker_left_by_a_crash_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, ingestor) = temporary_ingestor(dir.path());
     let first = ingest_sample(&ingestor, "ct-phantom/CT000001.dcm");
     let record = ingestor.index().instance(&first).unwrap().unwrap();
     let pending = Pending {
@@ -159,13 +165,7 @@ fn a_marker_left_by_a_crash_is_finished() {
 #[test]
 fn deleting_the_last_instance_removes_the_study_everywhere() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::temporary(dir.path()).unwrap();
-    let ingestor = Ingestor::new(
-        store.files.clone(),
-        store.index.clone(),
-        Events::new(),
-        Arc::new(AtomicBool::new(false)),
-    );
+    let (_store, ingestor) = temporary_ingestor(dir.path());
     let key = ingest_sample(&ingestor, "ct-phantom/CT000001.dcm");
     let study = ingestor.index().study(&key.study).unwrap().unwrap();
     let pending = Pending {
@@ -197,13 +197,7 @@ fn deleting_the_last_instance_removes_the_study_everywhere() {
 #[test]
 fn a_marker_that_cannot_be_finished_does_not_stop_the_others() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::temporary(dir.path()).unwrap();
-    let ingestor = Ingestor::new(
-        store.files.clone(),
-        store.index.clone(),
-        Events::new(),
-        Arc::new(AtomicBool::new(false)),
-    );
+    let (_store, ingestor) = temporary_ingestor(dir.path());
     let stuck = ingest_sample(&ingestor, "ct-phantom/CT000001.dcm");
     let other = ingest_sample(&ingestor, "mr-brain/MR000001.dcm");
     assert_ne!(stuck.study, other.study);
@@ -239,13 +233,7 @@ fn a_marker_that_cannot_be_finished_does_not_stop_the_others() {
 #[test]
 fn a_stop_interrupts_a_deletion_and_the_marker_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::temporary(dir.path()).unwrap();
-    let ingestor = Ingestor::new(
-        store.files.clone(),
-        store.index.clone(),
-        Events::new(),
-        Arc::new(AtomicBool::new(false)),
-    );
+    let (_store, ingestor) = temporary_ingestor(dir.path());
     let first = ingest_sample(&ingestor, "ct-phantom/CT000001.dcm");
     let second = ingest_sample(&ingestor, "ct-phantom/CT000002.dcm");
     let record = ingestor.index().instance(&second).unwrap().unwrap();
