@@ -230,14 +230,14 @@ fn run(mut args: Args) -> anyhow::Result<()> {
     {
         return config_check(file.as_deref().or(args.config.as_deref()));
     }
-    let config = Config::load(args.config.as_deref())?;
+    let (config, effective) = Config::load_effective(args.config.as_deref())?;
     init_logging(config.log.format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     match args.command {
-        Command::Serve => runtime.block_on(serve(config, args.config)),
+        Command::Serve => runtime.block_on(serve(config, effective, args.config)),
         Command::Studies { json } => {
             runtime.block_on(cli::print_studies(&config, json, &mut std::io::stdout()))?;
             Ok(())
@@ -400,10 +400,14 @@ fn config_check(file: Option<&std::path::Path>) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> {
+/// `started`: the effective configuration it starts on, what a reload
+/// compares with.
+async fn serve(
+    config: Config,
+    started: String,
+    config_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let mut signals = daemon::Signals::new().context("cannot listen for signals")?;
-    // What a reload compares with: the configuration the daemon started on.
-    let (_, started) = Config::load_effective(config_file.as_deref())?;
     // A stop asked for during start-up (the index check after a crash can
     // take minutes) is honoured at once, not after it.
     let mut running = tokio::select! {

@@ -321,3 +321,33 @@ enum Replaced {
     Remove,
     Orphan,
 }
+
+/// Ingests a file of `sample-dicom/` as intake would (tests of the modules
+/// that need stored instances).
+#[cfg(test)]
+pub(crate) fn ingest_sample(
+    ingestor: &Ingestor,
+    rel: &str,
+    source: crate::store::Source,
+) -> crate::store::InstanceKey {
+    use std::io::Write;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sample-dicom")
+        .join(rel);
+    let header = read_part10_header(&std::fs::File::open(&path).unwrap()).unwrap();
+    let mut temp = ingestor.files().create_temp().unwrap();
+    temp.write_all(&std::fs::read(&path).unwrap()).unwrap();
+    ingestor
+        .ingest(Received {
+            temp,
+            dataset_offset: header.dataset_offset,
+            transfer_syntax: header.transfer_syntax,
+            declared: Some(Declared {
+                sop_class: header.sop_class,
+                sop_instance: header.sop_instance,
+            }),
+            source,
+        })
+        .unwrap()
+        .key
+}

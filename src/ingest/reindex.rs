@@ -141,34 +141,13 @@ pub fn reconcile(ingestor: &Ingestor) -> Result<Report, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::path::Path;
     use std::sync::atomic::AtomicBool;
 
     use super::*;
-    use crate::ingest::{Declared, Received, read_part10_header};
     use crate::store::{Source, Store, Uid};
 
     fn ingest_sample(ingestor: &Ingestor, rel: &str) -> InstanceKey {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("sample-dicom")
-            .join(rel);
-        let header = read_part10_header(&fs::File::open(&path).unwrap()).unwrap();
-        let mut temp = ingestor.files().create_temp().unwrap();
-        temp.write_all(&fs::read(&path).unwrap()).unwrap();
-        ingestor
-            .ingest(Received {
-                temp,
-                dataset_offset: header.dataset_offset,
-                transfer_syntax: header.transfer_syntax,
-                declared: Some(Declared {
-                    sop_class: header.sop_class,
-                    sop_instance: header.sop_instance,
-                }),
-                source: Source::Reindex,
-            })
-            .unwrap()
-            .key
+        crate::ingest::ingest_sample(ingestor, rel, Source::Reindex)
     }
 
     /// A file replaced by one of the same size (a corrected name) before

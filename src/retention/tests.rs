@@ -95,26 +95,7 @@ fn arriving_or_pending_studies_stay() {
 }
 
 fn ingest_sample(ingestor: &Ingestor, rel: &str) -> crate::store::InstanceKey {
-    use crate::ingest::{Declared, Received, read_part10_header};
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("sample-dicom")
-        .join(rel);
-    let header = read_part10_header(&fs::File::open(&path).unwrap()).unwrap();
-    let mut temp = ingestor.files().create_temp().unwrap();
-    temp.write_all(&fs::read(&path).unwrap()).unwrap();
-    ingestor
-        .ingest(Received {
-            temp,
-            dataset_offset: header.dataset_offset,
-            transfer_syntax: header.transfer_syntax,
-            declared: Some(Declared {
-                sop_class: header.sop_class,
-                sop_instance: header.sop_instance,
-            }),
-            source: crate::store::Source::Reindex,
-        })
-        .unwrap()
-        .key
+    crate::ingest::ingest_sample(ingestor, rel, crate::store::Source::Reindex)
 }
 
 /// A store in `dir` and an ingestor on it (keep the store alive).

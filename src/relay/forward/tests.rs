@@ -1,34 +1,21 @@
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::dimse::scu::testing::{StoreScp, dataset_of, free_port, sample};
-use crate::ingest::{Declared, Events, Ingestor, Received, read_part10_header};
+use crate::dimse::scu::testing::{StoreScp, dataset_of, free_port};
+use crate::ingest::{Events, Ingestor};
 use crate::store::{Source, Store};
 
 fn ingest(ingestor: &Ingestor, rel: &str) -> InstanceKey {
-    let path = sample(rel);
-    let header = read_part10_header(&fs::File::open(&path).unwrap()).unwrap();
-    let mut temp = ingestor.files().create_temp().unwrap();
-    temp.write_all(&fs::read(&path).unwrap()).unwrap();
-    ingestor
-        .ingest(Received {
-            temp,
-            dataset_offset: header.dataset_offset,
-            transfer_syntax: header.transfer_syntax,
-            declared: Some(Declared {
-                sop_class: header.sop_class,
-                sop_instance: header.sop_instance,
-            }),
-            source: Source::Relay {
-                sender: "test".into(),
-            },
-        })
-        .unwrap()
-        .key
+    crate::ingest::ingest_sample(
+        ingestor,
+        rel,
+        Source::Relay {
+            sender: "test".into(),
+        },
+    )
 }
 
 struct Fixture {
