@@ -10,6 +10,7 @@ mod grants;
 mod identity;
 mod issue;
 mod limiter;
+mod push;
 pub mod secret;
 mod service;
 mod shares;
@@ -20,6 +21,7 @@ pub use decide::{Allowed, Bound, Caller, Credentials, Denied, Link};
 pub use grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target, Widening};
 pub use identity::{CertIdentity, Holder, IdentityError, UZI_OTHER_NAME_OID, Uzi};
 pub use issue::{GrantCounts, GrantDetail, GrantView, IssueRequest, Issued, Shape};
+pub use push::PushDenied;
 pub use service::{Authz, AuthzError, Served};
 pub use shares::{Share, Shares};
 
