@@ -760,3 +760,139 @@ fn keys_init_makes_a_private_key_once_and_rsa_on_request() {
     let loose = run(&["keys", "show"]);
     assert!(!loose.status.success(), "{}", text(&loose));
 }
+
+/// `POST /admin/v1/outbox` with the admin token: (status, body).
+fn admin_send(d: &Daemon, body: &str) -> (u16, String) {
+    let token = std::fs::read_to_string(d.data_dir().join("admin.token")).unwrap();
+    let reply = d.https(
+        "POST",
+        "/admin/v1/outbox",
+        common::Ask {
+            headers: vec![("Authorization", format!("Bearer {}", token.trim()))],
+            body: Some(body.to_string()),
+            ..common::Ask::default()
+        },
+    );
+    (reply.status, reply.body)
+}
+
+/// A push carries what its grant covers, and only while the grant lives:
+/// a push naming an unknown grant is refused (it used to go out as the
+/// whole study); revoking or expiring the grant cancels a push waiting for
+/// its next attempt, which then never reaches the peer.
+#[test]
+fn a_push_for_a_grant_needs_a_live_grant_and_dies_with_it() {
+    let a = gateway("Ziekenhuis A", URA_A, "");
+    let mut b = gateway("Ziekenhuis B", URA_B, "");
+    write_book(&a, &entry(&b, "Ziekenhuis B", URA_B));
+    write_book(&b, &entry(&a, "Ziekenhuis A", URA_A));
+    a.send_all(&ct_files());
+    wait_complete(&a);
+    let study = study_uid(&a);
+
+    // an unknown grant, and a grant for another organization: refused
+    let (status, body) = admin_send(
+        &a,
+        &format!(r#"{{"study":"{study}","to_ura":"{URA_B}","grant":"no-such-grant"}}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("no grant no-such-grant"), "{body}");
+    let for_a = cli_ok(&a, &["share", &study, "--to-ura", URA_A, "--json"]);
+    let for_a: serde_json::Value = serde_json::from_str(&for_a).unwrap();
+    let (status, body) = admin_send(
+        &a,
+        &format!(
+            r#"{{"study":"{study}","to_ura":"{URA_B}","grant":"{}"}}"#,
+            for_a["id"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not for URA 22222222"), "{body}");
+    assert!(outbox(&a).is_empty(), "{:?}", outbox(&a));
+
+    // B is down; a grant for B's URA queues a push that keeps failing
+    b.kill9();
+    // the grant's push has been tried (and failed) at least once (or, for
+    // a grant of seconds, is cancelled already)
+    let retrying = |grant: &serde_json::Value| {
+        let id = grant["id"].as_str().unwrap().to_string();
+        assert!(
+            eventually(Duration::from_secs(30), || outbox(&a)
+                .iter()
+                .any(|i| i["grant"] == id.as_str()
+                    && (i["attempts"].as_u64() >= Some(1)
+                        || i["state"] == "cancelled"))),
+            "no attempt for the grant's push: {:?}",
+            outbox(&a)
+        );
+        id
+    };
+    let revoked: serde_json::Value =
+        serde_json::from_str(&cli_ok(&a, &["share", &study, "--to-ura", URA_B, "--json"])).unwrap();
+    let revoked_id = retrying(&revoked);
+    cli_ok(&a, &["revoke", &revoked_id]);
+    let state_of = |grant: &str| {
+        outbox(&a)
+            .into_iter()
+            .find(|i| i["grant"] == grant)
+            .unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || state_of(&revoked_id)["state"]
+            == "cancelled"),
+        "revoking left the push open: {}",
+        state_of(&revoked_id)
+    );
+    assert_eq!(state_of(&revoked_id)["last_error"], "grant revoked");
+
+    // the same for a grant that expires while its push waits
+    let expiring: serde_json::Value = serde_json::from_str(&cli_ok(
+        &a,
+        &[
+            "share",
+            &study,
+            "--to-ura",
+            URA_B,
+            "--expires",
+            "3s",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let expiring_id = retrying(&expiring);
+    assert!(
+        eventually(Duration::from_secs(40), || state_of(&expiring_id)["state"]
+            == "cancelled"),
+        "expiry left the push open: {}",
+        state_of(&expiring_id)
+    );
+    assert_eq!(state_of(&expiring_id)["last_error"], "grant expired");
+
+    // the outbox says why; the journal has both
+    let listing = cli_ok(&a, &["outbox"]);
+    assert!(listing.contains("cancelled: grant revoked"), "{listing}");
+    assert!(listing.contains("cancelled: grant expired"), "{listing}");
+    let cancelled = journal_lines(&a, "\"step\":\"cancelled\"");
+    assert_eq!(cancelled.len(), 2, "{cancelled:#?}");
+    assert!(
+        cancelled
+            .iter()
+            .any(|l| l.contains(&revoked_id) && l.contains("grant revoked"))
+    );
+    assert!(
+        cancelled
+            .iter()
+            .any(|l| l.contains(&expiring_id) && l.contains("grant expired"))
+    );
+
+    // B comes back: neither push is ever delivered
+    b.spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(b.studies().as_array().unwrap().len(), 0, "{}", a.log());
+    assert!(journal_lines(&a, "\"step\":\"delivered\"").is_empty());
+    assert!(
+        outbox(&a).iter().all(|i| i["state"] == "cancelled"),
+        "{:?}",
+        outbox(&a)
+    );
+}

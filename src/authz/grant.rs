@@ -97,6 +97,65 @@ pub enum Recipient {
     },
 }
 
+impl Recipient {
+    /// Whether everyone `narrower` lets bind, this lets bind too; if not,
+    /// why. Anyone contains every organization; an organization contains
+    /// only itself, with the same or fewer roles (no roles: any role).
+    pub fn contains(&self, narrower: &Recipient) -> Result<(), String> {
+        match (self, narrower) {
+            (Recipient::Anyone, _) => Ok(()),
+            (Recipient::Organization { ura, .. }, Recipient::Anyone) => Err(format!(
+                "a grant for URA {ura} can only be passed on within URA {ura} (a UZI card), \
+                 not to whoever redeems it"
+            )),
+            (Recipient::Organization { ura, .. }, Recipient::Organization { ura: other, .. })
+                if ura != other =>
+            {
+                Err(format!(
+                    "a grant for URA {ura} can only be passed on within URA {ura}, not to URA {other}"
+                ))
+            }
+            (Recipient::Organization { roles, .. }, _) if roles.is_empty() => Ok(()),
+            (
+                Recipient::Organization { ura, roles },
+                Recipient::Organization { roles: theirs, .. },
+            ) => {
+                if theirs.is_empty() {
+                    return Err(format!(
+                        "a grant for roles {} of URA {ura} cannot be passed on to any role",
+                        roles.join(", ")
+                    ));
+                }
+                match theirs.iter().find(|r| !roles.contains(r)) {
+                    Some(role) => Err(format!(
+                        "role {role} is not among the roles this grant is for ({})",
+                        roles.join(", ")
+                    )),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// How a grant passed on would be wider than its parent: each dimension
+/// of a grant, named with the parent's bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Widening {
+    #[error("a grant passed on is for its parent's study, no other")]
+    Target,
+    #[error(
+        "a grant passed on cannot cover more than its parent (series, modalities, SOP classes)"
+    )]
+    Scope,
+    #[error("a grant passed on cannot outlive its parent ({0})")]
+    Expiry(Timestamp),
+    #[error("delegation_depth is at most {0}")]
+    Depth(u8),
+    #[error("{0}")]
+    Recipient(String),
+}
+
 /// A grant as issued. Its secrets are kept only as hashes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
@@ -119,6 +178,29 @@ pub struct Grant {
     pub token_hash: String,
     /// HMAC of the authorization code.
     pub code_hash: String,
+}
+
+impl Grant {
+    /// Whether `child` is within this grant in every dimension — study,
+    /// scope, expiry, how far it may be passed on, who may bind it — the one
+    /// check that decides what "narrower" means for a grant passed on.
+    pub fn admits(&self, child: &Grant) -> Result<(), Widening> {
+        if child.target != self.target {
+            return Err(Widening::Target);
+        }
+        if !self.scope.contains(&child.scope) {
+            return Err(Widening::Scope);
+        }
+        if child.expires_at > self.expires_at {
+            return Err(Widening::Expiry(self.expires_at));
+        }
+        if child.delegation_depth >= self.delegation_depth {
+            return Err(Widening::Depth(self.delegation_depth.saturating_sub(1)));
+        }
+        self.recipient
+            .contains(&child.recipient)
+            .map_err(Widening::Recipient)
+    }
 }
 
 /// A grant with what happened to it since.
@@ -241,5 +323,118 @@ mod tests {
         assert!(!parent.contains(&scope(None, &["PR"])), "all series");
         assert!(!parent.contains(&scope(Some(&["1.1"]), &[])), "PR back in");
         assert!(Scope::default().contains(&scope(None, &[])));
+    }
+
+    fn org(ura: &str, roles: &[&str]) -> Recipient {
+        Recipient::Organization {
+            ura: ura.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    fn grant(recipient: Recipient) -> Grant {
+        Grant {
+            id: GrantId("parent".into()),
+            target: Target::Study(uid("1.2.3")),
+            scope: scope(Some(&["1.1", "1.2"]), &["PR"]),
+            issuer: "operator".into(),
+            recipient,
+            created_at: Timestamp(1_000),
+            expires_at: Timestamp(10_000),
+            message: String::new(),
+            delegation_depth: 2,
+            parent: None,
+            token_hash: String::new(),
+            code_hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_recipient_narrows_to_an_organization_and_fewer_roles_of_it() {
+        let anyone = Recipient::Anyone;
+        assert!(anyone.contains(&Recipient::Anyone).is_ok());
+        assert!(anyone.contains(&org("11111111", &[])).is_ok());
+        let any_role = org("11111111", &[]);
+        assert!(any_role.contains(&org("11111111", &[])).is_ok());
+        assert!(any_role.contains(&org("11111111", &["01.015"])).is_ok());
+        let e = any_role.contains(&Recipient::Anyone).unwrap_err();
+        assert!(e.contains("URA 11111111"), "{e}");
+        let e = any_role.contains(&org("22222222", &[])).unwrap_err();
+        assert!(e.contains("not to URA 22222222"), "{e}");
+        let two = org("11111111", &["01.015", "01.039"]);
+        assert!(two.contains(&org("11111111", &["01.039"])).is_ok());
+        assert!(two.contains(&two).is_ok());
+        let e = two.contains(&org("11111111", &[])).unwrap_err();
+        assert!(e.contains("any role"), "{e}");
+        let e = two
+            .contains(&org("11111111", &["01.039", "01.003"]))
+            .unwrap_err();
+        assert!(e.contains("01.003"), "{e}");
+        assert!(two.contains(&org("22222222", &["01.039"])).is_err());
+    }
+
+    #[test]
+    fn a_child_is_admitted_only_within_its_parent_in_every_dimension() {
+        let parent = grant(org("11111111", &["01.015"]));
+        let mut child = parent.clone();
+        child.delegation_depth = 1;
+        assert_eq!(parent.admits(&child), Ok(()));
+        let narrowest = Grant {
+            scope: scope(Some(&["1.1"]), &["PR", "SR"]),
+            expires_at: Timestamp(5_000),
+            delegation_depth: 0,
+            ..child.clone()
+        };
+        assert_eq!(parent.admits(&narrowest), Ok(()));
+
+        let widened = |change: &dyn Fn(&mut Grant)| {
+            let mut c = child.clone();
+            change(&mut c);
+            parent.admits(&c)
+        };
+        assert_eq!(
+            widened(&|c| c.target = Target::Study(uid("1.2.4"))),
+            Err(Widening::Target)
+        );
+        assert_eq!(
+            widened(&|c| c.target = Target::Accession("A1".into())),
+            Err(Widening::Target)
+        );
+        assert_eq!(
+            widened(&|c| c.scope = scope(None, &["PR"])),
+            Err(Widening::Scope)
+        );
+        assert_eq!(
+            widened(&|c| c.scope = scope(Some(&["1.1"]), &[])),
+            Err(Widening::Scope)
+        );
+        assert_eq!(
+            widened(&|c| c.expires_at = Timestamp(10_001)),
+            Err(Widening::Expiry(Timestamp(10_000)))
+        );
+        assert_eq!(
+            widened(&|c| c.delegation_depth = 2),
+            Err(Widening::Depth(1))
+        );
+        for recipient in [
+            Recipient::Anyone,
+            org("22222222", &["01.015"]),
+            org("11111111", &[]),
+            org("11111111", &["01.039"]),
+        ] {
+            assert!(
+                matches!(
+                    widened(&|c| c.recipient = recipient.clone()),
+                    Err(Widening::Recipient(_))
+                ),
+                "{recipient:?}"
+            );
+        }
+        // a parent that may not be passed on admits no child at all
+        let last = Grant {
+            delegation_depth: 0,
+            ..parent.clone()
+        };
+        assert_eq!(last.admits(&narrowest), Err(Widening::Depth(0)));
     }
 }

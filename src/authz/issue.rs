@@ -6,35 +6,18 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::coverage::{Coverage, HolderCoverage};
 use super::decide::{Caller, Denied, live};
 use super::grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target};
 use super::secret;
 use super::service::{Authz, AuthzError};
 use crate::journal::{AccessKind, DenyReason, Event, Outcome};
-use crate::store::{StudyRecord, Timestamp, Uid};
+use crate::store::{Timestamp, Uid};
 
 /// Longest chain of re-authorizations a grant may start.
 const MAX_DELEGATION_DEPTH: u8 = 5;
 /// Grants one grant may be passed on to directly.
 const MAX_CHILDREN: usize = 20;
-
-/// Who may bind a grant passed on. The holder of a grant for an
-/// organization (UZI cards only) may name another organization and roles
-/// (that is what passing on is for), but never "anyone": the child of a
-/// UZI-only grant stays UZI-only. Without a wish, the parent's recipient.
-fn narrower_recipient(parent: &Recipient, shape: &Shape) -> Result<Recipient, String> {
-    if shape.to_ura.is_none() && shape.roles.is_empty() {
-        return Ok(parent.clone());
-    }
-    let wanted = shape.recipient().map_err(|e| e.to_string())?;
-    match (parent, &wanted) {
-        (Recipient::Organization { .. }, Recipient::Anyone) => Err(
-            "a grant for an organization can only be passed on to an organization (a UZI card)"
-                .into(),
-        ),
-        _ => Ok(wanted),
-    }
-}
 
 /// What an operator asks for (admin API, `pushgate share`).
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -73,64 +56,16 @@ pub struct Shape {
     pub delegation_depth: Option<u8>,
 }
 
-/// A new grant, with the secrets shown this once.
+/// A new grant, with the secrets shown this once, and what it covers: the
+/// sender's [`Coverage`] for an operator, a [`HolderCoverage`] for a holder
+/// passing a grant on.
 #[derive(Debug, Clone, Serialize)]
-pub struct Issued {
+pub struct Issued<C = Coverage> {
     pub id: GrantId,
     pub url: String,
     pub code: String,
     pub expires_at: Timestamp,
-    pub covers: Coverage,
-}
-
-/// Exactly what leaves the house.
-#[derive(Debug, Clone, Serialize)]
-pub struct Coverage {
-    pub target: Target,
-    /// "complete", "arriving", or "not arrived yet".
-    pub state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub study_uid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub patient_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub patient_birth_date: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub study_description: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub study_date: Option<String>,
-    /// The last four digits of the patient's BSN, for the recipient to
-    /// confirm the patient without the whole number on screen.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bsn_last_digits: Option<String>,
-    /// In series number order.
-    pub series: Vec<SeriesCoverage>,
-    pub instances: u64,
-    /// Bytes of the covered instances (prorated where only some SOP
-    /// classes of a series are).
-    pub bytes: u64,
-    pub modalities: Vec<String>,
-    pub excluded: Excluded,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SeriesCoverage {
-    pub series_uid: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub series_number: Option<i64>,
-    pub modality: String,
-    pub description: String,
-    pub instances: u64,
-    /// Instances of this series the grant covers.
-    pub included: u64,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Excluded {
-    pub series: usize,
-    pub instances: u64,
-    pub modalities: Vec<String>,
-    pub sop_classes: Vec<String>,
+    pub covers: C,
 }
 
 /// A grant as the admin API lists it.
@@ -207,6 +142,22 @@ impl Shape {
         }
     }
 
+    /// Who may bind a grant passed on, as the holder asks: the parent's
+    /// recipient where it asks nothing, the parent's organization where it
+    /// names only roles. Whether that is narrower is [`Grant::admits`]'s
+    /// to say.
+    fn recipient_within(&self, parent: &Recipient) -> Result<Recipient, AuthzError> {
+        match (&self.to_ura, parent) {
+            (None, _) if self.roles.is_empty() => Ok(parent.clone()),
+            (None, Recipient::Organization { ura, .. }) => Shape {
+                to_ura: Some(ura.clone()),
+                ..self.clone()
+            }
+            .recipient(),
+            _ => self.recipient(),
+        }
+    }
+
     fn scope(&self) -> Result<Scope, AuthzError> {
         let series = self
             .series
@@ -262,90 +213,6 @@ pub struct GrantCounts {
 }
 
 impl Authz {
-    fn study_for(&self, grant: &GrantState) -> Option<StudyRecord> {
-        grant
-            .study_uid()
-            .and_then(|uid| self.index.study(uid).ok().flatten())
-    }
-
-    /// What a grant covers now (and, for a study still to come, that).
-    pub fn coverage(&self, grant: &GrantState) -> Coverage {
-        let (target, scope) = (&grant.grant.target, &grant.grant.scope);
-        let study = self.study_for(grant);
-        let mut coverage = Coverage {
-            target: target.clone(),
-            state: match &study {
-                None => "not arrived yet",
-                Some(s) if s.is_complete() => "complete",
-                Some(_) => "arriving",
-            },
-            study_uid: study.as_ref().map(|s| s.study_uid.to_string()),
-            patient_name: study.as_ref().map(|s| s.patient.name.clone()),
-            patient_birth_date: study.as_ref().map(|s| s.patient.birth_date.clone()),
-            study_description: study.as_ref().map(|s| s.attrs.study_description.clone()),
-            study_date: study.as_ref().map(|s| s.attrs.study_date.clone()),
-            bsn_last_digits: study.as_ref().and_then(|s| {
-                let bsn = s.patient.bsn.as_deref()?;
-                Some(bsn[bsn.len().saturating_sub(4)..].to_string())
-            }),
-            series: Vec::new(),
-            instances: 0,
-            bytes: 0,
-            modalities: Vec::new(),
-            excluded: Excluded::default(),
-        };
-        let Some(study) = study else {
-            return coverage;
-        };
-        let (mut modalities, mut ex_modalities, mut ex_classes) =
-            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-        for (uid, series) in &study.series {
-            let modality = series.attrs.modality.clone();
-            let included: u64 = if scope.covers_series(uid, &modality) {
-                series
-                    .sop_classes
-                    .iter()
-                    .map(|(class, count)| {
-                        if scope.covers(uid, &modality, class) {
-                            *count
-                        } else {
-                            ex_classes.insert(class.clone());
-                            0
-                        }
-                    })
-                    .sum()
-            } else {
-                if scope.exclude_modalities.contains(&modality) {
-                    ex_modalities.insert(modality.clone());
-                }
-                0
-            };
-            if included == 0 {
-                coverage.excluded.series += 1;
-            } else {
-                modalities.insert(modality.clone());
-            }
-            coverage.instances += included;
-            coverage.bytes += series.bytes * included / series.num_instances.max(1);
-            coverage.excluded.instances += series.num_instances - included;
-            coverage.series.push(SeriesCoverage {
-                series_uid: uid.to_string(),
-                series_number: series.attrs.series_number,
-                modality,
-                description: series.attrs.series_description.clone(),
-                instances: series.num_instances,
-                included,
-            });
-        }
-        coverage.series.sort_by(|a, b| {
-            (a.series_number, &a.series_uid).cmp(&(b.series_number, &b.series_uid))
-        });
-        coverage.modalities = modalities.into_iter().collect();
-        coverage.excluded.modalities = ex_modalities.into_iter().collect();
-        coverage.excluded.sop_classes = ex_classes.into_iter().collect();
-        coverage
-    }
-
     fn expiry(&self, requested: Option<Duration>, now: Timestamp) -> Timestamp {
         let lifetime = requested
             .unwrap_or(self.config.default_ttl)
@@ -432,7 +299,7 @@ impl Authz {
         Ok(self.issued(grant, url, code))
     }
 
-    fn issued(&self, grant: Grant, url: String, code: String) -> Issued {
+    fn issued<C: From<Coverage>>(&self, grant: Grant, url: String, code: String) -> Issued<C> {
         let state = self
             .read()
             .by_id
@@ -440,7 +307,7 @@ impl Authz {
             .cloned()
             .unwrap_or_else(|| GrantState::new(grant.clone()));
         Issued {
-            covers: self.coverage(&state),
+            covers: self.coverage(&state).into(),
             id: grant.id,
             url,
             code,
@@ -486,7 +353,7 @@ impl Authz {
         token: &str,
         caller: Caller<'_>,
         shape: Shape,
-    ) -> Result<Issued, Denied> {
+    ) -> Result<Issued<HolderCoverage>, Denied> {
         // Decided and changed under the change lock: a revocation cannot
         // slip in between, and every child is in the parent's cascade.
         let turn = self.turn();
@@ -531,44 +398,18 @@ impl Authz {
                 format!("series {missing} is not part of the study"),
             );
         }
-        if !parent.scope.contains(&scope) {
-            return refuse(
-                DenyReason::WiderThanParent,
-                "a grant passed on cannot cover more than its parent".into(),
-            );
-        }
         let now = Timestamp::now();
         let expires_at = match shape.lifetime() {
             Ok(None) => parent.expires_at,
-            Ok(Some(lifetime)) if now.saturating_add(lifetime) <= parent.expires_at => {
-                now.saturating_add(lifetime)
-            }
-            Ok(Some(_)) => {
-                return refuse(
-                    DenyReason::WiderThanParent,
-                    format!(
-                        "a grant passed on cannot outlive its parent ({})",
-                        parent.expires_at
-                    ),
-                );
-            }
+            Ok(Some(lifetime)) => now.saturating_add(lifetime),
             Err(e) => return refuse(DenyReason::InvalidRequest, e.to_string()),
         };
         let depth = shape
             .delegation_depth
             .unwrap_or(parent.delegation_depth - 1);
-        if depth >= parent.delegation_depth {
-            return refuse(
-                DenyReason::WiderThanParent,
-                format!(
-                    "delegation_depth is at most {}",
-                    parent.delegation_depth - 1
-                ),
-            );
-        }
-        let recipient = match narrower_recipient(&parent.recipient, &shape) {
+        let recipient = match shape.recipient_within(&parent.recipient) {
             Ok(r) => r,
-            Err(message) => return refuse(DenyReason::WiderThanParent, message),
+            Err(e) => return refuse(DenyReason::InvalidRequest, e.to_string()),
         };
         let by = caller.credentials.certificate.as_ref().map_or_else(
             || format!("holder of {}", parent.id),
@@ -590,6 +431,9 @@ impl Authz {
             depth,
             Some(parent.id.clone()),
         );
+        if let Err(widening) = parent.admits(&grant) {
+            return refuse(DenyReason::WiderThanParent, widening.to_string());
+        }
         let event = Event::GrantDelegated {
             grant: grant.clone(),
             by: caller.who(),

@@ -3,21 +3,25 @@
 //! re-authorization (doorautoriseren), scope checks — each decision journaled.
 
 mod admin;
+mod coverage;
 mod decide;
 mod grant;
 mod grants;
 mod identity;
 mod issue;
 mod limiter;
+mod push;
 pub mod secret;
 mod service;
 mod shares;
 
 pub use admin::{AdminToken, AdminTokenError, bearer, read_token};
+pub use coverage::{Coverage, Excluded, HolderCoverage, HolderSeries, SeriesCoverage};
 pub use decide::{Allowed, Bound, Caller, Credentials, Denied, Link};
-pub use grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target};
+pub use grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target, Widening};
 pub use identity::{CertIdentity, Holder, IdentityError, UZI_OTHER_NAME_OID, Uzi};
-pub use issue::{Coverage, GrantCounts, GrantDetail, GrantView, IssueRequest, Issued, Shape};
+pub use issue::{GrantCounts, GrantDetail, GrantView, IssueRequest, Issued, Shape};
+pub use push::PushDenied;
 pub use service::{Authz, AuthzError, Served};
 pub use shares::{Share, Shares};
 

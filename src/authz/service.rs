@@ -68,6 +68,9 @@ pub struct Authz {
     /// Studies retention has journaled as deleted and is removing: no new
     /// grant and no push may name them.
     pub(super) deleting: Mutex<std::collections::HashSet<crate::store::Uid>>,
+    /// The journal number of the last change applied, for those that act on
+    /// a change (the outbox cancels the pushes of a grant revoked or expired).
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Authz {
@@ -117,6 +120,7 @@ impl Authz {
             public_url,
             changes: Mutex::new(()),
             deleting: Mutex::new(std::collections::HashSet::new()),
+            changed: tokio::sync::watch::Sender::new(0),
         };
         authz.resolve_accessions();
         Ok(authz)
@@ -129,6 +133,11 @@ impl Authz {
         let mut state = State::default();
         catch_up(&mut state, &mirror, journal_dir)?;
         Ok(state.by_id.len())
+    }
+
+    /// Ticks after every grant change (issue, revocation, expiry, …).
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     pub fn journal(&self) -> &Journal {
@@ -164,6 +173,7 @@ impl Authz {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         let changed = state.apply(at, &event);
         state.applied = seq;
+        self.changed.send_replace(seq);
         let behind = self.mirror_behind.load(Ordering::SeqCst);
         let to_save: Vec<GrantId> = if behind {
             state.by_id.keys().cloned().collect()

@@ -57,7 +57,7 @@ fn request(shape: Shape) -> IssueRequest {
     }
 }
 
-fn token_of(issued: &Issued) -> String {
+fn token_of<C>(issued: &Issued<C>) -> String {
     issued.url.rsplit('/').next().unwrap().to_string()
 }
 
@@ -584,14 +584,14 @@ fn issuing_checks_what_is_asked() {
 }
 
 #[test]
-fn a_uzi_only_grant_cannot_be_passed_on_to_anyone() {
+fn a_uzi_only_grant_stays_within_its_organization_and_roles() {
     let f = fixture();
     let issued = f
         .authz
         .issue(
             request(Shape {
                 to_ura: Some("90000380".into()),
-                delegation_depth: Some(1),
+                delegation_depth: Some(2),
                 ..Shape::default()
             }),
             "127.0.0.1",
@@ -615,18 +615,53 @@ fn a_uzi_only_grant_cannot_be_passed_on_to_anyone() {
     assert!(
         matches!(detail.grant.recipient, Recipient::Organization { ref ura, .. } if ura == "90000380")
     );
-    // naming another organization is what passing on is for
-    let elsewhere = Shape {
-        to_ura: Some("90000999".into()),
+    // naming only a role keeps the organization; another organization,
+    // "any role" of a role-bound grant, or another role is wider: 422
+    let radiologists = Shape {
+        roles: vec!["01.039".into()],
         ..Shape::default()
     };
     let other = f
         .authz
-        .delegate(&token, caller(&radiologist, 1), elsewhere)
+        .delegate(&token, caller(&radiologist, 1), radiologists)
         .unwrap();
     assert!(
-        matches!(f.authz.show(&other.id).unwrap().grant.recipient, Recipient::Organization { ref ura, .. } if ura == "90000999")
+        matches!(f.authz.show(&other.id).unwrap().grant.recipient, Recipient::Organization { ref ura, ref roles } if ura == "90000380" && roles == &["01.039"])
     );
+    let elsewhere = Shape {
+        to_ura: Some("90000999".into()),
+        ..Shape::default()
+    };
+    match f.authz.delegate(&token, caller(&radiologist, 1), elsewhere) {
+        Err(Denied::Invalid(reason)) => assert!(reason.contains("not to URA 90000999"), "{reason}"),
+        other => panic!("another organization: {other:?}"),
+    }
+    let other_token = token_of(&other);
+    let colleague = uzi_cert("90000380", "01.039", "4444");
+    f.authz
+        .bind_link(&other_token, caller(&colleague, 3))
+        .unwrap();
+    for (wider, expect) in [
+        (
+            Shape {
+                to_ura: Some("90000380".into()),
+                ..Shape::default()
+            },
+            "any role",
+        ),
+        (
+            Shape {
+                roles: vec!["01.015".into()],
+                ..Shape::default()
+            },
+            "01.015",
+        ),
+    ] {
+        match f.authz.delegate(&other_token, caller(&colleague, 3), wider) {
+            Err(Denied::Invalid(reason)) => assert!(reason.contains(expect), "{reason}"),
+            other => panic!("{expect}: {other:?}"),
+        }
+    }
     // and a holder token never binds either child
     for child in [&child, &other] {
         assert!(matches!(

@@ -74,6 +74,7 @@ pub async fn outbox(
         let detail = match i["state"].as_str() {
             Some("sent") => format!("delivered {}", text(&i["sent_at"])),
             Some("failed") => format!("failed: {}", text(&i["last_error"])),
+            Some("cancelled") => format!("cancelled: {}", text(&i["last_error"])),
             _ if !text(&i["last_error"]).is_empty() => format!(
                 "retry at {}: {}",
                 text(&i["next_attempt"]),

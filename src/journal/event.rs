@@ -226,6 +226,14 @@ pub enum Relay {
         #[serde(default)]
         last: bool,
     },
+    /// A push made for a grant was withdrawn before delivery: the grant
+    /// was revoked or expired (itself or an ancestor).
+    Cancelled {
+        outbox: String,
+        to_ura: String,
+        grant: GrantId,
+        reason: String,
+    },
     /// A package from a peer was checked and its instances ingested.
     Received {
         package: String,

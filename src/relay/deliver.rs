@@ -22,6 +22,7 @@ use super::book::Gateway;
 use super::manifest::{FORMAT, Manifest};
 use super::outbox::{Due, Item, PackageInfo, SignedReceipt, State};
 use super::{Relay, RelayError, receipt, seal};
+use crate::authz::{GrantId, GrantState, PushDenied};
 use crate::journal::{Event, Relay as RelayEvent};
 use crate::package::file_set_instances;
 use crate::store::Timestamp;
@@ -74,7 +75,9 @@ async fn blocking<T: Send + 'static>(
 
 /// Runs the outbox until `stop`.
 pub async fn run(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
+    let mut grants = relay.authz.watch_changes();
     loop {
+        withdraw_dead(&relay).await;
         let due = {
             let relay = relay.clone();
             blocking(move || relay.outbox.next_due(Timestamp::now())).await
@@ -96,8 +99,82 @@ pub async fn run(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
             () = relay.wake.notified() => {}
+            Ok(()) = grants.changed() => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// What a push may carry now: the whole study (a push asked for as such),
+/// or what its grant covers, if the grant may still carry it.
+enum Carries {
+    Study,
+    Grant(Box<GrantState>),
+    Nothing(PushDenied),
+}
+
+/// Asks `authz` what the push may carry; an error only if the question
+/// could not be asked (then: later).
+async fn carries(relay: &Arc<Relay>, item: &Item) -> Result<Carries, RelayError> {
+    let Some(grant) = item.grant.clone() else {
+        return Ok(Carries::Study);
+    };
+    let (r, study, ura) = (relay.clone(), item.study.clone(), item.to_ura.clone());
+    // off the async threads: a grant change holds the state while sled
+    // saves it
+    blocking(move || {
+        Ok(
+            match r.authz.grant_for_push(&GrantId(grant), &study, &ura) {
+                Ok(state) => Carries::Grant(Box::new(state)),
+                Err(denied) => Carries::Nothing(denied),
+            },
+        )
+    })
+    .await
+}
+
+/// Cancels every open push whose grant can no longer carry it (run after
+/// each grant change, so a revocation withdraws a push waiting for its
+/// study or for its next retry at once).
+async fn withdraw_dead(relay: &Arc<Relay>) {
+    let r = relay.clone();
+    let open = match blocking(move || r.outbox.list()).await {
+        Ok(items) => items,
+        Err(e) => {
+            tracing::error!("outbox: {e}");
+            return;
+        }
+    };
+    for item in open
+        .into_iter()
+        .filter(|i| i.is_open() && i.grant.is_some())
+    {
+        if let Ok(Carries::Nothing(denied)) = carries(relay, &item).await {
+            cancel(relay, item, denied).await;
+        }
+    }
+}
+
+/// Withdraws a push its grant no longer carries: recorded with the reason,
+/// its package deleted, journaled. Nothing of it is sent.
+async fn cancel(relay: &Arc<Relay>, mut item: Item, denied: PushDenied) {
+    let reason = denied.to_string();
+    item.state = State::Cancelled;
+    item.last_error = reason.clone();
+    if !save(relay, &item).await {
+        return;
+    }
+    let _ = std::fs::remove_file(relay.package_path(&item.id));
+    tracing::warn!(outbox = %item.id, to_ura = %item.to_ura, "push cancelled: {reason}");
+    let event = Event::Relay(RelayEvent::Cancelled {
+        outbox: item.id.clone(),
+        to_ura: item.to_ura.clone(),
+        grant: GrantId(item.grant.clone().unwrap_or_default()),
+        reason,
+    });
+    let r = relay.clone();
+    if let Err(e) = blocking(move || Ok(r.journal.append_durable(event)?)).await {
+        tracing::error!("journal: {e}");
     }
 }
 
@@ -113,6 +190,12 @@ async fn save(relay: &Arc<Relay>, item: &Item) -> bool {
 }
 
 async fn work(relay: &Arc<Relay>, mut item: Item) {
+    let grant = match carries(relay, &item).await {
+        Ok(Carries::Study) => None,
+        Ok(Carries::Grant(grant)) => Some(*grant),
+        Ok(Carries::Nothing(denied)) => return cancel(relay, item, denied).await,
+        Err(e) => return fail(relay, item, e.to_string(), false).await,
+    };
     let now = Timestamp::now();
     let study = {
         let (r, s) = (relay.clone(), item.study.clone());
@@ -143,7 +226,7 @@ async fn work(relay: &Arc<Relay>, mut item: Item) {
         return fail(relay, item, reason, false).await;
     };
     if item.package.is_none() || !relay.package_path(&item.id).exists() {
-        match make_package(relay, &item, &gateway).await {
+        match make_package(relay, &item, &gateway, grant).await {
             Ok(info) => {
                 item.package = Some(info);
                 save(relay, &item).await;
@@ -156,6 +239,13 @@ async fn work(relay: &Arc<Relay>, mut item: Item) {
     let Some(package) = item.package.clone() else {
         return;
     };
+    // the grant is asked again right before each attempt: one revoked
+    // while the package was sealed, or since the last try, stops it here
+    match carries(relay, &item).await {
+        Ok(Carries::Nothing(denied)) => return cancel(relay, item, denied).await,
+        Ok(_) => {}
+        Err(e) => return fail(relay, item, e.to_string(), false).await,
+    }
     item.attempts += 1;
     let answer = deliver(relay, &gateway, &item.id, package.size).await;
     match answer {
@@ -167,12 +257,13 @@ async fn work(relay: &Arc<Relay>, mut item: Item) {
     }
 }
 
-/// Lays out, hashes and seals the study (or the grant's part of it) into
-/// the outbox file.
+/// Lays out, hashes and seals the study (or, with `grant`, exactly what
+/// the grant covers) into the outbox file.
 async fn make_package(
     relay: &Arc<Relay>,
     item: &Item,
     gateway: &Gateway,
+    grant: Option<GrantState>,
 ) -> Result<PackageInfo, RelayError> {
     let (r, item, gateway) = (relay.clone(), item.clone(), gateway.clone());
     blocking(move || {
@@ -182,11 +273,7 @@ async fn make_package(
             .study(&item.study)?
             .ok_or_else(|| RelayError::UnknownStudy(item.study.to_string()))?;
         let mut instances = index.instances(&item.study, None)?;
-        if let Some(grant) = item
-            .grant
-            .as_ref()
-            .and_then(|g| r.authz.grant_state(&crate::authz::GrantId(g.clone())))
-        {
+        if let Some(grant) = &grant {
             instances.retain(|(key, record)| {
                 grant.covers_instance(&study, key, &record.attrs.sop_class_uid)
             });

@@ -56,6 +56,8 @@ pub enum RelayError {
     Forward(#[from] forward::ForwardError),
     #[error("journal: {0}")]
     Journal(#[from] crate::journal::JournalError),
+    #[error("{0}")]
+    Grant(#[from] crate::authz::PushDenied),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -207,6 +209,12 @@ impl Relay {
         let gateway = book
             .by_ura(request.to_ura.trim())
             .ok_or_else(|| RelayError::NoGateway(request.to_ura.clone()))?;
+        // A push naming a grant carries the grant's scope: the grant must
+        // exist and may carry it now (checked again before every attempt).
+        let grant = request.grant.map(|g| GrantId(g.trim().to_string()));
+        if let Some(id) = &grant {
+            self.authz.grant_for_push(id, &study, &gateway.ura)?;
+        }
         let now = Timestamp::now();
         let item = Item {
             id: manifest::hex(&rand::random::<[u8; 16]>()),
@@ -215,7 +223,7 @@ impl Relay {
             to_name: gateway.name.clone(),
             message: request.message,
             priority: request.priority,
-            grant: request.grant,
+            grant: grant.map(|g| g.0),
             by: by.to_string(),
             created_at: now,
             state: if record.is_complete() {

@@ -19,6 +19,9 @@ pub enum State {
     Pending,
     Sent,
     Failed,
+    /// Withdrawn before delivery: its grant was revoked or expired
+    /// (`last_error` says which).
+    Cancelled,
 }
 
 /// The package made for a push (kept until delivered, so that a resend
@@ -51,6 +54,9 @@ pub struct Item {
     #[serde(default)]
     pub message: String,
     pub priority: Priority,
+    /// The grant the push is made for: it carries that grant's scope, and
+    /// only while the grant is live. `None`: a push of the whole study,
+    /// asked for as such (`pushgate send`, the admin API without a grant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<String>,
     /// Who asked: "cli", "admin-api", "grant".

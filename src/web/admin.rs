@@ -192,9 +192,9 @@ pub(super) async fn handle(
                 .await
                 .map_err(|e| WebError::Internal(e.to_string()))?
                 .map_err(|e| match e {
-                    RelayError::UnknownStudy(_) | RelayError::NoGateway(_) => {
-                        WebError::BadRequest(e.to_string())
-                    }
+                    RelayError::UnknownStudy(_)
+                    | RelayError::NoGateway(_)
+                    | RelayError::Grant(_) => WebError::BadRequest(e.to_string()),
                     RelayError::Journal(_) => WebError::Unavailable(e.to_string()),
                     e => WebError::Internal(e.to_string()),
                 })?;

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use base64::Engine;
 use sha2::Digest;
 
-use crate::authz::{Coverage, GrantState, Issued};
+use crate::authz::{GrantState, HolderCoverage, Issued};
 use crate::store::Timestamp;
 
 /// The page language.
@@ -215,7 +215,7 @@ form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 pub struct StudyPage<'a> {
     pub org: &'a str,
     pub grant: &'a GrantState,
-    pub covers: &'a Coverage,
+    pub covers: &'a HolderCoverage,
     pub dicomweb: &'a str,
     pub token: &'a str,
 }
@@ -226,7 +226,7 @@ pub fn study_page(lang: Lang, page: &StudyPage<'_>) -> String {
     let (g, covers, token) = (&page.grant.grant, page.covers, escape(page.token));
     let study_uid = covers.study_uid.as_deref().unwrap_or("");
     let mut series = String::new();
-    for s in covers.series.iter().filter(|s| s.included > 0) {
+    for s in &covers.series {
         let thumb = if has_pixels(&s.modality) {
             format!(
                 "<img src=\"/s/{token}/dicomweb/studies/{study}/series/{uid}/thumbnail\" alt=\"{modality}\" loading=\"lazy\" width=\"128\" height=\"128\">",
@@ -241,8 +241,8 @@ pub fn study_page(lang: Lang, page: &StudyPage<'_>) -> String {
             "<li>{thumb}<strong>{modality}</strong> {description}<br><span class=\"muted\">{n} {images}</span></li>",
             modality = escape(&s.modality),
             description = escape(&s.description),
-            n = s.included,
-            images = images(lang, s.included),
+            n = s.instances,
+            images = images(lang, s.instances),
         ));
     }
     let arriving = covers.state != "complete";
@@ -362,7 +362,7 @@ pub fn not_found() -> String {
     )
 }
 
-pub fn delegated(lang: Lang, issued: &Issued) -> String {
+pub fn delegated(lang: Lang, issued: &Issued<HolderCoverage>) -> String {
     layout(
         lang,
         "pushgate",

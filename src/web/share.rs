@@ -172,7 +172,7 @@ pub(super) async fn handle(
             let result = decide(&app.authz, credentials, connection, move |authz, caller| {
                 authz.open_link(&t, caller).map(|link| match link {
                     Link::Held(allowed) => {
-                        let covers = authz.coverage(&allowed.grant);
+                        let covers = authz.holder_coverage(&allowed.grant);
                         (Link::Held(allowed), Some(covers))
                     }
                     unbound => (unbound, None),
