@@ -52,9 +52,16 @@ pub struct DicomConfig {
     /// Empty: any calling AE title is accepted.
     pub allowed_calling_aes: Vec<String>,
     pub max_associations: usize,
+    /// Of `max_associations` (and as many connections waiting for their
+    /// A-ASSOCIATE-RQ), what one peer address may hold; at most the whole.
+    pub max_associations_per_address: usize,
     pub stable_after: Duration,
     pub max_pdu: u32,
+    /// A PDU that has begun must be complete within this; also the wait for
+    /// the next PDU of a message, and for the peer to take our answer.
     pub timeout: Duration,
+    /// From TCP accept to a complete A-ASSOCIATE-RQ.
+    pub request_timeout: Duration,
     pub idle_timeout: Duration,
 }
 

@@ -39,9 +39,11 @@ struct RawDicom {
     ae_title: String,
     allowed_calling_aes: Vec<String>,
     max_associations: usize,
+    max_associations_per_address: usize,
     stable_after: String,
     max_pdu: u32,
     timeout: String,
+    request_timeout: String,
     idle_timeout: String,
 }
 
@@ -379,6 +381,16 @@ impl RawDicom {
         if self.max_associations == 0 {
             return Err(invalid("dicom.max_associations", "must be at least 1"));
         }
+        if self.max_associations_per_address == 0 {
+            return Err(invalid(
+                "dicom.max_associations_per_address",
+                "must be at least 1",
+            ));
+        }
+        let request_timeout = parse_duration("dicom.request_timeout", &self.request_timeout)?;
+        if request_timeout.is_zero() {
+            return Err(invalid("dicom.request_timeout", "must be longer than 0s"));
+        }
         // PS3.8 allows any length; dicom-ul's reader accepts 1 KiB..16 MiB.
         if !(4096..=16 * 1024 * 1024).contains(&self.max_pdu) {
             return Err(invalid(
@@ -391,9 +403,14 @@ impl RawDicom {
             ae_title,
             allowed_calling_aes,
             max_associations: self.max_associations,
+            // More than the whole would only mislead whoever reads it.
+            max_associations_per_address: self
+                .max_associations_per_address
+                .min(self.max_associations),
             stable_after: parse_duration("dicom.stable_after", &self.stable_after)?,
             max_pdu: self.max_pdu,
             timeout: parse_duration("dicom.timeout", &self.timeout)?,
+            request_timeout,
             idle_timeout: parse_duration("dicom.idle_timeout", &self.idle_timeout)?,
         })
     }

@@ -7,6 +7,8 @@ fn defaults_match_the_design() {
     assert_eq!(c.dicom.listen, "0.0.0.0:11112".parse().unwrap());
     assert_eq!(c.dicom.ae_title, "PUSHGATE");
     assert_eq!(c.dicom.max_associations, 64);
+    assert_eq!(c.dicom.max_associations_per_address, 16);
+    assert_eq!(c.dicom.request_timeout, Duration::from_secs(5));
     assert_eq!(c.dicom.stable_after, Duration::from_secs(20));
     assert_eq!(c.http.listen, "0.0.0.0:8443".parse().unwrap());
     assert!(c.http.tls.is_none());
@@ -58,6 +60,14 @@ fn bad_values_name_the_key() {
         ("[dicom]\nstable_after = \"soon\"\n", "dicom.stable_after"),
         ("[dicom]\nlisten = \"11112\"\n", "dicom.listen"),
         ("[dicom]\nmax_associations = 0\n", "dicom.max_associations"),
+        (
+            "[dicom]\nmax_associations_per_address = 0\n",
+            "dicom.max_associations_per_address",
+        ),
+        (
+            "[dicom]\nrequest_timeout = \"0s\"\n",
+            "dicom.request_timeout",
+        ),
         ("[http]\ntls_cert = \"/x.pem\"\n", "http.tls_cert"),
         ("[grants]\ndefault_ttl = \"100d\"\n", "grants.default_ttl"),
         ("org_ura = \"12\"\n", "org_ura"),

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dicom_ul::Pdu;
-use dicom_ul::association::{Association as _, AsyncServerAssociation};
+use dicom_ul::association::{Association as _, AsyncAssociation as _, AsyncServerAssociation};
 use dicom_ul::pdu::{
     AbortRQServiceProviderReason, AbortRQSource, PDataValue, PDataValueType,
     PresentationContextResultReason,
@@ -76,27 +76,46 @@ struct Session<'a> {
     tally: Tally,
 }
 
+/// Serves one association whose A-ASSOCIATE-RQ has arrived; negotiation
+/// must be done by `deadline` (`dicom.request_timeout` after the accept).
 pub(super) async fn serve(
     scp: &Scp,
     socket: TcpStream,
     peer: SocketAddr,
+    deadline: tokio::time::Instant,
     shutdown: watch::Receiver<bool>,
 ) {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("association", id, %peer);
-    run(scp, socket, peer, shutdown).instrument(span).await
+    run(scp, socket, peer, deadline, shutdown)
+        .instrument(span)
+        .await
 }
 
-async fn run(scp: &Scp, socket: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
+async fn run(
+    scp: &Scp,
+    socket: TcpStream,
+    peer: SocketAddr,
+    deadline: tokio::time::Instant,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let started = Instant::now();
     let mut assoc =
-        match tokio::time::timeout(scp.timeout, scp.options.establish_async(socket)).await {
+        match tokio::time::timeout_at(deadline, scp.options.establish_async(socket)).await {
             Err(_) => {
-                tracing::warn!("no A-ASSOCIATE-RQ within {:?}; closing", scp.timeout);
+                scp.log_refusal(|unlogged| {
+                    tracing::warn!(
+                        unlogged,
+                        "A-ASSOCIATE-RQ not complete within {:?} (dicom.request_timeout); closing",
+                        scp.request_timeout
+                    )
+                });
                 return;
             }
             Ok(Err(e)) => {
-                tracing::warn!("association not established: {}", error_chain(&e));
+                scp.log_refusal(|unlogged| {
+                    tracing::warn!(unlogged, "association not established: {}", error_chain(&e))
+                });
                 return;
             }
             Ok(Ok(assoc)) => assoc,
@@ -161,6 +180,17 @@ fn quickack(assoc: &mut Association) {
     let _ = socket2::SockRef::from(&*assoc.inner_stream()).set_tcp_quickack(true);
 }
 
+/// Returns once the next PDU has begun: bytes of it are buffered already,
+/// or the socket has some to read (or its end, or an error, which reading
+/// the PDU then reports). The PDU's own deadline starts from here, not
+/// from when we began to wait for it.
+async fn next_pdu_begun(assoc: &mut Association) {
+    let (socket, buffered) = assoc.get_mut();
+    if buffered.is_empty() {
+        let _ = socket.peek(&mut [0u8; 1]).await;
+    }
+}
+
 impl Session<'_> {
     fn is_idle(&self) -> bool {
         matches!(self.phase, Phase::Idle)
@@ -172,6 +202,10 @@ impl Session<'_> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<&'static str, Fatal> {
         loop {
+            // Waiting for the next PDU: an idle association may wait long,
+            // one in the middle of a message only `timeout`. Once the PDU
+            // has begun, all of it must arrive within `timeout`, however
+            // its bytes are spread out.
             let limit = if self.is_idle() {
                 self.scp.idle_timeout
             } else {
@@ -181,8 +215,8 @@ impl Session<'_> {
                 return Err(Fatal("pushgate is shutting down".into()));
             }
             quickack(assoc);
-            let received = tokio::select! {
-                r = tokio::time::timeout(limit, assoc.receive()) => r,
+            let begun = tokio::select! {
+                r = tokio::time::timeout(limit, next_pdu_begun(assoc)) => r,
                 changed = shutdown.changed(), if self.is_idle() => {
                     if changed.is_err() {
                         return Err(Fatal("pushgate is shutting down".into()));
@@ -190,9 +224,13 @@ impl Session<'_> {
                     continue;
                 }
             };
-            let pdu = match received {
+            match begun {
                 Err(_) if self.is_idle() => return Err(Fatal(format!("idle for {limit:?}"))),
                 Err(_) => return Err(Fatal(format!("peer stalled mid-message for {limit:?}"))),
+                Ok(()) => {}
+            }
+            let pdu = match tokio::time::timeout(self.scp.timeout, assoc.receive()).await {
+                Err(_) => return Err(Fatal(pdu_too_slow(self.scp.timeout))),
                 Ok(Err(e)) => return self.receive_failed(&e),
                 Ok(Ok(pdu)) => pdu,
             };
@@ -515,6 +553,10 @@ impl Session<'_> {
             .map_err(|_| Fatal("peer does not read our response".into()))?
             .map_err(|e| Fatal(format!("cannot send response: {}", error_chain(&e))))
     }
+}
+
+fn pdu_too_slow(limit: Duration) -> String {
+    format!("PDU not complete within {limit:?} of its first byte (dicom.timeout)")
 }
 
 fn pdu_name(pdu: &Pdu) -> &'static str {

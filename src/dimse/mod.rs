@@ -2,11 +2,13 @@
 //! Built on dicom-ul's async association (negotiation, PDU codec with a
 //! strict maximum PDU length); the DIMSE layer and streaming are ours.
 
+mod admission;
 mod association;
 pub mod command;
 pub mod scu;
 pub mod status;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,22 +23,31 @@ use dicom_ul::pdu::{
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
+use self::admission::{LogBudget, Shares, peer_address};
 use crate::config::DicomConfig;
 use crate::ingest::{Ingestor, sop_classes};
 
 /// Over-cap connections answered with A-ASSOCIATE-RJ at the same time.
 const MAX_REFUSALS: usize = 16;
-/// How long an over-cap peer gets to send its A-ASSOCIATE-RQ.
-const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Called AE must be ours; calling AE must be on the allow-list if one is set.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AeAccess {
     /// `dicom.allowed_calling_aes`; SIGHUP replaces it.
     allowed_calling: Arc<ArcSwap<Vec<String>>>,
+    refusals_logged: Arc<LogBudget>,
+}
+
+impl std::fmt::Debug for AeAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AeAccess")
+            .field("allowed_calling", &self.allowed_calling)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AccessControl for AeAccess {
@@ -48,21 +59,27 @@ impl AccessControl for AeAccess {
         _user_identity: Option<&UserIdentity>,
     ) -> Result<(), AssociationRJServiceUserReason> {
         if called_ae_title.trim() != this_ae_title {
-            tracing::warn!(
-                called_ae_title,
-                calling_ae_title,
-                "refused: called AE title is not ours"
-            );
+            if let Some(unlogged) = self.refusals_logged.take() {
+                tracing::warn!(
+                    called_ae_title,
+                    calling_ae_title,
+                    unlogged,
+                    "refused: called AE title is not ours"
+                );
+            }
             refused("called_ae_title");
             return Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized);
         }
         let calling = calling_ae_title.trim();
         let allowed = self.allowed_calling.load();
         if !allowed.is_empty() && !allowed.iter().any(|a| a == calling) {
-            tracing::warn!(
-                calling_ae_title,
-                "refused: calling AE title not in dicom.allowed_calling_aes"
-            );
+            if let Some(unlogged) = self.refusals_logged.take() {
+                tracing::warn!(
+                    calling_ae_title,
+                    unlogged,
+                    "refused: calling AE title not in dicom.allowed_calling_aes"
+                );
+            }
             refused("calling_ae_title");
             return Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized);
         }
@@ -101,11 +118,15 @@ pub struct Scp {
     options: ServerAssociationOptions<'static, AeAccess, DefaultNegotiation>,
     ingestor: Ingestor,
     timeout: Duration,
+    request_timeout: Duration,
     idle_timeout: Duration,
     max_associations: usize,
+    max_associations_per_address: usize,
     /// Associations being served right now.
     open: AtomicUsize,
     allowed_calling: Arc<ArcSwap<Vec<String>>>,
+    /// Every refusal is counted in the metrics; only so many are logged.
+    refusals_logged: Arc<LogBudget>,
 }
 
 impl Scp {
@@ -116,9 +137,11 @@ impl Scp {
 
     pub fn new(config: &DicomConfig, ingestor: Ingestor) -> Scp {
         let allowed_calling = Arc::new(ArcSwap::from_pointee(config.allowed_calling_aes.clone()));
+        let refusals_logged = Arc::new(LogBudget::new());
         let mut options = ServerAssociationOptions::new()
             .ae_access_control(AeAccess {
                 allowed_calling: allowed_calling.clone(),
+                refusals_logged: refusals_logged.clone(),
             })
             .ae_title(config.ae_title.clone())
             .max_pdu_length(config.max_pdu)
@@ -131,12 +154,35 @@ impl Scp {
             options,
             ingestor,
             timeout: config.timeout,
+            request_timeout: config.request_timeout,
             idle_timeout: config.idle_timeout,
             max_associations: config.max_associations,
+            max_associations_per_address: config.max_associations_per_address,
             open: AtomicUsize::new(0),
             allowed_calling,
+            refusals_logged,
         }
     }
+
+    /// Logs a refusal within the log budget.
+    fn log_refusal(&self, say: impl FnOnce(u64)) {
+        if let Some(unlogged) = self.refusals_logged.take() {
+            say(unlogged);
+        }
+    }
+}
+
+/// The listener's limits: association slots, and as many slots for
+/// connections still waiting for their A-ASSOCIATE-RQ, which take an
+/// association slot only once the request has arrived whole; per peer
+/// address a share of both together.
+struct Slots {
+    associations: Arc<Semaphore>,
+    pending: Arc<Semaphore>,
+    shares: Arc<Shares>,
+    /// Refusing politely costs a task and a buffer per connection; beyond
+    /// this many at once, excess connections are just closed.
+    refusals: Arc<Semaphore>,
 }
 
 /// Accepts associations on `listener` until `shutdown` turns true, then
@@ -147,45 +193,17 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) {
-    let permits = Arc::new(Semaphore::new(scp.max_associations));
-    // Refusing politely costs a task and a buffer per connection; beyond
-    // this many at once, excess connections are just closed.
-    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
+    let slots = Slots {
+        associations: Arc::new(Semaphore::new(scp.max_associations)),
+        pending: Arc::new(Semaphore::new(scp.max_associations)),
+        shares: Shares::new(scp.max_associations_per_address),
+        refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
+    };
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
-                    let _ = socket.set_nodelay(true);
-                    if scp.ingestor.disk().over_high_water() {
-                        refused("disk_high_water");
-                        // Crossing the mark is logged once by `Disk`;
-                        // each refusal only at debug level.
-                        refuse_politely(&refusals, &mut tasks, socket, scp.timeout, move || {
-                            tracing::debug!(%peer, "association refused: disk above the high-water mark");
-                        });
-                        continue;
-                    }
-                    match permits.clone().try_acquire_owned() {
-                        Ok(permit) => {
-                            let scp = scp.clone();
-                            let shutdown = shutdown.clone();
-                            tasks.spawn(async move {
-                                crate::metrics::METRICS.associations.inc();
-                                let _open = OpenAssociation::new(&scp);
-                                association::serve(&scp, socket, peer, shutdown).await;
-                                drop(permit);
-                            });
-                        }
-                        Err(_) => {
-                            let max = scp.max_associations;
-                            refused("busy");
-                            refuse_politely(&refusals, &mut tasks, socket, scp.timeout, move || {
-                                tracing::warn!(%peer, "association refused: {max} associations already open (dicom.max_associations)");
-                            });
-                        }
-                    }
-                }
+                Ok((socket, peer)) => admit(&scp, &slots, &mut tasks, socket, peer, &shutdown),
                 Err(e) => {
                     // e.g. out of file descriptors: back off instead of spinning
                     tracing::error!("accept failed: {e}");
@@ -216,19 +234,110 @@ pub async fn serve(
     }
 }
 
+/// Decides what becomes of a connection just accepted: refused at once
+/// (disk, the address's share), closed (no slot to wait in), or given
+/// `dicom.request_timeout` to send its A-ASSOCIATE-RQ.
+fn admit(
+    scp: &Arc<Scp>,
+    slots: &Slots,
+    tasks: &mut JoinSet<()>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let accepted = Instant::now();
+    let _ = socket.set_nodelay(true);
+    let address = peer_address(peer.ip());
+    if scp.ingestor.disk().over_high_water() {
+        refused("disk_high_water");
+        // Crossing the mark is logged once by `Disk`; each refusal only at
+        // debug level.
+        refuse_politely(slots, tasks, socket, scp.request_timeout, move || {
+            tracing::debug!(%address, "association refused: disk above the high-water mark");
+        });
+        return;
+    }
+    let Some(share) = slots.shares.take(address) else {
+        refused("per_address");
+        let (scp2, held) = (scp.clone(), scp.max_associations_per_address);
+        refuse_politely(slots, tasks, socket, scp.request_timeout, move || {
+            scp2.log_refusal(|unlogged| tracing::warn!(%address, unlogged,
+                "association refused: this address already holds {held} connections (dicom.max_associations_per_address)"));
+        });
+        return;
+    };
+    let Ok(pending) = slots.pending.clone().try_acquire_owned() else {
+        // Without a slot to wait in there is no task to read a request
+        // and answer it; the peer sees the connection closed.
+        refused("pending");
+        scp.log_refusal(|unlogged| tracing::warn!(%address, unlogged,
+            "connection closed: {} connections already waiting for their A-ASSOCIATE-RQ", scp.max_associations));
+        return;
+    };
+    let scp = scp.clone();
+    let associations = slots.associations.clone();
+    let mut shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let deadline = accepted + scp.request_timeout;
+        let arrived = tokio::select! {
+            arrived = tokio::time::timeout_at(deadline, admission::request_arrived(&socket)) => arrived,
+            // nothing has begun yet: nothing to drain
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        match arrived {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return, // closed before it asked anything
+            Err(_) => {
+                refused("request_timeout");
+                let wait = scp.request_timeout;
+                scp.log_refusal(|unlogged| tracing::warn!(%address, unlogged,
+                    "connection closed: no complete A-ASSOCIATE-RQ within {wait:?} (dicom.request_timeout)"));
+                return;
+            }
+        }
+        drop(pending);
+        match associations.try_acquire_owned() {
+            Ok(permit) => associate(&scp, socket, peer, deadline, permit, shutdown).await,
+            Err(_) => {
+                refused("busy");
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if refuse(socket, remaining).await {
+                    let max = scp.max_associations;
+                    scp.log_refusal(|unlogged| tracing::warn!(%address, unlogged,
+                        "association refused: {max} associations already open (dicom.max_associations)"));
+                }
+            }
+        }
+        drop(share);
+    });
+}
+
+async fn associate(
+    scp: &Scp,
+    socket: TcpStream,
+    peer: SocketAddr,
+    deadline: Instant,
+    permit: OwnedSemaphorePermit,
+    shutdown: watch::Receiver<bool>,
+) {
+    crate::metrics::METRICS.associations.inc();
+    let _open = OpenAssociation::new(scp);
+    association::serve(scp, socket, peer, deadline, shutdown).await;
+    drop(permit);
+}
+
 /// Refuses a connection with A-ASSOCIATE-RJ on a task of its own, within
 /// the refusal slots (beyond them the connection is just closed); `said`
 /// logs it once the peer has heard it.
 fn refuse_politely(
-    refusals: &Arc<Semaphore>,
+    slots: &Slots,
     tasks: &mut JoinSet<()>,
     socket: TcpStream,
     timeout: Duration,
     said: impl FnOnce() + Send + 'static,
 ) {
-    match refusals.clone().try_acquire_owned() {
+    match slots.refusals.clone().try_acquire_owned() {
         Ok(slot) => {
-            let timeout = timeout.min(REFUSAL_TIMEOUT);
             tasks.spawn(async move {
                 if refuse(socket, timeout).await {
                     said();
@@ -240,13 +349,14 @@ fn refuse_politely(
     }
 }
 
-/// Over the association cap, or the disk over its high-water mark: read
-/// the request and answer A-ASSOCIATE-RJ "rejected-transient, service
+/// Over the association cap or the address's share of it, or the disk over
+/// its high-water mark: read the request and answer A-ASSOCIATE-RJ "rejected-transient, service
 /// provider (presentation), local-limit-exceeded" (PS3.8 9.3.4), so a
 /// modality retries later instead of treating us as broken. Of the two
 /// transient presentation-layer reasons, "temporary-congestion" describes
-/// load that passes by itself; both of ours are a configured local limit
-/// (dicom.max_associations, capacity.high_water) that is exceeded. Returns
+/// load that passes by itself; all of ours are a configured local limit
+/// (dicom.max_associations, dicom.max_associations_per_address,
+/// capacity.high_water) that is exceeded. Returns
 /// whether the rejection was sent.
 async fn refuse(mut socket: TcpStream, timeout: Duration) -> bool {
     let mut buffer = BytesMut::with_capacity(16 * 1024);

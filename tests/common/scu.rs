@@ -39,7 +39,24 @@ pub struct Response {
 }
 
 pub fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).unwrap();
+    configure(TcpStream::connect(addr).unwrap())
+}
+
+/// Connects from `source` (any 127/8 address on loopback), so that a test
+/// can be two clients: DCMTK cannot choose its source address.
+pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    configure(socket.into())
+}
+
+fn configure(stream: TcpStream) -> TcpStream {
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
@@ -84,8 +101,26 @@ impl RawScu {
         calling: &str,
         contexts: &[(&str, &[&str])],
     ) -> Result<RawScu, Pdu> {
+        Self::associate_on(connect(addr), called, calling, contexts)
+    }
+
+    /// Associates from `source` (see [`connect_from`]).
+    pub fn associate_from(
+        source: std::net::IpAddr,
+        addr: SocketAddr,
+        contexts: &[(&str, &[&str])],
+    ) -> Result<RawScu, Pdu> {
+        Self::associate_on(connect_from(source, addr), "PUSHGATE", "RAWSCU", contexts)
+    }
+
+    fn associate_on(
+        stream: TcpStream,
+        called: &str,
+        calling: &str,
+        contexts: &[(&str, &[&str])],
+    ) -> Result<RawScu, Pdu> {
         let mut scu = RawScu {
-            stream: connect(addr),
+            stream,
             buffer: Vec::new(),
             accepted: Vec::new(),
         };
