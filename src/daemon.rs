@@ -15,7 +15,7 @@ use crate::authz::{AdminToken, AdminTokenError, Authz, AuthzError};
 use crate::config::Config;
 use crate::dimse::{self, Scp};
 use crate::ingest::{Events, Ingestor, dropfolder, reindex, stability};
-use crate::journal::{Journal, JournalError};
+use crate::journal::{HeadPublisher, Journal, JournalError};
 use crate::relay::{self, Relay, RelayError};
 use crate::store::{Store, StoreError};
 use crate::web::{self, App, tls};
@@ -60,6 +60,8 @@ pub struct Running {
     tasks: JoinSet<()>,
     store: Arc<Store>,
     journal: Journal,
+    /// Publishes the journal's head; once more after the journal closed.
+    head: Arc<HeadPublisher>,
     /// What is running now.
     config: Arc<Config>,
     app: Arc<App>,
@@ -162,6 +164,19 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
                 .await??,
         )
     };
+    let head = {
+        // the journal cannot reach the key (layers go one way): it gets a
+        // signing function
+        let relay = relay.clone();
+        let sign: crate::journal::SignText = Box::new(move |text| {
+            relay::openpgp::sign_cleartext(&relay.key, text).map_err(|e| e.to_string())
+        });
+        Arc::new(HeadPublisher::new(
+            journal.clone(),
+            config.org_ura.clone(),
+            Some(sign),
+        ))
+    };
     let (cert_path, _) = tls::cert_paths(&config);
     let cert_fingerprint = tls::load_certs(&cert_path)?
         .first()
@@ -191,6 +206,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         DRAIN,
     ));
     tasks.spawn(sweep_expired(authz.clone(), stop.clone()));
+    tasks.spawn(head.clone().run(config.journal.head_every, stop.clone()));
     tasks.spawn(crate::capacity::watch(
         ingestor.disk().clone(),
         Duration::from_secs(10),
@@ -237,6 +253,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         tasks,
         store,
         journal,
+        head,
         config,
         app,
         scp,
@@ -408,6 +425,8 @@ impl Running {
         while self.tasks.join_next().await.is_some() {}
         let journal = self.journal.clone();
         blocking(move || journal.close()).await?;
+        let head = self.head.clone();
+        blocking(move || head.publish("stop")).await?;
         let store = self.store.clone();
         blocking(move || store.close()).await??;
         Ok(())

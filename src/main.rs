@@ -158,8 +158,14 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check the hash chain; names the first record that breaks it.
-    Verify,
+    /// Check the hash chain from its genesis; names the first record that
+    /// breaks it and every record missing.
+    Verify {
+        /// A head written down earlier (`SEQ:HASH`, as verify prints it):
+        /// that record must still be in the chain with that hash. Repeatable.
+        #[arg(long, value_name = "SEQ:HASH")]
+        anchor: Vec<String>,
+    },
     /// Print records as JSON lines.
     Export {
         /// From this time (2026-11-01T08:00:00Z) or this long ago (24h).
@@ -298,9 +304,14 @@ fn run(mut args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit {
-            command: AuditCommand::Verify,
+            command: AuditCommand::Verify { anchor },
         } => {
-            if !cli::audit::verify(&config, &mut std::io::stdout())? {
+            let anchors = anchor
+                .iter()
+                .map(|a| cli::audit::parse_anchor(a))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("--anchor: {e}"))?;
+            if !cli::audit::verify(&config, &anchors, &mut std::io::stdout())? {
                 std::process::exit(1);
             }
             Ok(())

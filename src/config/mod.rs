@@ -42,6 +42,7 @@ pub struct Config {
     pub forward: ForwardConfig,
     pub retention: RetentionConfig,
     pub capacity: CapacityConfig,
+    pub journal: JournalConfig,
     pub log: LogConfig,
 }
 
@@ -134,6 +135,14 @@ pub struct RetentionConfig {
     /// such studies stay).
     pub max_age: Option<Duration>,
     pub sweep_every: Duration,
+}
+
+/// Publishing the journal's head (see `crate::journal::HeadPublisher`).
+#[derive(Debug, Clone)]
+pub struct JournalConfig {
+    /// How often the head is logged and the signed head file rewritten
+    /// (besides at start and stop).
+    pub head_every: Duration,
 }
 
 /// When intake stops for lack of disk space (see `crate::capacity`).

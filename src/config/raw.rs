@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::{
     AdminConfig, BookSync, CapacityConfig, Config, ConfigError, DicomConfig, ForwardConfig,
-    GrantsConfig, HttpConfig, ImportConfig, LogConfig, LogFormat, RelayConfig, RetentionConfig,
-    TlsFiles, parse_duration, parse_size,
+    GrantsConfig, HttpConfig, ImportConfig, JournalConfig, LogConfig, LogFormat, RelayConfig,
+    RetentionConfig, TlsFiles, parse_duration, parse_size,
 };
 
 pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
@@ -29,6 +29,7 @@ pub(super) struct RawConfig {
     forward: RawForward,
     retention: RawRetention,
     capacity: RawCapacity,
+    journal: RawJournal,
     log: RawLog,
 }
 
@@ -108,6 +109,12 @@ struct RawRetention {
 struct RawCapacity {
     high_water: String,
     min_free: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJournal {
+    head_every: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +294,10 @@ impl RawConfig {
         };
         let retention = self.retention.validate()?;
         let capacity = self.capacity.validate()?;
+        let head_every = parse_duration("journal.head_every", &self.journal.head_every)?;
+        if head_every.is_zero() {
+            return Err(invalid("journal.head_every", "must be longer than 0s"));
+        }
         let log = LogConfig {
             format: match self.log.format.as_str() {
                 "plain" => LogFormat::Plain,
@@ -313,6 +324,7 @@ impl RawConfig {
             forward,
             retention,
             capacity,
+            journal: JournalConfig { head_every },
             log,
         })
     }

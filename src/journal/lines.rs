@@ -4,7 +4,7 @@
 //! (it may end inside a UTF-8 character).
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::JournalError;
@@ -85,4 +85,77 @@ impl SegmentReader {
 /// A line as text, or why it is not.
 pub(super) fn as_text(bytes: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(bytes).map_err(|_| "not UTF-8 (the record was altered)".to_string())
+}
+
+/// A segment's first and last complete lines, read without reading what is
+/// between (the start-up check of every segment's boundaries must stay
+/// cheap on a journal of years).
+pub(super) struct Ends {
+    pub first: Option<Vec<u8>>,
+    pub last: Option<Vec<u8>>,
+    /// The file ends without a newline.
+    pub torn: bool,
+}
+
+pub(super) fn ends(path: &Path) -> Result<Ends, JournalError> {
+    let io = |cause| JournalError::Io {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    // Newlines found from the end: the last complete line lies between the
+    // second-to-last (or the start) and the last.
+    let (mut last_nl, mut start) = (None::<u64>, None::<u64>);
+    let mut pos = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while pos > 0 && start.is_none() {
+        let n = (buf.len() as u64).min(pos) as usize;
+        pos -= n as u64;
+        file.seek(SeekFrom::Start(pos)).map_err(io)?;
+        file.read_exact(&mut buf[..n]).map_err(io)?;
+        for i in (0..n).rev() {
+            if buf[i] == b'\n' {
+                let at = pos + i as u64;
+                if last_nl.is_none() {
+                    last_nl = Some(at);
+                } else {
+                    start = Some(at + 1);
+                    break;
+                }
+            }
+        }
+    }
+    let torn = len > 0 && last_nl != Some(len - 1);
+    let Some(end) = last_nl else {
+        return Ok(Ends {
+            first: None,
+            last: None,
+            torn,
+        });
+    };
+    let start = start.unwrap_or(0);
+    let read_range = |file: &mut File, from: u64, to: u64| -> Result<Vec<u8>, JournalError> {
+        let mut bytes = vec![0u8; (to - from) as usize];
+        file.seek(SeekFrom::Start(from)).map_err(io)?;
+        file.read_exact(&mut bytes).map_err(io)?;
+        Ok(bytes)
+    };
+    let last = read_range(&mut file, start, end)?;
+    let first = if start == 0 {
+        last.clone()
+    } else {
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        let mut first = Vec::new();
+        BufReader::new(&mut file)
+            .read_until(b'\n', &mut first)
+            .map_err(io)?;
+        first.pop();
+        first
+    };
+    Ok(Ends {
+        first: Some(first),
+        last: Some(last),
+        torn,
+    })
 }

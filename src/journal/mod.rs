@@ -8,9 +8,12 @@
 //! all (`append`) and is durable as soon as the writer gets to it — within
 //! milliseconds, well inside a second, without slowing retrieval.
 //!
-//! Files: `journal/<first seq, 20 digits>.jsonl`, a new one after 64 MiB.
+//! Files: `journal/<first seq, 20 digits>.jsonl`, a new one after 64 MiB;
+//! `journal/head.asc`, the signed head (see `head`).
 
 pub mod event;
+mod head;
+mod layout;
 mod lines;
 mod read;
 mod record;
@@ -22,7 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 
 pub use event::{Access, AccessKind, BindVia, DenyReason, Event, Outcome, Relay, Who};
-pub use read::{Problem, Records, VerifyReport, read, verify};
+pub use head::{Head, HeadPublisher, SignText, head_file};
+pub use read::{AnchorCheck, Problem, Records, VerifyReport, read, verify, verify_anchored};
 pub use record::{GENESIS, LineError, Record};
 
 use crate::store::Timestamp;
@@ -41,10 +45,56 @@ pub enum JournalError {
         line: usize,
         problem: String,
     },
+    /// Records missing: cut from the front or the end of a segment, or a
+    /// segment removed.
+    #[error(
+        "journal {path}: {} missing (removed from the journal); run `pushgate audit verify`",
+        record::Missing(*from, *to)
+    )]
+    Missing {
+        path: PathBuf,
+        /// 0: the segment is empty.
+        line: usize,
+        from: u64,
+        to: u64,
+    },
+    #[error(
+        "journal {path}: the file is named for record {named}, but its first record is {first} (the segment was renamed); run `pushgate audit verify`"
+    )]
+    Misnamed {
+        path: PathBuf,
+        named: u64,
+        first: u64,
+    },
+    /// What `Journal::open` found at the segments' boundaries.
+    #[error(
+        "journal {}: {}; refusing to open a journal with records missing or out of place: run `pushgate audit verify`",
+        dir.display(),
+        summary(problems)
+    )]
+    Broken {
+        dir: PathBuf,
+        problems: Vec<Problem>,
+    },
     #[error("the journal could not write: {0}")]
     Write(String),
     #[error("the journal writer has stopped")]
     Stopped,
+}
+
+/// The first few problems, and how many more (a message stays one line).
+fn summary(problems: &[Problem]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = problems
+        .iter()
+        .take(SHOWN)
+        .map(Problem::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if problems.len() > SHOWN {
+        text += &format!("; and {} more", problems.len() - SHOWN);
+    }
+    text
 }
 
 /// Events queued for the writer at most; beyond that, access events are
@@ -66,6 +116,8 @@ pub(crate) struct Health {
     pub(crate) pending: AtomicU64,
     /// The writer refuses everything after a failed fsync.
     pub(crate) broken: AtomicBool,
+    /// The last record on disk.
+    pub(crate) head: std::sync::Mutex<Head>,
 }
 
 /// A handle to the journal; cheap to clone.
@@ -83,12 +135,21 @@ pub struct Journal {
 impl Journal {
     /// Opens the journal in `dir` (creating it), repairing a torn last line
     /// left by a crash (it was never acknowledged), and starts the writer.
+    /// Refuses a journal whose segments do not join up from the genesis
+    /// (`Broken`, naming the records missing) or whose last segment does not
+    /// verify (`Corrupt`).
     pub fn open(dir: &Path) -> Result<Journal, JournalError> {
         let tail = writer::Tail::recover(dir)?;
         let opened_at = (tail.seq, tail.hash.clone());
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let health = Arc::new(Health::default());
+        if let Ok(mut head) = health.head.lock() {
+            *head = Head {
+                seq: tail.seq,
+                hash: tail.hash.clone(),
+            };
+        }
         let writer = writer::Writer::new(dir.to_path_buf(), tail, dropped.clone(), health.clone())?;
         std::thread::Builder::new()
             .name("journal".into())
@@ -104,6 +165,15 @@ impl Journal {
             health,
             opened_at,
         })
+    }
+
+    /// The last record written and synced.
+    pub fn head(&self) -> Head {
+        self.health
+            .head
+            .lock()
+            .map(|head| head.clone())
+            .unwrap_or_default()
     }
 
     /// Events accepted and not yet written and synced.

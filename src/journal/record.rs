@@ -76,12 +76,31 @@ pub enum LineError {
         "names {found} as previous record, but that was {expected} (a record was removed, inserted or reordered)"
     )]
     BrokenChain { expected: String, found: String },
-    #[error("sequence number {found} where {expected} was due")]
+    #[error(
+        "sequence number {found} where {expected} was due (a record was inserted or reordered)"
+    )]
     Sequence { expected: u64, found: u64 },
+    /// A record's number jumps ahead: the ones in between were removed.
+    #[error("{} missing (removed from the journal)", Missing(*from, *to))]
+    Missing { from: u64, to: u64 },
 }
 
-/// Checks one line against the hash of the record before it.
-pub fn open_line(line: &str, prev: &str, expected_seq: u64) -> Result<(Record, String), LineError> {
+/// `records 1–3 are` / `record 7 is`, for messages about a gap.
+pub struct Missing(pub u64, pub u64);
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 == self.1 {
+            write!(f, "record {} is", self.0)
+        } else {
+            write!(f, "records {}-{} are", self.0, self.1)
+        }
+    }
+}
+
+/// Checks one line against its own hash (not yet against the record before
+/// it: see `follows`), and returns the record and its hash.
+pub fn unseal(line: &str) -> Result<(Record, String), LineError> {
     let hash = line
         .strip_prefix(PREFIX)
         .and_then(|rest| rest.get(..64))
@@ -94,19 +113,47 @@ pub fn open_line(line: &str, prev: &str, expected_seq: u64) -> Result<(Record, S
     if chain_hash(&record.prev, unsigned.as_bytes()) != hash {
         return Err(LineError::Altered);
     }
+    Ok((record, hash.to_string()))
+}
+
+/// Whether `record` is the one due after the record numbered
+/// `expected_seq - 1` with hash `prev` (`1` and `GENESIS` for the first).
+/// The one judgement of a link, for the full read and for the check of
+/// segment boundaries at start: a number that jumps ahead is a gap, named
+/// by the numbers missing.
+pub fn follows(record: &Record, expected_seq: u64, prev: &str) -> Result<(), LineError> {
+    if record.seq > expected_seq {
+        return Err(LineError::Missing {
+            from: expected_seq,
+            to: record.seq - 1,
+        });
+    }
+    if record.seq < expected_seq {
+        return Err(LineError::Sequence {
+            expected: expected_seq,
+            found: record.seq,
+        });
+    }
     if record.prev != prev {
         return Err(LineError::BrokenChain {
             expected: prev.to_string(),
             found: record.prev.clone(),
         });
     }
-    if record.seq != expected_seq {
-        return Err(LineError::Sequence {
-            expected: expected_seq,
-            found: record.seq,
-        });
-    }
-    Ok((record, hash.to_string()))
+    Ok(())
+}
+
+/// The hash of a line `unseal` accepted.
+pub fn hash_of(line: &str) -> &str {
+    line.get(PREFIX.len()..PREFIX.len() + 64)
+        .unwrap_or_default()
+}
+
+/// Checks one line against its hash and the record before it.
+pub fn open_line(line: &str, prev: &str, expected_seq: u64) -> Result<(Record, String), LineError> {
+    let (record, hash) = unseal(line)?;
+    follows(&record, expected_seq, prev)?;
+    Ok((record, hash))
 }
 
 #[cfg(test)]
@@ -138,11 +185,22 @@ mod tests {
         let (r1, got1) = open_line(&first, GENESIS, 1).unwrap();
         assert_eq!((r1.seq, got1.as_str()), (1, h1.as_str()));
         assert!(open_line(&second, &h1, 2).is_ok());
-        // out of order or skipped
+        // skipped: named by the numbers missing
+        assert_eq!(
+            open_line(&second, GENESIS, 1).unwrap_err(),
+            LineError::Missing { from: 1, to: 1 }
+        );
+        // out of order, or linked to the wrong record
         assert!(matches!(
-            open_line(&second, GENESIS, 1),
+            open_line(&first, &h1, 2),
+            Err(LineError::Sequence { .. })
+        ));
+        let (other, _) = seal(2, Timestamp(2000), GENESIS, &event(2)).unwrap();
+        assert!(matches!(
+            open_line(&other, &h1, 2),
             Err(LineError::BrokenChain { .. })
         ));
+        assert_eq!(hash_of(&second), h2);
     }
 
     #[test]

@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use super::event::Event;
+use super::head::Head;
 use super::lines::{Line, SegmentReader, as_text, segment_path, segments};
 use super::record::{GENESIS, open_line, seal};
-use super::{Ack, Command, JournalError};
+use super::{Ack, Command, JournalError, layout};
 use crate::store::{Timestamp, private_dir, sync_dir};
 
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -36,6 +37,13 @@ impl Tail {
             cause,
         })?;
         let all = segments(dir)?;
+        let problems = layout::check(dir)?;
+        if !problems.is_empty() {
+            return Err(JournalError::Broken {
+                dir: dir.to_path_buf(),
+                problems,
+            });
+        }
         let Some((first, path)) = all.last().cloned() else {
             return Ok(Tail {
                 seq: 0,
@@ -58,7 +66,7 @@ impl Tail {
             };
             let text = as_text(&bytes).map_err(corrupt)?;
             // Each record's own hash and its link to the one before; the
-            // link into this segment is `audit verify`'s to check.
+            // link into this segment `layout::check` has judged.
             let prev = match &hash {
                 Some(h) => h.clone(),
                 None => serde_json::from_str::<serde_json::Value>(text)
@@ -268,6 +276,14 @@ impl Writer {
             if self.broken.is_none() {
                 self.rewind(start_seq, start_hash, start_len);
             }
+        }
+        if failure.is_none()
+            && let Ok(mut head) = self.health.head.lock()
+        {
+            *head = Head {
+                seq: self.seq,
+                hash: self.hash.clone(),
+            };
         }
         for (seq, ack) in acks {
             ack(match &failure {

@@ -311,20 +311,39 @@ pub(crate) fn recipient_keys(vc: &ValidCert<'_>) -> Vec<Key<PublicParts, Unspeci
 
 /// Signs a receipt: an ASCII-armored detached signature over `data`.
 pub fn sign_detached(own: &OwnKey, data: &[u8]) -> Result<String, PgpError> {
+    sign(own, data, false)
+}
+
+/// Signs text in the clear (`-----BEGIN PGP SIGNED MESSAGE-----`): one file
+/// that `gpg --verify` and `sq verify` check and a person can read, such as
+/// the journal's published head.
+pub fn sign_cleartext(own: &OwnKey, text: &[u8]) -> Result<String, PgpError> {
+    sign(own, text, true)
+}
+
+fn sign(own: &OwnKey, data: &[u8], cleartext: bool) -> Result<String, PgpError> {
     let write_err = |e: anyhow::Error| PgpError::Write(format!("{e:#}"));
     let mut out = Vec::new();
     let message = Message::new(&mut out);
-    let message = Armorer::new(message)
-        .kind(pgp::armor::Kind::Signature)
-        .build()
-        .map_err(write_err)?;
-    let mut signer = Signer::new(message, own.signer()?)
+    // a cleartext signature is its own armor
+    let message = if cleartext {
+        message
+    } else {
+        Armorer::new(message)
+            .kind(pgp::armor::Kind::Signature)
+            .build()
+            .map_err(write_err)?
+    };
+    let signer = Signer::new(message, own.signer()?)
         .map_err(write_err)?
         .hash_algo(HashAlgorithm::SHA512)
-        .map_err(write_err)?
-        .detached()
-        .build()
         .map_err(write_err)?;
+    let signer = if cleartext {
+        signer.cleartext()
+    } else {
+        signer.detached()
+    };
+    let mut signer = signer.build().map_err(write_err)?;
     signer
         .write_all(data)
         .map_err(|e| PgpError::Write(e.to_string()))?;
