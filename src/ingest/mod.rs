@@ -14,6 +14,7 @@ pub mod reindex;
 pub mod sop_classes;
 pub mod stability;
 mod storage_classes;
+mod unknown_vr;
 
 use std::hash::{Hash, Hasher};
 use std::io;
