@@ -26,7 +26,7 @@ pub use attrs::{BSN_ISSUER_OID, normalize_bsn};
 use describe::Provenance;
 pub use describe::describe_file;
 pub use events::{Events, StudyEvent};
-pub use metadata::BULK_URI_PREFIX;
+pub use metadata::{BULK_URI_PREFIX, value_at as metadata_value_at};
 pub use parse::ParseError;
 pub use part10::{Part10Header, read_part10_header, write_part10_header};
 
