@@ -49,13 +49,13 @@ pub fn reinterpret(
         return None;
     }
     let size = match vr {
-        VR::US | VR::SS | VR::OW | VR::AT => 2,
-        VR::UL | VR::SL | VR::FL | VR::OF | VR::OL => 4,
+        VR::US | VR::SS | VR::OW => 2,
+        VR::UL | VR::SL | VR::FL | VR::OF | VR::OL | VR::AT => 4,
         VR::FD | VR::OD | VR::SV | VR::UV | VR::OV => 8,
         _ => 1,
     };
     let len = u32::try_from(bytes.len()).ok()?;
-    if bytes.len() % size != 0 || (vr == VR::AT && bytes.len() % 4 != 0) {
+    if !bytes.len().is_multiple_of(size) {
         return None;
     }
     let mut decoder = StatefulDecoder::new_with(

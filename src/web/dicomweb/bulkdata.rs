@@ -205,11 +205,10 @@ pub(super) async fn bulkdata(
             length: Some(n), ..
         }),
     ) = (&choice.label, &document)
+        && !label.starts_with(OCTETS)
     {
-        if !label.starts_with(OCTETS) {
-            for (_, length) in parts.iter_mut().flatten() {
-                *length = (*length).min(*n);
-            }
+        for (_, length) in parts.iter_mut().flatten() {
+            *length = (*length).min(*n);
         }
     }
     let label = choice.label.unwrap_or(default_label);
