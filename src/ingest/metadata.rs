@@ -91,6 +91,16 @@ fn set_bulk(element: &mut Value, path: &str) {
     }
 }
 
+/// The first value of the element at tag path `path` (as `BulkValue`
+/// paths name them) in stored `/metadata` JSON, e.g. the MIME Type of
+/// Encapsulated Document beside a document's bulk data.
+pub fn value_at(json: &[u8], path: &str) -> Option<Value> {
+    let Value::Object(mut map) = serde_json::from_slice(json).ok()? else {
+        return None;
+    };
+    find(&mut map, path)?.get("Value")?.get(0).cloned()
+}
+
 /// Follows a tag path like `0040A730.0.00420011` into nested items.
 fn find<'a>(map: &'a mut Map<String, Value>, path: &str) -> Option<&'a mut Value> {
     let mut parts = path.split('.');
@@ -177,5 +187,16 @@ mod tests {
             json["0040A730"]["Value"][0]["00420011"]["BulkDataURI"],
             "pushgate-bulk:0040A730.0.00420011"
         );
+        let stored = to_json(&obj, &layout).unwrap();
+        assert_eq!(
+            value_at(&stored, "0040A730.0.00201041"),
+            Some(serde_json::json!(-37.5))
+        );
+        assert_eq!(
+            value_at(&stored, "00100010").unwrap()["Alphabetic"],
+            "Jansen^Anna"
+        );
+        assert_eq!(value_at(&stored, "0040A730.1.00201041"), None);
+        assert_eq!(value_at(&stored, "00420012"), None);
     }
 }

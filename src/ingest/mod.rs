@@ -14,6 +14,7 @@ pub mod reindex;
 pub mod sop_classes;
 pub mod stability;
 mod storage_classes;
+mod unknown_vr;
 
 use std::hash::{Hash, Hasher};
 use std::io;
@@ -25,7 +26,7 @@ pub use attrs::{BSN_ISSUER_OID, normalize_bsn};
 use describe::Provenance;
 pub use describe::describe_file;
 pub use events::{Events, StudyEvent};
-pub use metadata::BULK_URI_PREFIX;
+pub use metadata::{BULK_URI_PREFIX, value_at as metadata_value_at};
 pub use parse::ParseError;
 pub use part10::{Part10Header, read_part10_header, write_part10_header};
 

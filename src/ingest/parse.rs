@@ -12,6 +12,7 @@ use dicom_core::header::{DataElementHeader, HasLength, Header, Length};
 use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
+use dicom_encoding::text::SpecificCharacterSet;
 use dicom_encoding::transfer_syntax::{Codec, TransferSyntaxIndex};
 use dicom_object::InMemDicomObject;
 use dicom_parser::dataset::LazyDataToken;
@@ -20,6 +21,7 @@ use dicom_parser::stateful::decode::{StatefulDecode, StatefulDecoder};
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 
+use super::unknown_vr;
 use crate::store::{BulkLayout, BulkValue, PixelLayout};
 
 /// Binary values longer than this are bulk data: not kept in memory, served
@@ -182,6 +184,9 @@ struct Walk<'a> {
     kept: u64,
     /// Everything charged against `MEMORY_BUDGET`.
     spent: u64,
+    /// The Specific Character Set seen last, for text values sent as UN
+    /// (the decoder only follows one it reads as CS).
+    charset: SpecificCharacterSet,
 }
 
 impl<'a> Walk<'a> {
@@ -190,6 +195,7 @@ impl<'a> Walk<'a> {
             layout,
             kept: 0,
             spent: 0,
+            charset: SpecificCharacterSet::default(),
         }
     }
 
@@ -272,8 +278,13 @@ impl<'a> Walk<'a> {
         depth: usize,
     ) -> Result<DataElement<InMemDicomObject>, ParseError> {
         let tag = header.tag();
-        let vr = header.vr();
         let len = header.length().get().unwrap_or(0);
+        // A UN value of a known tag is described by its dictionary VR
+        // (PS3.5 6.2.2); the bytes stay as received.
+        let known = (header.vr() == VR::UN)
+            .then(|| unknown_vr::dictionary_vr(tag))
+            .flatten();
+        let vr = known.unwrap_or(header.vr());
         let decoder = match r.advance() {
             Some(Ok(LazyDataToken::LazyValue { decoder, .. })) => decoder,
             Some(Err(e)) => return Err(broken(0, e)),
@@ -287,10 +298,28 @@ impl<'a> Walk<'a> {
         if !bulk {
             self.kept += u64::from(len);
             self.charge(u64::from(len))?;
-            let value = decoder
-                .read_value_preserved(&header)
-                .map_err(|e| broken(decoder.position(), e))?;
-            return Ok(DataElement::new(tag, vr, value));
+            let element = match known {
+                Some(known) => {
+                    let mut bytes = Vec::with_capacity(len as usize);
+                    decoder
+                        .read_to_vec(len, &mut bytes)
+                        .map_err(|e| broken(decoder.position(), e))?;
+                    match unknown_vr::reinterpret(tag, known, &bytes, &self.charset) {
+                        Some(value) => DataElement::new(tag, known, value),
+                        None => DataElement::new(tag, VR::UN, PrimitiveValue::from(bytes)),
+                    }
+                }
+                None => {
+                    let value = decoder
+                        .read_value_preserved(&header)
+                        .map_err(|e| broken(decoder.position(), e))?;
+                    DataElement::new(tag, vr, value)
+                }
+            };
+            if tag == tags::SPECIFIC_CHARACTER_SET {
+                self.charset = unknown_vr::charset_of(&element.to_str().unwrap_or_default());
+            }
+            return Ok(element);
         }
         let offset = decoder.position();
         decoder.skip_bytes(len).map_err(|e| broken(offset, e))?;

@@ -186,26 +186,34 @@ pub fn dicom(ranges: &[MediaRange], single_allowed: bool) -> Option<DicomAccept>
 pub struct PartAccept {
     pub media_type: String,
     pub syntax: Option<Syntax>,
+    /// Named bare, not as a `multipart/related` type: the answer is that
+    /// one part alone (PS3.18 §8.7.3.1).
+    pub single: bool,
 }
 
 /// Negotiates the parts of a frames or bulk data response, best first.
 pub fn parts(ranges: &[MediaRange]) -> Vec<PartAccept> {
     let mut accepted = Vec::new();
     for range in ranges {
-        let media_type = match range.media_type.as_str() {
+        let (media_type, single) = match range.media_type.as_str() {
             "multipart/related" => match range.param("type") {
-                Some(t) => t.to_ascii_lowercase(),
-                None => "application/octet-stream".into(),
+                Some(t) => (t.to_ascii_lowercase(), false),
+                None => ("application/octet-stream".into(), false),
             },
-            "*/*" | "multipart/*" => "*/*".into(),
-            // a bare single-part media type: accepted as the part's type
-            other => other.to_string(),
+            // no preference: the default, multipart
+            "*/*" | "multipart/*" => ("*/*".into(), false),
+            // a bare single-part media type: that part alone
+            other => (other.to_string(), true),
         };
         let syntax = range.param("transfer-syntax").map(|ts| match ts {
             "*" => Syntax::Stored,
             uid => Syntax::Uid(uid.to_string()),
         });
-        let part = PartAccept { media_type, syntax };
+        let part = PartAccept {
+            media_type,
+            syntax,
+            single,
+        };
         if !accepted.contains(&part) {
             accepted.push(part);
         }
@@ -295,10 +303,20 @@ mod tests {
             Some(Syntax::Uid("1.2.840.10008.1.2.4.50".into()))
         );
         assert_eq!(p[1].media_type, "application/octet-stream");
+        assert!(!p[0].single && !p[1].single);
         assert_eq!(
             parts(&parse("multipart/related"))[0].media_type,
             "application/octet-stream"
         );
+        // what OHIF sends with `singlepart: 'bulkdata,pdf'`
+        let p = parts(&parse(
+            "application/octet-stream; transfer-syntax=*, application/pdf, */*;q=0.1",
+        ));
+        assert_eq!(p[0].media_type, "application/octet-stream");
+        assert_eq!(p[0].syntax, Some(Syntax::Stored));
+        assert!(p[0].single && p[1].single);
+        assert_eq!(p[1].media_type, "application/pdf");
+        assert!(!p[2].single);
     }
 
     #[test]

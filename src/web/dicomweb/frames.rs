@@ -53,8 +53,14 @@ fn stored_is_decoded(record: &InstanceRecord) -> bool {
         )
 }
 
-/// Picks how to send the frames of `record`, by the client's preference.
-fn negotiate(record: &InstanceRecord, ranges: &[MediaRange]) -> Result<Send, DicomWebError> {
+/// Picks how to send `count` frames of `record`, by the client's
+/// preference, and whether as one bare part (a single-part media type,
+/// one frame only).
+fn negotiate(
+    record: &InstanceRecord,
+    ranges: &[MediaRange],
+    count: usize,
+) -> Result<(Send, bool), DicomWebError> {
     let ts = trim(&record.transfer_syntax);
     let compressed = matches!(record.layout.pixel, Some(PixelLayout::Encapsulated { .. }));
     let stored_media = pixels::frame_media_type(ts).filter(|_| compressed);
@@ -71,7 +77,12 @@ fn negotiate(record: &InstanceRecord, ranges: &[MediaRange]) -> Result<Send, Dic
             Send::Decoded
         }
     };
+    let mut single_refused = None;
     for part in accept::parts(ranges) {
+        if part.single && count > 1 {
+            single_refused.get_or_insert(part.media_type);
+            continue;
+        }
         let choice = match (part.media_type.as_str(), &part.syntax) {
             ("application/octet-stream", None) if decodable => Some(Send::Decoded),
             ("application/octet-stream", Some(Syntax::Uid(uid))) if uid == EXPLICIT_LE => {
@@ -107,8 +118,11 @@ fn negotiate(record: &InstanceRecord, ranges: &[MediaRange]) -> Result<Send, Dic
             },
         };
         if let Some(choice) = choice {
-            return Ok(choice);
+            return Ok((choice, part.single));
         }
+    }
+    if let Some(media_type) = single_refused {
+        return Err(super::single::too_many(count, "frame", &media_type));
     }
     let mut offered = Vec::new();
     if decodable {
@@ -175,7 +189,7 @@ pub(super) async fn frames(
                 frames: count,
             }));
         }
-        let send = negotiate(&record, &ranges)?;
+        let (send, single) = negotiate(&record, &ranges, frames.len())?;
         let file = a.path_of(&key);
         let plan = match &send {
             Send::Stored { part_type } => Plan::Ranges {
@@ -192,11 +206,29 @@ pub(super) async fn frames(
                 Plan::Decode { first }
             }
         };
-        Ok((file, record, frames, plan))
+        Ok((file, record, frames, plan, single))
     })
     .await
     .map_err(|e| crate::web::WebError::Internal(e.to_string()))?;
-    let (file, record, frames, plan) = prepared?;
+    let (file, record, frames, plan, single) = prepared?;
+    if single {
+        // one frame, negotiated under a single-part media type
+        return Ok(match plan {
+            Plan::Ranges {
+                part_type,
+                mut ranges,
+            } => super::single::from_file(
+                access,
+                AccessKind::Frames,
+                &part_type,
+                file,
+                ranges.pop().unwrap_or_default(),
+            ),
+            Plan::Decode { first } => {
+                super::single::from_bytes(access, AccessKind::Frames, DECODED_TYPE, first)
+            }
+        });
+    }
     let mp = Multipart::new();
     let (response, part_type) = match plan {
         Plan::Ranges { part_type, ranges } => {
@@ -339,7 +371,7 @@ mod tests {
     }
 
     fn send(ts: &str, compressed: bool, accept: &str) -> Result<Send, DicomWebError> {
-        negotiate(&record(ts, compressed), &accept::parse(accept))
+        negotiate(&record(ts, compressed), &accept::parse(accept), 1).map(|(send, _)| send)
     }
 
     const JPEG_LOSSLESS: &str = "1.2.840.10008.1.2.4.70";
@@ -436,5 +468,29 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn single_part_types_answer_one_frame_bare() {
+        let record = record(JPEG_LOSSLESS, true);
+        let ranges = accept::parse("application/octet-stream");
+        assert_eq!(
+            negotiate(&record, &ranges, 1).unwrap(),
+            (Send::Decoded, true)
+        );
+        let ranges = accept::parse("image/jpeg");
+        let (send, single) = negotiate(&record, &ranges, 1).unwrap();
+        assert!(single && matches!(send, Send::Stored { .. }));
+        // more than one frame cannot be one part
+        let Err(DicomWebError::NotAcceptable(reason)) = negotiate(&record, &ranges, 3) else {
+            panic!("406 expected");
+        };
+        assert!(
+            reason.contains("multipart/related; type=\"image/jpeg\""),
+            "{reason}"
+        );
+        // unless the client also accepts multipart
+        let ranges = accept::parse("image/jpeg, multipart/related; type=image/jpeg; q=0.5");
+        assert!(!negotiate(&record, &ranges, 3).unwrap().1);
     }
 }

@@ -5,12 +5,14 @@
 //! (404).
 
 pub mod accept;
+mod bulkdata;
 mod frames;
 mod multipart;
 pub mod qido;
 mod rendered;
 mod resource;
 mod search;
+mod single;
 mod wado;
 
 use std::net::IpAddr;
@@ -283,9 +285,7 @@ pub(super) async fn handle(
             None => match resource {
                 Resource::SearchStudies
                 | Resource::SearchSeries { .. }
-                | Resource::SearchInstances { .. } => {
-                    Ok(json(StatusCode::OK, &Vec::<serde_json::Value>::new()))
-                }
+                | Resource::SearchInstances { .. } => search::no_matches(&ranges),
                 _ => Err(DicomWebError::NotFound(
                     "the study has not arrived yet".into(),
                 )),
@@ -313,7 +313,7 @@ async fn dispatch(
         }
         Resource::Metadata(target) => wado::metadata(access, target, ranges).await,
         Resource::Bulkdata { instance, path } => {
-            wado::bulkdata(access, instance, path, ranges).await
+            bulkdata::bulkdata(access, instance, path, ranges).await
         }
         Resource::SearchStudies => {
             search::search(

@@ -19,12 +19,7 @@ pub(super) async fn search(
     query: Option<String>,
     ranges: &[MediaRange],
 ) -> Result<Response<Body>, DicomWebError> {
-    let Some(media_type) = accept::choose(ranges, &["application/dicom+json", "application/json"])
-    else {
-        return Err(DicomWebError::NotAcceptable(
-            "search results are application/dicom+json".into(),
-        ));
-    };
+    let media_type = media_type(ranges)?;
     let query = qido::parse(level, query.as_deref())
         .map_err(|e| DicomWebError::BadRequest(e.to_string()))?;
     let warning = query.warning();
@@ -56,4 +51,18 @@ pub(super) async fn search(
         response.headers_mut().insert(header::WARNING, value);
     }
     Ok(response)
+}
+
+/// The media type of search results the client accepts.
+fn media_type(ranges: &[MediaRange]) -> Result<&'static str, DicomWebError> {
+    accept::choose(ranges, &["application/dicom+json", "application/json"]).ok_or_else(|| {
+        DicomWebError::NotAcceptable("search results are application/dicom+json".into())
+    })
+}
+
+/// A search that cannot match anything (the study has not arrived): the
+/// same `200 []` as a search without matches (CP-2473; dicomweb-client and
+/// OHIF take an empty array, not every client a 204), same media type.
+pub(super) fn no_matches(ranges: &[MediaRange]) -> Result<Response<Body>, DicomWebError> {
+    Ok(full(StatusCode::OK, media_type(ranges)?, "[]"))
 }

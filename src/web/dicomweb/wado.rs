@@ -16,7 +16,7 @@ use super::{Access, DicomWebError, Target};
 use crate::ingest::{BULK_URI_PREFIX, StudyEvent};
 use crate::journal::AccessKind;
 use crate::pixels;
-use crate::store::{InstanceKey, InstanceRecord, PixelLayout, Uid};
+use crate::store::{InstanceKey, InstanceRecord, Uid};
 use crate::web::stream::{Sink, produced_while};
 use crate::web::{Body, full};
 
@@ -401,134 +401,6 @@ pub(super) async fn metadata(
     });
     let mut response = Response::new(body);
     if let Ok(value) = media_type.parse() {
-        response.headers_mut().insert(header::CONTENT_TYPE, value);
-    }
-    Ok(response)
-}
-
-/// A bulk data value as `/metadata` names it: other large values as one
-/// octet-stream part; pixel data as its native bytes, or (compressed) each
-/// frame as stored.
-pub(super) async fn bulkdata(
-    access: Arc<Access>,
-    instance: Target,
-    path: String,
-    ranges: &[MediaRange],
-) -> Result<Response<Body>, DicomWebError> {
-    let a = access.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        let instances = a.covered_target(&instance)?;
-        let Some((key, record)) = instances.into_iter().next() else {
-            return Err(super::not_here());
-        };
-        let file = a.path_of(&key);
-        // Reading the file for an Extended Offset Table or a marker scan is
-        // blocking work: it is done here, not on the reactor.
-        let frames = match &record.layout.pixel {
-            Some(PixelLayout::Encapsulated { .. }) if !record.layout.deflated => {
-                Some(pixels::frame_ranges(&file, &record))
-            }
-            _ => None,
-        };
-        Ok((file, record, frames))
-    })
-    .await
-    .map_err(|e| crate::web::WebError::Internal(e.to_string()))?;
-    let (file, record, frames) = found?;
-    if record.layout.deflated {
-        return Err(DicomWebError::NotAcceptable(
-            "this instance is stored deflated: its bulk data has no byte range; retrieve the instance"
-                .into(),
-        ));
-    }
-    let is_pixel = matches!(path.as_str(), "7FE00010" | "7FE00008" | "7FE00009");
-    let ranges_of: Vec<(String, Vec<(u64, u64)>)> = match (&record.layout.pixel, is_pixel) {
-        (Some(PixelLayout::Native { offset, length }), true) => vec![(
-            "application/octet-stream".to_string(),
-            vec![(*offset, *length)],
-        )],
-        (Some(PixelLayout::Encapsulated { fragments, .. }), true) => {
-            let media = pixels::frame_media_type(&record.transfer_syntax)
-                .unwrap_or("application/octet-stream");
-            let ts = &record.transfer_syntax;
-            // fragments that cannot be attributed to frames are not sent
-            // as if they were frames
-            let located = match frames {
-                Some(Ok(located)) => located,
-                Some(Err(e)) => return Err(super::frames::pixel_error(e)),
-                None => fragments
-                    .iter()
-                    .map(|(o, l)| vec![(*o, u64::from(*l))])
-                    .collect(),
-            };
-            located
-                .into_iter()
-                .map(|r| (format!("{media}; transfer-syntax={ts}"), r))
-                .collect()
-        }
-        _ => match record.layout.values.iter().find(|v| v.path == path) {
-            Some(value) => vec![(
-                "application/octet-stream".to_string(),
-                vec![(value.offset, value.length)],
-            )],
-            None => return Err(super::not_here()),
-        },
-    };
-    let offered: Vec<&str> = ranges_of
-        .iter()
-        .map(|(t, _)| t.split(';').next().unwrap_or(""))
-        .collect();
-    let acceptable = accept::parts(ranges).iter().any(|p| {
-        p.media_type == "*/*"
-                || offered.iter().all(|o| *o == p.media_type)
-                // what cornerstone asks: the stored bytes as octet-stream
-                || (p.media_type == "application/octet-stream"
-                    && p.syntax == Some(accept::Syntax::Stored))
-    });
-    if !acceptable {
-        return Err(DicomWebError::NotAcceptable(format!(
-            "this bulk data is sent as multipart/related; type=\"{}\"",
-            offered
-                .first()
-                .copied()
-                .unwrap_or("application/octet-stream")
-        )));
-    }
-    let mp = Multipart::new();
-    let len = ranges_of
-        .iter()
-        .map(|(t, r)| {
-            mp.part_head(t, None).len() as u64
-                + r.iter().map(|(_, l)| l).sum::<u64>()
-                + Multipart::PART_TAIL.len() as u64
-        })
-        .sum::<u64>()
-        + mp.close().len() as u64;
-    let content_type = mp.content_type(
-        offered
-            .first()
-            .copied()
-            .unwrap_or("application/octet-stream"),
-        None,
-    );
-    let guard = access.guard(AccessKind::Frames);
-    let body = produced_while(Some(len), guard, move |sink| {
-        let result = (|| {
-            for (part_type, pieces) in &ranges_of {
-                sink.write_all(&mp.part_head(part_type, None))?;
-                for (offset, length) in pieces {
-                    sink.send_file(&file, *offset, *length)?;
-                }
-                sink.write_all(Multipart::PART_TAIL)?;
-            }
-            sink.write_all(&mp.close())?;
-            sink.flush()
-        })();
-        access.served(AccessKind::Frames, 1, sink.sent);
-        result
-    });
-    let mut response = Response::new(body);
-    if let Ok(value) = content_type.parse() {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
     }
     Ok(response)
