@@ -7,6 +7,7 @@ mod cors;
 pub mod dicomweb;
 mod download;
 mod error;
+mod inbound;
 mod ops;
 mod pages;
 pub mod peer_verifier;
@@ -42,6 +43,7 @@ pub use router::Endpoint;
 
 use crate::authz::{AdminToken, Authz, CertIdentity};
 use crate::store::Index;
+use inbound::Inbound;
 use request::Connection;
 
 pub type Body = BoxBody<Bytes, io::Error>;
@@ -112,17 +114,29 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let connection = current(connection, &app);
-    let endpoint = router::route(request.method(), request.uri().path());
     let head = request.method() == hyper::Method::HEAD;
-    let response = match endpoint {
+    let (parts, body) = request.into_parts();
+    let (body, leftover) = Inbound::new(body);
+    let response = answer(&app, &connection, Request::from_parts(parts, body)).await;
+    // a request body left unread makes HTTP/2 reset the stream, and the
+    // answer with it: read the rest (bounded) first
+    leftover.drain().await;
+    let response = secured(response);
+    Ok(if head { headless(response) } else { response })
+}
+
+async fn answer(
+    app: &Arc<App>,
+    connection: &Arc<Connection>,
+    request: Request<Inbound>,
+) -> Response<Body> {
+    let endpoint = router::route(request.method(), request.uri().path());
+    match endpoint {
         Err(e) => {
             // Under /s/ even a path that does not exist gets the neutral answer.
             let neutral =
                 matches!(e, WebError::NotFound) && request.uri().path().starts_with("/s/");
             let html = request::wants_html(&request);
-            // a request body left unread makes HTTP/2 reset the stream,
-            // and the answer with it: read it (bounded) first
-            let _ = request::body(request).await;
             if neutral {
                 share::neutral(html)
             } else {
@@ -137,19 +151,19 @@ async fn handle(
             WebError::NotFound.into_response()
         }
         Ok(Endpoint::Healthz) => full(StatusCode::OK, "text/plain", "ok\n"),
-        Ok(Endpoint::Readyz) => ops::readyz(&app).await,
-        Ok(Endpoint::Metrics) => ops::metrics(&app).await,
+        Ok(Endpoint::Readyz) => ops::readyz(app).await,
+        Ok(Endpoint::Metrics) => ops::metrics(app).await,
         Ok(Endpoint::Favicon) => full(StatusCode::NO_CONTENT, "image/x-icon", ""),
         Ok(Endpoint::OpenPgpKey) => full(
             StatusCode::OK,
             "application/pgp-keys",
             app.relay.key.public_armored(),
         ),
-        Ok(Endpoint::RelayInbox) => relay::inbox(&app, &connection, request).await,
-        Ok(Endpoint::DicomWebPreflight) => cors::preflight(cors::allowed_origin(&app, &request)),
+        Ok(Endpoint::RelayInbox) => relay::inbox(app, connection, request).await,
+        Ok(Endpoint::DicomWebPreflight) => cors::preflight(cors::allowed_origin(app, &request)),
         Ok(Endpoint::Download(token)) => match stream::admit() {
             Some(permit) => stream::holding(
-                download::handle(&app, &token, request, &connection)
+                download::handle(app, &token, request, connection)
                     .await
                     .unwrap_or_else(WebError::into_response),
                 permit,
@@ -158,8 +172,8 @@ async fn handle(
         },
         Ok(Endpoint::DicomWeb { token, path }) => match stream::admit() {
             Some(permit) => {
-                let origin = cors::allowed_origin(&app, &request);
-                let response = dicomweb::handle(&app, &token, &path, request, &connection)
+                let origin = cors::allowed_origin(app, &request);
+                let response = dicomweb::handle(app, &token, &path, request, connection)
                     .await
                     .unwrap_or_else(WebError::into_response);
                 stream::holding(cors::decorate(response, origin), permit)
@@ -176,21 +190,19 @@ async fn handle(
             | Endpoint::AdminOutbox
             | Endpoint::AdminSend
             | Endpoint::AdminForward),
-        ) => admin::handle(&app, endpoint, request, connection.peer)
+        ) => admin::handle(app, endpoint, request, connection.peer)
             .await
             .unwrap_or_else(WebError::into_response),
         Ok(endpoint) => {
             let html = request::wants_html(&request);
             let share = endpoint.is_share();
-            match share::handle(&app, endpoint, request, &connection).await {
+            match share::handle(app, endpoint, request, connection).await {
                 Ok(response) => response,
                 Err(WebError::NotFound) if share => share::neutral(html),
                 Err(e) => e.into_response(),
             }
         }
-    };
-    let response = secured(response);
-    Ok(if head { headless(response) } else { response })
+    }
 }
 
 /// A HEAD answer: the headers of the GET, its length announced, no body

@@ -16,7 +16,7 @@ mod wado;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hyper::body::Incoming;
+use super::inbound::Inbound;
 use hyper::{Request, Response, StatusCode, header};
 
 use super::request::{self, Connection};
@@ -261,7 +261,7 @@ pub(super) async fn handle(
     app: &Arc<App>,
     token: &str,
     path: &str,
-    request: Request<Incoming>,
+    request: Request<Inbound>,
     connection: &Connection,
 ) -> Result<Response<Body>, WebError> {
     let segments: Vec<&str> = path.split('/').collect();
