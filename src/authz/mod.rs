@@ -18,6 +18,7 @@ pub use decide::{Allowed, Bound, Caller, Credentials, Denied, Link};
 pub use grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target};
 pub use identity::{CertIdentity, Holder, IdentityError, UZI_OTHER_NAME_OID, Uzi};
 pub use issue::{Coverage, GrantCounts, GrantDetail, GrantView, IssueRequest, Issued, Shape};
+pub use limiter::client_key;
 pub use service::{Authz, AuthzError, Served};
 pub use shares::{Share, Shares};
 

@@ -3,6 +3,7 @@
 //! the admin API's study listing.
 
 mod admin;
+mod conn;
 mod cors;
 pub mod dicomweb;
 mod download;
@@ -31,13 +32,13 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+pub use conn::Limits;
 pub use error::WebError;
 pub use router::Endpoint;
 
@@ -50,8 +51,9 @@ pub type Body = BoxBody<Bytes, io::Error>;
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-const MAX_CONNECTIONS: usize = 1024;
 const H2_KEEPALIVE: Duration = Duration::from_secs(30);
+/// How long a connection asked to close may take with nothing in flight.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Connection and request numbers for the log: every line written while
 /// serving one carries them (`https{conn=..}:request{id=..}`). Paths are
@@ -298,18 +300,18 @@ fn current(connection: Arc<Connection>, app: &App) -> Arc<Connection> {
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
+    limits: conn::Limits,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let places = conn::Places::new(limits.max_per_address);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    // HTTP/2 has no header timeout: idle connections are pinged and dropped
-    // when they stop answering.
+    // Pings find peers that went away; an idle connection is closed by
+    // `limits.idle_timeout`, whatever it answers to pings.
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -329,15 +331,12 @@ pub async fn serve(
             },
                 _ = shutdown.changed() => break,
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "HTTPS connection refused: {MAX_CONNECTIONS} already open");
+        let Some(place) = places.admit(peer.ip()) else {
             continue;
         };
         let _ = socket.set_nodelay(true);
         let acceptor = TlsAcceptor::from(app.tls.load().server.clone());
-        let app = app.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let (app, builder, stop) = (app.clone(), builder.clone(), shutdown.clone());
         let span = tracing::info_span!(
             "https",
             conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
@@ -345,9 +344,11 @@ pub async fn serve(
         );
         tokio::spawn(
             async move {
-                let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket))
-                    .await
-                {
+                let _place = place;
+                let activity = conn::Activity::new();
+                // the handshake, like the first request, within the idle time
+                let handshake = TLS_HANDSHAKE_TIMEOUT.min(limits.idle_timeout);
+                let tls = match tokio::time::timeout(handshake, acceptor.accept(socket)).await {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, "TLS handshake failed: {e}");
@@ -366,26 +367,90 @@ pub async fn serve(
                     chain,
                     generation: trust.generation,
                 });
+                let requests = activity.clone();
                 let service = hyper::service::service_fn(move |request| {
                     let id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
-                    handle(app.clone(), connection.clone(), request)
+                    let busy = requests.begin();
+                    let answer = handle(app.clone(), connection.clone(), request);
+                    async move { Ok::<_, Infallible>(stream::holding(answer.await?, busy)) }
                         .instrument(tracing::info_span!("request", id))
                 });
                 let connection = builder.serve_connection(TokioIo::new(tls), service);
-                if let Err(e) = watcher.watch(connection.into_owned()).await {
-                    tracing::debug!(%peer, "HTTP connection ended: {e}");
-                }
-                drop(permit);
+                serve_connection(
+                    connection,
+                    |c| c.graceful_shutdown(),
+                    &activity,
+                    limits.idle_timeout,
+                    stop,
+                )
+                .await;
             }
             .instrument(span),
         );
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown())
+    if tokio::time::timeout(drain, places.all_closed())
         .await
         .is_err()
     {
         tracing::warn!("HTTPS connections still open after {drain:?}; closing them");
+    }
+}
+
+/// Runs one connection until it ends, closing it once it has had no
+/// request in flight for `idle_timeout`, or at shutdown once its requests
+/// are done. Closing is graceful first (HTTP/2 GOAWAY, HTTP/1.1 ends after
+/// the current answer); a peer that does not let go while nothing is in
+/// flight is dropped after `CLOSE_GRACE`.
+async fn serve_connection<C, E>(
+    connection: C,
+    close_gracefully: impl Fn(std::pin::Pin<&mut C>),
+    activity: &conn::Activity,
+    idle_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) where
+    C: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    tokio::pin!(connection);
+    let mut closing: Option<tokio::time::Instant> = None;
+    loop {
+        let check = match (closing, activity.quiet_since()) {
+            (Some(at), _) => at + CLOSE_GRACE,
+            (None, Some(quiet)) => tokio::time::Instant::from_std(quiet) + idle_timeout,
+            (None, None) => tokio::time::Instant::now() + idle_timeout,
+        };
+        tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!("HTTP connection ended: {e}");
+                }
+                return;
+            }
+            _ = stop.wait_for(|stop| *stop), if closing.is_none() => {
+                close_gracefully(connection.as_mut());
+                closing = Some(tokio::time::Instant::now());
+            }
+            () = tokio::time::sleep_until(check) => {
+                let Some(quiet) = activity.quiet_since() else {
+                    // a request is in flight: it may finish, closing or not
+                    closing = closing.map(|_| tokio::time::Instant::now());
+                    continue;
+                };
+                match closing {
+                    Some(_) => {
+                        tracing::debug!("HTTP connection dropped: it did not close");
+                        return;
+                    }
+                    None if quiet.elapsed() >= idle_timeout => {
+                        tracing::debug!("HTTP connection idle for {idle_timeout:?}: closing");
+                        close_gracefully(connection.as_mut());
+                        closing = Some(tokio::time::Instant::now());
+                    }
+                    None => {}
+                }
+            }
+        }
     }
 }
 
