@@ -83,12 +83,20 @@ fn one_ipv4_client_of_a_dual_stack_listener_does_not_limit_another() {
 fn anonymous_posts_to_the_relay_inbox_are_journaled_within_the_refusal_bound() {
     let daemon = Daemon::start();
     let started = Instant::now();
-    // 500 POSTs with a small body, no client certificate
+    // 500 POSTs with a small body, no client certificate, over HTTP/1.1
+    // as gateways deliver
     let url = format!("https://127.0.0.1:{}/relay/v1/inbox", daemon.http.port());
     let mut cmd = Command::new("curl");
-    cmd.args(["-sk", "--max-time", "120", "--interface", "127.0.0.7"])
-        .args(["-w", "%{http_code}\\n"])
-        .args(["--data-binary", "not a package"]);
+    cmd.args([
+        "-sk",
+        "--http1.1",
+        "--max-time",
+        "120",
+        "--interface",
+        "127.0.0.7",
+    ])
+    .args(["-w", "%{http_code}\\n"])
+    .args(["--data-binary", "not a package"]);
     for _ in 0..500 {
         cmd.args(["-o", "/dev/null"]).arg(&url);
     }
