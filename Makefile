@@ -24,7 +24,7 @@ BENCH_PACKAGES := orthanc orthanc-dicomweb time python3
 # under target/ made from Debian's python3, which also sees Debian's
 # python3-selenium. Re-made only when this list changes.
 PYENV := target/pyenv
-PY_PACKAGES := dicomweb-client==0.61.2 pydicom==3.0.2 pillow==13.0.0 numpy==2.4.6 requests==2.34.2 prometheus-client==0.26.0
+PY_PACKAGES := dicomweb-client==0.61.2 pydicom==3.0.2 pillow==13.0.0 numpy==2.4.6 requests==2.34.2 prometheus-client==0.26.0 httpx[http2]==0.28.1
 
 deps:
 	@./packaging/install-deps.sh $(DEB_PACKAGES)

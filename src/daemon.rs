@@ -233,7 +233,13 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         relay: relay.clone(),
     });
     start_relay(&config, &relay, &store, &events, &stop, &mut tasks)?;
-    tasks.spawn(web::serve(http_listener, app.clone(), stop.clone(), DRAIN));
+    tasks.spawn(web::serve(
+        http_listener,
+        app.clone(),
+        web::Limits::from(&config.http),
+        stop.clone(),
+        DRAIN,
+    ));
     if let Some(watch_dir) = config.import.watch_dir.clone() {
         let settle = config.import.settle;
         let ingestor = ingestor.clone();

@@ -4,6 +4,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
+use std::net::IpAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,9 @@ use rand::TryRngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use super::decide::{Caller, Credentials, Denied};
+use crate::journal::{AccessKind, DenyReason, Outcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminTokenError {
@@ -88,6 +92,47 @@ impl AdminToken {
     pub fn permits(&self, authorization: Option<&[u8]>) -> bool {
         let presented = bearer(authorization).unwrap_or_default();
         bool::from(digest(presented).ct_eq(&self.digest)) & !presented.is_empty()
+    }
+}
+
+impl super::Authz {
+    /// Whether a request may use the admin API: its bearer token compared
+    /// in constant time. Failures are limited per address (`for_admin_failures`);
+    /// an address past its limit is refused with `RateLimited` until its
+    /// bucket refills, even with the right token, so that a guesser learns
+    /// nothing from the limited answers. Every refusal is journaled (bounded
+    /// like every refusal) and, when journaled, logged.
+    pub fn admit_admin(
+        &self,
+        token: &AdminToken,
+        authorization: Option<&[u8]>,
+        from: IpAddr,
+    ) -> Result<(), Denied> {
+        let caller = Caller {
+            credentials: &Credentials::default(),
+            from,
+        };
+        let refuse = |reason: DenyReason| {
+            if self.record(caller, AccessKind::Admin, None, Outcome::Denied(reason)) {
+                tracing::warn!(peer = %from, ?reason, "admin API: authentication refused");
+            }
+        };
+        if let Err(wait) = self.admin_failures.check(from) {
+            refuse(DenyReason::RateLimited);
+            return Err(Denied::RateLimited(wait));
+        }
+        if token.permits(authorization) {
+            return Ok(());
+        }
+        // this failure takes from the bucket; the next one may be refused
+        let _ = self.admin_failures.attempt(from);
+        let reason = if bearer(authorization).is_some() {
+            DenyReason::UnknownToken
+        } else {
+            DenyReason::NoCredential
+        };
+        refuse(reason);
+        Err(Denied::Neutral(reason))
     }
 }
 

@@ -71,17 +71,37 @@ impl Limiter {
         )
     }
 
-    /// Takes one attempt for `from`, or says how long to wait. IPv6
-    /// addresses count by their /64: one host has all of it to rotate in.
+    /// Failed admin authentications: ten at once per address, then one
+    /// every six seconds. No limit in all: a 256-bit token cannot be
+    /// guessed anyway, and a shared budget would let anyone lock the local
+    /// `pushgate` command out along with the guesser.
+    pub fn for_admin_failures() -> Limiter {
+        Limiter::new(
+            Rate {
+                burst: 10.0,
+                per_second: 10.0 / 60.0,
+            },
+            Rate {
+                burst: f64::MAX,
+                per_second: 0.0,
+            },
+        )
+    }
+
+    /// Takes one attempt for `from`, or says how long to wait.
     pub fn attempt(&self, from: IpAddr) -> Result<(), Duration> {
-        let from = match from {
-            IpAddr::V6(v6) => {
-                let mut octets = v6.octets();
-                octets[8..].fill(0);
-                IpAddr::from(octets)
-            }
-            v4 => v4,
-        };
+        self.take(from, true)
+    }
+
+    /// Whether `from` has an attempt left, without taking it: for limits
+    /// that count only failures (the caller takes one with `attempt` when
+    /// it fails).
+    pub fn check(&self, from: IpAddr) -> Result<(), Duration> {
+        self.take(from, false)
+    }
+
+    fn take(&self, from: IpAddr, take: bool) -> Result<(), Duration> {
+        let from = client_key(from);
         let now = Instant::now();
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (addresses, global) = &mut *guard;
@@ -104,9 +124,26 @@ impl Limiter {
         if global.tokens < 1.0 {
             return Err(global.wait(self.global));
         }
-        mine.tokens -= 1.0;
-        global.tokens -= 1.0;
+        if take {
+            mine.tokens -= 1.0;
+            global.tokens -= 1.0;
+        }
         Ok(())
+    }
+}
+
+/// The address a client counts as, for every per-address limit: an IPv4
+/// client of a dual-stack listener arrives as `::ffff:a.b.c.d` and counts
+/// as that IPv4 address (else all of IPv4 would share one /64); other IPv6
+/// addresses count by their /64, since one host has all of it to rotate in.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::from(octets)
+        }
+        v4 => v4,
     }
 }
 
@@ -155,6 +192,46 @@ mod tests {
         assert!(limiter.attempt(a).is_ok() && limiter.attempt(b).is_ok());
         assert!(limiter.attempt(a).is_err() && limiter.attempt(b).is_err());
         assert!(limiter.attempt(c).is_ok());
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_count_as_ipv4_each() {
+        let limiter = Limiter::new(
+            Rate {
+                burst: 1.0,
+                per_second: 0.001,
+            },
+            Rate {
+                burst: 100.0,
+                per_second: 0.001,
+            },
+        );
+        let a: IpAddr = "::ffff:127.0.0.40".parse().unwrap();
+        let b: IpAddr = "::ffff:127.0.0.41".parse().unwrap();
+        assert!(limiter.attempt(a).is_ok());
+        assert!(limiter.attempt(a).is_err());
+        // the same client over an IPv4-only listener shares its bucket
+        assert!(limiter.attempt("127.0.0.40".parse().unwrap()).is_err());
+        assert!(limiter.attempt(b).is_ok());
+        assert_eq!(client_key(a), "127.0.0.40".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn checking_takes_nothing() {
+        let limiter = Limiter::new(
+            Rate {
+                burst: 1.0,
+                per_second: 0.001,
+            },
+            Rate {
+                burst: 100.0,
+                per_second: 0.001,
+            },
+        );
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(limiter.check(a).is_ok() && limiter.check(a).is_ok());
+        assert!(limiter.attempt(a).is_ok());
+        assert!(limiter.check(a).is_err());
     }
 
     #[test]

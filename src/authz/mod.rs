@@ -22,6 +22,7 @@ pub use grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target
 pub use identity::{CertIdentity, Holder, IdentityError, UZI_OTHER_NAME_OID, Uzi};
 pub use issue::{GrantCounts, GrantDetail, GrantView, IssueRequest, Issued, Shape};
 pub use push::PushDenied;
+pub use limiter::client_key;
 pub use service::{Authz, AuthzError, Served};
 pub use shares::{Share, Shares};
 

@@ -3,6 +3,7 @@
 //! under the change lock, with the journal's own time, exactly as a replay
 //! would apply it.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -61,6 +62,8 @@ pub struct Authz {
     /// counted (`Suppressed`), so nobody can fill the disk with refusals.
     denials: Limiter,
     suppressed: AtomicU64,
+    /// Failed admin authentications, per address (only failures count).
+    pub(super) admin_failures: Limiter,
     pub(super) config: GrantsConfig,
     pub(super) public_url: String,
     /// Changes are journaled and applied one at a time, in journal order.
@@ -116,6 +119,7 @@ impl Authz {
                 },
             ),
             suppressed: AtomicU64::new(0),
+            admin_failures: Limiter::for_admin_failures(),
             config,
             public_url,
             changes: Mutex::new(()),
@@ -209,25 +213,21 @@ impl Authz {
         }));
     }
 
-    /// Journals a decision without payload; never waits.
+    /// Journals a decision without payload; never waits. Returns whether
+    /// it was journaled (a refusal may be only counted).
     pub(super) fn record(
         &self,
         caller: Caller<'_>,
         what: AccessKind,
         grant: Option<&GrantId>,
         outcome: Outcome,
-    ) {
+    ) -> bool {
         let denied = match &outcome {
             Outcome::Allowed => None,
             Outcome::Denied(reason) => Some(*reason),
         };
         crate::metrics::METRICS.access(what, denied);
-        if matches!(outcome, Outcome::Denied(_)) && self.denials.attempt(caller.from).is_err() {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            crate::metrics::METRICS.accesses_unjournaled.inc();
-            return;
-        }
-        self.journal.append(Event::Access(Access {
+        let event = Event::Access(Access {
             grant: grant.cloned(),
             study: None,
             what,
@@ -236,7 +236,28 @@ impl Authz {
             outcome,
             instances: 0,
             bytes: 0,
-        }));
+        });
+        if denied.is_some() {
+            self.journal_refusal(caller.from, event)
+        } else {
+            self.journal.append(event);
+            true
+        }
+    }
+
+    /// Journals a refusal from `from`, within the bound every refusal
+    /// shares (`denials`); beyond it the refusal is only counted, and the
+    /// next sweep journals the count as one `Suppressed`. Returns whether
+    /// it was journaled: callers log a refusal only then, so neither the
+    /// journal nor the log grows at an anonymous caller's pace. Never waits.
+    pub fn journal_refusal(&self, from: IpAddr, event: Event) -> bool {
+        if self.denials.attempt(from).is_err() {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::METRICS.accesses_unjournaled.inc();
+            return false;
+        }
+        self.journal.append(event);
+        true
     }
 
     pub(super) fn deny<T>(
@@ -246,7 +267,7 @@ impl Authz {
         grant: Option<&GrantId>,
         reason: DenyReason,
     ) -> Result<T, super::Denied> {
-        self.record(caller, what, grant, Outcome::Denied(reason));
+        let _ = self.record(caller, what, grant, Outcome::Denied(reason));
         Err(super::Denied::Neutral(reason))
     }
 

@@ -1051,3 +1051,48 @@ fn a_study_being_deleted_takes_no_new_grant() {
     f.authz.deletion_done(&study.study_uid);
     assert!(!f.authz.is_deleting(&study.study_uid));
 }
+
+#[test]
+fn failed_admin_authentication_is_limited_per_address_and_journaled() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("admin.token");
+    let token = AdminToken::load_or_create(&path).unwrap();
+    let right = format!("Bearer {}", read_token(&path).unwrap());
+    let right = Some(right.as_bytes());
+    assert!(f.authz.admit_admin(&token, right, from(1)).is_ok());
+    for _ in 0..10 {
+        assert_eq!(
+            f.authz.admit_admin(&token, Some(b"Bearer wrong"), from(1)),
+            Err(Denied::Neutral(DenyReason::UnknownToken))
+        );
+    }
+    // limited now, the right token too; another address is not
+    assert!(matches!(
+        f.authz.admit_admin(&token, right, from(1)),
+        Err(Denied::RateLimited(wait)) if wait > Duration::from_secs(1)
+    ));
+    assert_eq!(
+        f.authz.admit_admin(&token, None, from(2)),
+        Err(Denied::Neutral(DenyReason::NoCredential))
+    );
+    assert!(f.authz.admit_admin(&token, right, from(3)).is_ok());
+    // journaled as refusals of `admin`, successes not
+    let journal = f.authz.journal();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while journal.lag() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let refused: Vec<DenyReason> = journal::read(journal.dir(), 1)
+        .unwrap()
+        .filter_map(|r| match r.unwrap().0.event {
+            Event::Access(a) if a.what == journal::AccessKind::Admin => match a.outcome {
+                journal::Outcome::Denied(reason) => Some(reason),
+                journal::Outcome::Allowed => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), 12, "{refused:?}");
+    assert_eq!(refused[10], DenyReason::RateLimited);
+}

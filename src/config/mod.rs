@@ -66,6 +66,10 @@ pub struct DicomConfig {
     pub idle_timeout: Duration,
 }
 
+/// HTTPS connections open at once, from everyone (not configurable;
+/// `http.max_connections_per_address` is a share of it).
+pub const MAX_HTTP_CONNECTIONS: usize = 1024;
+
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
@@ -78,6 +82,10 @@ pub struct HttpConfig {
     pub client_crl: Vec<PathBuf>,
     /// Origins whose pages may call DICOMweb (`*`: any).
     pub cors_origins: Vec<String>,
+    /// A connection with no request in flight this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections one client address (IPv6: its /64) may hold at once.
+    pub max_connections_per_address: usize,
 }
 
 #[derive(Debug, Clone)]

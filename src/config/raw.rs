@@ -58,6 +58,8 @@ struct RawHttp {
     uzi_ca: Vec<String>,
     client_crl: Vec<String>,
     cors_origins: Vec<String>,
+    idle_timeout: String,
+    max_connections_per_address: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -440,8 +442,21 @@ impl RawHttp {
                 ));
             }
         };
+        let idle_timeout = parse_duration("http.idle_timeout", &self.idle_timeout)?;
+        if idle_timeout < std::time::Duration::from_secs(1) {
+            return Err(invalid("http.idle_timeout", "must be at least 1s"));
+        }
+        let most = super::MAX_HTTP_CONNECTIONS;
+        if !(1..=most).contains(&self.max_connections_per_address) {
+            return Err(invalid(
+                "http.max_connections_per_address",
+                &format!("must be between 1 and {most} (all connections at once)"),
+            ));
+        }
         Ok(HttpConfig {
             listen: parse_socket_addr("http.listen", &self.listen)?,
+            idle_timeout,
+            max_connections_per_address: self.max_connections_per_address,
             tls,
             client_ca: self.client_ca.iter().map(PathBuf::from).collect(),
             uzi_ca: self.uzi_ca.iter().map(PathBuf::from).collect(),

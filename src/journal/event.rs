@@ -136,6 +136,8 @@ pub enum AccessKind {
     Rendered,
     Thumbnail,
     Download,
+    /// Authenticating to the admin API (only refusals are journaled).
+    Admin,
 }
 
 /// Who asked: a holder (certificate or token) or someone unidentified.

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
+use super::inbound::Inbound;
 use hyper::{Request, Response, StatusCode, header};
 use serde::Serialize;
 
 use super::{App, Body, Endpoint, WebError, json, request};
-use crate::authz::{AuthzError, GrantId, IssueRequest};
+use crate::authz::{AuthzError, Denied, GrantId, IssueRequest};
 use crate::relay::{RelayError, SendRequest};
 use crate::store::{PatientAttrs, SeriesRecord, StudyRecord, Timestamp, Uid};
 use serde::Deserialize;
@@ -96,7 +96,7 @@ struct RevokeRequest {
 pub(super) async fn handle(
     app: &Arc<App>,
     endpoint: Endpoint,
-    request: Request<Incoming>,
+    request: Request<Inbound>,
     peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, WebError> {
     let from = format!("{} (admin token)", peer.ip());
@@ -104,8 +104,10 @@ pub(super) async fn handle(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    if !app.admin.permits(authorization) {
-        return Err(WebError::Unauthorized);
+    match app.authz.admit_admin(&app.admin, authorization, peer.ip()) {
+        Ok(()) => {}
+        Err(Denied::RateLimited(wait)) => return Err(WebError::TooManyRequests(wait)),
+        Err(_) => return Err(WebError::Unauthorized),
     }
     let index = app.index.clone();
     let authz = app.authz.clone();

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
+use super::inbound::Inbound;
 use hyper::{Method, Request, Response, StatusCode, header};
 
 use super::dicomweb::Access;
@@ -139,7 +139,7 @@ fn layout_key(access: &Access) -> String {
 pub(super) async fn handle(
     app: &Arc<App>,
     token: &str,
-    request: Request<Incoming>,
+    request: Request<Inbound>,
     connection: &Connection,
 ) -> Result<Response<Body>, WebError> {
     let html = request::wants_html(&request);

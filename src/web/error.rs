@@ -15,6 +15,9 @@ pub enum WebError {
     MethodNotAllowed { allow: &'static str },
     #[error("authorization required")]
     Unauthorized,
+    /// Too many failed attempts from this address; try again after this.
+    #[error("too many failed attempts; try again later")]
+    TooManyRequests(std::time::Duration),
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("internal error")]
@@ -30,6 +33,7 @@ impl WebError {
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             WebError::Unauthorized => StatusCode::UNAUTHORIZED,
+            WebError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -55,6 +59,12 @@ impl WebError {
                     header::WWW_AUTHENTICATE,
                     header::HeaderValue::from_static("Bearer"),
                 );
+            }
+            WebError::TooManyRequests(wait) => {
+                let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
             }
             _ => {}
         }

@@ -3,10 +3,12 @@
 //! the admin API's study listing.
 
 mod admin;
+mod conn;
 mod cors;
 pub mod dicomweb;
 mod download;
 mod error;
+mod inbound;
 mod ops;
 mod pages;
 pub mod peer_verifier;
@@ -30,26 +32,28 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+pub use conn::Limits;
 pub use error::WebError;
 pub use router::Endpoint;
 
 use crate::authz::{AdminToken, Authz, CertIdentity};
 use crate::store::Index;
+use inbound::Inbound;
 use request::Connection;
 
 pub type Body = BoxBody<Bytes, io::Error>;
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-const MAX_CONNECTIONS: usize = 1024;
 const H2_KEEPALIVE: Duration = Duration::from_secs(30);
+/// How long a connection asked to close may take with nothing in flight.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Connection and request numbers for the log: every line written while
 /// serving one carries them (`https{conn=..}:request{id=..}`). Paths are
@@ -112,17 +116,29 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let connection = current(connection, &app);
-    let endpoint = router::route(request.method(), request.uri().path());
     let head = request.method() == hyper::Method::HEAD;
-    let response = match endpoint {
+    let (parts, body) = request.into_parts();
+    let (body, leftover) = Inbound::new(body);
+    let response = answer(&app, &connection, Request::from_parts(parts, body)).await;
+    // a request body left unread makes HTTP/2 reset the stream, and the
+    // answer with it: read the rest (bounded) first
+    leftover.drain().await;
+    let response = secured(response);
+    Ok(if head { headless(response) } else { response })
+}
+
+async fn answer(
+    app: &Arc<App>,
+    connection: &Arc<Connection>,
+    request: Request<Inbound>,
+) -> Response<Body> {
+    let endpoint = router::route(request.method(), request.uri().path());
+    match endpoint {
         Err(e) => {
             // Under /s/ even a path that does not exist gets the neutral answer.
             let neutral =
                 matches!(e, WebError::NotFound) && request.uri().path().starts_with("/s/");
             let html = request::wants_html(&request);
-            // a request body left unread makes HTTP/2 reset the stream,
-            // and the answer with it: read it (bounded) first
-            let _ = request::body(request).await;
             if neutral {
                 share::neutral(html)
             } else {
@@ -137,19 +153,19 @@ async fn handle(
             WebError::NotFound.into_response()
         }
         Ok(Endpoint::Healthz) => full(StatusCode::OK, "text/plain", "ok\n"),
-        Ok(Endpoint::Readyz) => ops::readyz(&app).await,
-        Ok(Endpoint::Metrics) => ops::metrics(&app).await,
+        Ok(Endpoint::Readyz) => ops::readyz(app).await,
+        Ok(Endpoint::Metrics) => ops::metrics(app).await,
         Ok(Endpoint::Favicon) => full(StatusCode::NO_CONTENT, "image/x-icon", ""),
         Ok(Endpoint::OpenPgpKey) => full(
             StatusCode::OK,
             "application/pgp-keys",
             app.relay.key.public_armored(),
         ),
-        Ok(Endpoint::RelayInbox) => relay::inbox(&app, &connection, request).await,
-        Ok(Endpoint::DicomWebPreflight) => cors::preflight(cors::allowed_origin(&app, &request)),
+        Ok(Endpoint::RelayInbox) => relay::inbox(app, connection, request).await,
+        Ok(Endpoint::DicomWebPreflight) => cors::preflight(cors::allowed_origin(app, &request)),
         Ok(Endpoint::Download(token)) => match stream::admit() {
             Some(permit) => stream::holding(
-                download::handle(&app, &token, request, &connection)
+                download::handle(app, &token, request, connection)
                     .await
                     .unwrap_or_else(WebError::into_response),
                 permit,
@@ -158,8 +174,8 @@ async fn handle(
         },
         Ok(Endpoint::DicomWeb { token, path }) => match stream::admit() {
             Some(permit) => {
-                let origin = cors::allowed_origin(&app, &request);
-                let response = dicomweb::handle(&app, &token, &path, request, &connection)
+                let origin = cors::allowed_origin(app, &request);
+                let response = dicomweb::handle(app, &token, &path, request, connection)
                     .await
                     .unwrap_or_else(WebError::into_response);
                 stream::holding(cors::decorate(response, origin), permit)
@@ -176,21 +192,19 @@ async fn handle(
             | Endpoint::AdminOutbox
             | Endpoint::AdminSend
             | Endpoint::AdminForward),
-        ) => admin::handle(&app, endpoint, request, connection.peer)
+        ) => admin::handle(app, endpoint, request, connection.peer)
             .await
             .unwrap_or_else(WebError::into_response),
         Ok(endpoint) => {
             let html = request::wants_html(&request);
             let share = endpoint.is_share();
-            match share::handle(&app, endpoint, request, &connection).await {
+            match share::handle(app, endpoint, request, connection).await {
                 Ok(response) => response,
                 Err(WebError::NotFound) if share => share::neutral(html),
                 Err(e) => e.into_response(),
             }
         }
-    };
-    let response = secured(response);
-    Ok(if head { headless(response) } else { response })
+    }
 }
 
 /// A HEAD answer: the headers of the GET, its length announced, no body
@@ -286,18 +300,18 @@ fn current(connection: Arc<Connection>, app: &App) -> Arc<Connection> {
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
+    limits: conn::Limits,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let places = conn::Places::new(limits.max_per_address);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    // HTTP/2 has no header timeout: idle connections are pinged and dropped
-    // when they stop answering.
+    // Pings find peers that went away; an idle connection is closed by
+    // `limits.idle_timeout`, whatever it answers to pings.
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -317,15 +331,12 @@ pub async fn serve(
             },
                 _ = shutdown.changed() => break,
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "HTTPS connection refused: {MAX_CONNECTIONS} already open");
+        let Some(place) = places.admit(peer.ip()) else {
             continue;
         };
         let _ = socket.set_nodelay(true);
         let acceptor = TlsAcceptor::from(app.tls.load().server.clone());
-        let app = app.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let (app, builder, stop) = (app.clone(), builder.clone(), shutdown.clone());
         let span = tracing::info_span!(
             "https",
             conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
@@ -333,9 +344,11 @@ pub async fn serve(
         );
         tokio::spawn(
             async move {
-                let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket))
-                    .await
-                {
+                let _place = place;
+                let activity = conn::Activity::new();
+                // the handshake, like the first request, within the idle time
+                let handshake = TLS_HANDSHAKE_TIMEOUT.min(limits.idle_timeout);
+                let tls = match tokio::time::timeout(handshake, acceptor.accept(socket)).await {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, "TLS handshake failed: {e}");
@@ -354,26 +367,90 @@ pub async fn serve(
                     chain,
                     generation: trust.generation,
                 });
+                let requests = activity.clone();
                 let service = hyper::service::service_fn(move |request| {
                     let id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
-                    handle(app.clone(), connection.clone(), request)
+                    let busy = requests.begin();
+                    let answer = handle(app.clone(), connection.clone(), request);
+                    async move { Ok::<_, Infallible>(stream::holding(answer.await?, busy)) }
                         .instrument(tracing::info_span!("request", id))
                 });
                 let connection = builder.serve_connection(TokioIo::new(tls), service);
-                if let Err(e) = watcher.watch(connection.into_owned()).await {
-                    tracing::debug!(%peer, "HTTP connection ended: {e}");
-                }
-                drop(permit);
+                serve_connection(
+                    connection,
+                    |c| c.graceful_shutdown(),
+                    &activity,
+                    limits.idle_timeout,
+                    stop,
+                )
+                .await;
             }
             .instrument(span),
         );
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown())
+    if tokio::time::timeout(drain, places.all_closed())
         .await
         .is_err()
     {
         tracing::warn!("HTTPS connections still open after {drain:?}; closing them");
+    }
+}
+
+/// Runs one connection until it ends, closing it once it has had no
+/// request in flight for `idle_timeout`, or at shutdown once its requests
+/// are done. Closing is graceful first (HTTP/2 GOAWAY, HTTP/1.1 ends after
+/// the current answer); a peer that does not let go while nothing is in
+/// flight is dropped after `CLOSE_GRACE`.
+async fn serve_connection<C, E>(
+    connection: C,
+    close_gracefully: impl Fn(std::pin::Pin<&mut C>),
+    activity: &conn::Activity,
+    idle_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) where
+    C: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    tokio::pin!(connection);
+    let mut closing: Option<tokio::time::Instant> = None;
+    loop {
+        let check = match (closing, activity.quiet_since()) {
+            (Some(at), _) => at + CLOSE_GRACE,
+            (None, Some(quiet)) => tokio::time::Instant::from_std(quiet) + idle_timeout,
+            (None, None) => tokio::time::Instant::now() + idle_timeout,
+        };
+        tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!("HTTP connection ended: {e}");
+                }
+                return;
+            }
+            _ = stop.wait_for(|stop| *stop), if closing.is_none() => {
+                close_gracefully(connection.as_mut());
+                closing = Some(tokio::time::Instant::now());
+            }
+            () = tokio::time::sleep_until(check) => {
+                let Some(quiet) = activity.quiet_since() else {
+                    // a request is in flight: it may finish, closing or not
+                    closing = closing.map(|_| tokio::time::Instant::now());
+                    continue;
+                };
+                match closing {
+                    Some(_) => {
+                        tracing::debug!("HTTP connection dropped: it did not close");
+                        return;
+                    }
+                    None if quiet.elapsed() >= idle_timeout => {
+                        tracing::debug!("HTTP connection idle for {idle_timeout:?}: closing");
+                        close_gracefully(connection.as_mut());
+                        closing = Some(tokio::time::Instant::now());
+                    }
+                    None => {}
+                }
+            }
+        }
     }
 }
 

@@ -6,9 +6,9 @@
 use std::io::{self, Read};
 use std::sync::Arc;
 
+use super::inbound::Inbound;
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use tokio::sync::mpsc;
 
@@ -46,7 +46,7 @@ impl Read for ChannelReader {
 
 /// Feeds the body to the inbox; if the inbox stops early (a refusal), the
 /// rest is read and dropped so that the sender gets to read the answer.
-async fn pump(mut body: Incoming, tx: mpsc::Sender<io::Result<Bytes>>) {
+async fn pump(mut body: Inbound, tx: mpsc::Sender<io::Result<Bytes>>) {
     let mut listening = true;
     loop {
         // a sender that stops sending must not hold a receiving slot
@@ -87,17 +87,22 @@ fn refusal(status: StatusCode, reason: &str) -> Response<Body> {
 pub(super) async fn inbox(
     app: &Arc<App>,
     connection: &Connection,
-    request: Request<Incoming>,
+    request: Request<Inbound>,
 ) -> Response<Body> {
     let relay = app.relay.clone();
     let from = connection.peer.to_string();
-    let refused = |sender_ura: Option<String>, reason: String| {
-        relay.journal.append(Event::Relay(RelayEvent::Refused {
+    // Refusals are journaled, and logged, within the bound all refusals
+    // share: anyone can POST here, and must not fill the disk by it.
+    let refused = |sender_ura: Option<String>, package: Option<String>, reason: String| {
+        let event = Event::Relay(RelayEvent::Refused {
             from: from.clone(),
-            sender_ura,
-            package: None,
-            reason,
-        }));
+            sender_ura: sender_ura.clone(),
+            package,
+            reason: reason.clone(),
+        });
+        if app.authz.journal_refusal(connection.peer.ip(), event) {
+            tracing::warn!(peer = %from, from_ura = ?sender_ura, "relay inbox: refused: {reason}");
+        }
     };
     let book = relay.book.current();
     let Some(gateway) = book.by_client_chain(&connection.chain).cloned() else {
@@ -106,8 +111,7 @@ pub(super) async fn inbox(
         } else {
             "unknown sender: the TLS client certificate matches no gateway in the address book"
         };
-        tracing::warn!(peer = %from, "relay inbox: {reason}");
-        refused(None, reason.to_string());
+        refused(None, None, reason.to_string());
         return refusal(StatusCode::FORBIDDEN, reason);
     };
     // The same high-water mark as DICOM intake: the sender's outbox keeps
@@ -152,13 +156,7 @@ pub(super) async fn inbox(
             receipt,
         })) => {
             let reason = format!("replayed package {package}: received already at {first}");
-            tracing::warn!(peer = %from, from_ura = %gateway.ura, "relay inbox: {reason}");
-            relay.journal.append(Event::Relay(RelayEvent::Refused {
-                from: from.clone(),
-                sender_ura: Some(gateway.ura.clone()),
-                package: Some(package),
-                reason: reason.clone(),
-            }));
+            refused(Some(gateway.ura.clone()), Some(package), reason.clone());
             json(
                 StatusCode::CONFLICT,
                 &serde_json::json!({
@@ -170,8 +168,7 @@ pub(super) async fn inbox(
         }
         Ok(Err(e)) => {
             let reason = e.to_string();
-            tracing::warn!(peer = %from, from_ura = %gateway.ura, "relay inbox: refused: {reason}");
-            refused(Some(gateway.ura.clone()), reason.clone());
+            refused(Some(gateway.ura.clone()), None, reason.clone());
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
             refusal(status, &reason)
         }

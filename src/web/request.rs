@@ -3,9 +3,9 @@
 
 use std::net::SocketAddr;
 
+use super::inbound::Inbound;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use hyper::{Request, header};
 use serde::de::DeserializeOwned;
 
@@ -105,7 +105,7 @@ pub fn cross_site<B>(request: &Request<B>) -> bool {
 }
 
 pub async fn body(
-    request: Request<Incoming>,
+    request: Request<Inbound>,
 ) -> Result<(hyper::http::request::Parts, Bytes), WebError> {
     let (parts, body) = request.into_parts();
     let bytes = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect())

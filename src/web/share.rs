@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
+use super::inbound::Inbound;
 use hyper::{Request, Response, StatusCode, header};
 use serde::Deserialize;
 
@@ -131,7 +131,7 @@ fn bound(app: &App, bound: Bound, token: &str, html: bool) -> Response<Body> {
 pub(super) async fn handle(
     app: &Arc<App>,
     endpoint: Endpoint,
-    request: Request<Incoming>,
+    request: Request<Inbound>,
     connection: &Connection,
 ) -> Result<Response<Body>, WebError> {
     let html = request::wants_html(&request);

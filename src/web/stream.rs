@@ -46,11 +46,12 @@ pub fn admit() -> Option<OwnedSemaphorePermit> {
     STREAMS.clone().try_acquire_owned().ok()
 }
 
-/// `response` keeps `permit` until its body is dropped: sent, failed, or
+/// `response` keeps `permit` (a place among the streams, a request in
+/// flight on its connection) until its body is dropped: sent, failed, or
 /// abandoned by the client.
-pub fn holding(
+pub fn holding<P: Send + Sync + Unpin + 'static>(
     response: hyper::Response<Body>,
-    permit: OwnedSemaphorePermit,
+    permit: P,
 ) -> hyper::Response<Body> {
     response.map(|inner| {
         Holding {
@@ -61,14 +62,14 @@ pub fn holding(
     })
 }
 
-/// A body that holds a place among the streams (its size hint intact, so
-/// that Content-Length survives).
-struct Holding {
+/// A body that holds something until it is dropped (its size hint intact,
+/// so that Content-Length survives).
+struct Holding<P> {
     inner: Body,
-    _permit: OwnedSemaphorePermit,
+    _permit: P,
 }
 
-impl hyper::body::Body for Holding {
+impl<P: Unpin> hyper::body::Body for Holding<P> {
     type Data = Bytes;
     type Error = io::Error;
 

@@ -18,7 +18,7 @@ mod wado;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hyper::body::Incoming;
+use super::inbound::Inbound;
 use hyper::{Request, Response, StatusCode, header};
 
 use super::request::{self, Connection};
@@ -263,7 +263,7 @@ pub(super) async fn handle(
     app: &Arc<App>,
     token: &str,
     path: &str,
-    request: Request<Incoming>,
+    request: Request<Inbound>,
     connection: &Connection,
 ) -> Result<Response<Body>, WebError> {
     let segments: Vec<&str> = path.split('/').collect();
