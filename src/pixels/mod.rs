@@ -18,7 +18,9 @@ mod codestream;
 mod decode;
 mod frames;
 mod header;
+mod jpeg;
 mod render;
+mod rle;
 mod syntax;
 mod transcode;
 
@@ -56,6 +58,10 @@ pub enum PixelError {
     /// Image attributes missing or inconsistent with the pixel data.
     #[error("invalid image attributes: {0}")]
     InvalidImage(String),
+    /// A coding feature no decoder here has (12-bit progressive or
+    /// arithmetic-coded JPEG, RLE of 1-bit samples …): DICOMweb 406.
+    #[error("cannot decode the pixel data: {0}")]
+    Unsupported(String),
     #[error("cannot decode the pixel data: {0}")]
     Decode(String),
     /// Native pixel data would exceed the 32-bit value length of Explicit
