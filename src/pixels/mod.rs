@@ -19,6 +19,7 @@ mod decode;
 mod frames;
 mod header;
 mod jpeg;
+mod probe;
 mod render;
 mod rle;
 mod syntax;
@@ -29,10 +30,11 @@ mod tests;
 
 pub use decode::{decode_frame, decode_frames};
 pub use frames::{FrameRanges, frame_ranges};
+pub use probe::check_decodable;
 pub use render::{ImageFormat, RenderOptions, VoiFunction, Window, render};
 pub(crate) use syntax::trim;
 pub use syntax::{can_decode, frame_media_type};
-pub use transcode::write_explicit_le;
+pub use transcode::{Transcode, write_explicit_le};
 
 use crate::store::InstanceRecord;
 
