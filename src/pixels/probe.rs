@@ -44,7 +44,7 @@ pub fn check_decodable(path: &Path, record: &InstanceRecord) -> Result<(), Pixel
     match syntax::own_codec(ts) {
         Some(OwnCodec::Rle) => {
             let segments = rle::segment_offsets(&head)?.len();
-            if header.bits_allocated % 8 != 0 {
+            if !header.bits_allocated.is_multiple_of(8) {
                 return Err(PixelError::Unsupported(format!(
                     "RLE with Bits Allocated {}",
                     header.bits_allocated

@@ -12,7 +12,7 @@ pub(crate) fn decode(header: &ImageHeader, data: &[u8]) -> Result<Vec<u8>, Pixel
     let offsets = segment_offsets(data)?;
     let width = usize::from(header.bits_allocated / 8);
     let samples = usize::from(header.samples_per_pixel);
-    if header.bits_allocated % 8 != 0 || width == 0 {
+    if !header.bits_allocated.is_multiple_of(8) || width == 0 {
         return Err(PixelError::Unsupported(format!(
             "RLE with Bits Allocated {}",
             header.bits_allocated

@@ -53,6 +53,8 @@ pub struct Transcode {
     prepared: Prepared,
 }
 
+// one per instance being sent, short-lived: boxing buys nothing
+#[allow(clippy::large_enum_variant)]
 enum Prepared {
     NoPixels,
     Native(ImageHeader),

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::{colour_instance, difference, native_frames, path_str, record, run, sample, tools};
-use crate::pixels::{PixelError, decode_frame, number_of_frames};
+use crate::pixels::{decode_frame, number_of_frames};
 
 const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
 const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";

@@ -76,6 +76,8 @@ fn asked(syntaxes: &[Syntax]) -> String {
 
 /// How one instance goes out: the stored file, or a transcoding whose
 /// first frame is decoded already.
+// one per instance being sent, short-lived: boxing buys nothing
+#[allow(clippy::large_enum_variant)]
 enum Ready {
     Stored,
     Transcoded(pixels::Transcode),
