@@ -20,11 +20,12 @@ BENCH_PACKAGES := orthanc orthanc-dicomweb time python3
 .PHONY: run test deps pyenv bench-deps build release lint bench samples clean deb
 
 # Python clients for tests/clients.rs (and the Prometheus project's parser
-# for tests/operations.rs): dicomweb-client (PyPI only) in a venv
+# for tests/operations.rs; pydicom-data: the part of pydicom's test corpus
+# pydicom does not bundle, for tests/pydicom_corpus.rs): dicomweb-client (PyPI only) in a venv
 # under target/ made from Debian's python3, which also sees Debian's
 # python3-selenium. Re-made only when this list changes.
 PYENV := target/pyenv
-PY_PACKAGES := dicomweb-client==0.61.2 pydicom==3.0.2 pillow==13.0.0 numpy==2.4.6 requests==2.34.2 prometheus-client==0.26.0 httpx[http2]==0.28.1
+PY_PACKAGES := dicomweb-client==0.61.2 pydicom==3.0.2 pydicom-data==1.0.0 pillow==13.0.0 numpy==2.4.6 requests==2.34.2 prometheus-client==0.26.0 httpx[http2]==0.28.1
 
 deps:
 	@./packaging/install-deps.sh $(DEB_PACKAGES)

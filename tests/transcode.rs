@@ -759,9 +759,10 @@ fn curl_transfer(
 }
 
 /// A JPEG-LS instance whose codestream is garbage: its syntax has a
-/// decoder, so nothing can tell before decoding that it will fail. The
-/// failure comes after the 200 and the first instances went out; the
-/// client must see a broken transfer (curl: 18 on HTTP/1.1, 92 on HTTP/2),
+/// decoder; since issue #12 item 11 its header is judged before the first
+/// byte (206 with a Warning, or 406 alone). Where a failure still comes
+/// after the 200 and the first instances went out, the client must see a
+/// broken transfer (curl: 18 on HTTP/1.1, 92 on HTTP/2),
 /// never a short body that ends as if complete (src/web/stream.rs: "an
 /// error from produce aborts the response").
 #[test]
@@ -782,6 +783,7 @@ fn a_decoding_failure_mid_response_breaks_the_transfer_visibly() {
     let (path, holder) = link_to(&daemon, &bad.study);
     let study_url = format!("{path}/dicomweb/studies/{}", bad.study);
     let instance_url = format!("{study_url}/series/{}/instances/{}", bad.series, bad.sop);
+    let mut broken = false;
     for protocol in ["--http1.1", "--http2"] {
         for round in 0..6 {
             for (url, accept) in [
@@ -791,19 +793,23 @@ fn a_decoding_failure_mid_response_breaks_the_transfer_visibly() {
             ] {
                 let (exit, status, body) = curl_transfer(&daemon, protocol, url, &holder, accept);
                 let closed = body.ends_with(b"--\r\n");
-                let explained = !status.starts_with('2');
+                // 206: left out before the first byte, with a Warning
+                // (pixels::check_decodable reads this codestream's header)
+                let explained = !status.starts_with('2') || status == "206";
                 assert!(
                     explained || (exit != 0 && !closed),
                     "{protocol} round {round} {accept} {url}: HTTP {status}, curl exit {exit}, \
                      {} bytes that end as if complete",
                     body.len()
                 );
+                broken |= !explained;
             }
         }
     }
+    // a transfer broken off is explained in the log
     let log = daemon.log();
     assert!(
-        log.contains(sop) && log.contains("cannot decode"),
+        !broken || (log.contains(sop) && log.contains("cannot decode")),
         "the log names the instance and why"
     );
     // and everything else is still served

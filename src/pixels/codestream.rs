@@ -4,6 +4,7 @@
 
 use super::PixelError;
 use super::header::ImageHeader;
+use super::jpeg::markers::{self, be16, corrupt};
 use super::syntax::trim;
 
 /// Dimensions and component count a codestream declares.
@@ -59,14 +60,6 @@ fn family(transfer_syntax: &str) -> Family {
     }
 }
 
-fn corrupt(what: &str) -> PixelError {
-    PixelError::Decode(format!("corrupt codestream: {what}"))
-}
-
-fn be16(data: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]))
-}
-
 fn be32(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([
         *data.get(at)?,
@@ -76,55 +69,15 @@ fn be32(data: &[u8], at: usize) -> Option<u32> {
     ]))
 }
 
-/// JPEG and JPEG-LS (ISO 10918-1 B.2, ISO 14495-1 C.2): marker segments
-/// from SOI up to the first SOS; SOFn (and SOF55 for JPEG-LS) carries the
-/// dimensions.
+/// JPEG and JPEG-LS: the frame header before the first scan.
 fn jpeg(data: &[u8]) -> Result<Declared, PixelError> {
-    if be16(data, 0) != Some(0xFFD8) {
-        return Err(corrupt("no SOI marker"));
-    }
-    let mut at = 2;
-    let mut frame: Option<Declared> = None;
-    loop {
-        // fill bytes (0xFF) may precede a marker
-        while data.get(at) == Some(&0xFF) && data.get(at + 1) == Some(&0xFF) {
-            at += 1;
-        }
-        if data.get(at) != Some(&0xFF) {
-            return Err(corrupt("marker expected"));
-        }
-        let marker = *data.get(at + 1).ok_or_else(|| corrupt("ends before SOS"))?;
-        let length = usize::from(be16(data, at + 2).ok_or_else(|| corrupt("ends in a marker"))?);
-        let segment = at + 4;
-        let is_sof = matches!(marker, 0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC))
-            || marker == 0xF7;
-        if is_sof {
-            let (Some(height), Some(width), Some(&components)) = (
-                be16(data, segment + 1),
-                be16(data, segment + 3),
-                data.get(segment + 5),
-            ) else {
-                return Err(corrupt("short frame header"));
-            };
-            frame = Some(Declared {
-                width: u32::from(width),
-                height: u32::from(height),
-                components: u16::from(components),
-                separate_scans: false,
-            });
-        } else if marker == 0xDA {
-            let mut frame = frame.ok_or_else(|| corrupt("scan before frame header"))?;
-            let in_scan = *data
-                .get(segment)
-                .ok_or_else(|| corrupt("short scan header"))?;
-            frame.separate_scans = in_scan == 1 && frame.components > 1;
-            return Ok(frame);
-        }
-        if length < 2 {
-            return Err(corrupt("marker segment length"));
-        }
-        at += 2 + length;
-    }
+    let m = markers::read(data)?;
+    Ok(Declared {
+        width: u32::from(m.width),
+        height: u32::from(m.height),
+        components: m.components.len() as u16,
+        separate_scans: m.first_scan_components == 1 && m.components.len() > 1,
+    })
 }
 
 /// JPEG 2000 codestream (ISO 15444-1 A.5.1): SIZ follows SOC. A JP2 file

@@ -15,6 +15,7 @@ use super::frames::{FrameRanges, append_range, frame_ranges};
 use super::header::ImageHeader;
 use super::syntax::{self, EXPLICIT_VR_BIG_ENDIAN, trim};
 use super::{PixelError, check_frame};
+use super::{jpeg, rle};
 use crate::store::{InstanceRecord, PixelLayout};
 
 /// One frame (numbered from 1) decoded to native little-endian bytes, as
@@ -224,33 +225,38 @@ pub(crate) fn decode_encapsulated(
     decoder: &(dyn PixelDataReader + Send + Sync),
     data: Vec<u8>,
 ) -> Result<Vec<u8>, PixelError> {
-    if trim(transfer_syntax) == syntax::RLE_LOSSLESS {
-        check_rle_header(&data)?;
-    }
     let declared = codestream::check(transfer_syntax, &data, header)?;
     // CharLS returns the planes one after the other when the components
     // were coded in separate scans
     let planar_jpegls = is_jpegls(transfer_syntax) && declared.is_some_and(|d| d.separate_scans);
-    let frame = OneFrame {
-        header,
-        transfer_syntax: trim(transfer_syntax),
-        data,
-    };
-    let mut out = Vec::new();
-    // Some adapters index or unwrap on malformed input; a corrupt frame must
+    // Some decoders index or unwrap on malformed input; a corrupt frame must
     // be an error for its request, never a dead worker.
     let result = catch_unwind(AssertUnwindSafe(|| {
-        decoder.decode_frame(&frame, 0, &mut out)
+        match syntax::own_codec(transfer_syntax) {
+            Some(syntax::OwnCodec::Jpeg) => jpeg::decode(header, &data),
+            Some(syntax::OwnCodec::Rle) => rle::decode(header, &data),
+            None => {
+                let frame = OneFrame {
+                    header,
+                    transfer_syntax: trim(transfer_syntax),
+                    data,
+                };
+                let mut out = Vec::new();
+                decoder
+                    .decode_frame(&frame, 0, &mut out)
+                    .map_err(|e| PixelError::Decode(crate::error_chain(&e)))?;
+                Ok(out)
+            }
+        }
     }));
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(PixelError::Decode(crate::error_chain(&e))),
+    let mut out = match result {
+        Ok(result) => result?,
         Err(_) => {
             return Err(PixelError::Decode(
                 "the decoder failed on this frame".into(),
             ));
         }
-    }
+    };
     let expected = header.frame_bytes();
     if out.len() as u64 != expected {
         return Err(PixelError::Decode(format!(
@@ -266,43 +272,6 @@ pub(crate) fn decode_encapsulated(
         out = interleave(&out, header.samples_per_pixel, header.bits_allocated);
     }
     Ok(out)
-}
-
-/// The RLE header (PS3.5 G.5): 16 little-endian words, the number of
-/// segments (at most 15) and their offsets, ascending, within the frame.
-/// dicom-rs indexes it unchecked.
-fn check_rle_header(data: &[u8]) -> Result<(), PixelError> {
-    let word = |i: usize| {
-        u32::from_le_bytes([
-            data[4 * i],
-            data[4 * i + 1],
-            data[4 * i + 2],
-            data[4 * i + 3],
-        ])
-    };
-    if data.len() < 64 {
-        return Err(PixelError::Decode(format!(
-            "RLE frame of {} bytes has no header",
-            data.len()
-        )));
-    }
-    let segments = word(0) as usize;
-    if !(1..=15).contains(&segments) {
-        return Err(PixelError::Decode(format!(
-            "RLE header declares {segments} segments"
-        )));
-    }
-    let mut previous = 64;
-    for i in 1..=segments {
-        let offset = word(i);
-        if offset < previous || offset as usize > data.len() {
-            return Err(PixelError::Decode(format!(
-                "RLE segment {i} offset {offset} is invalid"
-            )));
-        }
-        previous = offset;
-    }
-    Ok(())
 }
 
 fn is_jpegls(transfer_syntax: &str) -> bool {

@@ -18,7 +18,10 @@ mod codestream;
 mod decode;
 mod frames;
 mod header;
+mod jpeg;
+mod probe;
 mod render;
+mod rle;
 mod syntax;
 mod transcode;
 
@@ -27,10 +30,11 @@ mod tests;
 
 pub use decode::{decode_frame, decode_frames};
 pub use frames::{FrameRanges, frame_ranges};
+pub use probe::check_decodable;
 pub use render::{ImageFormat, RenderOptions, VoiFunction, Window, render};
 pub(crate) use syntax::trim;
 pub use syntax::{can_decode, frame_media_type};
-pub use transcode::write_explicit_le;
+pub use transcode::{Transcode, write_explicit_le};
 
 use crate::store::InstanceRecord;
 
@@ -56,6 +60,10 @@ pub enum PixelError {
     /// Image attributes missing or inconsistent with the pixel data.
     #[error("invalid image attributes: {0}")]
     InvalidImage(String),
+    /// A coding feature no decoder here has (12-bit progressive or
+    /// arithmetic-coded JPEG, RLE of 1-bit samples …): DICOMweb 406.
+    #[error("cannot decode the pixel data: {0}")]
+    Unsupported(String),
     #[error("cannot decode the pixel data: {0}")]
     Decode(String),
     /// Native pixel data would exceed the 32-bit value length of Explicit

@@ -110,3 +110,25 @@ pub(crate) fn decoder_converts_ybr(transfer_syntax: &str) -> bool {
         "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51"
     )
 }
+
+/// Encapsulated syntaxes pushgate decodes with its own code rather than
+/// dicom-rs's adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OwnCodec {
+    /// JPEG DCT and lossless: 12-bit DCT and the colour transform decision
+    /// (see `jpeg`).
+    Jpeg,
+    /// RLE of any whole-byte Bits Allocated (see `rle`).
+    Rle,
+}
+
+pub(crate) fn own_codec(transfer_syntax: &str) -> Option<OwnCodec> {
+    match trim(transfer_syntax) {
+        "1.2.840.10008.1.2.4.50"
+        | "1.2.840.10008.1.2.4.51"
+        | "1.2.840.10008.1.2.4.57"
+        | "1.2.840.10008.1.2.4.70" => Some(OwnCodec::Jpeg),
+        RLE_LOSSLESS => Some(OwnCodec::Rle),
+        _ => None,
+    }
+}

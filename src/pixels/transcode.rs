@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use dicom_core::value::Value;
 use dicom_core::{DataElement, PrimitiveValue, VR};
@@ -35,85 +35,165 @@ const COPY_BUFFER: usize = 1 << 20;
 /// copied, byte-swapped from big endian, inflated from deflate.
 ///
 /// Memory: the attributes before the pixel data, one compressed frame and
-/// one decoded frame. The first frame is decoded before anything is
-/// written, so an undecodable instance usually fails before the first
-/// byte. Returns the number of bytes written. Blocking.
+/// one decoded frame. Returns the number of bytes written. Blocking.
 pub fn write_explicit_le(
     path: &Path,
     record: &InstanceRecord,
     out: &mut dyn Write,
 ) -> Result<u64, PixelError> {
-    let mut out = Counting {
-        inner: out,
-        bytes: 0,
-    };
-    let Some(pixel) = &record.layout.pixel else {
-        let mut object = OpenFileOptions::new()
-            .open_file(path)
-            .map_err(|e| PixelError::Dataset(crate::error_chain(&e)))?;
-        write_head(&mut object, &mut out)?;
-        return Ok(out.bytes);
-    };
-    let object = OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| PixelError::Dataset(crate::error_chain(&e)))?;
-    let header = ImageHeader::from_object(object)?;
-    let vr = if header.bits_allocated > 8 {
+    Transcode::prepare(path, record)?.write(out)
+}
+
+/// A transcoding to Explicit VR Little Endian whose first frame is already
+/// decoded: a response learns that an instance cannot be decoded before it
+/// writes anything for it (a status line, a part head).
+pub struct Transcode {
+    path: PathBuf,
+    record: InstanceRecord,
+    prepared: Prepared,
+}
+
+// one per instance being sent, short-lived: boxing buys nothing
+#[allow(clippy::large_enum_variant)]
+enum Prepared {
+    NoPixels,
+    Native(ImageHeader),
+    Encapsulated {
+        header: ImageHeader,
+        decoded: DefaultDicomObject,
+        first: Vec<u8>,
+    },
+}
+
+impl Transcode {
+    /// Reads the attributes and decodes the first frame. Blocking.
+    pub fn prepare(path: &Path, record: &InstanceRecord) -> Result<Transcode, PixelError> {
+        let prepared = match &record.layout.pixel {
+            None => Prepared::NoPixels,
+            Some(pixel) => {
+                let object = OpenFileOptions::new()
+                    .read_until(tags::PIXEL_DATA)
+                    .open_file(path)
+                    .map_err(|e| PixelError::Dataset(crate::error_chain(&e)))?;
+                let header = ImageHeader::from_object(object)?;
+                match pixel {
+                    PixelLayout::Native { .. } => Prepared::Native(header),
+                    PixelLayout::Encapsulated { .. } => {
+                        let total = header.frame_bytes() * u64::from(header.frames);
+                        if total + total % 2 > MAX_VALUE_LENGTH {
+                            return Err(PixelError::TooLarge { bytes: total });
+                        }
+                        let decoded = decompressed_attributes(&header, &record.transfer_syntax);
+                        let first = FrameSource::open(path, record, &header)?.decode(1)?;
+                        Prepared::Encapsulated {
+                            header,
+                            decoded,
+                            first,
+                        }
+                    }
+                }
+            }
+        };
+        Ok(Transcode {
+            path: path.to_path_buf(),
+            record: record.clone(),
+            prepared,
+        })
+    }
+
+    /// Writes the whole instance. Blocking.
+    pub fn write(self, out: &mut dyn Write) -> Result<u64, PixelError> {
+        let mut out = Counting {
+            inner: out,
+            bytes: 0,
+        };
+        let (path, record) = (self.path.as_path(), &self.record);
+        match (self.prepared, &record.layout.pixel) {
+            (Prepared::NoPixels, _) | (_, None) => {
+                let mut object = OpenFileOptions::new()
+                    .open_file(path)
+                    .map_err(|e| PixelError::Dataset(crate::error_chain(&e)))?;
+                write_head(&mut object, &mut out)?;
+            }
+            (Prepared::Native(header), Some(PixelLayout::Native { offset, length })) => {
+                write_native(path, record, header, *offset, *length, &mut out)?;
+            }
+            (
+                Prepared::Encapsulated {
+                    header,
+                    mut decoded,
+                    first,
+                },
+                Some(PixelLayout::Encapsulated { fragments, .. }),
+            ) => {
+                let frames = header.frames;
+                let total = header.frame_bytes() * u64::from(frames);
+                write_head(&mut decoded, &mut out)?;
+                write_pixel_header(&mut out, pixel_vr(&header), total + total % 2)?;
+                out.write_all(&first)?;
+                drop(first);
+                if frames > 1 {
+                    let mut source = FrameSource::open(path, record, &header)?;
+                    for frame in 2..=frames {
+                        out.write_all(&source.decode(frame)?)?;
+                    }
+                }
+                if total % 2 == 1 {
+                    out.write_all(&[0])?;
+                }
+                // after the last fragment: its value, then the sequence
+                // delimitation item (8 bytes)
+                if let Some(&(offset, len)) = fragments.last() {
+                    let mut file = BufReader::new(File::open(path)?);
+                    file.seek(SeekFrom::Start(offset + u64::from(len) + 8))?;
+                    write_tail(
+                        Box::new(file),
+                        syntax::registered(&record.transfer_syntax)?,
+                        &mut out,
+                    )?;
+                }
+            }
+            _ => {
+                return Err(PixelError::Dataset(
+                    "the pixel layout changed while transcoding".into(),
+                ));
+            }
+        }
+        out.flush()?;
+        Ok(out.bytes)
+    }
+}
+
+fn pixel_vr(header: &ImageHeader) -> VR {
+    if header.bits_allocated > 8 {
         VR::OW
     } else {
         VR::OB
-    };
-    let source_ts = syntax::registered(&record.transfer_syntax)?;
-    match pixel {
-        PixelLayout::Native { offset, length } => {
-            let mut header = header;
-            let mut reader: Box<dyn Read> = if record.layout.deflated {
-                inflated_dataset(path, record)?
-            } else {
-                let mut file = BufReader::new(File::open(path)?);
-                file.seek(SeekFrom::Start(0))?;
-                Box::new(file)
-            };
-            io::copy(&mut (&mut reader).take(*offset), &mut io::sink())?;
-            write_head(&mut header.object, &mut out)?;
-            write_pixel_header(&mut out, vr, *length)?;
-            let swap = big_endian_words(&mut File::open(path)?, record, *offset)?;
-            copy_native(&mut reader, &mut out, *length, swap)?;
-            write_tail(reader, source_ts, &mut out)?;
-        }
-        PixelLayout::Encapsulated { fragments, .. } => {
-            let frames = header.frames;
-            let frame_bytes = header.frame_bytes();
-            let total = frame_bytes * u64::from(frames);
-            let padded = total + total % 2;
-            if padded > MAX_VALUE_LENGTH {
-                return Err(PixelError::TooLarge { bytes: total });
-            }
-            let mut decoded = decompressed_attributes(&header, &record.transfer_syntax);
-            let mut source = FrameSource::open(path, record, &header)?;
-            let first = source.decode(1)?;
-            write_head(&mut decoded, &mut out)?;
-            write_pixel_header(&mut out, vr, padded)?;
-            out.write_all(&first)?;
-            drop(first);
-            for frame in 2..=frames {
-                out.write_all(&source.decode(frame)?)?;
-            }
-            if total % 2 == 1 {
-                out.write_all(&[0])?;
-            }
-            // after the last fragment: its value, then the sequence
-            // delimitation item (8 bytes)
-            if let Some(&(offset, len)) = fragments.last() {
-                let mut file = BufReader::new(File::open(path)?);
-                file.seek(SeekFrom::Start(offset + u64::from(len) + 8))?;
-                write_tail(Box::new(file), source_ts, &mut out)?;
-            }
-        }
     }
-    out.flush()?;
-    Ok(out.bytes)
+}
+
+/// Native pixel data: copied, byte-swapped from big endian, inflated from
+/// deflate.
+fn write_native(
+    path: &Path,
+    record: &InstanceRecord,
+    mut header: ImageHeader,
+    offset: u64,
+    length: u64,
+    out: &mut dyn Write,
+) -> Result<(), PixelError> {
+    let mut reader: Box<dyn Read> = if record.layout.deflated {
+        inflated_dataset(path, record)?
+    } else {
+        Box::new(BufReader::new(File::open(path)?))
+    };
+    io::copy(&mut (&mut reader).take(offset), &mut io::sink())?;
+    let vr = pixel_vr(&header);
+    write_head(&mut header.object, out)?;
+    write_pixel_header(out, vr, length)?;
+    let swap = big_endian_words(&mut File::open(path)?, record, offset)?;
+    copy_native(&mut reader, out, length, swap)?;
+    write_tail(reader, syntax::registered(&record.transfer_syntax)?, out)
 }
 
 /// The attributes before the pixel data as decompression leaves them.

@@ -154,6 +154,7 @@ pub(super) fn pixel_error(e: PixelError) -> DicomWebError {
         PixelError::NoPixelData => DicomWebError::NotFound("the instance has no pixel data".into()),
         e @ PixelError::FrameOutOfRange { .. } => DicomWebError::NotFound(e.to_string()),
         e @ (PixelError::UnsupportedTransferSyntax(_)
+        | PixelError::Unsupported(_)
         | PixelError::FramesNotLocated(_)
         | PixelError::TooLarge { .. }) => DicomWebError::NotAcceptable(format!(
             "{e}; the instance itself can be retrieved as stored (transfer-syntax=*)"
@@ -161,7 +162,9 @@ pub(super) fn pixel_error(e: PixelError) -> DicomWebError {
         PixelError::Io(e) => DicomWebError::Web(crate::web::WebError::Internal(format!(
             "reading the stored instance: {e}"
         ))),
-        e => DicomWebError::Undecodable(e.to_string()),
+        e => DicomWebError::Undecodable(format!(
+            "{e}; the instance itself can be retrieved as stored (transfer-syntax=*)"
+        )),
     }
 }
 

@@ -38,7 +38,8 @@ pub enum DicomWebError {
     #[error("{0}")]
     NotAcceptable(String),
     /// Stored data that cannot be decoded or rendered (a defect of the
-    /// data, not of the request): 500 with the reason.
+    /// data, not of the request): 406 with the reason, logged; the stored
+    /// form is always available.
     #[error("{0}")]
     Undecodable(String),
     #[error(transparent)]
@@ -51,9 +52,11 @@ impl DicomWebError {
             DicomWebError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             DicomWebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             DicomWebError::NotAcceptable(m) => (StatusCode::NOT_ACCEPTABLE, m),
+            // the decoded form asked for cannot be made; the stored one
+            // can always be had: not acceptable, with the reason
             DicomWebError::Undecodable(m) => {
-                tracing::warn!(reason = %m, "stored pixel data could not be served");
-                (StatusCode::INTERNAL_SERVER_ERROR, m)
+                tracing::warn!(reason = %m, "stored pixel data could not be decoded");
+                (StatusCode::NOT_ACCEPTABLE, m)
             }
             DicomWebError::Web(e) => return e.into_response(),
         };

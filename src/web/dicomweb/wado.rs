@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::io::{self, Write};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,16 +33,27 @@ enum Send {
     Transcoded,
 }
 
-/// The first of the accepted syntaxes this instance can be sent in.
-fn plan(record: &InstanceRecord, syntaxes: &[Syntax]) -> Option<Send> {
-    syntaxes.iter().find_map(|syntax| match syntax {
-        Syntax::Stored => Some(Send::Stored),
-        Syntax::Uid(uid) if *uid == record.transfer_syntax => Some(Send::Stored),
-        Syntax::Uid(uid) if uid == EXPLICIT_LE && pixels::can_decode(&record.transfer_syntax) => {
-            Some(Send::Transcoded)
+/// The first of the accepted syntaxes this instance can be sent in, or why
+/// none: decoding is judged from the instance's header and first frame
+/// (`pixels::check_decodable`), so that a response leaves out what it
+/// cannot decode before its first byte instead of breaking off half-way.
+/// Blocking (reads the file).
+fn plan(path: &Path, record: &InstanceRecord, syntaxes: &[Syntax]) -> Result<Send, String> {
+    let mut why = None;
+    for syntax in syntaxes {
+        match syntax {
+            Syntax::Stored => return Ok(Send::Stored),
+            Syntax::Uid(uid) if *uid == record.transfer_syntax => return Ok(Send::Stored),
+            Syntax::Uid(uid) if uid == EXPLICIT_LE => match pixels::check_decodable(path, record) {
+                Ok(()) => return Ok(Send::Transcoded),
+                Err(e) => {
+                    why.get_or_insert_with(|| e.to_string());
+                }
+            },
+            Syntax::Uid(_) => {}
         }
-        Syntax::Uid(_) => None,
-    })
+    }
+    Err(why.unwrap_or_else(|| format!("stored as {}", record.transfer_syntax)))
 }
 
 fn syntax_sent(record: &InstanceRecord, send: &Send) -> String {
@@ -62,23 +74,52 @@ fn asked(syntaxes: &[Syntax]) -> String {
         .join(", ")
 }
 
-/// Writes one instance (stored or transcoded) to the sink.
+/// How one instance goes out: the stored file, or a transcoding whose
+/// first frame is decoded already.
+// one per instance being sent, short-lived: boxing buys nothing
+#[allow(clippy::large_enum_variant)]
+enum Ready {
+    Stored,
+    Transcoded(pixels::Transcode),
+}
+
+/// Gets one instance ready to send: a transcoding decodes its first frame
+/// here, before anything about the instance is written. Blocking.
+fn ready(
+    access: &Access,
+    key: &InstanceKey,
+    record: &InstanceRecord,
+    send: &Send,
+) -> Result<Ready, pixels::PixelError> {
+    match send {
+        Send::Stored => Ok(Ready::Stored),
+        Send::Transcoded => {
+            pixels::Transcode::prepare(&access.path_of(key), record).map(Ready::Transcoded)
+        }
+    }
+}
+
+fn instance_error(key: &InstanceKey, e: pixels::PixelError) -> io::Error {
+    match e {
+        pixels::PixelError::Io(e) => e,
+        other => io::Error::other(format!("instance {}: {other}", key.sop)),
+    }
+}
+
+/// Writes one instance, made ready by [`ready`], to the sink.
 fn send_instance(
     access: &Access,
     sink: &mut Sink,
     key: &InstanceKey,
     record: &InstanceRecord,
-    send: &Send,
+    ready: Ready,
 ) -> io::Result<()> {
-    let path = access.path_of(key);
-    match send {
-        Send::Stored => sink.send_file(&path, 0, record.size),
-        Send::Transcoded => pixels::write_explicit_le(&path, record, sink)
+    match ready {
+        Ready::Stored => sink.send_file(&access.path_of(key), 0, record.size),
+        Ready::Transcoded(transcode) => transcode
+            .write(sink)
             .map(|_| ())
-            .map_err(|e| match e {
-                pixels::PixelError::Io(e) => e,
-                other => io::Error::other(format!("instance {}: {other}", key.sop)),
-            }),
+            .map_err(|e| instance_error(key, e)),
     }
 }
 
@@ -98,26 +139,43 @@ pub(super) async fn retrieve(
     let events = follow.then(|| access.app.events.subscribe());
     let a = access.clone();
     let t = target.clone();
-    let instances = tokio::task::spawn_blocking(move || a.covered_target(&t))
-        .await
-        .map_err(|e| crate::web::WebError::Internal(e.to_string()))??;
-    let total = instances.len();
-    let listed: HashSet<Uid> = instances.iter().map(|(k, _)| k.sop.clone()).collect();
-    let planned: Vec<(InstanceKey, InstanceRecord, Send)> = instances
-        .into_iter()
-        .filter_map(|(key, record)| {
-            plan(&record, &accepted.syntaxes).map(|send| (key, record, send))
-        })
-        .collect();
+    let syntaxes = accepted.syntaxes.clone();
+    let single_part = accepted.packaging == Packaging::Single;
+    let (listed, planned, left_out, first) = tokio::task::spawn_blocking(move || {
+        let instances = a.covered_target(&t)?;
+        let listed: HashSet<Uid> = instances.iter().map(|(k, _)| k.sop.clone()).collect();
+        let mut planned = Vec::with_capacity(instances.len());
+        let mut left_out: Vec<String> = Vec::new();
+        for (key, record) in instances {
+            match plan(&a.path_of(&key), &record, &syntaxes) {
+                Ok(send) => planned.push((key, record, send)),
+                Err(why) => left_out.push(why),
+            }
+        }
+        // one instance alone: its transcoding is started here, so that a
+        // failure is a status line with the reason, not an empty 200
+        let first = match planned.first() {
+            Some((key, record, send)) if single_part => {
+                Some(ready(&a, key, record, send).map_err(super::frames::pixel_error)?)
+            }
+            _ => None,
+        };
+        Ok::<_, DicomWebError>((listed, planned, left_out, first))
+    })
+    .await
+    .map_err(|e| crate::web::WebError::Internal(e.to_string()))??;
     if planned.is_empty() {
         return Err(DicomWebError::NotAcceptable(format!(
-            "cannot send in the transfer syntax asked for ({}); transfer-syntax=* gives the stored data",
-            asked(&accepted.syntaxes)
+            "cannot send in the transfer syntax asked for ({}){}; transfer-syntax=* gives the stored data",
+            asked(&accepted.syntaxes),
+            left_out
+                .first()
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default()
         )));
     }
-    let left_out = total - planned.len();
-    let mut response = if accepted.packaging == Packaging::Single {
-        single_instance(access, planned.into_iter().next())
+    let mut response = if let Some(first) = first {
+        single_instance(access, planned.into_iter().next(), first)
     } else {
         let follow = match (events, &target) {
             (Some(events), Target::Study(_)) if !access.study.is_complete() => Some(events),
@@ -130,10 +188,24 @@ pub(super) async fn retrieve(
             accepted.syntaxes,
         )
     };
-    if left_out > 0 {
+    if let Some(why) = left_out.first() {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        // the reason goes into a quoted-string: no quotes, backslashes or
+        // control characters from it
+        let why: String = why
+            .chars()
+            .map(|c| {
+                if c == '"' || c == '\\' || c.is_control() {
+                    '\''
+                } else {
+                    c
+                }
+            })
+            .take(200)
+            .collect();
         let warning = format!(
-            "299 pushgate \"{left_out} instance(s) cannot be sent in the transfer syntax asked for\""
+            "299 pushgate \"{} instance(s) cannot be sent in the transfer syntax asked for (first: {why})\"",
+            left_out.len()
         );
         if let Ok(value) = warning.parse() {
             response.headers_mut().insert(header::WARNING, value);
@@ -145,6 +217,7 @@ pub(super) async fn retrieve(
 fn single_instance(
     access: Arc<Access>,
     planned: Option<(InstanceKey, InstanceRecord, Send)>,
+    ready: Ready,
 ) -> Response<Body> {
     let Some((key, record, send)) = planned else {
         return full(StatusCode::NOT_FOUND, "text/plain", "");
@@ -156,7 +229,7 @@ fn single_instance(
     );
     let guard = access.guard(AccessKind::Wado);
     let body = produced_while(len, guard, move |sink| {
-        let result = send_instance(&access, sink, &key, &record, &send).and_then(|()| sink.flush());
+        let result = send_instance(&access, sink, &key, &record, ready).and_then(|()| sink.flush());
         access.served(AccessKind::Wado, result.is_ok() as u32, sink.sent);
         result
     });
@@ -214,8 +287,13 @@ fn multipart(
         let mut sent = HashSet::new();
         let mut write_part =
             |sink: &mut Sink, key: &InstanceKey, record: &InstanceRecord, send: &Send| {
+                // nothing of the part is written before its first frame
+                // decoded: a failure here breaks the response off between
+                // parts, visibly (no closing boundary)
+                let ready =
+                    ready(&access, key, record, send).map_err(|e| instance_error(key, e))?;
                 sink.write_all(&mp.part_head(&part_type(record, send), None))?;
-                send_instance(&access, sink, key, record, send)?;
+                send_instance(&access, sink, key, record, ready)?;
                 sink.write_all(Multipart::PART_TAIL)?;
                 sent.insert(key.sop.clone());
                 Ok::<_, io::Error>(())
@@ -312,7 +390,7 @@ fn follow_study(
             if !access.still_allowed(AccessKind::Wado) {
                 return Err(io::Error::other("the grant is no longer valid"));
             }
-            if let Some(send) = plan(&record, syntaxes) {
+            if let Ok(send) = plan(&access.path_of(&key), &record, syntaxes) {
                 write_part(sink, &key, &record, &send)?;
             }
             sent.insert(key.sop);
