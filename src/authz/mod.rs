@@ -21,8 +21,8 @@ pub use decide::{Allowed, Bound, Caller, Credentials, Denied, Link};
 pub use grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target, Widening};
 pub use identity::{CertIdentity, Holder, IdentityError, UZI_OTHER_NAME_OID, Uzi};
 pub use issue::{GrantCounts, GrantDetail, GrantView, IssueRequest, Issued, Shape};
-pub use push::PushDenied;
 pub use limiter::client_key;
+pub use push::PushDenied;
 pub use service::{Authz, AuthzError, Served};
 pub use shares::{Share, Shares};
 

@@ -591,8 +591,11 @@ impl Storescp {
     /// Sends `files` to this storescp (each group with its storescu flag).
     pub fn receive(&self, files: &[PathBuf]) {
         for (flag, group) in by_storescu_flag(files) {
+            // -R: propose each file's own SOP class, also those outside
+            // storescu's default list (Segmentation, retired US)
             let out = Command::new(STORESCU)
                 .args([
+                    "-R",
                     "-aec",
                     "STORESCP",
                     flag,
