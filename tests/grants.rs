@@ -309,7 +309,7 @@ fn codes_catch_typos_and_hold_their_limits_under_a_burst() {
     );
     assert!(limited.header("retry-after").is_some(), "{limited:?}");
 
-    // a burst from many addresses at once: the global limit (300) holds
+    // a burst from many addresses at once: the global limit (100) holds
     let children: Vec<_> = (10..80)
         .map(|n| {
             let wrong: Vec<String> = (0..6)
