@@ -663,9 +663,11 @@ fn the_journal_names_a_flipped_byte_and_survives_kill_9_and_reindex() {
     assert!(verify.status.success(), "{}", text(&verify));
     // the head it prints is the last record's hash, as written on disk
     let journal_text: String = {
+        // the segments only (the directory also holds the signed head.asc)
         let mut paths: Vec<_> = std::fs::read_dir(daemon.data_dir().join("journal"))
             .unwrap()
             .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
             .collect();
         paths.sort();
         paths
@@ -686,10 +688,9 @@ fn the_journal_names_a_flipped_byte_and_survives_kill_9_and_reindex() {
     );
     let segment = std::fs::read_dir(daemon.data_dir().join("journal"))
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
     let mut bytes = std::fs::read(&segment).unwrap();
     let third = bytes
         .iter()
