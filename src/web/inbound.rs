@@ -29,18 +29,24 @@ type Slot = Arc<Mutex<Option<Incoming>>>;
 pub struct Inbound {
     body: Option<Incoming>,
     rest: Slot,
+    /// The client sent `Expect: 100-continue` and waits for a word before
+    /// sending the body: if the handler never read it, the answer goes
+    /// out instead of "100 Continue" and there is nothing to drain
+    /// (draining would ask for the very upload being refused).
+    awaits_continue: bool,
 }
 
 /// What the handler did not read, to be drained before answering.
 pub struct Leftover(Slot);
 
 impl Inbound {
-    pub fn new(body: Incoming) -> (Inbound, Leftover) {
+    pub fn new(body: Incoming, expects_continue: bool) -> (Inbound, Leftover) {
         let rest = Slot::default();
         (
             Inbound {
                 body: Some(body),
                 rest: rest.clone(),
+                awaits_continue: expects_continue,
             },
             Leftover(rest),
         )
@@ -55,6 +61,7 @@ impl Body for Inbound {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        self.awaits_continue = false;
         match self.body.as_mut() {
             Some(body) => Pin::new(body).poll_frame(cx),
             None => Poll::Ready(None),
@@ -76,6 +83,7 @@ impl Drop for Inbound {
     fn drop(&mut self) {
         if let Some(body) = self.body.take()
             && !body.is_end_stream()
+            && !self.awaits_continue
         {
             *self.rest.lock().unwrap_or_else(|p| p.into_inner()) = Some(body);
         }

@@ -118,7 +118,11 @@ async fn handle(
     let connection = current(connection, &app);
     let head = request.method() == hyper::Method::HEAD;
     let (parts, body) = request.into_parts();
-    let (body, leftover) = Inbound::new(body);
+    let expects_continue = parts
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let (body, leftover) = Inbound::new(body, expects_continue);
     let response = answer(&app, &connection, Request::from_parts(parts, body)).await;
     // a request body left unread makes HTTP/2 reset the stream, and the
     // answer with it: read the rest (bounded) first
