@@ -23,7 +23,6 @@ use crate::journal::AccessKind;
 use crate::pixels;
 use crate::store::{InstanceKey, PixelLayout};
 use crate::web::Body;
-use crate::web::stream::produced_while;
 
 const OCTETS: &str = "application/octet-stream";
 const ENCAPSULATED_DOCUMENT: &str = "00420011";
@@ -233,35 +232,8 @@ fn multipart(
     parts: Vec<Vec<(u64, u64)>>,
 ) -> Response<Body> {
     let mp = Multipart::new();
-    let head = mp.part_head(label, None);
-    let closing = mp.close();
-    let len = parts
-        .iter()
-        .map(|r| {
-            head.len() as u64
-                + r.iter().map(|(_, l)| l).sum::<u64>()
-                + Multipart::PART_TAIL.len() as u64
-        })
-        .sum::<u64>()
-        + closing.len() as u64;
     let content_type = mp.content_type(label.split(';').next().unwrap_or(OCTETS), None);
-    let guard = access.guard(AccessKind::Frames);
-    let body = produced_while(Some(len), guard, move |sink| {
-        let result = (|| {
-            use std::io::Write;
-            for pieces in &parts {
-                sink.write_all(&head)?;
-                for (offset, length) in pieces {
-                    sink.send_file(&file, *offset, *length)?;
-                }
-                sink.write_all(Multipart::PART_TAIL)?;
-            }
-            sink.write_all(&closing)?;
-            sink.flush()
-        })();
-        access.served(AccessKind::Frames, 1, sink.sent);
-        result
-    });
+    let body = super::frames::stored_parts(access, &mp, label, file, parts, 1);
     let mut response = Response::new(body);
     if let Ok(value) = content_type.parse() {
         response.headers_mut().insert(header::CONTENT_TYPE, value);

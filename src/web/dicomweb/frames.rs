@@ -235,34 +235,8 @@ pub(super) async fn frames(
     let mp = Multipart::new();
     let (response, part_type) = match plan {
         Plan::Ranges { part_type, ranges } => {
-            let head = mp.part_head(&part_type, None);
-            let len = ranges
-                .iter()
-                .map(|r| {
-                    head.len() as u64
-                        + r.iter().map(|(_, l)| l).sum::<u64>()
-                        + Multipart::PART_TAIL.len() as u64
-                })
-                .sum::<u64>()
-                + mp.close().len() as u64;
-            let closing = mp.close();
             let count = frames.len() as u32;
-            let guard = access.guard(AccessKind::Frames);
-            let body = produced_while(Some(len), guard, move |sink| {
-                let result = (|| {
-                    for pieces in &ranges {
-                        sink.write_all(&head)?;
-                        for &(offset, length) in pieces {
-                            sink.send_file(&file, offset, length)?;
-                        }
-                        sink.write_all(Multipart::PART_TAIL)?;
-                    }
-                    sink.write_all(&closing)?;
-                    sink.flush()
-                })();
-                access.served(AccessKind::Frames, count, sink.sent);
-                result
-            });
+            let body = stored_parts(access, &mp, &part_type, file, ranges, count);
             (Response::new(body), part_type)
         }
         Plan::Decode { first } => {
@@ -339,6 +313,46 @@ fn located(
             })
         })
         .collect()
+}
+
+/// File ranges as stored, each entry of `parts` one part labelled `label`,
+/// in one multipart/related body whose length is known up front; `count`
+/// is what the journal records as served (frames, or one value).
+pub(super) fn stored_parts(
+    access: Arc<Access>,
+    mp: &Multipart,
+    label: &str,
+    file: std::path::PathBuf,
+    parts: Vec<Vec<(u64, u64)>>,
+    count: u32,
+) -> Body {
+    let head = mp.part_head(label, None);
+    let closing = mp.close();
+    let len = parts
+        .iter()
+        .map(|r| {
+            head.len() as u64
+                + r.iter().map(|(_, l)| l).sum::<u64>()
+                + Multipart::PART_TAIL.len() as u64
+        })
+        .sum::<u64>()
+        + closing.len() as u64;
+    let guard = access.guard(AccessKind::Frames);
+    produced_while(Some(len), guard, move |sink| {
+        let result = (|| {
+            for pieces in &parts {
+                sink.write_all(&head)?;
+                for &(offset, length) in pieces {
+                    sink.send_file(&file, offset, length)?;
+                }
+                sink.write_all(Multipart::PART_TAIL)?;
+            }
+            sink.write_all(&closing)?;
+            sink.flush()
+        })();
+        access.served(AccessKind::Frames, count, sink.sent);
+        result
+    })
 }
 
 #[cfg(test)]
