@@ -20,6 +20,7 @@ pub mod relay;
 pub mod retention;
 pub mod store;
 pub mod web;
+pub mod worker;
 
 /// An error with all its causes, for messages that must say what happened.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {

@@ -29,6 +29,11 @@ pub struct StateLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabel {
+    pub worker: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: &'static str,
 }
@@ -57,6 +62,7 @@ pub struct Metrics {
     pub disk_over_high_water: Gauge,
     pub studies_deleted: Family<ReasonLabel, Counter>,
     pub reloads: Family<StateLabel, Counter>,
+    pub worker_up: Family<WorkerLabel, Gauge>,
     registry: Registry,
 }
 
@@ -88,6 +94,7 @@ impl Metrics {
             disk_over_high_water: Gauge::default(),
             studies_deleted: Family::default(),
             reloads: Family::default(),
+            worker_up: Family::default(),
             registry: Registry::with_prefix("pushgate"),
         };
         let mut r = Registry::with_prefix("pushgate");
@@ -205,6 +212,11 @@ impl Metrics {
             "config_reloads",
             "SIGHUP reloads by result (ok, failed)",
             m.reloads.clone(),
+        );
+        r.register(
+            "worker_up",
+            "Background workers: 1 while running (or finished by design), 0 once failed",
+            m.worker_up.clone(),
         );
         Metrics { registry: r, ..m }
     }
