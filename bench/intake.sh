@@ -22,7 +22,8 @@ cd "$ROOT"
 OUT=$ROOT/bench/out
 LOGS=$OUT/logs
 DATA=$OUT/data
-PUSHGATE=$ROOT/target/release/pushgate
+# PUSHGATE_BIN: another build to measure (e.g. the one before a change), same run.
+PUSHGATE=${PUSHGATE_BIN:-$ROOT/target/release/pushgate}
 SAMPLES=$ROOT/target/release/pushgate-samples
 # Full paths: pip's pynetdicom installs its own `storescu` that may come
 # first on PATH.

@@ -31,7 +31,8 @@ OUT=$ROOT/bench/out
 LOGS=$OUT/logs
 DATA=$OUT/data
 RUN=$OUT/relay
-PUSHGATE=$ROOT/target/release/pushgate
+# PUSHGATE_BIN: another build to measure (e.g. the one before a change), same run.
+PUSHGATE=${PUSHGATE_BIN:-$ROOT/target/release/pushgate}
 SAMPLES=$ROOT/target/release/pushgate-samples
 STORESCU=/usr/bin/storescu
 STORESCP=/usr/bin/storescp

@@ -36,7 +36,8 @@ OUT=$ROOT/bench/out
 LOGS=$OUT/logs
 DATA=$OUT/data
 WORK=$OUT/retrieve
-PUSHGATE=$ROOT/target/release/pushgate
+# PUSHGATE_BIN: another build to measure (e.g. the one before a change), same run.
+PUSHGATE=${PUSHGATE_BIN:-$ROOT/target/release/pushgate}
 SAMPLES=$ROOT/target/release/pushgate-samples
 HELPER=$ROOT/bench/retrieve.py
 # Full paths: pip's pynetdicom installs its own `storescu` that may come
