@@ -15,7 +15,7 @@ CARGO ?= cargo
 # (systemd-analyze, systemd-sysusers) build and check the Debian package
 # (make deb, tests/package.rs).
 DEB_PACKAGES := build-essential pkg-config cmake libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates openssl strace libopenjp2-tools openjph-tools unzip python3 dicom3tools chromium chromium-driver python3-selenium python3-venv dpkg-dev lintian systemd
-BENCH_PACKAGES := orthanc orthanc-dicomweb time python3
+BENCH_PACKAGES := orthanc orthanc-dicomweb time python3 nginx openssl
 
 .PHONY: run test deps pyenv bench-deps build release lint bench samples clean deb
 

@@ -175,21 +175,27 @@ def cmd_zip(args):
 
 
 def cmd_rss(args):
-    status = f"/proc/{args.pid}/status"
+    """Peak of the summed VmRSS of the pids (a server and its TLS proxy's
+    workers), and the largest sum of their VmHWM, sampled every 50 ms."""
+    statuses = [f"/proc/{pid}/status" for pid in args.pid]
     peak = 0
     hwm = 0
 
     def read():
         nonlocal peak, hwm
-        try:
-            with open(status) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        peak = max(peak, int(line.split()[1]))
-                    elif line.startswith("VmHWM:"):
-                        hwm = int(line.split()[1])
-        except OSError:
-            pass
+        rss_now = hwm_now = 0
+        for status in statuses:
+            try:
+                with open(status) as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            rss_now += int(line.split()[1])
+                        elif line.startswith("VmHWM:"):
+                            hwm_now += int(line.split()[1])
+            except OSError:
+                pass
+        peak = max(peak, rss_now)
+        hwm = max(hwm, hwm_now)
 
     while not os.path.exists(args.stopfile):
         read()
@@ -513,7 +519,7 @@ def main():
     s.add_argument("file")
     s = sub.add_parser("rss")
     s.add_argument("stopfile")
-    s.add_argument("pid")
+    s.add_argument("pid", nargs="+")
     s = sub.add_parser("latency", help="C-STORE-RSP to retrievable, per instance",
                        description="Sends COUNT copies of FILE (new SOP Instance UIDs, one new "
                        "series in the same study) one by one to each target, interleaved; after "

@@ -5,7 +5,8 @@
 # retrieved from both in one run, interleaved (the order alternates per
 # repeat):
 #   1 whole-study WADO-RS (pushgate over HTTPS through a bound push
-#     authorization, Orthanc over plain HTTP), Accept: multipart/related;
+#     authorization, Orthanc over HTTPS through nginx: TLS against TLS;
+#     Orthanc over plain HTTP as information), Accept: multipart/related;
 #     type="application/dicom"; transfer-syntax=*
 #   2 the study's /metadata: cold (first request after a restart of both
 #     servers) and warm; the ratio uses warm for both
@@ -25,7 +26,7 @@
 #   --count N    slices in the study (500; smaller for a quick smoke run)
 #   --latency N  instances sent for measure 5 to each server (200)
 # Needs: cargo build --release --bins; dcmtk, orthanc, orthanc-dicomweb,
-# curl, time and python3 (standard library only) installed (`make bench`
+# nginx, openssl, curl, time and python3 (standard library only) installed (`make bench`
 # does all of it). Writes everything under bench/out/ and the table also to
 # bench/out/retrieve-latest.txt.
 set -euo pipefail
@@ -46,6 +47,7 @@ STORESCU=/usr/bin/storescu
 ECHOSCU=/usr/bin/echoscu
 DCMDUMP=/usr/bin/dcmdump
 ORTHANC=/usr/sbin/Orthanc
+NGINX=/usr/sbin/nginx
 TIME=/usr/bin/time
 
 REPEAT=1
@@ -77,8 +79,8 @@ done
 for exe in "$PUSHGATE" "$SAMPLES"; do
   [[ -x $exe ]] || die "$exe missing: run 'cargo build --release --bins' (or 'make bench')"
 done
-for exe in "$STORESCU" "$ECHOSCU" "$DCMDUMP" "$ORTHANC" "$TIME"; do
-  [[ -x $exe ]] || die "$exe missing: run 'make bench-deps' (Debian packages dcmtk, orthanc, time)"
+for exe in "$STORESCU" "$ECHOSCU" "$DCMDUMP" "$ORTHANC" "$TIME" "$NGINX"; do
+  [[ -x $exe ]] || die "$exe missing: run 'make bench-deps' (Debian packages dcmtk, orthanc, time, nginx)"
 done
 command -v curl >/dev/null || die "curl missing: run 'make bench-deps'"
 command -v python3 >/dev/null || die "python3 missing: run 'make bench-deps'"
@@ -98,10 +100,12 @@ mkdir -p "$WORK/body"
 # Both servers run at once; the EXIT trap stops whichever is running.
 PG_PID=
 OR_PID=
+NG_PID=
 
 stop_pushgate() { local p=$PG_PID; PG_PID=; stop_pid "$p" pushgate; }
 stop_orthanc() { local p=$OR_PID; OR_PID=; stop_pid "$p" orthanc; }
-trap 'stop_pushgate; stop_orthanc' EXIT
+stop_nginx() { local p=$NG_PID; NG_PID=; stop_pid "$p" nginx; }
+trap 'stop_pushgate; stop_orthanc; stop_nginx' EXIT
 trap 'echo "retrieve.sh: unexpected failure (status $?) at line $LINENO" >&2' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -127,6 +131,8 @@ free_port PG_DPORT
 free_port PG_HPORT
 free_port OR_DPORT
 free_port OR_HPORT
+free_port OR_TPORT
+NG_DIR=$WORK/nginx
 cat >"$PG_CFG" <<EOF
 # written by bench/retrieve.sh
 data_dir = "$PG_DIR"
@@ -137,11 +143,14 @@ stable_after = "1s"
 [http]
 listen = "127.0.0.1:$PG_HPORT"
 EOF
-# Orthanc is measured over plain HTTP, which favours it: pushgate speaks
-# only HTTPS and pays for TLS in every figure. Orthanc 1.10.1 (Debian 12)
-# with "SslEnabled" crashes with a segmentation fault on its first HTTPS
-# request here (tried with RSA and P-256 certificates), so a TLS-to-TLS
-# comparison is not possible with the packaged reference.
+# Orthanc is measured over HTTPS through nginx, as it is deployed: Orthanc
+# 1.10.1 (Debian 12) with "SslEnabled" crashes with a segmentation fault on
+# its first HTTPS request here (tried with RSA and P-256 certificates), and a
+# TLS-terminating proxy in front is the usual set-up anyway. nginx gets the
+# same kind of certificate as pushgate (self-signed P-256), TLS 1.3, and
+# streams (proxy_buffering off) over kept-alive upstream connections. Its
+# CPU and memory count as Orthanc's. Plain-HTTP Orthanc is timed too, as
+# information (what TLS costs the reference).
 # Everything not set here stays at Orthanc's built-in default (the DICOMweb
 # plugin's too: StudiesMetadata "Full", i.e. read from the files). Orthanc
 # 1.10 has no bind-address option: its ports listen on all interfaces, but
@@ -164,6 +173,66 @@ cat >"$OR_CFG" <<EOF
 }
 EOF
 START_COUNT=0
+
+mkdir -p "$NG_DIR"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$NG_DIR/key.pem" -out "$NG_DIR/cert.pem" 2>>"$LOGS/retrieve-nginx.log" ||
+  die "openssl could not make nginx's certificate (log: $LOGS/retrieve-nginx.log)"
+NG_USER=
+[[ $(id -u) -ne 0 ]] || NG_USER="user root;"
+cat >"$NG_DIR/nginx.conf" <<EOF
+# written by bench/retrieve.sh: TLS in front of Orthanc
+$NG_USER
+worker_processes $(nproc);
+pid $NG_DIR/nginx.pid;
+error_log $NG_DIR/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $NG_DIR/body;
+  proxy_temp_path $NG_DIR/proxy;
+  fastcgi_temp_path $NG_DIR/fastcgi;
+  uwsgi_temp_path $NG_DIR/uwsgi;
+  scgi_temp_path $NG_DIR/scgi;
+  upstream orthanc { server 127.0.0.1:$OR_HPORT; keepalive 16; }
+  server {
+    listen 127.0.0.1:$OR_TPORT ssl;
+    ssl_certificate $NG_DIR/cert.pem;
+    ssl_certificate_key $NG_DIR/key.pem;
+    ssl_protocols TLSv1.3;
+    location / {
+      proxy_pass http://orthanc;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+      client_max_body_size 0;
+      proxy_read_timeout 600s;
+    }
+  }
+}
+EOF
+
+start_nginx() {
+  "$NGINX" -c "$NG_DIR/nginx.conf" -g 'daemon off;' >>"$LOGS/retrieve-nginx.log" 2>&1 &
+  NG_PID=$!
+  for _ in $(seq 100); do
+    kill -0 "$NG_PID" 2>/dev/null || { tail -n 30 "$LOGS/retrieve-nginx.log" "$NG_DIR/error.log" >&2; NG_PID=; die "nginx exited during startup"; }
+    (exec 3<>"/dev/tcp/127.0.0.1/$OR_TPORT") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "nginx did not listen on $OR_TPORT within 10 s"
+}
+# The pids whose CPU and memory count for a contender: Orthanc's include
+# nginx's workers.
+server_pids() {
+  case $1 in
+    pushgate) echo "$PG_PID" ;;
+    orthanc | orthanc-http) echo "$OR_PID" ;;
+  esac
+  [[ $1 != orthanc ]] || pgrep -P "$NG_PID" | tr '\n' ' '
+}
 
 start_pushgate() {
   START_COUNT=$((START_COUNT + 1))
@@ -210,6 +279,7 @@ say "starting pushgate (dicom $PG_DPORT, https $PG_HPORT) and Orthanc (dicom $OR
 rm -rf "$PG_DIR" "$OR_DIR"
 start_pushgate
 start_orthanc
+start_nginx
 say "storing the study ($COUNT instances, $DATA_MB MB) in both"
 send_study pushgate PUSHGATE "$PG_DPORT"
 send_study orthanc ORTHANC "$OR_DPORT"
@@ -249,7 +319,8 @@ PG_URL=$(sed -n 's/.*"url" *: *"\([^"]*\)".*/\1/p' <<<"$bind" | first)
 HOLDER=$(sed -n 's/.*"holder_token" *: *"\([^"]*\)".*/\1/p' <<<"$bind" | first)
 [[ -n $PG_URL && -n $HOLDER ]] || die "binding the link gave no url and holder_token: $bind"
 PG_WEB=$PG_URL/dicomweb
-OR_WEB=http://127.0.0.1:$OR_HPORT/dicom-web
+OR_WEB=https://127.0.0.1:$OR_TPORT/dicom-web
+OR_PLAIN=http://127.0.0.1:$OR_HPORT
 OR_ID=$(curl -fsS --max-time 10 -X POST --data "$STUDY_UID" "http://127.0.0.1:$OR_HPORT/tools/lookup" |
   sed -n 's/.*"ID" *: *"\([^"]*\)".*/\1/p' | first)
 [[ -n $OR_ID ]] || die "orthanc: no study ID for $STUDY_UID"
@@ -266,6 +337,7 @@ fetch() {
   [[ $body == /dev/null ]] || hdr=$body.h
   local auth=()
   [[ $name == pushgate ]] && auth=(-k -H "Authorization: Bearer $HOLDER")
+  [[ $name == orthanc ]] && auth=(-k)
   w=$("$TIME" -f '%U %S' -o "$WORK/curl-cpu" curl -sS --http1.1 --max-time 300 "${auth[@]}" "$@" \
     -o "$body" -D "$hdr" -w '%{http_code} %{size_download} %{time_total}' "$url" \
     2>>"$LOGS/retrieve-curl.log") ||
@@ -310,10 +382,11 @@ url_of() { # measure contender
   case $1/$2 in
     wado/pushgate) echo "$PG_WEB/studies/$STUDY_UID" ;;
     wado/orthanc) echo "$OR_WEB/studies/$STUDY_UID" ;;
+    wado/orthanc-http) echo "$OR_PLAIN/dicom-web/studies/$STUDY_UID" ;;
     meta/pushgate) echo "$PG_WEB/studies/$STUDY_UID/metadata" ;;
     meta/orthanc) echo "$OR_WEB/studies/$STUDY_UID/metadata" ;;
     zip/pushgate) echo "$PG_URL/download.zip" ;;
-    zip/orthanc) echo "http://127.0.0.1:$OR_HPORT/studies/$OR_ID/archive" ;;
+    zip/orthanc) echo "https://127.0.0.1:$OR_TPORT/studies/$OR_ID/archive" ;;
     qido/pushgate) echo "$PG_WEB/studies/$STUDY_UID/instances" ;;
     qido/orthanc) echo "$OR_WEB/studies/$STUDY_UID/instances" ;;
     studies/pushgate) echo "$PG_WEB/studies" ;;
@@ -330,7 +403,10 @@ accept_of() {
 
 # CPU time (user + system, clock ticks) a server has used so far.
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+cpu_ticks() { # pids...: their user + system ticks, summed
+  local p
+  for p in "$@"; do cat "/proc/$p/stat"; done | awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
+}
 
 # measure M C BODY: one request of measure M to contender C; checks it and
 # records its time in T[M/C] (unless it is the verification request, which
@@ -338,12 +414,12 @@ cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 measure() {
   local m=$1 c=$2 body=$3
   [[ -z ${NA[$m/$c]:-} ]] || return 0
-  local pid=$PG_PID
-  [[ $c == orthanc ]] && pid=$OR_PID
+  local pids
+  read -ra pids <<<"$(server_pids "$c")"
   local cpu0 cpu1
-  cpu0=$(cpu_ticks "$pid")
+  cpu0=$(cpu_ticks "${pids[@]}")
   fetch "$c" "$(url_of "$m" "$c")" "$body" -H "$(accept_of "$m")"
-  cpu1=$(cpu_ticks "$pid")
+  cpu1=$(cpu_ticks "${pids[@]}")
   F_CPU=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz }')
   if [[ $F_CODE == 404 ]]; then
     NA[$m/$c]="n/a (404)"
@@ -385,6 +461,7 @@ for m in wado meta zip qido studies; do
     measure "$m" "$c" "$WORK/body/$m-$c"
   done
 done
+measure wado orthanc-http "$WORK/body/wado-orthanc-http"
 rm -f "$WORK"/body/wado-* "$WORK"/body/zip-* # 2 x 263 MB each
 [[ -z ${NA[wado/pushgate]:-}${NA[wado/orthanc]:-}${NA[meta/pushgate]:-}${NA[meta/orthanc]:-} ]] ||
   die "WADO-RS and /metadata must answer on both servers"
@@ -394,7 +471,9 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
   order=(pushgate orthanc)
   ((rep % 2)) || order=(orthanc pushgate)
   for m in wado meta zip qido studies; do
-    for c in "${order[@]}"; do
+    cs=("${order[@]}")
+    [[ $m != wado ]] || cs+=(orthanc-http)
+    for c in "${cs[@]}"; do
       [[ -z ${NA[$m/$c]:-} ]] || continue
       measure "$m" "$c" /dev/null
       T[$m/$c]+="$F_SECS "
@@ -409,15 +488,18 @@ done
 # CONCURRENT downloads of the whole study at once from one server; a
 # sampler reads the server's VmRSS every 50 ms (VmHWM is reset first, so it
 # covers the downloads only). Sets C_SECS C_RSS_KB.
-concurrent() { # measure contender pid
-  local m=$1 c=$2 pid=$3 stop=$WORK/rss-stop i t0 t1 rss hwm sampler pids=() rc=0
+concurrent() { # measure contender
+  local m=$1 c=$2 stop=$WORK/rss-stop i t0 t1 rss hwm sampler pids=() rc=0 spids p
+  read -ra spids <<<"$(server_pids "$c")"
   rm -f "$stop"
   local hwm_note=
-  echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || hwm_note=" (VmHWM since start)"
-  python3 "$HELPER" rss "$stop" "$pid" >"$WORK/rss-$m-$c" &
+  for p in "${spids[@]}"; do
+    echo 5 >"/proc/$p/clear_refs" 2>/dev/null || hwm_note=" (VmHWM since start)"
+  done
+  python3 "$HELPER" rss "$stop" "${spids[@]}" >"$WORK/rss-$m-$c" &
   sampler=$!
   sleep 0.1
-  local auth=()
+  local auth=(-k)
   [[ $c == pushgate ]] && auth=(-k -H "Authorization: Bearer $HOLDER")
   t0=$(date +%s%N)
   for ((i = 1; i <= CONCURRENT; i++)); do
@@ -447,9 +529,7 @@ for m in wado zip; do
   [[ -z ${NA[$m/pushgate]:-} ]] || continue
   for c in pushgate orthanc; do
     [[ -z ${NA[$m/$c]:-} ]] || continue
-    pid=$PG_PID
-    [[ $c == orthanc ]] && pid=$OR_PID
-    concurrent "$m" "$c" "$pid"
+    concurrent "$m" "$c"
     CONC_SECS[$m/$c]=$C_SECS
     CONC_RSS[$m/$c]=$C_RSS_KB
     say "$(printf '%dx %-5s %-9s %7.3f s  peak RSS %d MB' "$CONCURRENT" "$m" "$c" "$C_SECS" \
@@ -478,6 +558,7 @@ OR_WEB_VERSION=$(curl -fsS --max-time 10 "http://127.0.0.1:$OR_HPORT/plugins/dic
   sed -n 's/.*"Version" *: *"\([^"]*\)".*/\1/p' | first)
 stop_pushgate
 stop_orthanc
+stop_nginx
 rm -rf "$PG_DIR" "$OR_DIR" # two copies of the study; logs and small bodies stay
 
 # ------------------------------------------------------------------- report
@@ -508,7 +589,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | first)
 report=$OUT/retrieve-latest.txt
 {
   echo "retrieval benchmark: $COUNT CT ${SIZE}x${SIZE}x16 ($DATA_MB MB of files, $FILE_SYNTAX), ${cpu:-unknown CPU} ($(nproc) cores), $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "pushgate $PG_VERSION over HTTPS (bound push authorization, Bearer holder token) vs $OR_VERSION + DICOMweb plugin ${OR_WEB_VERSION:-?} over HTTP;"
+  echo "pushgate $PG_VERSION over HTTPS (bound push authorization, Bearer holder token) vs $OR_VERSION + DICOMweb plugin ${OR_WEB_VERSION:-?} over HTTPS through nginx $("$NGINX" -v 2>&1 | sed 's:.*/::') (TLS 1.3 both);"
   echo "curl --http1.1, one connection per request; median of $REPEAT run(s), interleaved; page cache warm;"
   echo "MB/s = the study's $DATA_BYTES file bytes / seconds (the same for WADO-RS and ZIP, whatever the wire carries); MB = 10^6 bytes"
   row measure pushgate orthanc ratio target result
@@ -517,6 +598,8 @@ report=$OUT/retrieve-latest.txt
   r1=$(awk -v a="$w_or" -v b="$w_pg" 'BEGIN { printf "%.2f", a / b }')
   row "1 WADO-RS whole study" "$(secs_mbs wado pushgate)" "$(secs_mbs wado orthanc)" "${r1}x" ">= 2x" "$(verdict "$r1" ">=" 2)"
   row "  CPU per request: server + curl" "$(cpu_cell wado pushgate)" "$(cpu_cell wado orthanc)" "" "(info)" ""
+  w_oh=$(med wado/orthanc-http)
+  row "  Orthanc over plain HTTP (no nginx)" "" "$(secs_mbs wado orthanc-http)" "$(awk -v a="$w_oh" -v b="$w_pg" 'BEGIN { printf "%.2fx", a / b }')" "(info)" ""
   row "  response bytes" "${REF_SIZE[wado/pushgate]}" "${REF_SIZE[wado/orthanc]}" "" "" ""
   # 2
   m_pg=$(med meta/pushgate) m_or=$(med meta/orthanc)

@@ -17,6 +17,19 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-# orthanc's postinst tries to start a service; policy-rc.d keeps it quiet in
-# containers, and the benchmark starts its own instance anyway.
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The postinst scripts of orthanc and nginx start their services (Orthanc on
+# 4242/8042, nginx on 0.0.0.0:80); the tests and benchmarks start their own
+# instances on loopback, so a policy-rc.d that refuses (exit 101) keeps them
+# from starting while we install. One already there is left alone.
+POLICY=/usr/sbin/policy-rc.d
+ours=""
+if [[ ! -e $POLICY ]]; then
+  printf '#!/bin/sh\n# written by pushgate packaging/install-deps.sh during apt-get install\nexit 101\n' |
+    $SUDO tee "$POLICY" >/dev/null
+  $SUDO chmod 755 "$POLICY"
+  ours=1
+fi
+status=0
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" || status=$?
+[[ -z $ours ]] || $SUDO rm -f "$POLICY"
+exit "$status"
