@@ -17,20 +17,8 @@
 # table also to bench/out/intake-latest.txt.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-OUT=$ROOT/bench/out
-LOGS=$OUT/logs
-DATA=$OUT/data
-# PUSHGATE_BIN: another build to measure (e.g. the one before a change), same run.
-PUSHGATE=${PUSHGATE_BIN:-$ROOT/target/release/pushgate}
-SAMPLES=$ROOT/target/release/pushgate-samples
-# Full paths: pip's pynetdicom installs its own `storescu` that may come
-# first on PATH.
-STORESCU=/usr/bin/storescu
-STORESCP=/usr/bin/storescp
-ECHOSCU=/usr/bin/echoscu
-ORTHANC=/usr/sbin/Orthanc
+# shellcheck source=bench/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 REPEAT=1
 COUNT=500
@@ -38,8 +26,6 @@ SIZE=512
 CONTENDERS=(pushgate storescp orthanc)
 ROUNDS=(tuned default)
 
-die() { echo "intake.sh: $*" >&2; exit 1; }
-say() { echo "$*" >&2; }
 
 while (($#)); do
   case $1 in

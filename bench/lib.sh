@@ -1,4 +1,4 @@
-# Sourced by the bench scripts: small helpers they share. Needs `die`.
+# Sourced by the bench scripts: small helpers they share. Needs `die` (bench/env.sh).
 
 # free_port VAR: a loopback port nothing answers on, outside the Linux
 # ephemeral range (32768-60999) so that client sockets cannot collide with it.

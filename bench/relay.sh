@@ -25,18 +25,9 @@
 # also to bench/out/relay-latest.txt.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-OUT=$ROOT/bench/out
-LOGS=$OUT/logs
-DATA=$OUT/data
+# shellcheck source=bench/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 RUN=$OUT/relay
-# PUSHGATE_BIN: another build to measure (e.g. the one before a change), same run.
-PUSHGATE=${PUSHGATE_BIN:-$ROOT/target/release/pushgate}
-SAMPLES=$ROOT/target/release/pushgate-samples
-STORESCU=/usr/bin/storescu
-STORESCP=/usr/bin/storescp
-ECHOSCU=/usr/bin/echoscu
 
 COUNT=500
 SIZE=512
@@ -44,9 +35,6 @@ REPEAT=1
 URA_A=11111111
 URA_B=22222222
 URA_C=33333333 # B's OpenPGP key at a closed port: a package that stays in A's outbox
-
-die() { echo "relay.sh: $*" >&2; exit 1; }
-say() { echo "$*" >&2; }
 
 while (($#)); do
   case $1 in

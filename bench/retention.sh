@@ -13,22 +13,12 @@
 # Writes bench/out/retention-latest.txt.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-OUT=$ROOT/bench/out
-LOGS=$OUT/logs
-DATA=$OUT/data
-# PUSHGATE_BIN: another build to measure (e.g. the one before a change), same run.
-PUSHGATE=${PUSHGATE_BIN:-$ROOT/target/release/pushgate}
-SAMPLES=$ROOT/target/release/pushgate-samples
-STORESCU=/usr/bin/storescu
-ORTHANC=/usr/sbin/Orthanc
+# shellcheck source=bench/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 REPEAT=1
 COUNT=500
 SIZE=512
 
-die() { echo "retention.sh: $*" >&2; exit 1; }
-say() { echo "$*" >&2; }
 
 while (($#)); do
   case $1 in

@@ -31,24 +31,10 @@
 # bench/out/retrieve-latest.txt.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-OUT=$ROOT/bench/out
-LOGS=$OUT/logs
-DATA=$OUT/data
+# shellcheck source=bench/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 WORK=$OUT/retrieve
-# PUSHGATE_BIN: another build to measure (e.g. the one before a change), same run.
-PUSHGATE=${PUSHGATE_BIN:-$ROOT/target/release/pushgate}
-SAMPLES=$ROOT/target/release/pushgate-samples
 HELPER=$ROOT/bench/retrieve.py
-# Full paths: pip's pynetdicom installs its own `storescu` that may come
-# first on PATH.
-STORESCU=/usr/bin/storescu
-ECHOSCU=/usr/bin/echoscu
-DCMDUMP=/usr/bin/dcmdump
-ORTHANC=/usr/sbin/Orthanc
-NGINX=/usr/sbin/nginx
-TIME=/usr/bin/time
 
 REPEAT=1
 COUNT=500
@@ -57,11 +43,9 @@ LATENCY=200
 CONCURRENT=8
 ACCEPT_DICOM='multipart/related; type="application/dicom"; transfer-syntax=*'
 
-die() { echo "retrieve.sh: $*" >&2; exit 1; }
 # The first line of stdin, reading all of it: `head -n 1` would leave the
 # writer to die of SIGPIPE, which pipefail and set -e turn into an exit.
 first() { awk 'NR == 1'; }
-say() { echo "$*" >&2; }
 
 while (($#)); do
   case $1 in
