@@ -215,6 +215,12 @@ fn main() -> ExitCode {
 /// `Restart=on-failure` starts the daemon again.
 const EXIT_WORKER_FAILED: u8 = 70;
 
+/// How long the daemon goes on serving after a worker failed, before it
+/// drains: long enough for a probe of /readyz or a scrape to see why, short
+/// enough that it and the drain (25 s) stay within the unit's
+/// WatchdogSec=30s, counted from the last ping.
+const FAILURE_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// The daemon drained and stopped because these workers failed.
 #[derive(Debug)]
 struct WorkersFailed(Vec<(&'static str, String)>);
@@ -503,6 +509,13 @@ async fn serve(
                     NotifyState::Stopping,
                     NotifyState::Status(&format!("worker {} failed; stopping", names.join(", "))),
                 ]);
+                // Still serving for a moment, so that whoever watches
+                // /readyz and /metrics sees which worker failed before the
+                // listeners close; a SIGTERM meanwhile cuts it short.
+                tokio::select! {
+                    () = tokio::time::sleep(FAILURE_GRACE) => {}
+                    () = signals.stop() => {}
+                }
                 break;
             }
         };
