@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::CapacityConfig;
+use crate::worker::{Progress, Stop, Worker, WorkerError};
 
 /// How long a statvfs answer is trusted.
 pub const RECHECK: Duration = Duration::from_secs(1);
@@ -113,17 +114,36 @@ impl Disk {
     }
 }
 
-/// Measures every `every` until `stop` turns true, so that the operator
-/// hears of a crossing (either way) when it happens, not when the next
-/// sender happens to call.
-pub async fn watch(disk: Disk, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        let measured = disk.clone();
-        let _ = tokio::task::spawn_blocking(move || measured.status()).await;
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
+/// Measures every `every`, so that the operator hears of a crossing
+/// (either way) when it happens, not when the next sender happens to call.
+/// A failed measurement keeps the last answer (see `Disk::status`): never a
+/// failure.
+pub struct DiskWatcher {
+    disk: Disk,
+    every: Duration,
+}
+
+impl DiskWatcher {
+    pub fn new(disk: Disk, every: Duration) -> DiskWatcher {
+        DiskWatcher { disk, every }
+    }
+}
+
+impl Worker for DiskWatcher {
+    fn name(&self) -> &'static str {
+        "capacity"
+    }
+
+    async fn work(&mut self, _stop: &Stop) -> Result<Progress, WorkerError> {
+        let measured = self.disk.clone();
+        tokio::task::spawn_blocking(move || measured.status())
+            .await
+            .map_err(|e| WorkerError::new(format!("measuring the disk: {e}")))?;
+        Ok(Progress::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        tokio::time::sleep(self.every).await;
     }
 }
 

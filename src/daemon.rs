@@ -8,17 +8,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::authz::{AdminToken, AdminTokenError, Authz, AuthzError};
+use crate::authz::{
+    AccessionResolver, AdminToken, AdminTokenError, Authz, AuthzError, ExpirySweeper,
+};
+use crate::capacity::DiskWatcher;
 use crate::config::Config;
-use crate::dimse::{self, Scp};
-use crate::ingest::{Events, Ingestor, dropfolder, reindex, stability};
-use crate::journal::{HeadPublisher, Journal, JournalError};
-use crate::relay::{self, Relay, RelayError};
+use crate::dimse::{DicomListener, Scp};
+use crate::ingest::dropfolder::DropFolderWorker;
+use crate::ingest::stability::StabilityWorker;
+use crate::ingest::{Events, Ingestor, reindex};
+use crate::journal::{HeadPublisher, HeadWorker, Journal, JournalError};
+use crate::relay::book::{BookSync, BookWatcher};
+use crate::relay::{self, CompletionWaker, Relay, RelayError};
+use crate::retention::{Retention, RetentionWorker};
 use crate::store::{Store, StoreError};
-use crate::web::{self, App, tls};
+use crate::web::{self, App, HttpListener, tls};
+use crate::worker::{Health, Supervisor};
 
 /// How long running transfers (associations, downloads) may take to finish
 /// after a stop request: within systemd's TimeoutStopSec=30 with room for
@@ -56,7 +63,9 @@ pub struct Running {
     pub http_addr: SocketAddr,
     pub cert_path: PathBuf,
     pub cert_fingerprint: String,
-    shutdown: watch::Sender<bool>,
+    /// Every background loop and both listeners.
+    workers: Supervisor,
+    /// The outbox and the forwarder (not yet workers).
     tasks: JoinSet<()>,
     store: Arc<Store>,
     journal: Journal,
@@ -77,9 +86,6 @@ pub struct Reloaded {
     /// Address book entries now, if there is a book.
     pub book_entries: Option<usize>,
 }
-
-/// How often expired grants are looked for (their expiry is journaled).
-const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, DaemonError> {
     TcpListener::bind(addr)
@@ -190,37 +196,29 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         .map_err(|e| DaemonError::Internal(e.to_string()))?;
     let http_addr = web::bound(&http_listener).map_err(|e| DaemonError::Internal(e.to_string()))?;
 
-    let (shutdown, stop) = watch::channel(false);
+    let mut workers = Supervisor::new();
+    // The outbox and the forwarder still run beside the supervisor.
     let mut tasks = JoinSet::new();
-    tasks.spawn(stability::run(
+    workers.spawn(StabilityWorker::new(
         store.index.clone(),
         events.clone(),
         config.dicom.stable_after,
-        stop.clone(),
     ));
     let scp = Arc::new(Scp::new(&config.dicom, ingestor.clone()));
-    tasks.spawn(dimse::serve(
-        dicom_listener,
-        scp.clone(),
-        stop.clone(),
-        DRAIN,
-    ));
-    tasks.spawn(sweep_expired(authz.clone(), stop.clone()));
-    tasks.spawn(head.clone().run(config.journal.head_every, stop.clone()));
-    tasks.spawn(crate::capacity::watch(
+    workers.spawn(DicomListener::new(dicom_listener, scp.clone(), DRAIN));
+    workers.spawn(ExpirySweeper::new(authz.clone()));
+    workers.spawn(HeadWorker::new(head.clone(), config.journal.head_every));
+    workers.spawn(DiskWatcher::new(
         ingestor.disk().clone(),
         Duration::from_secs(10),
-        stop.clone(),
     ));
-    tasks.spawn(crate::retention::run(
-        crate::retention::Retention::new(&config, ingestor.clone(), authz.clone(), &relay),
-        stop.clone(),
-    ));
-    tasks.spawn(resolve_accessions(
+    workers.spawn(RetentionWorker::new(Retention::new(
+        &config,
+        ingestor.clone(),
         authz.clone(),
-        events.clone(),
-        stop.clone(),
-    ));
+        &relay,
+    )));
+    workers.spawn(AccessionResolver::new(authz.clone(), &events));
     let app = Arc::new(App {
         index: store.index.clone(),
         admin,
@@ -231,31 +229,28 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         cors_origins: config.http.cors_origins.clone(),
         tls: arc_swap::ArcSwap::from_pointee(tls_state),
         relay: relay.clone(),
+        workers: workers.health(),
     });
-    start_relay(&config, &relay, &store, &events, &stop, &mut tasks)?;
-    tasks.spawn(web::serve(
+    start_relay(&config, &relay, &store, &events, &mut workers, &mut tasks)?;
+    workers.spawn(HttpListener::new(
         http_listener,
         app.clone(),
         web::Limits::from(&config.http),
-        stop.clone(),
         DRAIN,
     ));
     if let Some(watch_dir) = config.import.watch_dir.clone() {
-        let settle = config.import.settle;
-        let ingestor = ingestor.clone();
-        let stop = stop.clone();
-        tasks.spawn(async move {
-            if let Err(e) = dropfolder::run(watch_dir.clone(), settle, ingestor, stop).await {
-                tracing::error!(dir = %watch_dir.display(), "drop folder stopped: {e}");
-            }
-        });
+        workers.spawn(DropFolderWorker::new(
+            watch_dir,
+            config.import.settle,
+            ingestor.clone(),
+        ));
     }
     Ok(Running {
         dicom_addr,
         http_addr,
         cert_path,
         cert_fingerprint,
-        shutdown,
+        workers,
         tasks,
         store,
         journal,
@@ -274,22 +269,14 @@ fn start_relay(
     relay: &Arc<Relay>,
     store: &Arc<Store>,
     events: &Events,
-    stop: &watch::Receiver<bool>,
+    workers: &mut Supervisor,
     tasks: &mut JoinSet<()>,
 ) -> Result<(), DaemonError> {
+    let stop = workers.stop_handle().receiver();
     tasks.spawn(relay::deliver_outbox(relay.clone(), stop.clone()));
-    tasks.spawn(wake_on_complete(
-        relay.clone(),
-        events.clone(),
-        stop.clone(),
-    ));
+    workers.spawn(CompletionWaker::new(relay.clone(), events));
     if let Some(path) = config.relay.address_book.clone() {
-        let watch = relay.book.clone().watch(path, stop.clone());
-        tasks.spawn(async move {
-            if let Err(e) = watch.await {
-                tracing::error!("address book: not watched for changes: {e}");
-            }
-        });
+        workers.spawn(BookWatcher::new(relay.book.clone(), path));
     }
     if let (Some(sync), Some(path)) = (config.relay.sync.clone(), config.relay.address_book.clone())
     {
@@ -297,14 +284,13 @@ fn start_relay(
             .map_err(|e| DaemonError::Internal(format!("relay.address_book_publisher: {e}")))?;
         let tls = relay::book::system_roots_client_config()
             .map_err(|e| DaemonError::Internal(format!("address book sync: {e}")))?;
-        tasks.spawn(relay::book::sync_loop(
+        workers.spawn(BookSync::new(
             sync.url,
             publisher,
             path,
             sync.every,
             tls,
             relay.book.clone(),
-            stop.clone(),
         ));
     }
     if let (Some(forwarder), Some(pacs)) = (relay.forwarder.clone(), config.forward.pacs.as_ref()) {
@@ -320,61 +306,6 @@ fn start_relay(
         ));
     }
     Ok(())
-}
-
-/// A push waiting for its study hears when the study is complete.
-async fn wake_on_complete(relay: Arc<Relay>, events: Events, mut stop: watch::Receiver<bool>) {
-    let mut rx = events.subscribe();
-    loop {
-        tokio::select! {
-            event = rx.recv() => match event {
-                Ok(crate::ingest::StudyEvent::Completed { .. })
-                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => relay.wake.notify_one(),
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            },
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Pins grants made by accession number as their studies arrive.
-async fn resolve_accessions(
-    authz: Arc<Authz>,
-    events: crate::ingest::Events,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut rx = events.subscribe();
-    loop {
-        tokio::select! {
-            event = rx.recv() => match event {
-                Ok(crate::ingest::StudyEvent::NewStudy { .. })
-                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    let authz = authz.clone();
-                    let _ = tokio::task::spawn_blocking(move || authz.resolve_accessions()).await;
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            },
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Journals the expiry of grants as their time runs out.
-async fn sweep_expired(authz: Arc<Authz>, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(EXPIRY_SWEEP) => {}
-            _ = stop.changed() => return,
-        }
-        let authz = authz.clone();
-        if let Ok(expired) = tokio::task::spawn_blocking(move || authz.sweep()).await
-            && expired > 0
-        {
-            tracing::info!(expired, "grants expired");
-        }
-    }
 }
 
 impl Running {
@@ -425,9 +356,17 @@ impl Running {
         Ok(reloaded)
     }
 
-    /// Asks every component to stop and waits until they have drained.
-    pub async fn stop(mut self) -> Result<(), DaemonError> {
-        let _ = self.shutdown.send(true);
+    /// The workers' states: `main` waits for the first failure.
+    pub fn health(&self) -> Arc<Health> {
+        self.workers.health()
+    }
+
+    /// Asks every component to stop and waits until they have drained;
+    /// returns the workers that failed during the run (by name, with why).
+    pub async fn stop(mut self) -> Result<Vec<(&'static str, String)>, DaemonError> {
+        // Within DRAIN: the listeners drain their transfers in it, and a
+        // worker still busy after it is cut off.
+        let failed = self.workers.stop(DRAIN + Duration::from_secs(1)).await;
         while self.tasks.join_next().await.is_some() {}
         let journal = self.journal.clone();
         blocking(move || journal.close()).await?;
@@ -435,7 +374,7 @@ impl Running {
         blocking(move || head.publish("stop")).await?;
         let store = self.store.clone();
         blocking(move || store.close()).await??;
-        Ok(())
+        Ok(failed)
     }
 }
 

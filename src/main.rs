@@ -200,12 +200,43 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<WorkersFailed>().is_some() => {
+            eprintln!("pushgate: {e:#}");
+            ExitCode::from(EXIT_WORKER_FAILED)
+        }
         Err(e) => {
             eprintln!("pushgate: error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
+
+/// Exit status after a worker failed (EX_SOFTWARE): systemd's
+/// `Restart=on-failure` starts the daemon again.
+const EXIT_WORKER_FAILED: u8 = 70;
+
+/// How long the daemon goes on serving after a worker failed, before it
+/// drains: long enough for a probe of /readyz or a scrape to see why, short
+/// enough that it and the drain (25 s) stay within the unit's
+/// WatchdogSec=30s, counted from the last ping.
+const FAILURE_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// The daemon drained and stopped because these workers failed.
+#[derive(Debug)]
+struct WorkersFailed(Vec<(&'static str, String)>);
+
+impl std::fmt::Display for WorkersFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let named: Vec<String> = self
+            .0
+            .iter()
+            .map(|(name, why)| format!("worker {name} failed: {why}"))
+            .collect();
+        write!(f, "stopped: {}", named.join("; "))
+    }
+}
+
+impl std::error::Error for WorkersFailed {}
 
 /// The Debian package's configuration: what the service runs with, so a
 /// command typed on that host (where `sudo` drops PUSHGATE_CONFIG) talks to
@@ -465,9 +496,30 @@ async fn serve(
         running.dicom_addr, running.http_addr
     );
     notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
-    let watchdog = tokio::spawn(watchdog());
+    let health = running.health();
+    let watchdog = tokio::spawn(watchdog(health.clone()));
     loop {
-        match signals.next().await {
+        let signal = tokio::select! {
+            signal = signals.next() => signal,
+            () = health.first_failure() => {
+                let failed = health.failed();
+                let names: Vec<&str> = failed.iter().map(|(name, _)| *name).collect();
+                tracing::error!(workers = ?names, "a worker failed: draining, then exiting for a restart");
+                notify(&[
+                    NotifyState::Stopping,
+                    NotifyState::Status(&format!("worker {} failed; stopping", names.join(", "))),
+                ]);
+                // Still serving for a moment, so that whoever watches
+                // /readyz and /metrics sees which worker failed before the
+                // listeners close; a SIGTERM meanwhile cuts it short.
+                tokio::select! {
+                    () = tokio::time::sleep(FAILURE_GRACE) => {}
+                    () = signals.stop() => {}
+                }
+                break;
+            }
+        };
+        match signal {
             daemon::Signal::Stop => break,
             daemon::Signal::Reload => {
                 // MONOTONIC_USEC lets a Type=notify-reload unit (systemd
@@ -481,12 +533,17 @@ async fn serve(
             }
         }
     }
-    notify(&[
-        NotifyState::Stopping,
-        NotifyState::Status("draining transfers"),
-    ]);
-    running.stop().await?;
+    if health.failed().is_empty() {
+        notify(&[
+            NotifyState::Stopping,
+            NotifyState::Status("draining transfers"),
+        ]);
+    }
+    let failed = running.stop().await?;
     watchdog.abort();
+    if !failed.is_empty() {
+        return Err(WorkersFailed(failed).into());
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -548,8 +605,10 @@ fn notify(state: &[NotifyState]) {
 
 /// WATCHDOG=1 at half the interval systemd asked for, from the runtime the
 /// daemon runs on: if the runtime stalls, the pings stop and systemd
-/// restarts the service.
-async fn watchdog() {
+/// restarts the service. They stop too once a worker failed: a gateway
+/// that stopped part of its work must not look alive (and if the drain
+/// hangs, systemd's watchdog ends it).
+async fn watchdog(health: std::sync::Arc<pushgate::worker::Health>) {
     let mut usec = 0;
     if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
         return;
@@ -557,6 +616,10 @@ async fn watchdog() {
     let every = std::time::Duration::from_micros(usec / 2);
     tracing::info!(every = ?every, "watchdog pings");
     loop {
+        if !health.failed().is_empty() {
+            tracing::warn!("watchdog pings stopped: a worker failed");
+            return;
+        }
         notify(&[NotifyState::Watchdog]);
         tokio::time::sleep(every).await;
     }

@@ -32,7 +32,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 
 use crate::authz::{Authz, AuthzError, Share};
 use crate::config::{Config, RetentionConfig};
@@ -42,6 +41,7 @@ use crate::relay::Relay;
 use crate::relay::forward::{ForwardState, Forwarder};
 use crate::relay::outbox::Outbox;
 use crate::store::{StoreError, StudyRecord, Timestamp, Uid, sync_dir};
+use crate::worker::{Progress, Stop, Worker, WorkerError};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -421,25 +421,40 @@ impl Retention {
 }
 
 /// Sweeps every `retention.sweep_every` (the first time at once, which
-/// also finishes a deletion a crash interrupted) until `stop` turns true.
-pub async fn run(retention: Retention, mut stop: watch::Receiver<bool>) {
-    let retention = Arc::new(retention);
-    let every = retention.policy.sweep_every;
-    loop {
-        let (sweeper, halt) = (retention.clone(), stop.clone());
-        let swept = tokio::task::spawn_blocking(move || {
-            sweeper.sweep(Timestamp::now(), || !*halt.borrow())
-        })
-        .await;
-        match swept {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!("retention: {}", crate::error_chain(&e)),
-            Err(e) => tracing::error!("retention sweep failed: {e}"),
+/// also finishes a deletion a crash interrupted). A sweep that fails (a
+/// file busy, the disk) is logged and tried again next time: never a
+/// failure; a panic in it is.
+pub struct RetentionWorker {
+    retention: Arc<Retention>,
+}
+
+impl RetentionWorker {
+    pub fn new(retention: Retention) -> RetentionWorker {
+        RetentionWorker {
+            retention: Arc::new(retention),
         }
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
+    }
+}
+
+impl Worker for RetentionWorker {
+    fn name(&self) -> &'static str {
+        "retention"
+    }
+
+    async fn work(&mut self, stop: &Stop) -> Result<Progress, WorkerError> {
+        let (sweeper, halt) = (self.retention.clone(), stop.clone());
+        let swept =
+            tokio::task::spawn_blocking(move || sweeper.sweep(Timestamp::now(), || !halt.is_set()))
+                .await
+                .map_err(|e| WorkerError::new(format!("sweep: {e}")))?;
+        if let Err(e) = swept {
+            tracing::error!("retention: {}", crate::error_chain(&e));
         }
+        Ok(Progress::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        tokio::time::sleep(self.retention.policy.sweep_every).await;
     }
 }
 

@@ -14,6 +14,7 @@ mod push;
 pub mod secret;
 mod service;
 mod shares;
+mod workers;
 
 pub use admin::{AdminToken, AdminTokenError, bearer, read_token};
 pub use coverage::{Coverage, Excluded, HolderCoverage, HolderSeries, SeriesCoverage};
@@ -25,6 +26,7 @@ pub use limiter::client_key;
 pub use push::PushDenied;
 pub use service::{Authz, AuthzError, Served};
 pub use shares::{Share, Shares};
+pub use workers::{AccessionResolver, ExpirySweeper};
 
 #[cfg(test)]
 mod tests;

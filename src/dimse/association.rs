@@ -15,7 +15,6 @@ use dicom_ul::pdu::{
     PresentationContextResultReason,
 };
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::Scp;
@@ -24,6 +23,7 @@ use super::status::{self, Status};
 use crate::error_chain;
 use crate::ingest::{Declared, IngestError, Received, write_part10_header};
 use crate::store::{Source, TempFile, Uid};
+use crate::worker::Stop;
 
 /// Command sets are small; a peer sending more is not speaking DIMSE.
 const MAX_COMMAND_BYTES: usize = 64 * 1024;
@@ -83,11 +83,11 @@ pub(super) async fn serve(
     socket: TcpStream,
     peer: SocketAddr,
     deadline: tokio::time::Instant,
-    shutdown: watch::Receiver<bool>,
+    stop: Stop,
 ) {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("association", id, %peer);
-    run(scp, socket, peer, deadline, shutdown)
+    run(scp, socket, peer, deadline, stop)
         .instrument(span)
         .await
 }
@@ -97,7 +97,7 @@ async fn run(
     socket: TcpStream,
     peer: SocketAddr,
     deadline: tokio::time::Instant,
-    mut shutdown: watch::Receiver<bool>,
+    stop: Stop,
 ) {
     let started = Instant::now();
     let mut assoc =
@@ -146,7 +146,7 @@ async fn run(
         phase: Phase::Idle,
         tally: Tally::default(),
     };
-    let end = session.receive_loop(&mut assoc, &mut shutdown).await;
+    let end = session.receive_loop(&mut assoc, &stop).await;
     let Tally {
         stored,
         failed,
@@ -199,7 +199,7 @@ impl Session<'_> {
     async fn receive_loop(
         &mut self,
         assoc: &mut Association,
-        shutdown: &mut watch::Receiver<bool>,
+        stop: &Stop,
     ) -> Result<&'static str, Fatal> {
         loop {
             // Waiting for the next PDU: an idle association may wait long,
@@ -211,18 +211,14 @@ impl Session<'_> {
             } else {
                 self.scp.timeout
             };
-            if *shutdown.borrow() && self.is_idle() {
+            if stop.is_set() && self.is_idle() {
                 return Err(Fatal("pushgate is shutting down".into()));
             }
             quickack(assoc);
             let begun = tokio::select! {
                 r = tokio::time::timeout(limit, next_pdu_begun(assoc)) => r,
-                changed = shutdown.changed(), if self.is_idle() => {
-                    if changed.is_err() {
-                        return Err(Fatal("pushgate is shutting down".into()));
-                    }
-                    continue;
-                }
+                // checked again at the top of the loop
+                () = stop.wait(), if self.is_idle() => continue,
             };
             match begun {
                 Err(_) if self.is_idle() => return Err(Fatal(format!("idle for {limit:?}"))),

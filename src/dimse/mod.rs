@@ -23,13 +23,14 @@ use dicom_ul::pdu::{
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use self::admission::{LogBudget, Shares, peer_address};
 use crate::config::DicomConfig;
 use crate::ingest::{Ingestor, sop_classes};
+use crate::worker::{Progress, Stop, Worker, WorkerError};
 
 /// Over-cap connections answered with A-ASSOCIATE-RJ at the same time.
 const MAX_REFUSALS: usize = 16;
@@ -185,14 +186,42 @@ struct Slots {
     refusals: Arc<Semaphore>,
 }
 
-/// Accepts associations on `listener` until `shutdown` turns true, then
-/// lets running transfers finish within `drain`.
-pub async fn serve(
-    listener: TcpListener,
+/// The DICOM listener as a worker: its one step serves until stop and
+/// drains. An accept error (out of descriptors) is retried, never a failure.
+pub struct DicomListener {
+    listener: Option<TcpListener>,
     scp: Arc<Scp>,
-    mut shutdown: watch::Receiver<bool>,
     drain: Duration,
-) {
+}
+
+impl DicomListener {
+    pub fn new(listener: TcpListener, scp: Arc<Scp>, drain: Duration) -> DicomListener {
+        DicomListener {
+            listener: Some(listener),
+            scp,
+            drain,
+        }
+    }
+}
+
+impl Worker for DicomListener {
+    fn name(&self) -> &'static str {
+        "dicom"
+    }
+
+    async fn work(&mut self, stop: &Stop) -> Result<Progress, WorkerError> {
+        if let Some(listener) = self.listener.take() {
+            serve(listener, self.scp.clone(), stop.clone(), self.drain).await;
+        }
+        Ok(Progress::Done)
+    }
+
+    async fn wait_for_work(&mut self) {}
+}
+
+/// Accepts associations on `listener` until `stop`, then lets running
+/// transfers finish within `drain`.
+pub async fn serve(listener: TcpListener, scp: Arc<Scp>, stop: Stop, drain: Duration) {
     let slots = Slots {
         associations: Arc::new(Semaphore::new(scp.max_associations)),
         pending: Arc::new(Semaphore::new(scp.max_associations)),
@@ -203,7 +232,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => admit(&scp, &slots, &mut tasks, socket, peer, &shutdown),
+                Ok((socket, peer)) => admit(&scp, &slots, &mut tasks, socket, peer, &stop),
                 Err(e) => {
                     // e.g. out of file descriptors: back off instead of spinning
                     tracing::error!("accept failed: {e}");
@@ -211,14 +240,7 @@ pub async fn serve(
                 }
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            changed = shutdown.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-            }
-        }
-        if *shutdown.borrow() {
-            break;
+            () = stop.wait() => break,
         }
     }
     drop(listener);
@@ -243,7 +265,7 @@ fn admit(
     tasks: &mut JoinSet<()>,
     socket: TcpStream,
     peer: SocketAddr,
-    shutdown: &watch::Receiver<bool>,
+    stop: &Stop,
 ) {
     let accepted = Instant::now();
     let _ = socket.set_nodelay(true);
@@ -276,13 +298,13 @@ fn admit(
     };
     let scp = scp.clone();
     let associations = slots.associations.clone();
-    let mut shutdown = shutdown.clone();
+    let stop = stop.clone();
     tasks.spawn(async move {
         let deadline = accepted + scp.request_timeout;
         let arrived = tokio::select! {
             arrived = tokio::time::timeout_at(deadline, admission::request_arrived(&socket)) => arrived,
             // nothing has begun yet: nothing to drain
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = stop.wait() => return,
         };
         match arrived {
             Ok(Ok(())) => {}
@@ -297,7 +319,7 @@ fn admit(
         }
         drop(pending);
         match associations.try_acquire_owned() {
-            Ok(permit) => associate(&scp, socket, peer, deadline, permit, shutdown).await,
+            Ok(permit) => associate(&scp, socket, peer, deadline, permit, stop).await,
             Err(_) => {
                 refused("busy");
                 let remaining = deadline.saturating_duration_since(Instant::now());
@@ -318,11 +340,11 @@ async fn associate(
     peer: SocketAddr,
     deadline: Instant,
     permit: OwnedSemaphorePermit,
-    shutdown: watch::Receiver<bool>,
+    stop: Stop,
 ) {
     crate::metrics::METRICS.associations.inc();
     let _open = OpenAssociation::new(scp);
-    association::serve(scp, socket, peer, deadline, shutdown).await;
+    association::serve(scp, socket, peer, deadline, stop).await;
     drop(permit);
 }
 

@@ -6,51 +6,91 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::watch;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::events::{Events, StudyEvent};
 use crate::store::{Index, Timestamp, Uid};
+use crate::worker::{Progress, Stop, Worker, WorkerError};
 
-/// Runs until `shutdown` turns true.
-pub async fn run(
+/// Tracks open studies and completes them once they held still for
+/// `dicom.stable_after`. Nothing it meets stops it: a failed read or mark
+/// is logged and retried.
+pub struct StabilityWorker {
     index: Arc<dyn Index>,
     events: Events,
     stable_after: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut rx = events.subscribe();
-    let mut open = open_studies(&index).await;
-    loop {
-        let next_due = open
-            .values()
+    rx: broadcast::Receiver<StudyEvent>,
+    /// Studies not yet complete, with their last arrival; `None` until the
+    /// first step has read them from the index.
+    open: Option<HashMap<Uid, Timestamp>>,
+    /// What woke it: an event to take in, or a study falling due.
+    woke: Option<Wake>,
+}
+
+enum Wake {
+    Event(Result<StudyEvent, RecvError>),
+    Due,
+}
+
+impl StabilityWorker {
+    pub fn new(index: Arc<dyn Index>, events: Events, stable_after: Duration) -> StabilityWorker {
+        // Subscribed before the index is read: nothing stored in between
+        // is missed.
+        let rx = events.subscribe();
+        StabilityWorker {
+            index,
+            events,
+            stable_after,
+            rx,
+            open: None,
+            woke: None,
+        }
+    }
+}
+
+impl Worker for StabilityWorker {
+    fn name(&self) -> &'static str {
+        "stability"
+    }
+
+    async fn work(&mut self, _stop: &Stop) -> Result<Progress, WorkerError> {
+        let Some(open) = self.open.as_mut() else {
+            self.open = Some(open_studies(&self.index).await);
+            return Ok(Progress::Idle);
+        };
+        match self.woke.take() {
+            Some(Wake::Event(Ok(StudyEvent::InstanceStored { key, received_at }))) => {
+                let last = open.entry(key.study).or_insert(received_at);
+                *last = (*last).max(received_at);
+            }
+            Some(Wake::Event(Ok(_))) | None => {}
+            Some(Wake::Event(Err(RecvError::Lagged(missed)))) => {
+                tracing::warn!(missed, "stability tracker fell behind; rereading the index");
+                *open = open_studies(&self.index).await;
+            }
+            Some(Wake::Event(Err(RecvError::Closed))) => return Ok(Progress::Done),
+            Some(Wake::Due) => {
+                complete_due(&self.index, &self.events, open, self.stable_after).await;
+            }
+        }
+        Ok(Progress::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        let next_due = self
+            .open
+            .iter()
+            .flat_map(|open| open.values())
             .min()
-            .map(|last| last.saturating_add(stable_after));
+            .map(|last| last.saturating_add(self.stable_after));
         let sleep = match next_due {
             Some(due) => Duration::from_millis(due.0.saturating_sub(Timestamp::now().0)),
             None => Duration::from_secs(3600),
         };
-        tokio::select! {
-            event = rx.recv() => match event {
-                Ok(StudyEvent::InstanceStored { key, received_at }) => {
-                    let last = open.entry(key.study).or_insert(received_at);
-                    *last = (*last).max(received_at);
-                }
-                Ok(_) => {}
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "stability tracker fell behind; rereading the index");
-                    open = open_studies(&index).await;
-                }
-                Err(RecvError::Closed) => return,
-            },
-            () = tokio::time::sleep(sleep) => {
-                complete_due(&index, &events, &mut open, stable_after).await;
-            }
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
-            return;
-        }
+        self.woke = Some(tokio::select! {
+            event = self.rx.recv() => Wake::Event(event),
+            () = tokio::time::sleep(sleep) => Wake::Due,
+        });
     }
 }
 

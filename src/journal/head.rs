@@ -14,13 +14,13 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::watch;
 
 use super::record::GENESIS;
 use super::{Journal, JournalError};
 use crate::store::{Timestamp, sync_dir};
+use crate::worker::{Progress, Stop, Worker, WorkerError};
 
 /// A record's number and hash, written `SEQ:HASH` (as `audit verify`
 /// prints it and `--anchor` takes it). Record 0 with the genesis hash is
@@ -105,21 +105,44 @@ impl HeadPublisher {
             tracing::error!("journal head file not written: {e}");
         }
     }
+}
 
-    /// Publishes at start, every `every`, and once more when told to stop
-    /// (the daemon publishes the final head after the journal closed).
-    pub async fn run(self: std::sync::Arc<Self>, every: Duration, mut stop: watch::Receiver<bool>) {
-        let mut first = true;
-        loop {
-            let me = self.clone();
-            let when = if first { "start" } else { "periodic" };
-            first = false;
-            let _ = tokio::task::spawn_blocking(move || me.publish(when)).await;
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                _ = stop.changed() => return,
-            }
+/// Publishes the head at start and every `journal.head_every`; the daemon
+/// publishes the final head after the journal closed. A head that cannot
+/// be written is logged and tried again next time, never a failure.
+pub struct HeadWorker {
+    publisher: Arc<HeadPublisher>,
+    every: Duration,
+    first: bool,
+}
+
+impl HeadWorker {
+    pub fn new(publisher: Arc<HeadPublisher>, every: Duration) -> HeadWorker {
+        HeadWorker {
+            publisher,
+            every,
+            first: true,
         }
+    }
+}
+
+impl Worker for HeadWorker {
+    fn name(&self) -> &'static str {
+        "journal_head"
+    }
+
+    async fn work(&mut self, _stop: &Stop) -> Result<Progress, WorkerError> {
+        let when = if self.first { "start" } else { "periodic" };
+        self.first = false;
+        let publisher = self.publisher.clone();
+        tokio::task::spawn_blocking(move || publisher.publish(when))
+            .await
+            .map_err(|e| WorkerError::new(format!("publishing the head: {e}")))?;
+        Ok(Progress::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        tokio::time::sleep(self.every).await;
     }
 }
 

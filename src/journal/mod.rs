@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 
 pub use event::{Access, AccessKind, BindVia, DenyReason, Event, Outcome, Relay, Who};
-pub use head::{Head, HeadPublisher, SignText, head_file};
+pub use head::{Head, HeadPublisher, HeadWorker, SignText, head_file};
 pub use read::{AnchorCheck, Problem, Records, VerifyReport, read, verify, verify_anchored};
 pub use record::{GENESIS, LineError, Record};
 

@@ -4,9 +4,9 @@
 //!
 //! The book is a TOML file (`relay.address_book`), watched and re-applied
 //! when it changes; a change that does not validate is refused and the
-//! previous book stays in force ([`Book::watch`]). It may also be synced
+//! previous book stays in force ([`BookWatcher`]). It may also be synced
 //! from a URL with a detached OpenPGP signature by a publisher key
-//! ([`sync_once`], [`sync_loop`]): a synced book is written to the same file
+//! ([`sync_once`], [`BookSync`]): a synced book is written to the same file
 //! and applied by the watcher, so every book passes one validation path.
 //!
 //! The same entry decides both directions of TLS: outbound, the peer's
@@ -20,7 +20,6 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use rustls::RootCertStore;
 use rustls::client::danger::ServerCertVerifier;
@@ -35,12 +34,14 @@ use sha2::{Digest, Sha256};
 
 mod sync;
 mod trust;
+mod watch;
 
 pub use sync::{
-    SyncOutcome, load_publisher, roots_client_config, sync_loop, sync_once,
+    BookSync, SyncOutcome, load_publisher, roots_client_config, sync_once,
     system_roots_client_config,
 };
 pub use trust::{spki_pin_base64, spki_pin_of_pem_file, spki_sha256};
+pub use watch::BookWatcher;
 
 /// Everything that can go wrong with an address book, its entries, its
 /// TLS trust or its sync. Messages name the file, the entry (1-based index
@@ -679,117 +680,6 @@ impl Book {
                 Err(error)
             }
         }
-    }
-
-    /// Reloads and logs: `info` when a new book is in force, `error` (once
-    /// per distinct error) when a change is refused.
-    fn reload_logged(&self, path: &Path) {
-        let previous_error = self.last_error();
-        match self.reload_inner(path) {
-            Ok((count, true)) => {
-                let serial = self.current().serial;
-                tracing::info!(path = %path.display(), gateways = count, serial, "address book loaded");
-            }
-            Ok((_, false)) => {
-                tracing::debug!(path = %path.display(), "address book unchanged");
-            }
-            Err(error) => {
-                let message = error.to_string();
-                if previous_error.as_deref() != Some(message.as_str()) {
-                    let current = self.current();
-                    tracing::error!(
-                        path = %path.display(),
-                        error = %message,
-                        kept_serial = current.serial,
-                        kept_gateways = current.len(),
-                        "address book refused; the previous one stays in force"
-                    );
-                }
-            }
-        }
-    }
-
-    /// Watches the book's directory (editors replace files by rename; the
-    /// file may also appear later) and reloads ~300 ms after the last
-    /// change. A book that does not validate is refused: the previous one
-    /// stays in force and the error is logged and kept ([`Book::last_error`]).
-    /// Returns when `stop` becomes true (or its sender is dropped); errs
-    /// only if the watch cannot be set up.
-    pub async fn watch(
-        self,
-        path: PathBuf,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<(), BookError> {
-        use notify::{EventKind, RecursiveMode, Watcher};
-        const QUIET: Duration = Duration::from_millis(300);
-
-        let dir = base_dir_of(&path);
-        let watch_err = |e: notify::Error| BookError::Watch {
-            path: dir.clone(),
-            reason: e.to_string(),
-        };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let name = path.file_name().map(|n| n.to_os_string());
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                // our own reads would otherwise trigger reloads forever;
-                // other files in the directory (a log, say) are not the
-                // book, except `..data`-style symlink swaps (Kubernetes
-                // config maps) that replace it from elsewhere
-                let relevant = match &event {
-                    Ok(event) => {
-                        !matches!(event.kind, EventKind::Access(_))
-                            && (event.paths.is_empty()
-                                || event.paths.iter().any(|p| {
-                                    p.file_name().is_some_and(|n| {
-                                        Some(n) == name.as_deref()
-                                            || n.to_string_lossy().starts_with("..")
-                                    })
-                                }))
-                    }
-                    Err(_) => true,
-                };
-                if relevant {
-                    let _ = tx.send(event);
-                }
-            })
-            .map_err(watch_err)?;
-        watcher
-            .watch(&dir, RecursiveMode::NonRecursive)
-            .map_err(watch_err)?;
-        // a change between the initial load and the watch is not lost
-        if path.exists() {
-            self.reload_logged(&path);
-        }
-        loop {
-            if *stop.borrow() {
-                break;
-            }
-            tokio::select! {
-                changed = stop.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                }
-                event = rx.recv() => {
-                    match event {
-                        None => break,
-                        Some(Err(e)) => {
-                            tracing::warn!(dir = %dir.display(), error = %e, "address book watch");
-                        }
-                        // Any change in the directory: the book may be a
-                        // symlink swapped elsewhere in it (e.g. Kubernetes
-                        // config maps). Unchanged text is reloaded quietly.
-                        Some(Ok(_)) => {
-                            while let Ok(Some(_)) = tokio::time::timeout(QUIET, rx.recv()).await {}
-                            self.reload_logged(&path);
-                        }
-                    }
-                }
-            }
-        }
-        drop(watcher);
-        Ok(())
     }
 }
 

@@ -11,6 +11,7 @@ pub mod openpgp;
 pub mod outbox;
 mod receipt;
 pub mod seal;
+mod wake;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio::sync::{Notify, Semaphore};
 
 pub use deliver::run as deliver_outbox;
 pub use manifest::Priority;
+pub use wake::CompletionWaker;
 
 use crate::authz::{Authz, GrantId};
 use crate::config::Config;

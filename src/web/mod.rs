@@ -34,7 +34,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
@@ -44,6 +43,7 @@ pub use router::Endpoint;
 
 use crate::authz::{AdminToken, Authz, CertIdentity};
 use crate::store::Index;
+use crate::worker::{Progress, Stop, Worker, WorkerError};
 use inbound::Inbound;
 use request::Connection;
 
@@ -76,6 +76,8 @@ pub struct App {
     pub tls: arc_swap::ArcSwap<tls::TlsState>,
     /// Gateway push: inbox, outbox, own key.
     pub relay: Arc<crate::relay::Relay>,
+    /// The background workers' states, for `/readyz`.
+    pub workers: Arc<crate::worker::Health>,
 }
 
 pub fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
@@ -299,13 +301,60 @@ fn current(connection: Arc<Connection>, app: &App) -> Arc<Connection> {
     })
 }
 
-/// Serves HTTPS on `listener` until `shutdown`, then lets open requests
+/// The HTTPS listener as a worker: its one step serves until stop and
+/// drains. An accept error is retried, never a failure.
+pub struct HttpListener {
+    listener: Option<TcpListener>,
+    app: Arc<App>,
+    limits: conn::Limits,
+    drain: Duration,
+}
+
+impl HttpListener {
+    pub fn new(
+        listener: TcpListener,
+        app: Arc<App>,
+        limits: conn::Limits,
+        drain: Duration,
+    ) -> HttpListener {
+        HttpListener {
+            listener: Some(listener),
+            app,
+            limits,
+            drain,
+        }
+    }
+}
+
+impl Worker for HttpListener {
+    fn name(&self) -> &'static str {
+        "https"
+    }
+
+    async fn work(&mut self, stop: &Stop) -> Result<Progress, WorkerError> {
+        if let Some(listener) = self.listener.take() {
+            serve(
+                listener,
+                self.app.clone(),
+                self.limits,
+                stop.clone(),
+                self.drain,
+            )
+            .await;
+        }
+        Ok(Progress::Done)
+    }
+
+    async fn wait_for_work(&mut self) {}
+}
+
+/// Serves HTTPS on `listener` until `stop`, then lets open requests
 /// finish within `drain`.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     limits: conn::Limits,
-    mut shutdown: watch::Receiver<bool>,
+    stop: Stop,
     drain: Duration,
 ) {
     let places = conn::Places::new(limits.max_per_address);
@@ -333,14 +382,14 @@ pub async fn serve(
                     continue;
                 }
             },
-                _ = shutdown.changed() => break,
+            () = stop.wait() => break,
         };
         let Some(place) = places.admit(peer.ip()) else {
             continue;
         };
         let _ = socket.set_nodelay(true);
         let acceptor = TlsAcceptor::from(app.tls.load().server.clone());
-        let (app, builder, stop) = (app.clone(), builder.clone(), shutdown.clone());
+        let (app, builder, stop) = (app.clone(), builder.clone(), stop.clone());
         let span = tracing::info_span!(
             "https",
             conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
@@ -411,7 +460,7 @@ async fn serve_connection<C, E>(
     close_gracefully: impl Fn(std::pin::Pin<&mut C>),
     activity: &conn::Activity,
     idle_timeout: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: Stop,
 ) where
     C: std::future::Future<Output = Result<(), E>>,
     E: std::fmt::Display,
@@ -431,7 +480,7 @@ async fn serve_connection<C, E>(
                 }
                 return;
             }
-            _ = stop.wait_for(|stop| *stop), if closing.is_none() => {
+            () = stop.wait(), if closing.is_none() => {
                 close_gracefully(connection.as_mut());
                 closing = Some(tokio::time::Instant::now());
             }

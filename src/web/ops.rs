@@ -1,6 +1,6 @@
 //! What the host's monitoring asks: `/healthz` (the process answers),
-//! `/readyz` (it can do its work: store and journal writable, disk below
-//! the high-water mark) and `/metrics` (Prometheus text). Answered on
+//! `/readyz` (it can do its work: every background worker running, store
+//! and journal writable, disk below the high-water mark) and `/metrics` (Prometheus text). Answered on
 //! loopback only: counts of grants and accesses are nobody else's business,
 //! and a scraper on another host goes through the host's own agent.
 
@@ -100,7 +100,14 @@ pub async fn readyz(app: &Arc<App>) -> hyper::Response<Body> {
 }
 
 fn not_ready(app: &App) -> Vec<String> {
-    let mut problems = Vec::new();
+    // A worker that failed first: the daemon is on its way out (it drains
+    // and exits non-zero for systemd to restart it).
+    let mut problems: Vec<String> = app
+        .workers
+        .failed()
+        .into_iter()
+        .map(|(name, why)| format!("worker {name} failed: {why}"))
+        .collect();
     // The same path an instance takes: a temporary file in the store,
     // written and synced (then dropped, which removes it).
     let probe = app.files.create_temp().and_then(|mut temp| {

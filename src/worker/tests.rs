@@ -24,7 +24,7 @@ impl Worker for Counting {
         match self.fail_at {
             Some((at, true)) if n == at => panic!("step {n} broke"),
             Some((at, false)) if n == at => Err(WorkerError::new(format!("step {n} failed"))),
-            _ if n % 3 == 0 => Ok(Progress::Idle),
+            _ if n.is_multiple_of(3) => Ok(Progress::Idle),
             _ => Ok(Progress::Busy),
         }
     }

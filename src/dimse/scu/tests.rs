@@ -233,7 +233,7 @@ async fn wrong_called_ae_is_a_named_rejection() {
     let scp = Arc::new(crate::dimse::Scp::new(&config, ingestor));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let (stop, shutdown) = crate::worker::Stop::new();
     let server = tokio::spawn(crate::dimse::serve(
         listener,
         scp,

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
-use tokio::sync::watch;
 
 pub use import::{Outcome, import};
 
 use super::Ingestor;
+use crate::worker::{Progress, Stop, Worker, WorkerError};
 
 const DONE: &str = "done";
 const FAILED: &str = "failed";
@@ -34,16 +34,45 @@ const RESCAN_EVERY: Duration = Duration::from_secs(30);
 /// (its close event may have been lost).
 const WRITER_GONE_AFTER: Duration = Duration::from_secs(120);
 
-/// Runs the watcher on a thread of its own until `shutdown` turns true.
-pub async fn run(
-    watch_dir: PathBuf,
+/// The drop folder as a worker: its one step runs the watcher on a thread
+/// of its own until stop. A file that cannot be imported or moved is not a
+/// failure (it goes to `failed/` or waits); the worker fails only when it
+/// cannot watch the folder: the buckets or the watch cannot be set up (at
+/// start or when the folder is back), the notifications end, or something
+/// other than a directory now stands at `import.watch_dir`. A folder that
+/// is merely gone (an unmounted share) is waited for.
+pub struct DropFolderWorker {
+    dir: PathBuf,
     settle: Duration,
     ingestor: Ingestor,
-    shutdown: watch::Receiver<bool>,
-) -> io::Result<()> {
-    tokio::task::spawn_blocking(move || Watch::new(watch_dir, settle, ingestor)?.run(shutdown))
-        .await
-        .map_err(io::Error::other)?
+}
+
+impl DropFolderWorker {
+    pub fn new(dir: PathBuf, settle: Duration, ingestor: Ingestor) -> DropFolderWorker {
+        DropFolderWorker {
+            dir,
+            settle,
+            ingestor,
+        }
+    }
+}
+
+impl Worker for DropFolderWorker {
+    fn name(&self) -> &'static str {
+        "dropfolder"
+    }
+
+    async fn work(&mut self, stop: &Stop) -> Result<Progress, WorkerError> {
+        let (dir, settle, ingestor) = (self.dir.clone(), self.settle, self.ingestor.clone());
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || Watch::new(dir, settle, ingestor)?.run(&stop))
+            .await
+            .map_err(|e| WorkerError::new(format!("drop folder watcher: {e}")))?
+            .map_err(|e| WorkerError::new(format!("drop folder {}: {e}", self.dir.display())))?;
+        Ok(Progress::Done)
+    }
+
+    async fn wait_for_work(&mut self) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,6 +96,8 @@ struct Watch {
     stuck: HashMap<PathBuf, (u64, SystemTime)>,
     last_scan: Instant,
     last_activity: Option<Instant>,
+    /// The folder itself is gone (or cannot be looked at): files wait.
+    root_gone: bool,
 }
 
 /// What an inotify event means for a path.
@@ -109,10 +140,11 @@ impl Watch {
             stuck: HashMap::new(),
             last_scan: Instant::now(),
             last_activity: None,
+            root_gone: false,
         })
     }
 
-    fn run(mut self, shutdown: watch::Receiver<bool>) -> io::Result<()> {
+    fn run(mut self, stop: &Stop) -> io::Result<()> {
         let (tx, rx) = mpsc::channel();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -139,11 +171,14 @@ impl Watch {
                     return Err(io::Error::other("file notifications stopped"));
                 }
             }
-            if *shutdown.borrow() {
+            if stop.is_set() {
                 return Ok(());
             }
             if Instant::now() >= next_tick {
-                self.on_tick(&shutdown);
+                self.check_root(&mut watcher)?;
+                if !self.root_gone {
+                    self.on_tick(stop);
+                }
                 next_tick = Instant::now() + self.tick;
             }
         }
@@ -172,7 +207,41 @@ impl Watch {
         }
     }
 
-    fn on_tick(&mut self, shutdown: &watch::Receiver<bool>) {
+    /// The watched folder itself, once a tick (one stat): gone, it is
+    /// waited for and watched again when back (inotify dropped the old
+    /// watch with it); anything but a directory in its place ends the
+    /// watcher (see [`DropFolderWorker`]).
+    fn check_root(&mut self, watcher: &mut impl Watcher) -> io::Result<()> {
+        match fs::metadata(&self.dir) {
+            Ok(meta) if meta.is_dir() => {
+                if self.root_gone {
+                    for bucket in [DONE, FAILED] {
+                        fs::create_dir_all(self.dir.join(bucket))?;
+                    }
+                    let _ = watcher.unwatch(&self.dir);
+                    watcher
+                        .watch(&self.dir, RecursiveMode::Recursive)
+                        .map_err(io::Error::other)?;
+                    self.root_gone = false;
+                    tracing::info!(dir = %self.dir.display(), "drop folder back; watching it again");
+                    self.scan(&self.dir.clone());
+                }
+                Ok(())
+            }
+            Ok(_) => Err(io::Error::other(
+                "no longer a directory (import.watch_dir); the drop folder cannot be watched",
+            )),
+            Err(e) => {
+                if !self.root_gone {
+                    tracing::warn!(dir = %self.dir.display(), "drop folder not there ({e}); waiting for it");
+                    self.root_gone = true;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn on_tick(&mut self, stop: &Stop) {
         // While files arrive, rescan everything on every tick: files created
         // in a new directory before its watch was added send no event of
         // their own (inotify adds watches after the fact).
@@ -189,7 +258,7 @@ impl Watch {
             return;
         }
         for path in self.settled() {
-            if *shutdown.borrow() {
+            if stop.is_set() {
                 return;
             }
             match import(&self.ingestor, &self.dir, &path) {

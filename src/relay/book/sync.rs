@@ -24,6 +24,7 @@ use sequoia_openpgp::{Cert, KeyHandle};
 
 use super::{Book, BookError, HttpsUrl, base_dir_of, check_public_cert, parse};
 use crate::web::tls::crypto_provider;
+use crate::worker::{Progress, Stop, Worker, WorkerError};
 
 /// Largest book or signature fetched.
 pub const MAX_FETCH: usize = 4 << 20;
@@ -145,27 +146,52 @@ pub async fn sync_once(
     })
 }
 
-/// Syncs now and then every `every` until `stop`; outcomes and errors are
-/// logged (an error keeps the book in force and is retried next time).
-pub async fn sync_loop(
+/// Syncs now and then every `every`; outcomes and errors are logged (an
+/// error keeps the book in force and is retried next time: never a
+/// failure).
+pub struct BookSync {
     url: String,
     publisher: Cert,
     path: PathBuf,
     every: Duration,
     tls: Arc<ClientConfig>,
     book: Book,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    // the serial last written, in case the watcher has not applied it yet
-    let mut written = 0;
-    loop {
-        if *stop.borrow() {
-            return;
+    /// The serial last written, in case the watcher has not applied it yet.
+    written: u64,
+}
+
+impl BookSync {
+    pub fn new(
+        url: String,
+        publisher: Cert,
+        path: PathBuf,
+        every: Duration,
+        tls: Arc<ClientConfig>,
+        book: Book,
+    ) -> BookSync {
+        BookSync {
+            url,
+            publisher,
+            path,
+            every,
+            tls,
+            book,
+            written: 0,
         }
-        let current = book.current().serial.max(written);
-        match sync_once(&url, &publisher, &path, current, tls.clone()).await {
+    }
+}
+
+impl Worker for BookSync {
+    fn name(&self) -> &'static str {
+        "address_book_sync"
+    }
+
+    async fn work(&mut self, _stop: &Stop) -> Result<Progress, WorkerError> {
+        let (url, path) = (&self.url, &self.path);
+        let current = self.book.current().serial.max(self.written);
+        match sync_once(url, &self.publisher, path, current, self.tls.clone()).await {
             Ok(SyncOutcome::Written { serial, gateways }) => {
-                written = serial;
+                self.written = serial;
                 tracing::info!(%url, serial, gateways, path = %path.display(), "address book synced");
             }
             Ok(SyncOutcome::NotNewer { fetched, current }) => {
@@ -175,14 +201,11 @@ pub async fn sync_loop(
                 tracing::error!(%error, "address book sync failed; the book in force stays");
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            changed = stop.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-            }
-        }
+        Ok(Progress::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
+        tokio::time::sleep(self.every).await;
     }
 }
 

@@ -753,8 +753,8 @@ async fn watch_applies_good_books_and_keeps_the_last_good_one() {
     std::fs::write(&path, format!("serial = 1\n{}", f.entry_a())).unwrap();
     let book = Book::load(&path).unwrap();
     assert_eq!(book.current().len(), 1);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(book.clone().watch(path.clone(), stop_rx));
+    let mut workers = crate::worker::Supervisor::new();
+    workers.spawn(BookWatcher::new(book.clone(), path.clone()));
 
     replace(&path, &f.text());
     eventually("two gateways", || book.current().len() == 2).await;
@@ -781,12 +781,10 @@ async fn watch_applies_good_books_and_keeps_the_last_good_one() {
     assert_eq!(book.last_error(), None);
     assert_eq!(book.current().len(), 1);
 
-    stop_tx.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), task)
+    let failed = tokio::time::timeout(Duration::from_secs(5), workers.stop(Duration::from_secs(3)))
         .await
-        .expect("watch stops")
-        .unwrap()
-        .unwrap();
+        .expect("watch stops");
+    assert!(failed.is_empty(), "{failed:?}");
 }
 
 #[tokio::test]
@@ -795,17 +793,36 @@ async fn watch_picks_up_a_book_created_later() {
     let path = f.dir.path().join("later.toml");
     let book = Book::load_if_exists(&path).unwrap();
     assert!(book.current().is_empty());
-    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(book.clone().watch(path.clone(), stop_rx));
+    let mut workers = crate::worker::Supervisor::new();
+    workers.spawn(BookWatcher::new(book.clone(), path.clone()));
     tokio::time::sleep(Duration::from_millis(200)).await;
     replace(&path, &f.text());
     eventually("created", || book.current().len() == 2).await;
-    drop(_stop_tx);
-    tokio::time::timeout(Duration::from_secs(5), task)
+    let failed = tokio::time::timeout(Duration::from_secs(5), workers.stop(Duration::from_secs(3)))
         .await
-        .expect("watch stops when the sender is gone")
-        .unwrap()
-        .unwrap();
+        .expect("watch stops");
+    assert!(failed.is_empty(), "{failed:?}");
+}
+
+#[tokio::test]
+async fn watch_that_cannot_be_set_up_is_a_failure() {
+    let f = Fixture::new();
+    let path = f.dir.path().join("no-such-dir").join("book.toml");
+    let book = Book::load_if_exists(&path).unwrap();
+    let mut workers = crate::worker::Supervisor::new();
+    let health = workers.health();
+    workers.spawn(BookWatcher::new(book, path));
+    tokio::time::timeout(Duration::from_secs(5), health.first_failure())
+        .await
+        .expect("the watcher fails");
+    let failed = workers.stop(Duration::from_secs(3)).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "address_book_watch");
+    assert!(
+        failed[0].1.contains("not watched for changes"),
+        "{}",
+        failed[0].1
+    );
 }
 
 // ---------------------------------------------------------------- sync
