@@ -8,7 +8,8 @@ use std::path::Path;
 
 use sled::Transactional;
 
-use super::grant::{GrantId, GrantState, Revocation};
+use super::grant::{Grant, GrantId, GrantState, Revocation};
+use super::identity::Holder;
 use crate::journal::{self, Event, JournalError};
 use crate::store::{StoreError, Timestamp};
 
@@ -45,10 +46,11 @@ impl State {
     pub fn apply(&mut self, at: Timestamp, event: &Event) -> Vec<GrantId> {
         match event {
             Event::GrantIssued { grant, .. } | Event::GrantDelegated { grant, .. } => {
-                let state = GrantState::new(grant.clone());
+                let id = grant.id.clone();
+                let state = GrantState::new(Grant::from(grant.clone()));
                 self.index(&state);
-                self.by_id.insert(grant.id.clone(), state);
-                vec![grant.id.clone()]
+                self.by_id.insert(id.clone(), state);
+                vec![id]
             }
             Event::GrantBound {
                 grant,
@@ -61,10 +63,11 @@ impl State {
                 };
                 // The first binding wins, in replay as live: a later one
                 // for someone else changes nothing.
+                let holder = Holder::from(holder.clone());
                 match &state.holder {
-                    Some(existing) if existing != holder => return vec![],
+                    Some(existing) if *existing != holder => return vec![],
                     Some(_) => {}
-                    None => state.holder = Some(holder.clone()),
+                    None => state.holder = Some(holder),
                 }
                 state.bound_at.get_or_insert(at);
                 if let Some(alias) = alias {

@@ -2,6 +2,7 @@
 //! view that `pushgate reindex` can always rebuild from the files).
 
 pub(crate) mod files;
+mod grant_id;
 mod index;
 mod lock;
 mod records;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use files::{FileStore, ParkedTemp, TempFile, private_dir, sync_dir};
+pub use grant_id::GrantId;
 pub use index::{INDEX_VERSION, Index, PutOutcome, SledIndex};
 pub use lock::DataDirLock;
 pub use records::{
