@@ -63,7 +63,7 @@ fn main() {
     };
     let authz = Arc::new(
         Authz::open(
-            &store.db,
+            store.grants.clone(),
             journal.clone(),
             store.index.clone(),
             &dir.path().join("authz.key"),

@@ -140,13 +140,13 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         blocking(move || Journal::open(&dir)).await??
     };
     let authz = {
-        let (db, journal, index) = (store.db.clone(), journal.clone(), store.index.clone());
-        let (key, grants, url) = (
+        let (grants, journal, index) = (store.grants.clone(), journal.clone(), store.index.clone());
+        let (key, settings, url) = (
             config.data_dir.join("authz.key"),
             config.grants.clone(),
             config.public_url.clone(),
         );
-        Arc::new(blocking(move || Authz::open(&db, journal, index, &key, grants, url)).await??)
+        Arc::new(blocking(move || Authz::open(grants, journal, index, &key, settings, url)).await??)
     };
     let admin = {
         let path = config.admin.token_file.clone();
@@ -157,17 +157,20 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         blocking(move || tls::TlsState::load(&config)).await??
     };
     let relay = {
-        let (config, db, ingestor, journal, authz) = (
+        let (config, db, inbox, ingestor, journal, authz) = (
             config.clone(),
             store.db.clone(),
+            store.inbox.clone(),
             ingestor.clone(),
             journal.clone(),
             authz.clone(),
         );
         let (chain, key) = tls::own_identity(&config)?;
         Arc::new(
-            blocking(move || Relay::open(&config, &db, ingestor, journal, authz, chain, key))
-                .await??,
+            blocking(move || {
+                Relay::open(&config, &db, inbox, ingestor, journal, authz, chain, key)
+            })
+            .await??,
         )
     };
     let head = {

@@ -367,3 +367,69 @@ fn the_published_head_is_signed_and_verifies_with_gpg_and_sq() {
         .unwrap();
     assert!(!sq.status.success(), "{}", text(&sq));
 }
+
+/// A journal written before the journal had record shapes of its own
+/// (tests/data/journal/golden.jsonl: every kind of event, as the code at
+/// cb795b0 wrote it) still verifies, opens, replays into the grants it
+/// recorded, and takes new records after it.
+#[test]
+fn a_journal_written_before_its_own_record_shapes_verifies_and_replays() {
+    let mut daemon = Daemon::prepare("");
+    let dir = journal_dir(&daemon);
+    std::fs::create_dir_all(&dir).unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/journal/golden.jsonl");
+    std::fs::copy(&golden, segment(&daemon, 1)).unwrap();
+    let verify = daemon.cli(&["audit", "verify"]);
+    assert!(
+        verify.status.success() && text(&verify).contains("29 record(s)"),
+        "{}",
+        text(&verify)
+    );
+
+    daemon.spawn().expect("daemon starts on the old journal");
+    let out = daemon.cli(&["grants", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let grants: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_id = |id: &str| {
+        grants
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["id"] == id)
+            .unwrap_or_else(|| panic!("grant {id} not replayed: {grants}"))
+            .clone()
+    };
+    let full = by_id("g-full");
+    assert_eq!(full["recipient"]["ura"], "12345678");
+    assert_eq!(full["scope"]["exclude_modalities"][1], "SR");
+    assert!(full["holder"].as_str().unwrap().contains("UZI 123456789"));
+    assert_eq!(full["revoked"]["reason"], "wrong patient");
+    // the first binding wins: the later token binding changed nothing
+    let bare = by_id("g-bare");
+    assert!(
+        bare["holder"].as_str().unwrap().contains("CN=viewer"),
+        "{bare}"
+    );
+    assert_eq!(bare["target"]["accession"], "ACC-0042");
+    let org = by_id("g-org");
+    assert!(org["holder"].is_null() && org["revoked"].is_null(), "{org}");
+    // a refusal, journaled by the new code after the old lines
+    let refused = daemon.https(
+        "GET",
+        "/s/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        Default::default(),
+    );
+    assert_eq!(refused.status, 404, "{refused:?}");
+    assert_eq!(daemon.stop(), Some(0));
+
+    let lines = lines_of(&segment(&daemon, 1));
+    assert!(
+        lines[29..].iter().any(|l| l.contains("\"unknown_token\"")),
+        "{:?}",
+        &lines[29..]
+    );
+    let old = std::fs::read_to_string(&golden).unwrap();
+    assert!(lines.join("\n").starts_with(old.trim_end()));
+    let verify = daemon.cli(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+}

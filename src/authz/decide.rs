@@ -13,7 +13,7 @@ use super::grants::State;
 use super::identity::{CertIdentity, Holder};
 use super::secret::{self, CodeError};
 use super::service::Authz;
-use crate::journal::{AccessKind, BindVia, DenyReason, Event, Outcome, Who};
+use crate::journal::{AccessKind, BindVia, DenyReason, Event, HolderRecord, Outcome, Who};
 use crate::store::Timestamp;
 
 /// A grant's URL tokens made by code redemption, at most.
@@ -379,7 +379,7 @@ impl Authz {
         let id = grant.grant.id.clone();
         let event = Event::GrantBound {
             grant: id.clone(),
-            holder: holder.clone(),
+            holder: HolderRecord::from(&holder),
             via,
             from: caller.from.to_string(),
             alias,

@@ -1,18 +1,16 @@
 //! Grant state: applied from journal events, held in memory for decisions
-//! in microseconds, mirrored in sled (tree `grants`, with the number of the
-//! last journal record applied) so a start only replays the journal's tail.
+//! in microseconds, mirrored in the store (`GrantStore`, with the number of
+//! the last journal record applied) so a start only replays the journal's tail.
 //! `reindex` rebuilds it from the whole journal.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
-use sled::Transactional;
-
-use super::grant::{GrantId, GrantState, Revocation};
+use super::grant::{Grant, GrantId, GrantState, Revocation};
+use super::identity::Holder;
 use crate::journal::{self, Event, JournalError};
-use crate::store::{StoreError, Timestamp};
-
-const APPLIED: &[u8] = b"journal_applied_seq";
+use crate::store::{GrantStore, StoreError, Timestamp};
 
 #[derive(Default)]
 pub(super) struct State {
@@ -45,10 +43,11 @@ impl State {
     pub fn apply(&mut self, at: Timestamp, event: &Event) -> Vec<GrantId> {
         match event {
             Event::GrantIssued { grant, .. } | Event::GrantDelegated { grant, .. } => {
-                let state = GrantState::new(grant.clone());
+                let id = grant.id.clone();
+                let state = GrantState::new(Grant::from(grant.clone()));
                 self.index(&state);
-                self.by_id.insert(grant.id.clone(), state);
-                vec![grant.id.clone()]
+                self.by_id.insert(id.clone(), state);
+                vec![id]
             }
             Event::GrantBound {
                 grant,
@@ -61,10 +60,11 @@ impl State {
                 };
                 // The first binding wins, in replay as live: a later one
                 // for someone else changes nothing.
+                let holder = Holder::from(holder.clone());
                 match &state.holder {
-                    Some(existing) if existing != holder => return vec![],
+                    Some(existing) if *existing != holder => return vec![],
                     Some(_) => {}
-                    None => state.holder = Some(holder.clone()),
+                    None => state.holder = Some(holder),
                 }
                 state.bound_at.get_or_insert(at);
                 if let Some(alias) = alias {
@@ -135,10 +135,10 @@ impl State {
     }
 }
 
-/// The sled mirror.
+/// The mirror in the store: each grant's state as JSON, saved with the
+/// number of the journal record that last changed it.
 pub(super) struct Mirror {
-    grants: sled::Tree,
-    meta: sled::Tree,
+    store: Arc<dyn GrantStore>,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -146,24 +146,19 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl Mirror {
-    pub fn open(db: &sled::Db) -> Result<Mirror, StoreError> {
-        Ok(Mirror {
-            grants: db.open_tree("grants")?,
-            meta: db.open_tree("grants_meta")?,
-        })
+    pub fn new(store: Arc<dyn GrantStore>) -> Mirror {
+        Mirror { store }
     }
 
     pub fn load(&self) -> Result<State, StoreError> {
         let mut state = State::default();
-        for item in self.grants.iter().values() {
-            let grant: GrantState = serde_json::from_slice(&item?).map_err(corrupt)?;
+        let (records, applied) = self.store.load()?;
+        for bytes in records {
+            let grant: GrantState = serde_json::from_slice(&bytes).map_err(corrupt)?;
             state.index(&grant);
             state.by_id.insert(grant.grant.id.clone(), grant);
         }
-        state.applied = match self.meta.get(APPLIED)? {
-            Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(corrupt)?),
-            None => 0,
-        };
+        state.applied = applied;
         Ok(state)
     }
 
@@ -172,27 +167,14 @@ impl Mirror {
         let mut records = Vec::with_capacity(changed.len());
         for id in changed {
             if let Some(grant) = state.by_id.get(id) {
-                records.push((id.0.clone(), serde_json::to_vec(grant).map_err(corrupt)?));
+                records.push((id.clone(), serde_json::to_vec(grant).map_err(corrupt)?));
             }
         }
-        (&self.grants, &self.meta)
-            .transaction(|(grants, meta)| {
-                for (id, bytes) in &records {
-                    grants.insert(id.as_bytes(), bytes.as_slice())?;
-                }
-                meta.insert(APPLIED, &seq.to_be_bytes())?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Abort(e) => e,
-                sled::transaction::TransactionError::Storage(e) => StoreError::Index(e),
-            })
+        self.store.save(&records, seq)
     }
 
     pub fn clear(&self) -> Result<(), StoreError> {
-        self.grants.clear()?;
-        self.meta.clear()?;
-        Ok(())
+        self.store.clear()
     }
 }
 

@@ -11,7 +11,7 @@ use super::decide::{Caller, Denied, live};
 use super::grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target};
 use super::secret;
 use super::service::{Authz, AuthzError};
-use crate::journal::{AccessKind, DenyReason, Event, Outcome};
+use crate::journal::{AccessKind, DenyReason, Event, GrantRecord, Outcome};
 use crate::store::{Timestamp, Uid};
 
 /// Longest chain of re-authorizations a grant may start.
@@ -286,7 +286,7 @@ impl Authz {
             self.change_in_turn(
                 &turn,
                 Event::GrantIssued {
-                    grant: grant.clone(),
+                    grant: GrantRecord::from(&grant),
                     from: from.to_string(),
                 },
             )?;
@@ -435,7 +435,7 @@ impl Authz {
             return refuse(DenyReason::WiderThanParent, widening.to_string());
         }
         let event = Event::GrantDelegated {
-            grant: grant.clone(),
+            grant: GrantRecord::from(&grant),
             by: caller.who(),
             from: caller.from.to_string(),
         };

@@ -3,6 +3,7 @@
 //! re-authorization (doorautoriseren), scope checks — each decision journaled.
 
 mod admin;
+mod audit;
 mod coverage;
 mod decide;
 mod grant;

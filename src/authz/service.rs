@@ -15,7 +15,7 @@ use super::limiter::{Limiter, Rate};
 use super::secret::CodeKey;
 use crate::config::GrantsConfig;
 use crate::journal::{Access, AccessKind, DenyReason, Event, Journal, JournalError, Outcome};
-use crate::store::{Index, StoreError, Timestamp, Uid};
+use crate::store::{GrantStore, Index, StoreError, Timestamp, Uid};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -80,14 +80,14 @@ impl Authz {
     /// Loads grant state from sled, replays the journal's tail, and pins
     /// accession grants whose study has arrived.
     pub fn open(
-        db: &sled::Db,
+        grants: Arc<dyn GrantStore>,
         journal: Journal,
         index: Arc<dyn Index>,
         code_key: &Path,
         config: GrantsConfig,
         public_url: String,
     ) -> Result<Authz, AuthzError> {
-        let mirror = Mirror::open(db)?;
+        let mirror = Mirror::new(grants);
         let mut state = mirror.load()?;
         let journal_end = journal.opened_at.0;
         if state.applied > journal_end {
@@ -130,9 +130,9 @@ impl Authz {
         Ok(authz)
     }
 
-    /// Rebuilds the sled mirror from the whole journal (`reindex`).
-    pub fn rebuild(db: &sled::Db, journal_dir: &Path) -> Result<usize, AuthzError> {
-        let mirror = Mirror::open(db)?;
+    /// Rebuilds the mirror from the whole journal (`reindex`).
+    pub fn rebuild(grants: Arc<dyn GrantStore>, journal_dir: &Path) -> Result<usize, AuthzError> {
+        let mirror = Mirror::new(grants);
         mirror.clear()?;
         let mut state = State::default();
         catch_up(&mut state, &mirror, journal_dir)?;

@@ -201,11 +201,11 @@ mod tests {
     fn issue(state: &mut State, g: Grant) {
         let event = match g.parent {
             None => Event::GrantIssued {
-                grant: g,
+                grant: crate::journal::GrantRecord::from(&g),
                 from: String::new(),
             },
             Some(_) => Event::GrantDelegated {
-                grant: g,
+                grant: crate::journal::GrantRecord::from(&g),
                 by: crate::journal::Who::Anonymous,
                 from: String::new(),
             },

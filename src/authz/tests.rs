@@ -27,7 +27,7 @@ fn config() -> GrantsConfig {
 fn open(dir: &Path, store: &Store) -> Authz {
     let journal = Journal::open(&dir.join("journal")).unwrap();
     Authz::open(
-        &store.db,
+        store.grants.clone(),
         journal,
         store.index.clone(),
         &dir.join("authz.key"),
@@ -447,7 +447,7 @@ fn state_comes_back_from_the_journal_alone() {
     drop(store);
     // a brand-new sled (the index was lost) and the journal
     let store = Store::temporary(dir.path()).unwrap();
-    let rebuilt = Authz::rebuild(&store.db, &dir.path().join("journal")).unwrap();
+    let rebuilt = Authz::rebuild(store.grants.clone(), &dir.path().join("journal")).unwrap();
     assert_eq!(rebuilt, 2);
     let authz = open(dir.path(), &store);
     assert!(
@@ -909,7 +909,7 @@ fn replayed_state_equals_live_state() {
     let fresh_dir = tempfile::tempdir().unwrap();
     let fresh = Store::temporary(fresh_dir.path()).unwrap();
     let replayed = Authz::open(
-        &fresh.db,
+        fresh.grants.clone(),
         Journal::open(&dir.path().join("journal")).unwrap(),
         fresh.index.clone(),
         &dir.path().join("authz.key"),
@@ -954,7 +954,7 @@ fn a_torn_line_cut_inside_a_character_is_repaired() {
         .unwrap();
     let fresh = Store::temporary(tempfile::tempdir().unwrap().path()).unwrap();
     assert_eq!(
-        Authz::rebuild(&fresh.db, &dir.path().join("journal")).unwrap(),
+        Authz::rebuild(fresh.grants.clone(), &dir.path().join("journal")).unwrap(),
         1
     );
     let journal = Journal::open(&dir.path().join("journal")).unwrap();
@@ -981,7 +981,7 @@ fn a_journal_shorter_than_the_applied_state_is_refused() {
     let text = std::fs::read_to_string(&segment).unwrap();
     std::fs::write(&segment, text.lines().next().unwrap().to_string() + "\n").unwrap();
     let result = Authz::open(
-        &store.db,
+        store.grants.clone(),
         Journal::open(&dir.path().join("journal")).unwrap(),
         store.index.clone(),
         &dir.path().join("authz.key"),

@@ -105,8 +105,8 @@ pub fn human_bytes(n: u64) -> String {
 /// daemon must be stopped.
 pub fn reindex(config: &Config) -> Result<Report, StoreError> {
     let journal = config.journal_dir();
-    reindex::rebuild(config, |db| {
-        crate::authz::Authz::rebuild(db, &journal)
+    reindex::rebuild(config, |grants| {
+        crate::authz::Authz::rebuild(grants, &journal)
             .map(|grants| format!("{grants} grant(s) rebuilt from the journal"))
             .map_err(|e| format!("grants cannot be rebuilt from the journal: {e}"))
     })

@@ -10,8 +10,8 @@ use std::sync::atomic::AtomicBool;
 use super::{Events, Existing, Ingestor, describe};
 use crate::config::Config;
 use crate::store::{
-    DataDirLock, FileStore, INDEX_VERSION, Index, InstanceKey, SledIndex, StoreError, Timestamp,
-    private_dir, sync_dir,
+    DataDirLock, FileStore, GrantStore, INDEX_VERSION, Index, InstanceKey, SledIndex, StoreError,
+    Timestamp, grant_store, private_dir, sync_dir,
 };
 
 #[derive(Debug, Default)]
@@ -35,7 +35,7 @@ pub struct Report {
 /// stopped: the data directory lock says so.
 pub fn rebuild(
     config: &Config,
-    extra: impl FnOnce(&sled::Db) -> Result<String, String>,
+    extra: impl FnOnce(Arc<dyn GrantStore>) -> Result<String, String>,
 ) -> Result<Report, StoreError> {
     private_dir(&config.data_dir)?;
     let _lock = DataDirLock::acquire(&config.data_dir)?;
@@ -48,7 +48,7 @@ pub fn rebuild(
     }
     let files = FileStore::open(config.instances_dir(), config.tmp_dir())?;
     let sled_index = SledIndex::open(&building)?;
-    let db = sled_index.db().clone();
+    let grants = grant_store(&sled_index)?;
     let index: Arc<dyn Index> = Arc::new(sled_index);
     let ingestor = Ingestor::new(
         files,
@@ -71,11 +71,10 @@ pub fn rebuild(
             index.mark_complete(&study.study_uid, study.last_arrival, due)?;
         }
     }
-    report.extra = extra(&db).map_err(StoreError::Corrupt)?;
+    report.extra = extra(grants).map_err(StoreError::Corrupt)?;
     index.flush()?;
     drop(ingestor);
     drop(index);
-    drop(db);
     swap_in(&index_root, &building, &live)?;
     Ok(report)
 }

@@ -4,29 +4,29 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::authz::{Grant, GrantId, Holder};
-use crate::store::Uid;
+use super::grant::{GrantRecord, HolderRecord};
+use crate::store::{GrantId, Uid};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// An operator issued a grant.
     GrantIssued {
-        grant: Grant,
+        grant: GrantRecord,
         /// The administrator's address and how it authenticated.
         #[serde(default)]
         from: String,
     },
     /// A holder passed a grant on (doorautoriseren); `grant.parent` is set.
     GrantDelegated {
-        grant: Grant,
+        grant: GrantRecord,
         by: Who,
         from: String,
     },
     /// The first use bound the grant to its holder.
     GrantBound {
         grant: GrantId,
-        holder: Holder,
+        holder: HolderRecord,
         via: BindVia,
         from: String,
         /// Hash of the URL token made for a holder who came with the code.

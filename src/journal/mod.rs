@@ -12,6 +12,7 @@
 //! `journal/head.asc`, the signed head (see `head`).
 
 pub mod event;
+mod grant;
 mod head;
 mod layout;
 mod lines;
@@ -25,8 +26,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 
 pub use event::{Access, AccessKind, BindVia, DenyReason, Event, Outcome, Relay, Who};
+pub use grant::{
+    CertRecord, GrantRecord, HolderRecord, RecipientRecord, ScopeRecord, TargetRecord, UziRecord,
+};
 pub use head::{Head, HeadPublisher, HeadWorker, SignText, head_file};
 pub use read::{AnchorCheck, Problem, Records, VerifyReport, read, verify, verify_anchored};
+#[cfg(test)]
+pub(crate) use record::seal;
 pub use record::{GENESIS, LineError, Record};
 
 use crate::store::Timestamp;

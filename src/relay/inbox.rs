@@ -22,10 +22,8 @@ use super::receipt::{self, Receipt};
 use super::{Origin, Relay};
 use crate::ingest::{Declared, IngestError, Received, read_part10_header};
 use crate::journal::{Event, Relay as RelayEvent};
-use crate::store::{InstanceKey, ParkedTemp, Source, Timestamp, Uid};
+use crate::store::{InboxStore, InstanceKey, ParkedTemp, Source, Timestamp, Uid};
 
-const RECEIVED: &str = "relay_received";
-const ORIGINS: &str = "relay_origins";
 /// A package may be dated this far ahead of our clock.
 const CLOCK_SKEW_MS: u64 = 24 * 3600 * 1000;
 
@@ -78,9 +76,7 @@ fn store_err(e: impl std::fmt::Display) -> InboxError {
 /// What the inbox keeps: receipts by package ID (to recognise a resend),
 /// and where each received study came from.
 pub(crate) struct Inbox {
-    received: sled::Tree,
-    origins: sled::Tree,
-    db: sled::Db,
+    store: Arc<dyn InboxStore>,
     /// Packages being received now: the same package on two connections
     /// at once (a sender restarted while its first upload was still in
     /// flight) is taken once; the second is told to come back, and is
@@ -110,14 +106,11 @@ struct Kept {
 }
 
 impl Inbox {
-    pub fn open(db: &sled::Db) -> Result<Inbox, super::RelayError> {
-        let err = |e: sled::Error| super::RelayError::Store(e.to_string());
-        Ok(Inbox {
-            received: db.open_tree(RECEIVED).map_err(err)?,
-            origins: db.open_tree(ORIGINS).map_err(err)?,
-            db: db.clone(),
+    pub fn new(store: Arc<dyn InboxStore>) -> Inbox {
+        Inbox {
+            store,
             busy: Arc::default(),
-        })
+        }
     }
 
     /// Claims `package` for this connection, unless another has it.
@@ -138,18 +131,14 @@ impl Inbox {
     }
 
     fn seen(&self, package: &str) -> Result<Option<Kept>, InboxError> {
-        match self.received.get(package.as_bytes()).map_err(store_err)? {
+        match self.store.received(package).map_err(store_err)? {
             Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(store_err)?)),
             None => Ok(None),
         }
     }
 
     pub fn origin(&self, study: &Uid) -> Result<Option<Origin>, String> {
-        match self
-            .origins
-            .get(study.as_str().as_bytes())
-            .map_err(|e| e.to_string())?
-        {
+        match self.store.origin(study).map_err(|e| e.to_string())? {
             Some(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
                 .map_err(|e| e.to_string()),
@@ -528,13 +517,6 @@ fn record(
         })?;
     }
     let origin = serde_json::to_vec(&origin).map_err(store_err)?;
-    for study in &studies {
-        relay
-            .inbox
-            .origins
-            .insert(study.as_str().as_bytes(), origin.clone())
-            .map_err(store_err)?;
-    }
     let kept = serde_json::to_vec(&Kept {
         at: now,
         receipt: signed.clone(),
@@ -542,13 +524,14 @@ fn record(
     .map_err(store_err)?;
     relay
         .inbox
-        .received
-        .insert(
-            received_key(&gateway.ura, &manifest.package_id).as_bytes(),
-            kept,
+        .store
+        .keep_received(
+            &studies,
+            &origin,
+            &received_key(&gateway.ura, &manifest.package_id),
+            &kept,
         )
         .map_err(store_err)?;
-    relay.inbox.db.flush().map_err(store_err)?;
     relay
         .journal
         .append_durable(Event::Relay(RelayEvent::Received {

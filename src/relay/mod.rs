@@ -28,7 +28,7 @@ use crate::authz::{Authz, GrantId};
 use crate::config::Config;
 use crate::ingest::Ingestor;
 use crate::journal::{Event, Journal, Relay as RelayEvent};
-use crate::store::{StoreError, Timestamp, Uid, private_dir};
+use crate::store::{InboxStore, StoreError, Timestamp, Uid, private_dir};
 use book::Book;
 use forward::Forwarder;
 use openpgp::{KeyAlgorithm, OwnKey};
@@ -136,6 +136,7 @@ impl Relay {
     pub fn open(
         config: &Config,
         db: &sled::Db,
+        inbox: Arc<dyn InboxStore>,
         ingestor: Ingestor,
         journal: Journal,
         authz: Arc<Authz>,
@@ -159,7 +160,7 @@ impl Relay {
             key,
             book,
             outbox: Outbox::open(db)?,
-            inbox: inbox::Inbox::open(db)?,
+            inbox: inbox::Inbox::new(inbox),
             org_name: config.org_name.clone(),
             org_ura: config.org_ura.clone(),
             identity: arc_swap::ArcSwap::from_pointee((tls_chain, tls_key)),

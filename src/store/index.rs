@@ -11,6 +11,7 @@ use super::StoreError;
 use super::records::{
     IndexEntry, InstanceRecord, PatientRecord, SeriesRecord, Source, StudyRecord, Timestamp,
 };
+use super::trees;
 use super::uid::{InstanceKey, Uid};
 
 /// Bump when the on-disk shape changes; the directory is versioned so an old
@@ -106,12 +107,12 @@ impl SledIndex {
 
     fn with_db(db: sled::Db) -> Result<SledIndex, StoreError> {
         Ok(SledIndex {
-            accessions: db.open_tree("accessions")?,
-            studies: db.open_tree("studies")?,
-            instances: db.open_tree("instances")?,
-            locations: db.open_tree("locations")?,
-            metadata: db.open_tree("metadata")?,
-            patients: db.open_tree("patients")?,
+            accessions: db.open_tree(trees::ACCESSIONS)?,
+            studies: db.open_tree(trees::STUDIES)?,
+            instances: db.open_tree(trees::INSTANCES)?,
+            locations: db.open_tree(trees::LOCATIONS)?,
+            metadata: db.open_tree(trees::METADATA)?,
+            patients: db.open_tree(trees::PATIENTS)?,
             db,
         })
     }

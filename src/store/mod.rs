@@ -2,9 +2,13 @@
 //! view that `pushgate reindex` can always rebuild from the files).
 
 pub(crate) mod files;
+mod grant_id;
 mod index;
 mod lock;
 mod records;
+pub mod relations;
+mod sled_trees;
+pub mod trees;
 mod uid;
 
 use std::fs;
@@ -14,12 +18,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use files::{FileStore, ParkedTemp, TempFile, private_dir, sync_dir};
+pub use grant_id::GrantId;
 pub use index::{INDEX_VERSION, Index, PutOutcome, SledIndex};
 pub use lock::DataDirLock;
 pub use records::{
     BulkLayout, BulkValue, IndexEntry, InstanceAttrs, InstanceRecord, PatientAttrs, PatientRecord,
     PixelLayout, SeriesAttrs, SeriesRecord, Source, StudyAttrs, StudyRecord, Timestamp,
 };
+pub use relations::{GrantStore, InboxStore};
+pub use sled_trees::grant_store;
 pub use uid::{InstanceKey, Uid, UidError};
 
 use crate::config::Config;
@@ -53,7 +60,14 @@ pub struct Store {
     _lock: DataDirLock,
     pub files: FileStore,
     pub index: Arc<dyn Index>,
-    /// The sled database behind the index, for the grant trees beside it.
+    /// authz's grant mirror.
+    pub grants: Arc<dyn GrantStore>,
+    /// What the relay inbox remembers.
+    pub inbox: Arc<dyn InboxStore>,
+    /// The sled database behind the index, for the outbox's and the
+    /// forwarder's queues only (they open their trees themselves until the
+    /// one queue's store side lands); every other relation is a handle
+    /// above.
     pub db: sled::Db,
     running_marker: PathBuf,
     /// The previous run did not shut down cleanly (or met an index error):
@@ -94,6 +108,8 @@ impl Store {
         Ok(Store {
             _lock: lock,
             files,
+            grants: grant_store(&index)?,
+            inbox: sled_trees::inbox_store(&index)?,
             db: index.db().clone(),
             index: Arc::new(index),
             running_marker,
@@ -122,6 +138,8 @@ impl Store {
         Ok(Store {
             _lock: DataDirLock::acquire(dir)?,
             files: FileStore::open(dir.join("instances"), dir.join("tmp"))?,
+            grants: grant_store(&index)?,
+            inbox: sled_trees::inbox_store(&index)?,
             db: index.db().clone(),
             index: Arc::new(index),
             running_marker: dir.join("pushgate.running"),

@@ -1,0 +1,92 @@
+//! A grant and its holder as the journal records them: the journal's own
+//! shapes, so that a change to `authz::Grant` (a field added, renamed or
+//! given another type) cannot change the audit format, nor make old
+//! journals unreadable. authz builds these from its types and reads them
+//! back when it replays the journal; `tests/data/journal/golden.jsonl`
+//! holds lines these shapes must read and write byte for byte.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{GrantId, Timestamp, Uid};
+
+/// A grant as issued or passed on. Its secrets are recorded only as
+/// hashes (the URL token's SHA-256, the code's HMAC).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    pub id: GrantId,
+    pub target: TargetRecord,
+    #[serde(default)]
+    pub scope: ScopeRecord,
+    pub issuer: String,
+    pub recipient: RecipientRecord,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    pub delegation_depth: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<GrantId>,
+    pub token_hash: String,
+    pub code_hash: String,
+}
+
+/// `{"study":"<uid>"}` or `{"accession":"<number>"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetRecord {
+    Study(Uid),
+    Accession(String),
+}
+
+/// `{}` for a whole study.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<BTreeSet<Uid>>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub exclude_modalities: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub exclude_sop_classes: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RecipientRecord {
+    Anyone,
+    Organization {
+        ura: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        roles: Vec<String>,
+    },
+}
+
+/// Who a grant was bound to: `{"kind":"certificate",…}` with the
+/// certificate's fields beside the kind, or `{"kind":"token","hash":…}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HolderRecord {
+    Certificate(CertRecord),
+    Token { hash: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRecord {
+    pub subject: String,
+    pub spki_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uzi: Option<UziRecord>,
+}
+
+/// The fields of a UZI pass's identity string.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UziRecord {
+    pub ca_oid: String,
+    pub version: String,
+    pub uzi_number: String,
+    pub pass_type: String,
+    pub ura: String,
+    pub role: String,
+    pub agb: String,
+}
