@@ -231,6 +231,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         cors_origins: config.http.cors_origins.clone(),
         tls: arc_swap::ArcSwap::from_pointee(tls_state),
         relay: relay.clone(),
+        gates: web::Gates::default(),
     });
     start_relay(&config, &relay, &store, &events, &stop, &mut tasks)?;
     tasks.spawn(web::serve(

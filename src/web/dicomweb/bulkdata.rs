@@ -23,6 +23,7 @@ use crate::journal::AccessKind;
 use crate::pixels;
 use crate::store::{InstanceKey, PixelLayout};
 use crate::web::Body;
+use crate::web::access::blocking;
 
 const OCTETS: &str = "application/octet-stream";
 const ENCAPSULATED_DOCUMENT: &str = "00420011";
@@ -128,7 +129,7 @@ pub(super) async fn bulkdata(
 ) -> Result<Response<Body>, DicomWebError> {
     let a = access.clone();
     let tag_path = path.clone();
-    let found = tokio::task::spawn_blocking(move || {
+    let found = blocking(move || {
         let instances = a.covered_target(&instance)?;
         let Some((key, record)) = instances.into_iter().next() else {
             return Err(super::not_here());
@@ -147,9 +148,8 @@ pub(super) async fn bulkdata(
         let document = document_of(&a, &key, &tag_path);
         Ok((file, record, frames, document))
     })
-    .await
-    .map_err(|e| crate::web::WebError::Internal(e.to_string()))?;
-    let (file, record, frames, document) = found?;
+    .await?;
+    let (file, record, frames, document) = found;
     if record.layout.deflated {
         return Err(DicomWebError::NotAcceptable(
             "this instance is stored deflated: its bulk data has no byte range; retrieve the instance"

@@ -29,6 +29,7 @@ use crate::journal::AccessKind;
 use crate::pixels::{self, PixelError, trim};
 use crate::store::{InstanceRecord, PixelLayout};
 use crate::web::Body;
+use crate::web::access::blocking;
 use crate::web::stream::produced_while;
 
 /// How the frames of this response travel.
@@ -176,7 +177,7 @@ pub(super) async fn frames(
 ) -> Result<Response<Body>, DicomWebError> {
     let ranges = ranges.to_vec();
     let a = access.clone();
-    let prepared = tokio::task::spawn_blocking(move || {
+    let prepared = blocking(move || {
         let (key, record) = a
             .covered_target(&instance)?
             .into_iter()
@@ -211,9 +212,8 @@ pub(super) async fn frames(
         };
         Ok((file, record, frames, plan, single))
     })
-    .await
-    .map_err(|e| crate::web::WebError::Internal(e.to_string()))?;
-    let (file, record, frames, plan, single) = prepared?;
+    .await?;
+    let (file, record, frames, plan, single) = prepared;
     if single {
         // one frame, negotiated under a single-part media type
         return Ok(match plan {

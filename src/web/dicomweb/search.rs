@@ -10,6 +10,7 @@ use super::qido::{self, Covered, Level, PathScope};
 use super::{Access, DicomWebError};
 use crate::journal::AccessKind;
 use crate::store::{SeriesRecord, Uid};
+use crate::web::access::blocking;
 use crate::web::{Body, WebError, full};
 
 pub(super) async fn search(
@@ -23,7 +24,7 @@ pub(super) async fn search(
     let query = qido::parse(level, query.as_deref())
         .map_err(|e| DicomWebError::BadRequest(e.to_string()))?;
     let warning = query.warning();
-    let results = tokio::task::spawn_blocking(move || {
+    let results = blocking(move || {
         let instances = access.covered(None)?;
         let series: Vec<(&Uid, &SeriesRecord)> = access
             .study
@@ -43,8 +44,7 @@ pub(super) async fn search(
         access.served(AccessKind::Qido, found.len() as u32, 0);
         Ok::<_, DicomWebError>(found)
     })
-    .await
-    .map_err(|e| WebError::Internal(e.to_string()))??;
+    .await?;
     let body = serde_json::to_vec(&results).map_err(|e| WebError::Internal(e.to_string()))?;
     let mut response = full(StatusCode::OK, media_type, body);
     if let Some(value) = warning.and_then(|w| w.parse().ok()) {

@@ -18,6 +18,7 @@ use crate::ingest::{BULK_URI_PREFIX, StudyEvent};
 use crate::journal::AccessKind;
 use crate::pixels;
 use crate::store::{InstanceKey, InstanceRecord, Uid};
+use crate::web::access::blocking;
 use crate::web::stream::{Sink, produced_while};
 use crate::web::{Body, full};
 
@@ -141,7 +142,7 @@ pub(super) async fn retrieve(
     let t = target.clone();
     let syntaxes = accepted.syntaxes.clone();
     let single_part = accepted.packaging == Packaging::Single;
-    let (listed, planned, left_out, first) = tokio::task::spawn_blocking(move || {
+    let (listed, planned, left_out, first) = blocking(move || {
         let instances = a.covered_target(&t)?;
         let listed: HashSet<Uid> = instances.iter().map(|(k, _)| k.sop.clone()).collect();
         let mut planned = Vec::with_capacity(instances.len());
@@ -162,8 +163,7 @@ pub(super) async fn retrieve(
         };
         Ok::<_, DicomWebError>((listed, planned, left_out, first))
     })
-    .await
-    .map_err(|e| crate::web::WebError::Internal(e.to_string()))??;
+    .await?;
     if planned.is_empty() {
         return Err(DicomWebError::NotAcceptable(format!(
             "cannot send in the transfer syntax asked for ({}){}; transfer-syntax=* gives the stored data",
@@ -450,9 +450,7 @@ pub(super) async fn metadata(
         ));
     };
     let a = access.clone();
-    let instances = tokio::task::spawn_blocking(move || a.covered_target(&target))
-        .await
-        .map_err(|e| crate::web::WebError::Internal(e.to_string()))??;
+    let instances = blocking(move || a.covered_target(&target)).await?;
     let base = access.base();
     let guard = access.guard(AccessKind::Metadata);
     let body = produced_while(None, guard, move |sink| {
