@@ -1,18 +1,14 @@
-//! DICOMweb under `/s/{token}/dicomweb/`: WADO-RS and QIDO-RS, limited to
-//! what the grant covers. The grant is the authz module's decision; which
+//! DICOMweb under `/s/{token}/dicomweb/`: WADO-RS (`wado/`) and QIDO-RS
+//! (`qido/`), each folder with its handlers, limited to what the grant
+//! covers; what both use (media types, multipart, resource paths) is here. The grant is the authz module's decision; which
 //! instances it covers is `GrantState::covers_instance`, the one scope
 //! check behind every kind of access. Out of scope and unknown look alike
 //! (404).
 
 pub mod accept;
-mod bulkdata;
-mod frames;
 mod multipart;
 pub mod qido;
-mod rendered;
 mod resource;
-mod search;
-mod single;
 mod wado;
 
 use std::sync::Arc;
@@ -117,7 +113,7 @@ pub(super) async fn handle(
             None => match resource {
                 Resource::SearchStudies
                 | Resource::SearchSeries { .. }
-                | Resource::SearchInstances { .. } => search::no_matches(&ranges),
+                | Resource::SearchInstances { .. } => qido::handler::no_matches(&ranges),
                 _ => Err(DicomWebError::NotFound(
                     "the study has not arrived yet".into(),
                 )),
@@ -141,14 +137,14 @@ async fn dispatch(
             let follow = query
                 .iter()
                 .any(|(k, v)| k == "follow" && v.eq_ignore_ascii_case("true"));
-            wado::retrieve(access, target, ranges, follow).await
+            wado::retrieve::retrieve(access, target, ranges, follow).await
         }
-        Resource::Metadata(target) => wado::metadata(access, target, ranges).await,
+        Resource::Metadata(target) => wado::retrieve::metadata(access, target, ranges).await,
         Resource::Bulkdata { instance, path } => {
-            bulkdata::bulkdata(access, instance, path, ranges).await
+            wado::bulkdata::bulkdata(access, instance, path, ranges).await
         }
         Resource::SearchStudies => {
-            search::search(
+            qido::handler::search(
                 access,
                 qido::Level::Studies,
                 qido::PathScope::default(),
@@ -162,28 +158,28 @@ async fn dispatch(
                 study,
                 series: None,
             };
-            search::search(access, qido::Level::Series, path, raw_query, ranges).await
+            qido::handler::search(access, qido::Level::Series, path, raw_query, ranges).await
         }
         Resource::SearchInstances { study, series } => {
             let path = qido::PathScope { study, series };
-            search::search(access, qido::Level::Instances, path, raw_query, ranges).await
+            qido::handler::search(access, qido::Level::Instances, path, raw_query, ranges).await
         }
         Resource::Frames { instance, frames } => {
-            frames::frames(access, instance, frames, ranges).await
+            wado::frames::frames(access, instance, frames, ranges).await
         }
         Resource::Rendered(target) => {
-            let what = rendered::What::Rendered {
+            let what = wado::rendered::What::Rendered {
                 target,
                 frame: None,
             };
-            rendered::render(access, what, ranges, query).await
+            wado::rendered::render(access, what, ranges, query).await
         }
         Resource::Thumbnail(target) => {
-            let what = rendered::What::Thumbnail {
+            let what = wado::rendered::What::Thumbnail {
                 target,
                 frame: None,
             };
-            rendered::render(access, what, ranges, query).await
+            wado::rendered::render(access, what, ranges, query).await
         }
         Resource::RenderedFrames { frames, .. } | Resource::ThumbnailFrames { frames, .. }
             if frames.len() != 1 =>
@@ -193,18 +189,18 @@ async fn dispatch(
             ))
         }
         Resource::RenderedFrames { instance, frames } => {
-            let what = rendered::What::Rendered {
+            let what = wado::rendered::What::Rendered {
                 target: instance,
                 frame: frames.first().copied(),
             };
-            rendered::render(access, what, ranges, query).await
+            wado::rendered::render(access, what, ranges, query).await
         }
         Resource::ThumbnailFrames { instance, frames } => {
-            let what = rendered::What::Thumbnail {
+            let what = wado::rendered::What::Thumbnail {
                 target: instance,
                 frame: frames.first().copied(),
             };
-            rendered::render(access, what, ranges, query).await
+            wado::rendered::render(access, what, ranges, query).await
         }
     }
 }

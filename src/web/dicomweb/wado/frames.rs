@@ -22,14 +22,14 @@ use std::sync::Arc;
 
 use hyper::{Response, StatusCode, header};
 
-use super::accept::{self, EXPLICIT_LE, MediaRange, Syntax};
-use super::multipart::Multipart;
-use super::{Access, DicomWebError, Target};
 use crate::journal::AccessKind;
 use crate::pixels::{self, PixelError, trim};
 use crate::store::{InstanceRecord, PixelLayout};
 use crate::web::Body;
 use crate::web::access::blocking;
+use crate::web::dicomweb::accept::{self, EXPLICIT_LE, MediaRange, Syntax};
+use crate::web::dicomweb::multipart::Multipart;
+use crate::web::dicomweb::{Access, DicomWebError, Target};
 use crate::web::stream::produced_while;
 
 /// How the frames of this response travel.
@@ -169,7 +169,7 @@ pub(super) fn pixel_error(e: PixelError) -> DicomWebError {
     }
 }
 
-pub(super) async fn frames(
+pub(in crate::web::dicomweb) async fn frames(
     access: Arc<Access>,
     instance: Target,
     frames: Vec<u32>,
@@ -182,7 +182,7 @@ pub(super) async fn frames(
             .covered_target(&instance)?
             .into_iter()
             .next()
-            .ok_or_else(super::not_here)?;
+            .ok_or_else(crate::web::dicomweb::not_here)?;
         if record.layout.pixel.is_none() {
             return Err(pixel_error(PixelError::NoPixelData));
         }

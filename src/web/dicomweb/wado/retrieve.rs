@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use hyper::{Response, StatusCode, header};
 
-use super::accept::{self, EXPLICIT_LE, MediaRange, Packaging, Syntax};
-use super::multipart::Multipart;
-use super::{Access, DicomWebError, Target};
 use crate::ingest::{BULK_URI_PREFIX, StudyEvent};
 use crate::journal::AccessKind;
 use crate::pixels;
 use crate::store::{InstanceKey, InstanceRecord, Uid};
 use crate::web::access::blocking;
+use crate::web::dicomweb::accept::{self, EXPLICIT_LE, MediaRange, Packaging, Syntax};
+use crate::web::dicomweb::multipart::Multipart;
+use crate::web::dicomweb::{Access, DicomWebError, Target};
 use crate::web::stream::{Sink, produced_while};
 use crate::web::{Body, full};
 
@@ -124,7 +124,7 @@ fn send_instance(
     }
 }
 
-pub(super) async fn retrieve(
+pub(in crate::web::dicomweb) async fn retrieve(
     access: Arc<Access>,
     target: Target,
     ranges: &[MediaRange],
@@ -438,7 +438,7 @@ fn with_bulk_uris(metadata: &[u8], base: &str, key: &InstanceKey) -> Vec<u8> {
     text.replace(BULK_URI_PREFIX, &url).into_bytes()
 }
 
-pub(super) async fn metadata(
+pub(in crate::web::dicomweb) async fn metadata(
     access: Arc<Access>,
     target: Target,
     ranges: &[MediaRange],

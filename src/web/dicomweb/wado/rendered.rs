@@ -21,14 +21,14 @@ use std::sync::Arc;
 
 use hyper::{Response, StatusCode, header};
 
-use super::accept::{self, MediaRange};
 use super::frames::pixel_error;
-use super::{Access, DicomWebError, Target};
 use crate::journal::AccessKind;
 use crate::pixels::{self, ImageFormat, RenderOptions, Window};
 use crate::store::{InstanceKey, InstanceRecord};
 use crate::web::Body;
 use crate::web::access::blocking;
+use crate::web::dicomweb::accept::{self, MediaRange};
+use crate::web::dicomweb::{Access, DicomWebError, Target};
 
 const THUMBNAIL_FIT: (u32, u32) = (256, 256);
 const DEFAULT_QUALITY: u8 = 90;
@@ -36,7 +36,7 @@ const DEFAULT_QUALITY: u8 = 90;
 const MAX_VIEWPORT: u32 = 16_384;
 
 /// What is rendered: the instance chosen for `target` and its frame.
-pub(super) enum What {
+pub(in crate::web::dicomweb) enum What {
     Rendered { target: Target, frame: Option<u32> },
     Thumbnail { target: Target, frame: Option<u32> },
 }
@@ -120,7 +120,7 @@ fn chosen(
         let (key, record) = covered
             .into_iter()
             .find(|(k, _)| &k.sop == sop)
-            .ok_or_else(super::not_here)?;
+            .ok_or_else(crate::web::dicomweb::not_here)?;
         return Ok((key, record, frame.unwrap_or(1)));
     }
     // covered is in viewing order: series by number, then instances
@@ -148,7 +148,7 @@ fn chosen(
     Ok((key, record, frame.unwrap_or(frames.div_ceil(2).max(1))))
 }
 
-pub(super) async fn render(
+pub(in crate::web::dicomweb) async fn render(
     access: Arc<Access>,
     what: What,
     ranges: &[MediaRange],
