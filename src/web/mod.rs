@@ -21,6 +21,8 @@ mod request;
 mod router;
 mod share;
 mod stream;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
 use std::convert::Infallible;
