@@ -166,7 +166,11 @@ pub(super) async fn handle(
             let issued = blocking(move || authz.issue(issue, &from).map_err(Refusal::from)).await?;
             // a grant for an organization with a gateway is also pushed there
             let id = issued.id.clone();
-            let _ = blocking(move || Ok::<_, WebError>(relay.push_for_grant(&id))).await;
+            let _ = blocking(move || {
+                relay.push_for_grant(&id);
+                Ok::<_, WebError>(())
+            })
+            .await;
             json(StatusCode::CREATED, &issued)
         }
         Admin::Revoke(id) => {

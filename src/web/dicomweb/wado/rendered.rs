@@ -195,7 +195,11 @@ pub(in crate::web::dicomweb) async fn render(
     let len = image.len() as u64;
     let a = access.clone();
     // journaling is blocking (a write to the journal's queue and index)
-    blocking(move || Ok::<_, DicomWebError>(a.served(kind, 1, len))).await?;
+    blocking(move || {
+        a.served(kind, 1, len);
+        Ok::<_, DicomWebError>(())
+    })
+    .await?;
     let mut response = crate::web::full(StatusCode::OK, format.media_type(), image);
     response
         .headers_mut()
