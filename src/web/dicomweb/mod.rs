@@ -114,7 +114,14 @@ pub(super) async fn handle(
                 Resource::SearchStudies
                 | Resource::SearchSeries { .. }
                 | Resource::SearchInstances { .. } => qido::handler::no_matches(&ranges),
-                _ => Err(DicomWebError::NotFound(
+                Resource::Retrieve(_)
+                | Resource::Metadata(_)
+                | Resource::Bulkdata { .. }
+                | Resource::Frames { .. }
+                | Resource::Rendered(_)
+                | Resource::RenderedFrames { .. }
+                | Resource::Thumbnail(_)
+                | Resource::ThumbnailFrames { .. } => Err(DicomWebError::NotFound(
                     "the study has not arrived yet".into(),
                 )),
             },
