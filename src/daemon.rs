@@ -233,6 +233,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         tls: arc_swap::ArcSwap::from_pointee(tls_state),
         relay: relay.clone(),
         workers: workers.health(),
+        gates: web::Gates::default(),
     });
     start_relay(&config, &relay, &store, &events, &mut workers, &mut tasks)?;
     workers.spawn(HttpListener::new(

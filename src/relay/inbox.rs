@@ -49,17 +49,6 @@ pub enum InboxError {
     Unavailable(String),
 }
 
-impl InboxError {
-    pub fn status(&self) -> u16 {
-        match self {
-            InboxError::Refused(_) | InboxError::NotForUs(_) => 400,
-            InboxError::WrongSigner(_) => 403,
-            InboxError::Replay { .. } => 409,
-            InboxError::Unavailable(_) => 503,
-        }
-    }
-}
-
 /// Where a received package is remembered: its sender's URA and its ID.
 fn received_key(sender_ura: &str, package: &str) -> String {
     format!("{sender_ura}/{package}")

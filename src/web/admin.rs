@@ -6,9 +6,11 @@ use super::inbound::Inbound;
 use hyper::{Request, Response, StatusCode, header};
 use serde::Serialize;
 
-use super::{App, Body, Endpoint, WebError, json, request};
-use crate::authz::{AuthzError, Denied, GrantId, IssueRequest};
-use crate::relay::{RelayError, SendRequest};
+use super::access::blocking;
+use super::router::Admin;
+use super::{App, Body, Refusal, WebError, json, request};
+use crate::authz::{Denied, GrantId, IssueRequest};
+use crate::relay::SendRequest;
 use crate::store::{PatientAttrs, SeriesRecord, StudyRecord, Timestamp, Uid};
 use serde::Deserialize;
 
@@ -95,10 +97,10 @@ struct RevokeRequest {
 
 pub(super) async fn handle(
     app: &Arc<App>,
-    endpoint: Endpoint,
+    endpoint: Admin,
     request: Request<Inbound>,
     peer: std::net::SocketAddr,
-) -> Result<Response<Body>, WebError> {
+) -> Result<Response<Body>, Refusal> {
     let from = format!("{} (admin token)", peer.ip());
     let authorization = request
         .headers()
@@ -106,16 +108,16 @@ pub(super) async fn handle(
         .map(|v| v.as_bytes());
     match app.authz.admit_admin(&app.admin, authorization, peer.ip()) {
         Ok(()) => {}
-        Err(Denied::RateLimited(wait)) => return Err(WebError::TooManyRequests(wait)),
-        Err(_) => return Err(WebError::Unauthorized),
+        Err(Denied::RateLimited(wait)) => return Err(WebError::TooManyRequests(wait).into()),
+        Err(_) => return Err(WebError::Unauthorized.into()),
     }
     let index = app.index.clone();
     let authz = app.authz.clone();
-    match endpoint {
-        Endpoint::AdminStudies => {
-            let relay = app.relay.clone();
+    let relay = app.relay.clone();
+    Ok(match endpoint {
+        Admin::Studies => {
             let studies = blocking(move || {
-                index.studies().map(|studies| {
+                index.studies().map_err(WebError::from).map(|studies| {
                     studies
                         .into_iter()
                         .map(|s| {
@@ -135,107 +137,86 @@ pub(super) async fn handle(
                 })
                 .collect();
             views.sort_by_key(|v| std::cmp::Reverse(v.last_arrival));
-            Ok(json(StatusCode::OK, &views))
+            json(StatusCode::OK, &views)
         }
-        Endpoint::AdminStudy(uid) => {
+        Admin::Study(uid) => {
             let uid = Uid::parse(&uid).map_err(|_| WebError::NotFound)?;
-            let study = blocking(move || index.study(&uid))
-                .await?
-                .ok_or(WebError::NotFound)?;
-            let mut view = StudyView::new(study, true);
-            let (relay, uid) = (app.relay.clone(), view.study_uid.clone());
-            view.received_from = tokio::task::spawn_blocking(move || {
-                Uid::parse(&uid).ok().and_then(|uid| relay.origin(&uid))
+            let study = blocking(move || {
+                let study = index.study(&uid).map_err(WebError::from)?;
+                Ok::<_, WebError>(study.map(|study| {
+                    let origin = relay.origin(&study.study_uid);
+                    (study, origin)
+                }))
             })
-            .await
-            .ok()
-            .flatten();
-            Ok(json(StatusCode::OK, &view))
+            .await?;
+            let (study, origin) = study.ok_or(WebError::NotFound)?;
+            let mut view = StudyView::new(study, true);
+            view.received_from = origin;
+            json(StatusCode::OK, &view)
         }
-        Endpoint::AdminGrants => Ok(json(StatusCode::OK, &authz.list())),
-        Endpoint::AdminGrant(id) => {
+        Admin::Grants => json(StatusCode::OK, &authz.list()),
+        Admin::Grant(id) => {
             let detail = authz.show(&GrantId(id)).ok_or(WebError::NotFound)?;
-            Ok(json(StatusCode::OK, &detail))
+            json(StatusCode::OK, &detail)
         }
-        Endpoint::AdminIssue => {
+        Admin::Issue => {
             let (parts, body) = request::body(request).await?;
             let issue: IssueRequest = request::parse(&parts, &body)?;
-            let issued = authz_call(move || authz.issue(issue, &from)).await?;
+            // a grant change waits for the journal
+            let issued = blocking(move || authz.issue(issue, &from).map_err(Refusal::from)).await?;
             // a grant for an organization with a gateway is also pushed there
-            let (relay, id) = (app.relay.clone(), issued.id.clone());
-            let _ = tokio::task::spawn_blocking(move || relay.push_for_grant(&id)).await;
-            Ok(json(StatusCode::CREATED, &issued))
+            let id = issued.id.clone();
+            let _ = blocking(move || {
+                relay.push_for_grant(&id);
+                Ok::<_, WebError>(())
+            })
+            .await;
+            json(StatusCode::CREATED, &issued)
         }
-        Endpoint::AdminRevoke(id) => {
+        Admin::Revoke(id) => {
             let (parts, body) = request::body(request).await?;
             let revoke: RevokeRequest = request::parse(&parts, &body)?;
             let grant = GrantId(id);
             let g = grant.clone();
-            let cascade =
-                authz_call(move || authz.revoke(&g, &revoke.by, &revoke.reason, &from)).await?;
-            Ok(json(
+            let cascade = blocking(move || {
+                authz
+                    .revoke(&g, &revoke.by, &revoke.reason, &from)
+                    .map_err(Refusal::from)
+            })
+            .await?;
+            json(
                 StatusCode::OK,
                 &serde_json::json!({ "revoked": grant, "cascade": cascade }),
-            ))
+            )
         }
-        Endpoint::AdminOutbox => {
-            let relay = app.relay.clone();
-            let items = tokio::task::spawn_blocking(move || relay.outbox.list())
-                .await
-                .map_err(|e| WebError::Internal(e.to_string()))?
-                .map_err(|e| WebError::Internal(e.to_string()))?;
-            Ok(json(StatusCode::OK, &items))
+        Admin::Outbox => {
+            let items = blocking(move || {
+                relay
+                    .outbox
+                    .list()
+                    .map_err(|e| WebError::Internal(e.to_string()))
+            })
+            .await?;
+            json(StatusCode::OK, &items)
         }
-        Endpoint::AdminSend => {
+        Admin::Send => {
             let (parts, body) = request::body(request).await?;
             let send: SendRequest = request::parse(&parts, &body)?;
-            let relay = app.relay.clone();
-            let item = tokio::task::spawn_blocking(move || relay.enqueue(send, "admin-api"))
-                .await
-                .map_err(|e| WebError::Internal(e.to_string()))?
-                .map_err(|e| match e {
-                    RelayError::UnknownStudy(_)
-                    | RelayError::NoGateway(_)
-                    | RelayError::Grant(_) => WebError::BadRequest(e.to_string()),
-                    RelayError::Journal(_) => WebError::Unavailable(e.to_string()),
-                    e => WebError::Internal(e.to_string()),
-                })?;
-            Ok(json(StatusCode::ACCEPTED, &item))
+            let item =
+                blocking(move || relay.enqueue(send, "admin-api").map_err(Refusal::from)).await?;
+            json(StatusCode::ACCEPTED, &item)
         }
-        Endpoint::AdminForward => {
-            let Some(forwarder) = app.relay.forwarder.clone() else {
+        Admin::Forward => {
+            let Some(forwarder) = relay.forwarder.clone() else {
                 return Ok(json(StatusCode::OK, &serde_json::json!([])));
             };
-            let items = tokio::task::spawn_blocking(move || forwarder.status())
-                .await
-                .map_err(|e| WebError::Internal(e.to_string()))?
-                .map_err(|e| WebError::Internal(e.to_string()))?;
-            Ok(json(StatusCode::OK, &items))
+            let items = blocking(move || {
+                forwarder
+                    .status()
+                    .map_err(|e| WebError::Internal(e.to_string()))
+            })
+            .await?;
+            json(StatusCode::OK, &items)
         }
-        _ => Err(WebError::NotFound),
-    }
-}
-
-/// Runs a grant change (which waits for the journal) off the async threads.
-async fn authz_call<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, AuthzError> + Send + 'static,
-) -> Result<T, WebError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| WebError::Internal(e.to_string()))?
-        .map_err(|e| match e {
-            AuthzError::Invalid(message) => WebError::BadRequest(message),
-            AuthzError::NotFound => WebError::NotFound,
-            other => WebError::Unavailable(other.to_string()),
-        })
-}
-
-/// Runs an index call off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> Result<T, WebError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| WebError::Internal(e.to_string()))?
-        .map_err(WebError::from)
+    })
 }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use super::inbound::Inbound;
 use hyper::{Method, Request, Response, StatusCode, header};
 
-use super::dicomweb::Access;
-use super::request::{self, Connection};
+use super::access::{Access, Presented, blocking};
+use super::request::Connection;
 use super::stream::produced_while;
-use super::{App, Body, WebError, full, share};
+use super::{App, Body, Refusal, WebError, full};
 use crate::journal::AccessKind;
 use crate::package::{self, Archive};
 
@@ -118,13 +118,25 @@ fn archive(access: &Access) -> Result<(Archive, u32), WebError> {
     Ok((archive, count))
 }
 
-static LAYOUT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-
-/// Recent layouts: by grant and the state of its study, so that a new
-/// arrival (or completion) makes a new one.
 type Layout = Arc<(Archive, u32)>;
-static LAYOUTS: std::sync::Mutex<Vec<(String, Layout)>> = std::sync::Mutex::new(Vec::new());
 const KEPT_LAYOUTS: usize = 16;
+
+/// Download layouts: one made at a time, and the recent ones kept by grant
+/// and the state of its study, so that a new arrival (or completion)
+/// makes a new one. One per server (`Gates::layouts`).
+pub struct Layouts {
+    making: tokio::sync::Semaphore,
+    kept: std::sync::Mutex<Vec<(String, Layout)>>,
+}
+
+impl Default for Layouts {
+    fn default() -> Layouts {
+        Layouts {
+            making: tokio::sync::Semaphore::new(1),
+            kept: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
 
 fn layout_key(access: &Access) -> String {
     format!(
@@ -141,33 +153,35 @@ pub(super) async fn handle(
     token: &str,
     request: Request<Inbound>,
     connection: &Connection,
-) -> Result<Response<Body>, WebError> {
-    let html = request::wants_html(&request);
-    let credentials = request::credentials(&request, connection);
-    let access =
-        match Access::decide(app, token, credentials, connection, AccessKind::Download).await? {
-            Ok(Some(access)) => Arc::new(access),
-            // nothing has arrived yet for an accession grant
-            Ok(None) => {
-                return Ok(full(
-                    StatusCode::NOT_FOUND,
-                    "text/plain; charset=utf-8",
-                    "Nog geen beelden · No images yet\n",
-                ));
-            }
-            Err(_) => return Ok(share::neutral(html)),
-        };
+) -> Result<Response<Body>, Refusal> {
+    let presented = Presented::of(&request, connection);
+    let access = match Access::decide(app, token, presented, AccessKind::Download).await? {
+        Ok(Some(access)) => Arc::new(access),
+        // nothing has arrived yet for an accession grant
+        Ok(None) => {
+            return Ok(full(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "Nog geen beelden · No images yet\n",
+            ));
+        }
+        // whatever the reason: the same 404 as an unknown link
+        Err(_) => return Err(WebError::NotFound.into()),
+    };
     // one layout at a time: each holds the directory keys of every
     // instance (~15 MB for 500), and eight at once left the heap at 150 MB;
     // a layout takes tens of milliseconds, so the wait is short, and the
     // parallel connections of a download manager or a Range resume find
     // the layout made for the first
     let key = layout_key(&access);
-    let permit = LAYOUT
+    let layouts = &app.gates.layouts;
+    let permit = layouts
+        .making
         .acquire()
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
-    let cached = LAYOUTS
+    let cached = layouts
+        .kept
         .lock()
         .ok()
         .and_then(|kept| kept.iter().find(|(k, _)| *k == key).map(|(_, l)| l.clone()));
@@ -175,11 +189,9 @@ pub(super) async fn handle(
         Some(layout) => layout,
         None => {
             let a = access.clone();
-            let made = tokio::task::spawn_blocking(move || archive(&a))
-                .await
-                .map_err(|e| WebError::Internal(e.to_string()))??;
+            let made = blocking(move || archive(&a)).await?;
             let made = Arc::new(made);
-            if let Ok(mut kept) = LAYOUTS.lock() {
+            if let Ok(mut kept) = layouts.kept.lock() {
                 if kept.len() >= KEPT_LAYOUTS {
                     kept.remove(0);
                 }

@@ -1,13 +1,17 @@
-//! The HTTPS server (hyper 1 + tokio-rustls): HTTP/1.1 and HTTP/2, routes
-//! parsed into an `Endpoint` first, handled second. Today: `/healthz` and
-//! the admin API's study listing.
+//! The HTTPS server (hyper 1 + tokio-rustls): HTTP/1.1 and HTTP/2. A
+//! request is parsed into an [`Endpoint`] first (`router`), handled second
+//! (`answer`, one exhaustive match); what the caller presented and what
+//! authz decided travel in `access`; every error becomes a response in
+//! `error::respond`.
 
+mod access;
 mod admin;
 mod conn;
 mod cors;
 pub mod dicomweb;
 mod download;
 mod error;
+mod gates;
 mod inbound;
 mod ops;
 mod pages;
@@ -17,6 +21,8 @@ mod request;
 mod router;
 mod share;
 mod stream;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -38,7 +44,8 @@ use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 pub use conn::Limits;
-pub use error::WebError;
+pub use error::{Form, Refusal, Reply, WebError, respond};
+pub use gates::Gates;
 pub use router::Endpoint;
 
 use crate::authz::{AdminToken, Authz, CertIdentity};
@@ -78,6 +85,9 @@ pub struct App {
     pub relay: Arc<crate::relay::Relay>,
     /// The background workers' states, for `/readyz`.
     pub workers: Arc<crate::worker::Health>,
+    /// How much response work may run at once (streams, renderings,
+    /// download layouts).
+    pub gates: Gates,
 }
 
 pub fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
@@ -93,22 +103,10 @@ pub fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> R
     response
 }
 
-/// Every place for a streamed response is taken: try again shortly.
-fn busy() -> Response<Body> {
-    let mut response = json(
-        StatusCode::SERVICE_UNAVAILABLE,
-        &serde_json::json!({ "error": "too many downloads at once; try again in a few seconds" }),
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-    response
-}
-
 pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     match serde_json::to_vec(value) {
         Ok(body) => full(status, "application/json", body),
-        Err(e) => WebError::Internal(e.to_string()).into_response(),
+        Err(e) => respond(&WebError::Internal(e.to_string()), Form::Json),
     }
 }
 
@@ -138,79 +136,65 @@ async fn answer(
     connection: &Arc<Connection>,
     request: Request<Inbound>,
 ) -> Response<Body> {
-    let endpoint = router::route(request.method(), request.uri().path());
-    match endpoint {
-        Err(e) => {
-            // Under /s/ even a path that does not exist gets the neutral answer.
-            let neutral =
-                matches!(e, WebError::NotFound) && request.uri().path().starts_with("/s/");
-            let html = request::wants_html(&request);
-            if neutral {
-                share::neutral(html)
-            } else {
-                e.into_response()
-            }
-        }
+    let endpoint = match router::route(request.method(), request.uri().path()) {
+        Ok(endpoint) => endpoint,
+        // under /s/ the same 404 as a link that is not the caller's
+        Err(e) => return respond(&e, Form::of(&request)),
+    };
+    let form = if endpoint.for_people() {
+        Form::of(&request)
+    } else {
+        Form::Json
+    };
+    dispatch(app, connection, endpoint, request)
+        .await
+        .unwrap_or_else(|refusal| refusal.respond(form))
+}
+
+/// Every endpoint, handled: no catch-all, so that a new one does not
+/// compile until it is.
+async fn dispatch(
+    app: &Arc<App>,
+    connection: &Arc<Connection>,
+    endpoint: Endpoint,
+    request: Request<Inbound>,
+) -> Result<Response<Body>, Refusal> {
+    Ok(match endpoint {
         // For the local monitoring agent; not announced to the network.
-        Ok(Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics)
+        Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics
             // An IPv4 client of a dual-stack listener comes as ::ffff:a.b.c.d.
             if !connection.peer.ip().to_canonical().is_loopback() =>
         {
-            WebError::NotFound.into_response()
+            return Err(WebError::NotFound.into());
         }
-        Ok(Endpoint::Healthz) => full(StatusCode::OK, "text/plain", "ok\n"),
-        Ok(Endpoint::Readyz) => ops::readyz(app).await,
-        Ok(Endpoint::Metrics) => ops::metrics(app).await,
-        Ok(Endpoint::Favicon) => full(StatusCode::NO_CONTENT, "image/x-icon", ""),
-        Ok(Endpoint::OpenPgpKey) => full(
+        Endpoint::Healthz => full(StatusCode::OK, "text/plain", "ok\n"),
+        Endpoint::Readyz => ops::readyz(app).await,
+        Endpoint::Metrics => ops::metrics(app).await,
+        Endpoint::Favicon => full(StatusCode::NO_CONTENT, "image/x-icon", ""),
+        Endpoint::OpenPgpKey => full(
             StatusCode::OK,
             "application/pgp-keys",
             app.relay.key.public_armored(),
         ),
-        Ok(Endpoint::RelayInbox) => relay::inbox(app, connection, request).await,
-        Ok(Endpoint::DicomWebPreflight) => cors::preflight(cors::allowed_origin(app, &request)),
-        Ok(Endpoint::Download(token)) => match stream::admit() {
-            Some(permit) => stream::holding(
-                download::handle(app, &token, request, connection)
-                    .await
-                    .unwrap_or_else(WebError::into_response),
-                permit,
-            ),
-            None => busy(),
-        },
-        Ok(Endpoint::DicomWeb { token, path }) => match stream::admit() {
-            Some(permit) => {
-                let origin = cors::allowed_origin(app, &request);
-                let response = dicomweb::handle(app, &token, &path, request, connection)
-                    .await
-                    .unwrap_or_else(WebError::into_response);
-                stream::holding(cors::decorate(response, origin), permit)
-            }
-            None => busy(),
-        },
-        Ok(
-            endpoint @ (Endpoint::AdminStudies
-            | Endpoint::AdminStudy(_)
-            | Endpoint::AdminGrants
-            | Endpoint::AdminIssue
-            | Endpoint::AdminGrant(_)
-            | Endpoint::AdminRevoke(_)
-            | Endpoint::AdminOutbox
-            | Endpoint::AdminSend
-            | Endpoint::AdminForward),
-        ) => admin::handle(app, endpoint, request, connection.peer)
-            .await
-            .unwrap_or_else(WebError::into_response),
-        Ok(endpoint) => {
-            let html = request::wants_html(&request);
-            let share = endpoint.is_share();
-            match share::handle(app, endpoint, request, connection).await {
-                Ok(response) => response,
-                Err(WebError::NotFound) if share => share::neutral(html),
-                Err(e) => e.into_response(),
-            }
+        Endpoint::RelayInbox => relay::inbox(app, connection, request).await?,
+        Endpoint::DicomWebPreflight => cors::preflight(cors::allowed_origin(app, &request)),
+        Endpoint::Download(token) => {
+            let permit = app.gates.stream()?;
+            let response = download::handle(app, &token, request, connection).await?;
+            stream::holding(response, permit)
         }
-    }
+        Endpoint::DicomWeb { token, path } => {
+            let permit = app.gates.stream()?;
+            let origin = cors::allowed_origin(app, &request);
+            // a viewer elsewhere must be able to read the refusal too
+            let response = dicomweb::handle(app, &token, &path, request, connection)
+                .await
+                .unwrap_or_else(|refusal| refusal.respond(Form::Json));
+            stream::holding(cors::decorate(response, origin), permit)
+        }
+        Endpoint::Admin(endpoint) => admin::handle(app, endpoint, request, connection.peer).await?,
+        Endpoint::Recipient(endpoint) => share::handle(app, endpoint, request, connection).await?,
+    })
 }
 
 /// A HEAD answer: the headers of the GET, its length announced, no body

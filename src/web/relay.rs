@@ -9,11 +9,12 @@ use std::sync::Arc;
 use super::inbound::Inbound;
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;
-use hyper::{Request, Response, StatusCode, header};
+use hyper::{Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
+use super::access::blocking;
 use super::request::Connection;
-use super::{App, Body, json};
+use super::{App, Body, Refusal, WebError, json};
 use crate::journal::{Event, Relay as RelayEvent};
 use crate::relay::inbox::{self, InboxError};
 
@@ -80,15 +81,28 @@ async fn pump(mut body: Inbound, tx: mpsc::Sender<io::Result<Bytes>>) {
     }
 }
 
-fn refusal(status: StatusCode, reason: &str) -> Response<Body> {
-    json(status, &serde_json::json!({ "error": reason }))
+/// Why the inbox is not even asked (its own refusals are `InboxError`s;
+/// both get their status in `error.rs`).
+#[derive(Debug, thiserror::Error)]
+pub enum NotReceiving {
+    #[error("unknown sender: no TLS client certificate was presented")]
+    NoCertificate,
+    #[error("unknown sender: the TLS client certificate matches no gateway in the address book")]
+    UnknownSender,
+    /// The same high-water mark as DICOM intake: the sender's outbox keeps
+    /// the package and retries, which beats running out of disk
+    /// mid-package.
+    #[error("disk above the high-water mark; try again later")]
+    DiskFull,
+    #[error("receiving other packages; try again shortly")]
+    Receiving,
 }
 
 pub(super) async fn inbox(
     app: &Arc<App>,
     connection: &Connection,
     request: Request<Inbound>,
-) -> Response<Body> {
+) -> Result<Response<Body>, Refusal> {
     let relay = app.relay.clone();
     let from = connection.peer.to_string();
     // Refusals are journaled, and logged, within the bound all refusals
@@ -106,35 +120,19 @@ pub(super) async fn inbox(
     };
     let book = relay.book.current();
     let Some(gateway) = book.by_client_chain(&connection.chain).cloned() else {
-        let reason = if connection.chain.is_empty() {
-            "unknown sender: no TLS client certificate was presented"
+        let why = if connection.chain.is_empty() {
+            NotReceiving::NoCertificate
         } else {
-            "unknown sender: the TLS client certificate matches no gateway in the address book"
+            NotReceiving::UnknownSender
         };
-        refused(None, None, reason.to_string());
-        return refusal(StatusCode::FORBIDDEN, reason);
+        refused(None, None, why.to_string());
+        return Err(why.into());
     };
-    // The same high-water mark as DICOM intake: the sender's outbox keeps
-    // the package and retries, which beats running out of disk mid-package.
     if relay.ingestor.disk().over_high_water() {
-        let mut response = refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "disk above the high-water mark; try again later",
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("300"));
-        return response;
+        return Err(NotReceiving::DiskFull.into());
     }
     let Ok(permit) = relay.receiving.clone().try_acquire_owned() else {
-        let mut response = refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "receiving other packages; try again shortly",
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
-        return response;
+        return Err(NotReceiving::Receiving.into());
     };
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
     tokio::spawn(pump(request.into_body(), tx));
@@ -143,38 +141,20 @@ pub(super) async fn inbox(
         current: Bytes::new(),
     };
     let (r, g) = (relay.clone(), gateway.clone());
-    let received = tokio::task::spawn_blocking(move || {
+    let received = blocking(move || {
         let _permit = permit;
-        inbox::receive(&r, &g, reader)
+        Ok::<_, WebError>(inbox::receive(&r, &g, reader))
     })
-    .await;
+    .await?;
     match received {
-        Ok(Ok(signed)) => json(StatusCode::OK, &signed),
-        Ok(Err(InboxError::Replay {
-            package,
-            first,
-            receipt,
-        })) => {
-            let reason = format!("replayed package {package}: received already at {first}");
-            refused(Some(gateway.ura.clone()), Some(package), reason.clone());
-            json(
-                StatusCode::CONFLICT,
-                &serde_json::json!({
-                    "error": reason,
-                    "receipt": receipt.receipt,
-                    "signature": receipt.signature,
-                }),
-            )
-        }
-        Ok(Err(e)) => {
-            let reason = e.to_string();
-            refused(Some(gateway.ura.clone()), None, reason.clone());
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            refusal(status, &reason)
-        }
+        Ok(signed) => Ok(json(StatusCode::OK, &signed)),
         Err(e) => {
-            tracing::error!("relay inbox: {e}");
-            refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            let package = match &e {
+                InboxError::Replay { package, .. } => Some(package.clone()),
+                _ => None,
+            };
+            refused(Some(gateway.ura.clone()), package, e.to_string());
+            Err(e.into())
         }
     }
 }

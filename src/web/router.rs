@@ -4,6 +4,9 @@ use hyper::Method;
 
 use super::WebError;
 
+/// Every request the server answers. `web::answer` matches it without a
+/// catch-all, as `admin::handle` matches [`Admin`] and `share::handle`
+/// [`Recipient`]: a new endpoint does not compile until it is handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     Healthz,
@@ -11,13 +14,8 @@ pub enum Endpoint {
     Metrics,
     /// Browsers ask for it on every page; an empty answer, not a 404.
     Favicon,
-    /// The code entry page.
-    Home,
-    Redeem,
-    /// A shared study's page (or the offer to bind it).
-    Share(String),
-    Bind(String),
-    Delegate(String),
+    /// The recipient's pages and forms.
+    Recipient(Recipient),
     /// `/s/{token}/dicomweb/{path}`: WADO-RS and QIDO-RS.
     DicomWeb {
         token: String,
@@ -27,41 +25,66 @@ pub enum Endpoint {
     DicomWebPreflight,
     /// `/s/{token}/download.zip`
     Download(String),
-    AdminStudies,
-    AdminStudy(String),
-    AdminGrants,
-    AdminIssue,
-    AdminGrant(String),
-    AdminRevoke(String),
-    /// `GET` lists the outbox, `POST` queues a push.
-    AdminOutbox,
-    AdminSend,
-    /// Forwarding to the local PACS, per instance.
-    AdminForward,
+    /// `/admin/v1/…`, behind the admin token.
+    Admin(Admin),
     /// A peer gateway delivers a package.
     RelayInbox,
     /// Our public OpenPGP certificate.
     OpenPgpKey,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// The code entry page.
+    Home,
+    Redeem,
+    /// A shared study's page (or the offer to bind it).
+    Share(String),
+    Bind(String),
+    Delegate(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admin {
+    Studies,
+    Study(String),
+    Grants,
+    Issue,
+    Grant(String),
+    Revoke(String),
+    /// `GET` lists the outbox, `POST` queues a push.
+    Outbox,
+    Send,
+    /// Forwarding to the local PACS, per instance.
+    Forward,
+}
+
 impl Endpoint {
-    /// Under `/s/{token}`: answers there must never tell a valid token from
-    /// an invalid one.
-    pub fn is_share(&self) -> bool {
-        matches!(
-            self,
-            Endpoint::Share(_)
-                | Endpoint::Bind(_)
-                | Endpoint::Delegate(_)
-                | Endpoint::DicomWeb { .. }
-                | Endpoint::DicomWebPreflight
-                | Endpoint::Download(_)
-        )
+    /// For people (pages and forms in a browser) rather than programs:
+    /// refusals come as HTML when the request asks for it. The APIs
+    /// (admin, DICOMweb, relay, monitoring) always answer JSON.
+    pub fn for_people(&self) -> bool {
+        match self {
+            Endpoint::Recipient(_) | Endpoint::Download(_) => true,
+            Endpoint::Healthz
+            | Endpoint::Readyz
+            | Endpoint::Metrics
+            | Endpoint::Favicon
+            | Endpoint::DicomWeb { .. }
+            | Endpoint::DicomWebPreflight
+            | Endpoint::Admin(_)
+            | Endpoint::RelayInbox
+            | Endpoint::OpenPgpKey => false,
+        }
     }
 }
 
-fn segment(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_string())
+/// A path segment that names something (a token, a UID, a grant ID).
+fn token_of(s: &str) -> Result<String, WebError> {
+    if s.is_empty() {
+        return Err(WebError::NotFound);
+    }
+    Ok(s.to_string())
 }
 
 pub fn route(method: &Method, path: &str) -> Result<Endpoint, WebError> {
@@ -69,7 +92,7 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, WebError> {
     let get = method == Method::GET || method == Method::HEAD;
     let post = method == Method::POST;
     if let ["s", token, "dicomweb", rest @ ..] = segments.as_slice() {
-        let token = segment(token).ok_or(WebError::NotFound)?;
+        let token = token_of(token)?;
         if rest.is_empty() || rest.iter().any(|s| s.is_empty()) {
             return Err(WebError::NotFound);
         }
@@ -85,35 +108,29 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, WebError> {
         };
     }
     let found = match (segments.as_slice(), get, post) {
-        ([""], true, _) => Endpoint::Home,
+        ([""], true, _) => Endpoint::Recipient(Recipient::Home),
         (["healthz"], true, _) => Endpoint::Healthz,
         (["readyz"], true, _) => Endpoint::Readyz,
         (["metrics"], true, _) => Endpoint::Metrics,
         (["favicon.ico"], true, _) => Endpoint::Favicon,
-        (["redeem"], _, true) => Endpoint::Redeem,
-        (["s", token], true, _) => Endpoint::Share(segment(token).ok_or(WebError::NotFound)?),
-        (["s", token], _, true) => Endpoint::Bind(segment(token).ok_or(WebError::NotFound)?),
-        (["s", token, "download.zip"], true, _) => {
-            Endpoint::Download(segment(token).ok_or(WebError::NotFound)?)
-        }
+        (["redeem"], _, true) => Endpoint::Recipient(Recipient::Redeem),
+        (["s", token], true, _) => Endpoint::Recipient(Recipient::Share(token_of(token)?)),
+        (["s", token], _, true) => Endpoint::Recipient(Recipient::Bind(token_of(token)?)),
+        (["s", token, "download.zip"], true, _) => Endpoint::Download(token_of(token)?),
         (["s", token, "delegate"], _, true) => {
-            Endpoint::Delegate(segment(token).ok_or(WebError::NotFound)?)
+            Endpoint::Recipient(Recipient::Delegate(token_of(token)?))
         }
-        (["admin", "v1", "studies"], true, _) => Endpoint::AdminStudies,
-        (["admin", "v1", "studies", uid], true, _) => {
-            Endpoint::AdminStudy(segment(uid).ok_or(WebError::NotFound)?)
-        }
-        (["admin", "v1", "grants"], true, _) => Endpoint::AdminGrants,
-        (["admin", "v1", "grants"], _, true) => Endpoint::AdminIssue,
-        (["admin", "v1", "grants", id], true, _) => {
-            Endpoint::AdminGrant(segment(id).ok_or(WebError::NotFound)?)
-        }
+        (["admin", "v1", "studies"], true, _) => Endpoint::Admin(Admin::Studies),
+        (["admin", "v1", "studies", uid], true, _) => Endpoint::Admin(Admin::Study(token_of(uid)?)),
+        (["admin", "v1", "grants"], true, _) => Endpoint::Admin(Admin::Grants),
+        (["admin", "v1", "grants"], _, true) => Endpoint::Admin(Admin::Issue),
+        (["admin", "v1", "grants", id], true, _) => Endpoint::Admin(Admin::Grant(token_of(id)?)),
         (["admin", "v1", "grants", id, "revoke"], _, true) => {
-            Endpoint::AdminRevoke(segment(id).ok_or(WebError::NotFound)?)
+            Endpoint::Admin(Admin::Revoke(token_of(id)?))
         }
-        (["admin", "v1", "outbox"], true, _) => Endpoint::AdminOutbox,
-        (["admin", "v1", "outbox"], _, true) => Endpoint::AdminSend,
-        (["admin", "v1", "forward"], true, _) => Endpoint::AdminForward,
+        (["admin", "v1", "outbox"], true, _) => Endpoint::Admin(Admin::Outbox),
+        (["admin", "v1", "outbox"], _, true) => Endpoint::Admin(Admin::Send),
+        (["admin", "v1", "forward"], true, _) => Endpoint::Admin(Admin::Forward),
         (["relay", "v1", "inbox"], _, true) => Endpoint::RelayInbox,
         ([".well-known", "pushgate", "openpgp.asc"], true, _) => Endpoint::OpenPgpKey,
         // Known paths, other methods.
@@ -148,27 +165,42 @@ mod tests {
     #[test]
     fn routes() {
         let ok = |m: Method, p: &str| route(&m, p).unwrap();
-        assert_eq!(ok(Method::GET, "/"), Endpoint::Home);
+        assert_eq!(ok(Method::GET, "/"), Endpoint::Recipient(Recipient::Home));
         assert_eq!(ok(Method::GET, "/healthz"), Endpoint::Healthz);
         assert_eq!(ok(Method::GET, "/readyz"), Endpoint::Readyz);
         assert_eq!(ok(Method::GET, "/metrics"), Endpoint::Metrics);
-        assert_eq!(ok(Method::POST, "/redeem"), Endpoint::Redeem);
+        assert_eq!(
+            ok(Method::POST, "/redeem"),
+            Endpoint::Recipient(Recipient::Redeem)
+        );
         assert_eq!(ok(Method::POST, "/relay/v1/inbox"), Endpoint::RelayInbox);
         assert_eq!(
             ok(Method::GET, "/.well-known/pushgate/openpgp.asc"),
             Endpoint::OpenPgpKey
         );
-        assert_eq!(ok(Method::POST, "/admin/v1/outbox"), Endpoint::AdminSend);
-        assert_eq!(ok(Method::GET, "/admin/v1/outbox"), Endpoint::AdminOutbox);
+        assert_eq!(
+            ok(Method::POST, "/admin/v1/outbox"),
+            Endpoint::Admin(Admin::Send)
+        );
+        assert_eq!(
+            ok(Method::GET, "/admin/v1/outbox"),
+            Endpoint::Admin(Admin::Outbox)
+        );
         assert!(matches!(
             route(&Method::GET, "/relay/v1/inbox"),
             Err(WebError::MethodNotAllowed { allow: "POST" })
         ));
-        assert_eq!(ok(Method::GET, "/s/abc"), Endpoint::Share("abc".into()));
-        assert_eq!(ok(Method::POST, "/s/abc"), Endpoint::Bind("abc".into()));
+        assert_eq!(
+            ok(Method::GET, "/s/abc"),
+            Endpoint::Recipient(Recipient::Share("abc".into()))
+        );
+        assert_eq!(
+            ok(Method::POST, "/s/abc"),
+            Endpoint::Recipient(Recipient::Bind("abc".into()))
+        );
         assert_eq!(
             ok(Method::POST, "/s/abc/delegate"),
-            Endpoint::Delegate("abc".into())
+            Endpoint::Recipient(Recipient::Delegate("abc".into()))
         );
         assert_eq!(
             ok(Method::GET, "/s/abc/dicomweb/studies/1.2/series"),
@@ -193,19 +225,25 @@ mod tests {
             route(&Method::POST, "/s/abc/dicomweb/studies"),
             Err(WebError::MethodNotAllowed { .. })
         ));
-        assert_eq!(ok(Method::GET, "/admin/v1/studies"), Endpoint::AdminStudies);
+        assert_eq!(
+            ok(Method::GET, "/admin/v1/studies"),
+            Endpoint::Admin(Admin::Studies)
+        );
         assert_eq!(
             ok(Method::GET, "/admin/v1/studies/1.2.3"),
-            Endpoint::AdminStudy("1.2.3".into())
+            Endpoint::Admin(Admin::Study("1.2.3".into()))
         );
-        assert_eq!(ok(Method::POST, "/admin/v1/grants"), Endpoint::AdminIssue);
+        assert_eq!(
+            ok(Method::POST, "/admin/v1/grants"),
+            Endpoint::Admin(Admin::Issue)
+        );
         assert_eq!(
             ok(Method::GET, "/admin/v1/grants/g1"),
-            Endpoint::AdminGrant("g1".into())
+            Endpoint::Admin(Admin::Grant("g1".into()))
         );
         assert_eq!(
             ok(Method::POST, "/admin/v1/grants/g1/revoke"),
-            Endpoint::AdminRevoke("g1".into())
+            Endpoint::Admin(Admin::Revoke("g1".into()))
         );
         for (m, p) in [
             (Method::GET, "/s/"),

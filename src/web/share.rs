@@ -3,99 +3,34 @@
 //! this only turns its answers into HTTP.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::inbound::Inbound;
 use hyper::{Request, Response, StatusCode, header};
 use serde::Deserialize;
 
+use super::access::{Presented, decide};
 use super::pages::Lang;
 use super::request::{self, Connection};
-use super::{App, Body, Endpoint, WebError, full, json, pages};
-use crate::authz::{Authz, Bound, Caller, Credentials, Denied, Link, Shape};
+use super::router::Recipient;
+use super::{App, Body, Refusal, WebError, full, json, pages};
+use crate::authz::{Bound, Denied, Link, Shape};
 
 #[derive(Deserialize)]
 struct RedeemForm {
     code: String,
 }
 
-/// Runs an authz call (which may wait for the journal) off the async threads.
-async fn decide<T: Send + 'static>(
-    authz: &Arc<Authz>,
-    credentials: Credentials,
-    connection: &Connection,
-    f: impl FnOnce(&Authz, Caller<'_>) -> T + Send + 'static,
-) -> Result<T, WebError> {
-    let authz = authz.clone();
-    let from = connection.peer.ip();
-    tokio::task::spawn_blocking(move || {
-        let caller = Caller {
-            credentials: &credentials,
-            from,
-        };
-        f(&authz, caller)
-    })
-    .await
-    .map_err(|e| WebError::Internal(e.to_string()))
-}
-
-/// The one answer for anything under `/s/` that is not the caller's: same
-/// status, same body, whatever the reason.
-pub fn neutral(html: bool) -> Response<Body> {
-    if html {
-        full(
-            StatusCode::NOT_FOUND,
-            "text/html; charset=utf-8",
-            pages::not_found(),
-        )
-    } else {
-        json(
-            StatusCode::NOT_FOUND,
-            &serde_json::json!({ "error": "not found" }),
-        )
-    }
-}
-
-fn denied(denial: Denied, html: bool, lang: Lang, org: &str) -> Response<Body> {
+/// A refusal by authz. A browser that typed a code that cannot be one gets
+/// the code page again, with what is wrong; anything else is answered by
+/// `error::respond` (the neutral 404 for a link that is not the caller's).
+fn denied(denial: Denied, html: bool, lang: Lang, org: &str) -> Result<Response<Body>, Refusal> {
     match denial {
-        Denied::Neutral(_) => neutral(html),
-        Denied::BadCode(e) => {
-            let message = e.to_string();
-            if html {
-                full(
-                    StatusCode::BAD_REQUEST,
-                    "text/html; charset=utf-8",
-                    pages::code_entry(lang, org, Some(&message)),
-                )
-            } else {
-                json(
-                    StatusCode::BAD_REQUEST,
-                    &serde_json::json!({ "error": message }),
-                )
-            }
-        }
-        Denied::RateLimited(wait) => {
-            let seconds = wait.max(Duration::from_secs(1)).as_secs().to_string();
-            let mut response = json(
-                StatusCode::TOO_MANY_REQUESTS,
-                &serde_json::json!({ "error": "too many attempts; try again later" }),
-            );
-            if let Ok(value) = seconds.parse() {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
-        }
-        Denied::Invalid(message) => json(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &serde_json::json!({ "error": message }),
-        ),
-        Denied::Unavailable(detail) => {
-            tracing::error!("a grant change could not be journaled: {detail}");
-            json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &serde_json::json!({ "error": "cannot record this now; nothing was changed" }),
-            )
-        }
+        Denied::BadCode(e) if html => Ok(full(
+            StatusCode::BAD_REQUEST,
+            "text/html; charset=utf-8",
+            pages::code_entry(lang, org, Some(&e.to_string())),
+        )),
+        other => Err(other.into()),
     }
 }
 
@@ -130,10 +65,10 @@ fn bound(app: &App, bound: Bound, token: &str, html: bool) -> Response<Body> {
 
 pub(super) async fn handle(
     app: &Arc<App>,
-    endpoint: Endpoint,
+    endpoint: Recipient,
     request: Request<Inbound>,
     connection: &Connection,
-) -> Result<Response<Body>, WebError> {
+) -> Result<Response<Body>, Refusal> {
     let html = request::wants_html(&request);
     let lang = Lang::from_accept_language(
         request
@@ -141,35 +76,32 @@ pub(super) async fn handle(
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     );
-    let credentials = request::credentials(&request, connection);
+    let presented = Presented::of(&request, connection);
     let org = app.org_name.clone();
     if request.method() == hyper::Method::POST && request::cross_site(&request) {
-        return Ok(json(
-            StatusCode::FORBIDDEN,
-            &serde_json::json!({ "error": "a request from another site is refused" }),
-        ));
+        return Err(WebError::CrossSite.into());
     }
     Ok(match endpoint {
-        Endpoint::Home => full(
+        Recipient::Home => full(
             StatusCode::OK,
             "text/html; charset=utf-8",
             pages::code_entry(lang, &org, None),
         ),
-        Endpoint::Redeem => {
+        Recipient::Redeem => {
             let (parts, body) = request::body(request).await?;
             let form: RedeemForm = request::parse(&parts, &body)?;
-            let result = decide(&app.authz, credentials, connection, move |authz, caller| {
+            let result = decide(app, &presented, move |authz, caller| {
                 authz.redeem(&form.code, caller)
             })
             .await?;
             match result {
                 Ok(b) => bound(app, b, "", html),
-                Err(denial) => denied(denial, html, lang, &org),
+                Err(denial) => return denied(denial, html, lang, &org),
             }
         }
-        Endpoint::Share(token) => {
+        Recipient::Share(token) => {
             let t = token.clone();
-            let result = decide(&app.authz, credentials, connection, move |authz, caller| {
+            let result = decide(app, &presented, move |authz, caller| {
                 authz.open_link(&t, caller).map(|link| match link {
                     Link::Held(allowed) => {
                         let covers = authz.holder_coverage(&allowed.grant);
@@ -227,25 +159,25 @@ pub(super) async fn handle(
                         )
                     }
                 }
-                Ok((Link::Held(_), None)) => neutral(html),
-                Err(denial) => denied(denial, html, lang, &org),
+                Ok((Link::Held(_), None)) => return Err(WebError::NotFound.into()),
+                Err(denial) => return denied(denial, html, lang, &org),
             }
         }
-        Endpoint::Bind(token) => {
+        Recipient::Bind(token) => {
             let t = token.clone();
-            let result = decide(&app.authz, credentials, connection, move |authz, caller| {
+            let result = decide(app, &presented, move |authz, caller| {
                 authz.bind_link(&t, caller)
             })
             .await?;
             match result {
                 Ok(b) => bound(app, b, &token, html),
-                Err(denial) => denied(denial, html, lang, &org),
+                Err(denial) => return denied(denial, html, lang, &org),
             }
         }
-        Endpoint::Delegate(token) => {
+        Recipient::Delegate(token) => {
             let (parts, body) = request::body(request).await?;
             let shape: Shape = request::parse(&parts, &body)?;
-            let result = decide(&app.authz, credentials, connection, move |authz, caller| {
+            let result = decide(app, &presented, move |authz, caller| {
                 authz.delegate(&token, caller, shape)
             })
             .await?;
@@ -256,9 +188,8 @@ pub(super) async fn handle(
                     pages::delegated(lang, &issued),
                 ),
                 Ok(issued) => json(StatusCode::CREATED, &issued),
-                Err(denial) => denied(denial, html, lang, &org),
+                Err(denial) => return denied(denial, html, lang, &org),
             }
         }
-        _ => return Err(WebError::NotFound),
     })
 }

@@ -5,8 +5,8 @@
 //! after [`STALL`]).
 //!
 //! A producer holds a thread of tokio's blocking pool, which DICOM intake
-//! uses too: [`admit`] bounds the streamed responses at once, so that no
-//! number of slow or idle downloads can starve intake. A guarded producer
+//! uses too: `Gates::stream` bounds the streamed responses at once, so
+//! that no number of slow or idle downloads can starve intake. A guarded producer
 //! ([`produced_while`]) re-checks its access every [`RECHECK`]: a grant
 //! revoked or expired mid-download stops the download.
 
@@ -14,14 +14,14 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use super::Body;
 
@@ -34,18 +34,6 @@ const DEPTH: usize = 4;
 pub const STALL: Duration = Duration::from_secs(120);
 /// How often a guarded producer re-checks that it may go on.
 pub const RECHECK: Duration = Duration::from_secs(2);
-/// Streamed responses at once (each holds a blocking thread; tokio's pool
-/// has 512, intake needs some).
-pub const MAX_STREAMS: usize = 128;
-
-static STREAMS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(MAX_STREAMS)));
-
-/// A place for one more streamed response, or `None` when all are taken
-/// (the caller answers 503 with Retry-After).
-pub fn admit() -> Option<OwnedSemaphorePermit> {
-    STREAMS.clone().try_acquire_owned().ok()
-}
-
 /// `response` keeps `permit` (a place among the streams, a request in
 /// flight on its connection) until its body is dropped: sent, failed, or
 /// abandoned by the client.
@@ -338,7 +326,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn access_that_ends_mid_body_breaks_it() {
-        let allowed = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let allowed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let flag = allowed.clone();
         let body = produced_while(
             None,
@@ -352,26 +340,6 @@ mod tests {
             },
         );
         assert!(collect(body).await.is_err());
-    }
-
-    #[test]
-    fn streams_are_bounded_and_released_with_their_body() {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let _guard = runtime.enter();
-        let permits: Vec<_> = std::iter::from_fn(admit).take(MAX_STREAMS + 1).collect();
-        // other tests may hold some; none is left now
-        assert!(permits.len() <= MAX_STREAMS);
-        assert!(admit().is_none());
-        let mut permits = permits.into_iter();
-        let response = holding(
-            hyper::Response::new(produced(None, |_| Ok(()))),
-            permits.next().unwrap(),
-        );
-        drop(permits);
-        let last = admit();
-        drop(last);
-        drop(response);
-        assert!(admit().is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

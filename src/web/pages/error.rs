@@ -95,10 +95,6 @@ fn explain(status: StatusCode) -> [(&'static str, &'static str); 2] {
 /// An error page for `status`, giving `reason` (the error's own message)
 /// as it is, bounded: the caller decides what a reason may say, this page
 /// only shows it.
-#[allow(
-    dead_code,
-    reason = "the one HTTP error mapping calls it; it lands with that mapping (issue 13)"
-)]
 pub fn error_page(lang: Lang, status: StatusCode, reason: &str) -> String {
     let [nl, en] = explain(status);
     let (heading, advice) = match lang {

@@ -21,7 +21,6 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use crate::store::Timestamp;
 
 pub use entry::{code_entry, delegated, not_found, offer_binding};
-#[allow(unused_imports, reason = "for the one HTTP error mapping (issue 13)")]
 pub use error::error_page;
 pub use study::{STUDY_PAGE_CSP, StudyPage, study_page};
 

@@ -1,7 +1,7 @@
 //! QIDO-RS search (PS3.18 §10.6) over the part of one study a grant
-//! covers. Pure: the web layer resolves the grant and the path, hands in
-//! what is covered, and sends back the JSON; nothing here does I/O except
-//! through the metadata closure.
+//! covers. Pure: the [`handler`] resolves what is covered, hands it in,
+//! and sends back the JSON; nothing else here does I/O except through the
+//! metadata closure.
 //!
 //! Two steps, as everywhere in pushgate: [`parse`] turns the query string
 //! into a validated [`Query`] (a [`QueryError`] is a 400 with a reason),
@@ -40,6 +40,7 @@
 
 mod attributes;
 mod element;
+pub(super) mod handler;
 mod matching;
 mod query;
 mod render;

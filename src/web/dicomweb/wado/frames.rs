@@ -22,13 +22,14 @@ use std::sync::Arc;
 
 use hyper::{Response, StatusCode, header};
 
-use super::accept::{self, EXPLICIT_LE, MediaRange, Syntax};
-use super::multipart::Multipart;
-use super::{Access, DicomWebError, Target};
 use crate::journal::AccessKind;
 use crate::pixels::{self, PixelError, trim};
 use crate::store::{InstanceRecord, PixelLayout};
 use crate::web::Body;
+use crate::web::access::blocking;
+use crate::web::dicomweb::accept::{self, EXPLICIT_LE, MediaRange, Syntax};
+use crate::web::dicomweb::multipart::Multipart;
+use crate::web::dicomweb::{Access, DicomWebError, Target};
 use crate::web::stream::produced_while;
 
 /// How the frames of this response travel.
@@ -168,7 +169,7 @@ pub(super) fn pixel_error(e: PixelError) -> DicomWebError {
     }
 }
 
-pub(super) async fn frames(
+pub(in crate::web::dicomweb) async fn frames(
     access: Arc<Access>,
     instance: Target,
     frames: Vec<u32>,
@@ -176,12 +177,12 @@ pub(super) async fn frames(
 ) -> Result<Response<Body>, DicomWebError> {
     let ranges = ranges.to_vec();
     let a = access.clone();
-    let prepared = tokio::task::spawn_blocking(move || {
+    let prepared = blocking(move || {
         let (key, record) = a
             .covered_target(&instance)?
             .into_iter()
             .next()
-            .ok_or_else(super::not_here)?;
+            .ok_or_else(crate::web::dicomweb::not_here)?;
         if record.layout.pixel.is_none() {
             return Err(pixel_error(PixelError::NoPixelData));
         }
@@ -211,9 +212,8 @@ pub(super) async fn frames(
         };
         Ok((file, record, frames, plan, single))
     })
-    .await
-    .map_err(|e| crate::web::WebError::Internal(e.to_string()))?;
-    let (file, record, frames, plan, single) = prepared?;
+    .await?;
+    let (file, record, frames, plan, single) = prepared;
     if single {
         // one frame, negotiated under a single-part media type
         return Ok(match plan {

@@ -1,18 +1,21 @@
-//! QIDO-RS requests: the covered part of the study handed to `qido`, the
-//! matches sent back as DICOM JSON.
+//! The QIDO-RS handler: the covered part of the study (read on the
+//! blocking pool) handed to the pure search beside it, the matches sent
+//! back as DICOM JSON.
 
 use std::sync::Arc;
 
 use hyper::{Response, StatusCode, header};
 
-use super::accept::{self, MediaRange};
-use super::qido::{self, Covered, Level, PathScope};
-use super::{Access, DicomWebError};
+use super as qido;
+use super::{Covered, Level, PathScope};
 use crate::journal::AccessKind;
 use crate::store::{SeriesRecord, Uid};
+use crate::web::access::blocking;
+use crate::web::dicomweb::accept::{self, MediaRange};
+use crate::web::dicomweb::{Access, DicomWebError};
 use crate::web::{Body, WebError, full};
 
-pub(super) async fn search(
+pub(crate) async fn search(
     access: Arc<Access>,
     level: Level,
     path: PathScope,
@@ -23,7 +26,7 @@ pub(super) async fn search(
     let query = qido::parse(level, query.as_deref())
         .map_err(|e| DicomWebError::BadRequest(e.to_string()))?;
     let warning = query.warning();
-    let results = tokio::task::spawn_blocking(move || {
+    let results = blocking(move || {
         let instances = access.covered(None)?;
         let series: Vec<(&Uid, &SeriesRecord)> = access
             .study
@@ -43,8 +46,7 @@ pub(super) async fn search(
         access.served(AccessKind::Qido, found.len() as u32, 0);
         Ok::<_, DicomWebError>(found)
     })
-    .await
-    .map_err(|e| WebError::Internal(e.to_string()))??;
+    .await?;
     let body = serde_json::to_vec(&results).map_err(|e| WebError::Internal(e.to_string()))?;
     let mut response = full(StatusCode::OK, media_type, body);
     if let Some(value) = warning.and_then(|w| w.parse().ok()) {
@@ -63,6 +65,6 @@ fn media_type(ranges: &[MediaRange]) -> Result<&'static str, DicomWebError> {
 /// A search that cannot match anything (the study has not arrived): the
 /// same `200 []` as a search without matches (CP-2473; dicomweb-client and
 /// OHIF take an empty array, not every client a 204), same media type.
-pub(super) fn no_matches(ranges: &[MediaRange]) -> Result<Response<Body>, DicomWebError> {
+pub(crate) fn no_matches(ranges: &[MediaRange]) -> Result<Response<Body>, DicomWebError> {
     Ok(full(StatusCode::OK, media_type(ranges)?, "[]"))
 }

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use hyper::{Response, StatusCode, header};
 
-use super::{Access, DicomWebError};
 use crate::journal::AccessKind;
 use crate::web::Body;
+use crate::web::dicomweb::{Access, DicomWebError};
 use crate::web::stream::produced_while;
 
 /// The refusal for `count` parts asked under a single-part media type.

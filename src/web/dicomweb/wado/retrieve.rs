@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use hyper::{Response, StatusCode, header};
 
-use super::accept::{self, EXPLICIT_LE, MediaRange, Packaging, Syntax};
-use super::multipart::Multipart;
-use super::{Access, DicomWebError, Target};
 use crate::ingest::{BULK_URI_PREFIX, StudyEvent};
 use crate::journal::AccessKind;
 use crate::pixels;
 use crate::store::{InstanceKey, InstanceRecord, Uid};
+use crate::web::access::blocking;
+use crate::web::dicomweb::accept::{self, EXPLICIT_LE, MediaRange, Packaging, Syntax};
+use crate::web::dicomweb::multipart::Multipart;
+use crate::web::dicomweb::{Access, DicomWebError, Target};
 use crate::web::stream::{Sink, produced_while};
 use crate::web::{Body, full};
 
@@ -123,7 +124,7 @@ fn send_instance(
     }
 }
 
-pub(super) async fn retrieve(
+pub(in crate::web::dicomweb) async fn retrieve(
     access: Arc<Access>,
     target: Target,
     ranges: &[MediaRange],
@@ -141,7 +142,7 @@ pub(super) async fn retrieve(
     let t = target.clone();
     let syntaxes = accepted.syntaxes.clone();
     let single_part = accepted.packaging == Packaging::Single;
-    let (listed, planned, left_out, first) = tokio::task::spawn_blocking(move || {
+    let (listed, planned, left_out, first) = blocking(move || {
         let instances = a.covered_target(&t)?;
         let listed: HashSet<Uid> = instances.iter().map(|(k, _)| k.sop.clone()).collect();
         let mut planned = Vec::with_capacity(instances.len());
@@ -162,8 +163,7 @@ pub(super) async fn retrieve(
         };
         Ok::<_, DicomWebError>((listed, planned, left_out, first))
     })
-    .await
-    .map_err(|e| crate::web::WebError::Internal(e.to_string()))??;
+    .await?;
     if planned.is_empty() {
         return Err(DicomWebError::NotAcceptable(format!(
             "cannot send in the transfer syntax asked for ({}){}; transfer-syntax=* gives the stored data",
@@ -438,7 +438,7 @@ fn with_bulk_uris(metadata: &[u8], base: &str, key: &InstanceKey) -> Vec<u8> {
     text.replace(BULK_URI_PREFIX, &url).into_bytes()
 }
 
-pub(super) async fn metadata(
+pub(in crate::web::dicomweb) async fn metadata(
     access: Arc<Access>,
     target: Target,
     ranges: &[MediaRange],
@@ -450,9 +450,7 @@ pub(super) async fn metadata(
         ));
     };
     let a = access.clone();
-    let instances = tokio::task::spawn_blocking(move || a.covered_target(&target))
-        .await
-        .map_err(|e| crate::web::WebError::Internal(e.to_string()))??;
+    let instances = blocking(move || a.covered_target(&target)).await?;
     let base = access.base();
     let guard = access.guard(AccessKind::Metadata);
     let body = produced_while(None, guard, move |sink| {

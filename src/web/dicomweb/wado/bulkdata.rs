@@ -16,13 +16,14 @@ use std::sync::Arc;
 
 use hyper::{Response, header};
 
-use super::accept::{self, MediaRange, Syntax};
-use super::multipart::Multipart;
-use super::{Access, DicomWebError, Target};
 use crate::journal::AccessKind;
 use crate::pixels;
 use crate::store::{InstanceKey, PixelLayout};
 use crate::web::Body;
+use crate::web::access::blocking;
+use crate::web::dicomweb::accept::{self, MediaRange, Syntax};
+use crate::web::dicomweb::multipart::Multipart;
+use crate::web::dicomweb::{Access, DicomWebError, Target};
 
 const OCTETS: &str = "application/octet-stream";
 const ENCAPSULATED_DOCUMENT: &str = "00420011";
@@ -120,7 +121,7 @@ fn negotiate(
     )))
 }
 
-pub(super) async fn bulkdata(
+pub(in crate::web::dicomweb) async fn bulkdata(
     access: Arc<Access>,
     instance: Target,
     path: String,
@@ -128,10 +129,10 @@ pub(super) async fn bulkdata(
 ) -> Result<Response<Body>, DicomWebError> {
     let a = access.clone();
     let tag_path = path.clone();
-    let found = tokio::task::spawn_blocking(move || {
+    let found = blocking(move || {
         let instances = a.covered_target(&instance)?;
         let Some((key, record)) = instances.into_iter().next() else {
-            return Err(super::not_here());
+            return Err(crate::web::dicomweb::not_here());
         };
         let file = a.path_of(&key);
         // Reading the file for an Extended Offset Table or a marker scan is
@@ -147,9 +148,8 @@ pub(super) async fn bulkdata(
         let document = document_of(&a, &key, &tag_path);
         Ok((file, record, frames, document))
     })
-    .await
-    .map_err(|e| crate::web::WebError::Internal(e.to_string()))?;
-    let (file, record, frames, document) = found?;
+    .await?;
+    let (file, record, frames, document) = found;
     if record.layout.deflated {
         return Err(DicomWebError::NotAcceptable(
             "this instance is stored deflated: its bulk data has no byte range; retrieve the instance"
@@ -181,7 +181,7 @@ pub(super) async fn bulkdata(
             }
             _ => match record.layout.values.iter().find(|v| v.path == path) {
                 Some(value) => (OCTETS, false, vec![vec![(value.offset, value.length)]]),
-                None => return Err(super::not_here()),
+                None => return Err(crate::web::dicomweb::not_here()),
             },
         };
     let choice = negotiate(

@@ -14,25 +14,21 @@
 //!   `annotation` and `iccprofile` are accepted and ignored (nothing is
 //!   burnt in; no ICC profile is embedded).
 //!
-//! Rendering is CPU work: at most [`RENDERS`] run at once, on the blocking
-//! pool; the others wait their turn.
+//! Rendering is CPU work: at most `Gates::renders` run at once, on the
+//! blocking pool; the others wait their turn.
 
 use std::sync::Arc;
 
 use hyper::{Response, StatusCode, header};
-use tokio::sync::Semaphore;
 
-use super::accept::{self, MediaRange};
 use super::frames::pixel_error;
-use super::{Access, DicomWebError, Target};
 use crate::journal::AccessKind;
 use crate::pixels::{self, ImageFormat, RenderOptions, Window};
 use crate::store::{InstanceKey, InstanceRecord};
 use crate::web::Body;
-
-/// Renderings at once; each holds one decoded frame.
-const RENDERS: usize = 4;
-static RENDERING: Semaphore = Semaphore::const_new(RENDERS);
+use crate::web::access::blocking;
+use crate::web::dicomweb::accept::{self, MediaRange};
+use crate::web::dicomweb::{Access, DicomWebError, Target};
 
 const THUMBNAIL_FIT: (u32, u32) = (256, 256);
 const DEFAULT_QUALITY: u8 = 90;
@@ -40,7 +36,7 @@ const DEFAULT_QUALITY: u8 = 90;
 const MAX_VIEWPORT: u32 = 16_384;
 
 /// What is rendered: the instance chosen for `target` and its frame.
-pub(super) enum What {
+pub(in crate::web::dicomweb) enum What {
     Rendered { target: Target, frame: Option<u32> },
     Thumbnail { target: Target, frame: Option<u32> },
 }
@@ -124,7 +120,7 @@ fn chosen(
         let (key, record) = covered
             .into_iter()
             .find(|(k, _)| &k.sop == sop)
-            .ok_or_else(super::not_here)?;
+            .ok_or_else(crate::web::dicomweb::not_here)?;
         return Ok((key, record, frame.unwrap_or(1)));
     }
     // covered is in viewing order: series by number, then instances
@@ -152,7 +148,7 @@ fn chosen(
     Ok((key, record, frame.unwrap_or(frames.div_ceil(2).max(1))))
 }
 
-pub(super) async fn render(
+pub(in crate::web::dicomweb) async fn render(
     access: Arc<Access>,
     what: What,
     ranges: &[MediaRange],
@@ -171,12 +167,15 @@ pub(super) async fn render(
         What::Thumbnail { target, frame } => (target, frame, true),
     };
     let (format, window, fit) = options(query, ranges, thumbnail)?;
-    let _permit = RENDERING
+    let _permit = access
+        .app
+        .gates
+        .renders
         .acquire()
         .await
         .map_err(|e| crate::web::WebError::Internal(e.to_string()))?;
     let a = access.clone();
-    let image = tokio::task::spawn_blocking(move || {
+    let image = blocking(move || {
         let (key, record, frame) = chosen(&a, &target, frame)?;
         let file = a.path_of(&key);
         let options = RenderOptions {
@@ -187,8 +186,7 @@ pub(super) async fn render(
         };
         pixels::render(&file, &record, &options).map_err(pixel_error)
     })
-    .await
-    .map_err(|e| crate::web::WebError::Internal(e.to_string()))??;
+    .await?;
     let kind = if thumbnail {
         AccessKind::Thumbnail
     } else {
@@ -197,9 +195,11 @@ pub(super) async fn render(
     let len = image.len() as u64;
     let a = access.clone();
     // journaling is blocking (a write to the journal's queue and index)
-    tokio::task::spawn_blocking(move || a.served(kind, 1, len))
-        .await
-        .map_err(|e| crate::web::WebError::Internal(e.to_string()))?;
+    blocking(move || {
+        a.served(kind, 1, len);
+        Ok::<_, DicomWebError>(())
+    })
+    .await?;
     let mut response = crate::web::full(StatusCode::OK, format.media_type(), image);
     response
         .headers_mut()
