@@ -277,7 +277,12 @@ fn start_relay(
     stop: &watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
 ) -> Result<(), DaemonError> {
-    tasks.spawn(relay::deliver_outbox(relay.clone(), stop.clone()));
+    // BRIDGE (queue branch): until daemon::start owns one Supervisor, the
+    // two queue workers run under one of their own, stopped with the rest.
+    // The coordinator replaces this with `supervisor.spawn(...)` of the
+    // same two constructors.
+    let mut queue_workers = crate::worker::Supervisor::new();
+    queue_workers.spawn(relay::OutboxWorker::new(relay.clone()));
     tasks.spawn(wake_on_complete(
         relay.clone(),
         events.clone(),
@@ -311,14 +316,21 @@ fn start_relay(
         let pacs = pacs
             .parse()
             .map_err(|e| DaemonError::Internal(format!("forward.pacs: {e}")))?;
-        tasks.spawn(forwarder.run(
+        queue_workers.spawn(relay::forward::ForwardWorker::new(
+            forwarder,
             pacs,
             config.dicom.ae_title.clone(),
             store.index.clone(),
             store.files.clone(),
-            stop.clone(),
         ));
     }
+    let mut stopping = stop.clone();
+    tasks.spawn(async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        for (worker, why) in queue_workers.stop(DRAIN).await {
+            tracing::error!(worker, "failed: {why}");
+        }
+    });
     Ok(())
 }
 

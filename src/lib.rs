@@ -16,6 +16,7 @@ pub mod journal;
 pub mod metrics;
 pub mod package;
 pub mod pixels;
+pub mod queue;
 pub mod relay;
 pub mod retention;
 pub mod store;

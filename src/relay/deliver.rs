@@ -2,8 +2,9 @@
 //! study to be complete, seals the package once, delivers it with an HTTPS
 //! POST to the peer's `/relay/v1/inbox` (our certificate as client
 //! certificate, the peer's checked against the address book), and keeps
-//! the signed receipt. Failures are retried with exponential backoff and
-//! jitter; a resend is the same package, which the peer recognises.
+//! the signed receipt. Failures are retried as the queue's policy says
+//! (`outbox::POLICY`); a resend is the same package, which the peer
+//! recognises.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,12 +27,8 @@ use crate::authz::{GrantId, GrantState, PushDenied};
 use crate::journal::{Event, Relay as RelayEvent};
 use crate::package::file_set_instances;
 use crate::store::Timestamp;
+use crate::worker::{Progress, Stop, Worker, WorkerError};
 
-/// First retry after this; doubles per attempt up to [`MAX_BACKOFF`].
-const BACKOFF: Duration = Duration::from_secs(5);
-const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
-/// A push still undelivered this long after it was asked for fails.
-const GIVE_UP_AFTER: Duration = Duration::from_secs(72 * 3600);
 /// How often a push waits to see whether its study is complete.
 const WAITING_POLL: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -56,15 +53,6 @@ struct ReceiptBody {
     signature: String,
 }
 
-fn backoff(attempts: u32) -> Duration {
-    let base = BACKOFF
-        .saturating_mul(1u32 << attempts.min(16))
-        .min(MAX_BACKOFF);
-    // ±20 % so that many gateways recovering together do not retry in step
-    let jitter = 0.8 + 0.4 * rand::random::<f64>();
-    base.mul_f64(jitter)
-}
-
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RelayError> + Send + 'static,
 ) -> Result<T, RelayError> {
@@ -73,34 +61,65 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| RelayError::Internal(e.to_string()))?
 }
 
-/// Runs the outbox until `stop`.
-pub async fn run(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
-    let mut grants = relay.authz.watch_changes();
-    loop {
-        withdraw_dead(&relay).await;
+/// The outbox as a [`Worker`]: each step withdraws the pushes whose grant
+/// died, then works on the next due push; idle, it waits for the next
+/// retry, a new push ([`Relay::wake`], also rung when a study completes)
+/// or a grant change.
+pub struct OutboxWorker {
+    relay: Arc<Relay>,
+    grants: watch::Receiver<u64>,
+    /// How long to wait when idle (set by the last step).
+    idle: Duration,
+}
+
+impl OutboxWorker {
+    pub fn new(relay: Arc<Relay>) -> OutboxWorker {
+        OutboxWorker {
+            grants: relay.authz.watch_changes(),
+            relay,
+            idle: Duration::ZERO,
+        }
+    }
+}
+
+impl Worker for OutboxWorker {
+    fn name(&self) -> &'static str {
+        "outbox"
+    }
+
+    async fn work(&mut self, stop: &Stop) -> Result<Progress, WorkerError> {
+        let relay = &self.relay;
+        withdraw_dead(relay).await;
         let due = {
             let relay = relay.clone();
             blocking(move || relay.outbox.next_due(Timestamp::now())).await
         };
-        let sleep = match due {
+        self.idle = match due {
             Ok(Due::Now(item)) => {
+                // stop cuts a delivery short: it stays pending and the
+                // same package goes again after the restart
                 tokio::select! {
-                    () = work(&relay, *item) => continue,
-                    _ = stop.changed() => return,
+                    () = work(relay, *item) => {}
+                    () = stop.wait() => {}
                 }
+                return Ok(Progress::Busy);
             }
             Ok(Due::At(at)) => Duration::from_millis(at.0.saturating_sub(Timestamp::now().0)),
             Ok(Due::Idle) => Duration::from_secs(3600),
             Err(e) => {
+                // the store may come back (a full disk freed): retried
                 tracing::error!("outbox: {e}");
                 Duration::from_secs(5)
             }
         };
+        Ok(Progress::Idle)
+    }
+
+    async fn wait_for_work(&mut self) {
         tokio::select! {
-            () = tokio::time::sleep(sleep) => {}
-            () = relay.wake.notified() => {}
-            Ok(()) = grants.changed() => {}
-            _ = stop.changed() => return,
+            () = tokio::time::sleep(self.idle) => {}
+            () = self.relay.wake.notified() => {}
+            Ok(()) = self.grants.changed() => {}
         }
     }
 }
@@ -116,10 +135,14 @@ enum Carries {
 /// Asks `authz` what the push may carry; an error only if the question
 /// could not be asked (then: later).
 async fn carries(relay: &Arc<Relay>, item: &Item) -> Result<Carries, RelayError> {
-    let Some(grant) = item.grant.clone() else {
+    let Some(grant) = item.job.grant.clone() else {
         return Ok(Carries::Study);
     };
-    let (r, study, ura) = (relay.clone(), item.study.clone(), item.to_ura.clone());
+    let (r, study, ura) = (
+        relay.clone(),
+        item.job.study.clone(),
+        item.job.to_ura.clone(),
+    );
     // off the async threads: a grant change holds the state while sled
     // saves it
     blocking(move || {
@@ -147,7 +170,7 @@ async fn withdraw_dead(relay: &Arc<Relay>) {
     };
     for item in open
         .into_iter()
-        .filter(|i| i.is_open() && i.grant.is_some())
+        .filter(|i| i.is_open() && i.job.grant.is_some())
     {
         if let Ok(Carries::Nothing(denied)) = carries(relay, &item).await {
             cancel(relay, item, denied).await;
@@ -165,11 +188,11 @@ async fn cancel(relay: &Arc<Relay>, mut item: Item, denied: PushDenied) {
         return;
     }
     let _ = std::fs::remove_file(relay.package_path(&item.id));
-    tracing::warn!(outbox = %item.id, to_ura = %item.to_ura, "push cancelled: {reason}");
+    tracing::warn!(outbox = %item.id, to_ura = %item.job.to_ura, "push cancelled: {reason}");
     let event = Event::Relay(RelayEvent::Cancelled {
         outbox: item.id.clone(),
-        to_ura: item.to_ura.clone(),
-        grant: GrantId(item.grant.clone().unwrap_or_default()),
+        to_ura: item.job.to_ura.clone(),
+        grant: GrantId(item.job.grant.clone().unwrap_or_default()),
         reason,
     });
     let r = relay.clone();
@@ -198,7 +221,7 @@ async fn work(relay: &Arc<Relay>, mut item: Item) {
     };
     let now = Timestamp::now();
     let study = {
-        let (r, s) = (relay.clone(), item.study.clone());
+        let (r, s) = (relay.clone(), item.job.study.clone());
         blocking(move || Ok(r.ingestor.index().study(&s)?)).await
     };
     match study {
@@ -221,14 +244,17 @@ async fn work(relay: &Arc<Relay>, mut item: Item) {
         Err(e) => return fail(relay, item, e.to_string(), false).await,
     }
     let book = relay.book.current();
-    let Some(gateway) = book.by_ura(&item.to_ura).cloned() else {
-        let reason = format!("no gateway with URA {} in the address book", item.to_ura);
+    let Some(gateway) = book.by_ura(&item.job.to_ura).cloned() else {
+        let reason = format!(
+            "no gateway with URA {} in the address book",
+            item.job.to_ura
+        );
         return fail(relay, item, reason, false).await;
     };
-    if item.package.is_none() || !relay.package_path(&item.id).exists() {
+    if item.job.package.is_none() || !relay.package_path(&item.id).exists() {
         match make_package(relay, &item, &gateway, grant).await {
             Ok(info) => {
-                item.package = Some(info);
+                item.job.package = Some(info);
                 save(relay, &item).await;
             }
             Err(e) => {
@@ -236,7 +262,7 @@ async fn work(relay: &Arc<Relay>, mut item: Item) {
             }
         }
     }
-    let Some(package) = item.package.clone() else {
+    let Some(package) = item.job.package.clone() else {
         return;
     };
     // the grant is asked again right before each attempt: one revoked
@@ -270,9 +296,9 @@ async fn make_package(
         let started = std::time::Instant::now();
         let index = r.ingestor.index();
         let study = index
-            .study(&item.study)?
-            .ok_or_else(|| RelayError::UnknownStudy(item.study.to_string()))?;
-        let mut instances = index.instances(&item.study, None)?;
+            .study(&item.job.study)?
+            .ok_or_else(|| RelayError::UnknownStudy(item.job.study.to_string()))?;
+        let mut instances = index.instances(&item.job.study, None)?;
         if let Some(grant) = &grant {
             instances.retain(|(key, record)| {
                 grant.covers_instance(&study, key, &record.attrs.sop_class_uid)
@@ -289,10 +315,10 @@ async fn make_package(
                 ura: gateway.ura.clone(),
                 openpgp: gateway.openpgp.fingerprint().to_hex(),
             },
-            message: item.message.clone(),
-            priority: item.priority,
-            grant: item.grant.clone(),
-            studies: vec![item.study.to_string()],
+            message: item.job.message.clone(),
+            priority: item.job.priority,
+            grant: item.job.grant.clone(),
+            studies: vec![item.job.study.to_string()],
             instances: 0,
             files: Vec::new(),
         };
@@ -310,7 +336,7 @@ async fn make_package(
         r.journal.append(Event::Relay(RelayEvent::Sealed {
             outbox: item.id.clone(),
             package: manifest.package_id.clone(),
-            to_ura: item.to_ura.clone(),
+            to_ura: item.job.to_ura.clone(),
             sha256: sealed.sha256.clone(),
             size: sealed.size,
             instances: sealed.instances,
@@ -348,11 +374,11 @@ fn readme(relay: &Relay, item: &Item, study: &crate::store::StudyRecord) -> Stri
          Deze map is een DICOM-bestandsset, zoals een beelden-cd: importeer\r\n\
          hem door uw PACS of viewer naar het bestand DICOMDIR te wijzen.\r\n",
         org = relay.org_name,
-        to = item.to_name,
+        to = item.job.to_name,
         patient = study.patient.name.replace('^', " "),
         date = study.attrs.study_date,
         description = study.attrs.study_description,
-        message = item.message.replace(['\r', '\n'], " "),
+        message = item.job.message.replace(['\r', '\n'], " "),
     )
 }
 
@@ -363,7 +389,7 @@ async fn delivered(
     signed: SignedReceipt,
     duplicate: bool,
 ) {
-    let Some(package) = item.package.clone() else {
+    let Some(package) = item.job.package.clone() else {
         return;
     };
     if let Err(reason) = receipt::verify(&gateway.openpgp, &signed, &package.id, &package.sha256) {
@@ -371,8 +397,8 @@ async fn delivered(
         return fail(relay, item, reason, false).await;
     }
     item.state = State::Sent;
-    item.sent_at = Some(Timestamp::now());
-    item.receipt = Some(signed);
+    item.job.sent_at = Some(Timestamp::now());
+    item.job.receipt = Some(signed);
     item.last_error.clear();
     // the package goes only once "sent" is recorded: otherwise the next
     // run would seal a new package (new ID) and the peer ingest it again
@@ -382,7 +408,7 @@ async fn delivered(
     let event = Event::Relay(RelayEvent::Delivered {
         outbox: item.id.clone(),
         package: package.id.clone(),
-        to_ura: item.to_ura.clone(),
+        to_ura: item.job.to_ura.clone(),
         sha256: package.sha256.clone(),
         duplicate,
     });
@@ -390,28 +416,29 @@ async fn delivered(
     if let Err(e) = blocking(move || Ok(r.journal.append_durable(event)?)).await {
         tracing::error!("journal: {e}");
     }
-    tracing::info!(outbox = %item.id, package = %package.id, to_ura = %item.to_ura, duplicate, "package delivered; receipt verified");
+    tracing::info!(outbox = %item.id, package = %package.id, to_ura = %item.job.to_ura, duplicate, "package delivered; receipt verified");
 }
 
 async fn fail(relay: &Arc<Relay>, mut item: Item, reason: String, permanent: bool) {
     let now = Timestamp::now();
-    let expired = now.0.saturating_sub(item.created_at.0) > GIVE_UP_AFTER.as_millis() as u64;
-    let last = permanent || expired;
-    if last {
+    let last = if permanent {
         item.state = State::Failed;
+        item.last_error = reason.clone();
+        true
     } else {
+        item.retry_later(&reason, now, relay.outbox.queue().policy())
+    };
+    if !last {
         crate::metrics::METRICS.outbox_retries.inc();
-        item.next_attempt = now.saturating_add(backoff(item.attempts.saturating_sub(1)));
     }
-    item.last_error = reason.clone();
     save(relay, &item).await;
     if last {
         let _ = std::fs::remove_file(relay.package_path(&item.id));
     }
-    tracing::warn!(outbox = %item.id, to_ura = %item.to_ura, attempt = item.attempts, last, "push not delivered: {reason}");
+    tracing::warn!(outbox = %item.id, to_ura = %item.job.to_ura, attempt = item.attempts, last, "push not delivered: {reason}");
     relay.journal.append(Event::Relay(RelayEvent::Failed {
         outbox: item.id.clone(),
-        to_ura: item.to_ura.clone(),
+        to_ura: item.job.to_ura.clone(),
         attempt: item.attempts,
         reason,
         last,
@@ -552,21 +579,6 @@ fn interpret(status: StatusCode, body: &[u8]) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_with_jitter_and_a_cap() {
-        for attempt in 0..20 {
-            let d = backoff(attempt);
-            let base = BACKOFF
-                .saturating_mul(1 << attempt.min(16))
-                .min(MAX_BACKOFF);
-            assert!(
-                d >= base.mul_f64(0.79) && d <= base.mul_f64(1.21),
-                "{attempt}: {d:?}"
-            );
-        }
-        assert!(backoff(30) <= MAX_BACKOFF.mul_f64(1.21));
-    }
 
     #[test]
     fn answers() {

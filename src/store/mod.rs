@@ -4,6 +4,7 @@
 pub(crate) mod files;
 mod index;
 mod lock;
+pub mod queue;
 mod records;
 mod uid;
 
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub use files::{FileStore, ParkedTemp, TempFile, private_dir, sync_dir};
 pub use index::{INDEX_VERSION, Index, PutOutcome, SledIndex};
 pub use lock::DataDirLock;
+pub use queue::{QueueStore, SledQueue};
 pub use records::{
     BulkLayout, BulkValue, IndexEntry, InstanceAttrs, InstanceRecord, PatientAttrs, PatientRecord,
     PixelLayout, SeriesAttrs, SeriesRecord, Source, StudyAttrs, StudyRecord, Timestamp,
