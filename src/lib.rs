@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dimse;
+pub mod http_client;
 pub mod ingest;
 pub mod journal;
 pub mod metrics;

@@ -11,19 +11,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::StreamBody;
 use hyper::body::Frame;
-use hyper::{Request, StatusCode, Uri, header};
-use hyper_util::rt::TokioIo;
+use hyper::{Request, StatusCode, header};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_util::io::ReaderStream;
 
-use super::book::Gateway;
+use super::book::{Gateway, HttpsUrl};
 use super::manifest::{FORMAT, Manifest};
 use super::outbox::{Due, Item, PackageInfo, SignedReceipt, State};
 use super::{Relay, RelayError, receipt, seal};
 use crate::authz::{GrantId, GrantState, PushDenied};
+use crate::http_client::{self, HttpError, Limits, Stage, Target};
 use crate::journal::{Event, Relay as RelayEvent};
 use crate::package::file_set_instances;
 use crate::store::Timestamp;
@@ -31,9 +31,7 @@ use crate::worker::{Progress, Stop, Worker, WorkerError};
 
 /// How often a push waits to see whether its study is complete.
 const WAITING_POLL: Duration = Duration::from_secs(2);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Time for the peer to answer after the last byte (it checks everything).
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
+/// The peer's answer: a receipt or an error, small.
 const MAX_ANSWER: usize = 1 << 20;
 
 /// What the peer said.
@@ -453,51 +451,13 @@ async fn deliver(
     size: u64,
 ) -> Result<Answer, RelayError> {
     let tls = relay.client_tls(gateway)?;
-    let mut tls = (*tls).clone();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let base: Uri = gateway
-        .url
-        .parse()
+    let url = HttpsUrl::parse(&gateway.url)
         .map_err(|e| RelayError::Internal(format!("gateway URL {}: {e}", gateway.url)))?;
-    let host = base
-        .host()
-        .ok_or_else(|| RelayError::Internal(format!("gateway URL {} has no host", gateway.url)))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = base.port_u16().unwrap_or(443);
-    let path = format!("{}/relay/v1/inbox", base.path().trim_end_matches('/'));
-    let retry = |what: &str, e: &dyn std::fmt::Display| {
-        Ok(Answer::Retry(format!("{what} {}: {e}", gateway.url)))
+    let target = Target {
+        host: url.host_text.clone(),
+        port: url.port,
+        name: url.host.clone(),
     };
-
-    let tcp = match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio::net::TcpStream::connect((host.as_str(), port)),
-    )
-    .await
-    {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => return retry("cannot connect to", &e),
-        Err(_) => return retry("cannot connect to", &"timed out"),
-    };
-    let _ = tcp.set_nodelay(true);
-    let name = rustls::pki_types::ServerName::try_from(host.clone())
-        .map_err(|e| RelayError::Internal(format!("gateway host {host}: {e}")))?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return retry("TLS with", &e),
-        Err(_) => return retry("TLS with", &"timed out"),
-    };
-    let (mut sender, connection) =
-        match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-            Ok(pair) => pair,
-            Err(e) => return retry("HTTP with", &e),
-        };
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
     let file = tokio::fs::File::open(relay.package_path(outbox_id))
         .await
         .map_err(RelayError::Io)?;
@@ -505,40 +465,33 @@ async fn deliver(
         ReaderStream::with_capacity(file, 256 << 10)
             .map(|chunk: std::io::Result<Bytes>| chunk.map(Frame::data)),
     );
-    let authority = match base.port_u16() {
-        Some(p) => format!("{}:{p}", base.host().unwrap_or_default()),
-        None => base.host().unwrap_or_default().to_string(),
-    };
-    let request = Request::post(path)
-        .header(header::HOST, authority)
+    let request = Request::post(format!("{}/relay/v1/inbox", url.path))
+        .header(header::HOST, url.host_header())
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::CONTENT_LENGTH, size)
-        .header(
-            header::USER_AGENT,
-            concat!("pushgate/", env!("CARGO_PKG_VERSION")),
-        )
+        .header(header::USER_AGENT, http_client::USER_AGENT)
         .body(body)
         .map_err(|e| RelayError::Internal(e.to_string()))?;
-    // the upload itself may take long; the answer after it may not
-    let upload = Duration::from_secs(60 + size / (1 << 20));
-    let response =
-        match tokio::time::timeout(upload + ANSWER_TIMEOUT, sender.send_request(request)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(e)) => return retry("delivery to", &e),
-            Err(_) => return retry("delivery to", &"timed out"),
-        };
-    let status = response.status();
-    let body = match tokio::time::timeout(
-        Duration::from_secs(30),
-        http_body_util::Limited::new(response.into_body(), MAX_ANSWER).collect(),
-    )
-    .await
-    {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) => return retry("reading the answer of", &e),
-        Err(_) => return retry("reading the answer of", &"timed out"),
-    };
-    Ok(interpret(status, &body))
+    let limits = Limits::upload(size).with_max_body(MAX_ANSWER);
+    match http_client::exchange(&target, tls, request, limits).await {
+        Ok(answer) => Ok(interpret(answer.status, &answer.body)),
+        // every stage failing is worth another try: the peer may be down,
+        // restarting or overloaded
+        Err(e) => Ok(Answer::Retry(format!(
+            "{} ({}): {e}",
+            gateway.url,
+            stage(&e)
+        ))),
+    }
+}
+
+fn stage(e: &HttpError) -> &'static str {
+    match e.stage() {
+        Stage::Connect => "connecting",
+        Stage::Handshake => "TLS handshake",
+        Stage::Exchange => "delivery",
+        Stage::Body => "reading the answer",
+    }
 }
 
 fn interpret(status: StatusCode, body: &[u8]) -> Answer {
