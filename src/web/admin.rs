@@ -202,6 +202,7 @@ pub(super) async fn handle(
                 })?;
             Ok(json(StatusCode::ACCEPTED, &item))
         }
+        Endpoint::AdminQueue => super::admin_queue::list(app).await,
         Endpoint::AdminForward => {
             let Some(forwarder) = app.relay.forwarder.clone() else {
                 return Ok(json(StatusCode::OK, &serde_json::json!([])));

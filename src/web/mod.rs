@@ -3,6 +3,7 @@
 //! the admin API's study listing.
 
 mod admin;
+mod admin_queue;
 mod conn;
 mod cors;
 pub mod dicomweb;
@@ -195,7 +196,8 @@ async fn answer(
             | Endpoint::AdminRevoke(_)
             | Endpoint::AdminOutbox
             | Endpoint::AdminSend
-            | Endpoint::AdminForward),
+            | Endpoint::AdminForward
+            | Endpoint::AdminQueue),
         ) => admin::handle(app, endpoint, request, connection.peer)
             .await
             .unwrap_or_else(WebError::into_response),

@@ -38,6 +38,8 @@ pub enum Endpoint {
     AdminSend,
     /// Forwarding to the local PACS, per instance.
     AdminForward,
+    /// The one work queue: every kind of job.
+    AdminQueue,
     /// A peer gateway delivers a package.
     RelayInbox,
     /// Our public OpenPGP certificate.
@@ -114,6 +116,7 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, WebError> {
         (["admin", "v1", "outbox"], true, _) => Endpoint::AdminOutbox,
         (["admin", "v1", "outbox"], _, true) => Endpoint::AdminSend,
         (["admin", "v1", "forward"], true, _) => Endpoint::AdminForward,
+        (["admin", "v1", "queue"], true, _) => Endpoint::AdminQueue,
         (["relay", "v1", "inbox"], _, true) => Endpoint::RelayInbox,
         ([".well-known", "pushgate", "openpgp.asc"], true, _) => Endpoint::OpenPgpKey,
         // Known paths, other methods.
@@ -160,6 +163,7 @@ mod tests {
         );
         assert_eq!(ok(Method::POST, "/admin/v1/outbox"), Endpoint::AdminSend);
         assert_eq!(ok(Method::GET, "/admin/v1/outbox"), Endpoint::AdminOutbox);
+        assert_eq!(ok(Method::GET, "/admin/v1/queue"), Endpoint::AdminQueue);
         assert!(matches!(
             route(&Method::GET, "/relay/v1/inbox"),
             Err(WebError::MethodNotAllowed { allow: "POST" })
