@@ -183,10 +183,11 @@ fn upgrade(key: &[u8], value: &[u8]) -> Result<(String, Vec<u8>), String> {
         Some("pending" | "waiting")
     );
     let failing = open && fields.get("attempts").and_then(|a| a.as_u64()).unwrap_or(0) > 0;
-    if failing && !fields.contains_key("first_failure") {
-        if let Some(created) = fields.get("created_at").cloned() {
-            fields.insert("first_failure".into(), created);
-        }
+    if failing
+        && !fields.contains_key("first_failure")
+        && let Some(created) = fields.get("created_at").cloned()
+    {
+        fields.insert("first_failure".into(), created);
     }
     let item: Item = serde_json::from_value(record).map_err(|e| e.to_string())?;
     if item.id.as_bytes() != key {
