@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
 use crate::authz::{
     AccessionResolver, AdminToken, AdminTokenError, Authz, AuthzError, ExpirySweeper,
@@ -65,8 +64,6 @@ pub struct Running {
     pub cert_fingerprint: String,
     /// Every background loop and both listeners.
     workers: Supervisor,
-    /// The outbox and the forwarder (not yet workers).
-    tasks: JoinSet<()>,
     store: Arc<Store>,
     journal: Journal,
     /// Publishes the journal's head; once more after the journal closed.
@@ -200,8 +197,6 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     let http_addr = web::bound(&http_listener).map_err(|e| DaemonError::Internal(e.to_string()))?;
 
     let mut workers = Supervisor::new();
-    // The outbox and the forwarder still run beside the supervisor.
-    let mut tasks = JoinSet::new();
     workers.spawn(StabilityWorker::new(
         store.index.clone(),
         events.clone(),
@@ -235,7 +230,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         workers: workers.health(),
         gates: web::Gates::default(),
     });
-    start_relay(&config, &relay, &store, &events, &mut workers, &mut tasks)?;
+    start_relay(&config, &relay, &store, &events, &mut workers)?;
     workers.spawn(HttpListener::new(
         http_listener,
         app.clone(),
@@ -255,7 +250,6 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         cert_path,
         cert_fingerprint,
         workers,
-        tasks,
         store,
         journal,
         head,
@@ -274,10 +268,8 @@ fn start_relay(
     store: &Arc<Store>,
     events: &Events,
     workers: &mut Supervisor,
-    tasks: &mut JoinSet<()>,
 ) -> Result<(), DaemonError> {
-    let stop = workers.stop_handle().receiver();
-    tasks.spawn(relay::deliver_outbox(relay.clone(), stop.clone()));
+    workers.spawn(relay::OutboxWorker::new(relay.clone()));
     workers.spawn(CompletionWaker::new(relay.clone(), events));
     if let Some(path) = config.relay.address_book.clone() {
         workers.spawn(BookWatcher::new(relay.book.clone(), path));
@@ -301,12 +293,12 @@ fn start_relay(
         let pacs = pacs
             .parse()
             .map_err(|e| DaemonError::Internal(format!("forward.pacs: {e}")))?;
-        tasks.spawn(forwarder.run(
+        workers.spawn(relay::forward::ForwardWorker::new(
+            forwarder,
             pacs,
             config.dicom.ae_title.clone(),
             store.index.clone(),
             store.files.clone(),
-            stop.clone(),
         ));
     }
     Ok(())
@@ -367,11 +359,10 @@ impl Running {
 
     /// Asks every component to stop and waits until they have drained;
     /// returns the workers that failed during the run (by name, with why).
-    pub async fn stop(mut self) -> Result<Vec<(&'static str, String)>, DaemonError> {
+    pub async fn stop(self) -> Result<Vec<(&'static str, String)>, DaemonError> {
         // Within DRAIN: the listeners drain their transfers in it, and a
         // worker still busy after it is cut off.
         let failed = self.workers.stop(DRAIN + Duration::from_secs(1)).await;
-        while self.tasks.join_next().await.is_some() {}
         let journal = self.journal.clone();
         blocking(move || journal.close()).await?;
         let head = self.head.clone();

@@ -112,6 +112,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The work queue: every push and forward with its attempts, next
+    /// attempt and last error.
+    Queue {
+        #[arg(long)]
+        json: bool,
+    },
     /// The gateway's own OpenPGP key.
     Keys {
         #[command(subcommand)]
@@ -381,6 +387,10 @@ fn run(mut args: Args) -> anyhow::Result<()> {
         }
         Command::Outbox { json } => {
             runtime.block_on(cli::relay::outbox(&config, json, &mut std::io::stdout()))?;
+            Ok(())
+        }
+        Command::Queue { json } => {
+            runtime.block_on(cli::relay::queue(&config, json, &mut std::io::stdout()))?;
             Ok(())
         }
         Command::Keys {

@@ -282,7 +282,12 @@ impl Retention {
             let items = outbox
                 .list()
                 .map_err(|e| RetentionError::Relay(e.to_string()))?;
-            busy.extend(items.into_iter().filter(|i| i.is_open()).map(|i| i.study));
+            busy.extend(
+                items
+                    .into_iter()
+                    .filter(|i| i.is_open())
+                    .map(|i| i.job.study),
+            );
         }
         if let Some(forwarder) = &self.forwarder {
             let items = forwarder

@@ -6,18 +6,16 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::{Method, Request, StatusCode, header};
-use hyper_util::rt::TokioIo;
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 use crate::authz::{AdminTokenError, read_token};
 use crate::config::Config;
+use crate::http_client::{self, HttpError, Limits, Target};
 use crate::web::tls;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,8 +98,11 @@ impl ServerCertVerifier for Pinned {
 pub struct AdminClient {
     addr: std::net::SocketAddr,
     token: String,
-    connector: TlsConnector,
+    tls: Arc<rustls::ClientConfig>,
 }
+
+/// Largest answer read: listings of a busy gateway.
+const MAX_ANSWER: usize = 64 << 20;
 
 impl AdminClient {
     pub fn new(config: &Config) -> Result<AdminClient, ClientError> {
@@ -109,21 +110,20 @@ impl AdminClient {
         let (cert_path, _) = tls::cert_paths(config);
         let cert = tls::load_certs(&cert_path)?.remove(0);
         let provider = tls::crypto_provider();
-        let mut client = rustls::ClientConfig::builder_with_provider(provider.clone())
+        let client = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| ClientError::Http(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Pinned { cert, provider }))
             .with_no_client_auth();
-        client.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(AdminClient {
             addr: config.local_http_addr(),
             token,
-            connector: TlsConnector::from(Arc::new(client)),
+            tls: Arc::new(client),
         })
     }
 
-    /// GETs `path` and returns the JSON body; gives up after 30 s.
+    /// GETs `path` and returns the JSON body.
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, ClientError> {
         self.call(Method::GET, path, None).await
     }
@@ -137,44 +137,19 @@ impl AdminClient {
         self.call(Method::POST, path, Some(body)).await
     }
 
+    /// One exchange through the one HTTPS client, within its timeouts.
     async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<serde_json::Value, ClientError> {
-        tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            self.exchange(method, path, body),
-        )
-        .await
-        .map_err(|_| ClientError::Http("no answer within 30 s".into()))?
-    }
-
-    async fn exchange(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<serde_json::Value, ClientError> {
-        let tcp = TcpStream::connect(self.addr)
-            .await
-            .map_err(|cause| ClientError::Connect {
-                addr: self.addr.to_string(),
-                cause,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let name =
-            ServerName::try_from("localhost").map_err(|e| ClientError::Http(e.to_string()))?;
-        let tls = self
-            .connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| ClientError::Http(format!("TLS: {e}")))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?;
-        tokio::spawn(connection);
+        let target = Target {
+            host: self.addr.ip().to_string(),
+            port: self.addr.port(),
+            name: ServerName::try_from("localhost")
+                .map_err(|e| ClientError::Http(e.to_string()))?,
+        };
         let payload = body.map(|b| b.to_string()).unwrap_or_default();
         let request = Request::builder()
             .method(method)
@@ -182,19 +157,20 @@ impl AdminClient {
             .header(header::HOST, "localhost")
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
             .header(header::CONTENT_TYPE, "application/json")
+            .header(header::USER_AGENT, http_client::USER_AGENT)
             .body(Full::new(Bytes::from(payload)))
             .map_err(|e| ClientError::Http(e.to_string()))?;
-        let response = sender
-            .send_request(request)
+        let limits = Limits::default().with_max_body(MAX_ANSWER);
+        let answer = http_client::exchange(&target, self.tls.clone(), request, limits)
             .await
-            .map_err(|e| ClientError::Http(e.to_string()))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?
-            .to_bytes();
+            .map_err(|e| match e {
+                HttpError::Connect { target, cause } => ClientError::Connect {
+                    addr: target,
+                    cause,
+                },
+                other => ClientError::Http(other.to_string()),
+            })?;
+        let (status, body) = (answer.status, answer.body);
         if !status.is_success() {
             let message = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()

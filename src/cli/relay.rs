@@ -1,5 +1,6 @@
-//! `pushgate send`, `pushgate outbox` (through the admin API) and `pushgate
-//! keys` (the key file itself: it works with the daemon stopped).
+//! `pushgate send`, `pushgate outbox`, `pushgate queue` (through the admin
+//! API) and `pushgate keys` (the key file itself: it works with the daemon
+//! stopped).
 
 use std::io::Write;
 
@@ -93,6 +94,57 @@ pub async fn outbox(
             i["attempts"].as_u64().unwrap_or(0),
             text(&i["created_at"]),
             text(&i["study"]),
+            "",
+            detail,
+        );
+    }
+    Ok(())
+}
+
+/// `pushgate queue`: the one work queue (every kind of job), newest first,
+/// with each entry's attempts, next attempt and last error.
+pub async fn queue(
+    config: &Config,
+    as_json: bool,
+    out: &mut impl Write,
+) -> Result<(), ClientError> {
+    let rows = AdminClient::new(config)?
+        .get_json("/admin/v1/queue")
+        .await?;
+    if as_json {
+        let _ = writeln!(out, "{rows}");
+        return Ok(());
+    }
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        let _ = writeln!(out, "The queue is empty.");
+        return Ok(());
+    }
+    let _ = writeln!(
+        out,
+        "{:<8} {:<9} {:>8}  {:<24}  {:<20}  ID / DETAIL",
+        "KIND", "STATE", "ATTEMPTS", "CREATED", "TARGET"
+    );
+    for r in rows {
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+        let error = text(&r["last_error"]);
+        let detail = match (r["state"].as_str(), r["next_attempt"].as_str()) {
+            (Some("pending" | "waiting"), Some(next)) if !error.is_empty() => {
+                format!("next attempt {next}; last error: {error}")
+            }
+            (Some("pending" | "waiting"), Some(next)) => format!("next attempt {next}"),
+            (_, _) if !error.is_empty() => format!("last error: {error}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<8} {:<9} {:>8}  {:<24}  {:<20}  {}\n{:>10}{}",
+            text(&r["kind"]),
+            text(&r["state"]),
+            r["attempts"].as_u64().unwrap_or(0),
+            text(&r["created_at"]),
+            text(&r["target"]),
+            text(&r["id"]),
             "",
             detail,
         );

@@ -1,6 +1,7 @@
-//! Forwarding received studies to the local PACS (`forward.pacs`): a
-//! durable queue in the sled tree `forward`, one record per instance, and
-//! a worker that sends what is due, a study at a time, with the C-STORE SCU.
+//! Forwarding received studies to the local PACS (`forward.pacs`):
+//! entries of kind `forward` in the one work queue (`crate::queue`), one
+//! per instance, and a [`Worker`] that sends what is due, a study at a
+//! time, with the C-STORE SCU.
 //!
 //! Delivery is at least once: an instance is marked sent only after the
 //! PACS answered, so a crash or shutdown mid-association sends it again
@@ -10,37 +11,41 @@
 //! `Sent`; a failure status (or an instance we cannot send: SOP class not
 //! accepted, unreadable, not re-encodable) → `Failed` at once, since
 //! sending it again would fail again; the association failing (PACS down,
-//! rejected, aborted, timed out) → still `Pending`, tried again after an
-//! exponential backoff with jitter, and `Failed` once [`GIVE_UP_AFTER`]
-//! has passed since its first failed attempt.
+//! rejected, aborted, timed out) → still `Pending`, tried again as
+//! [`POLICY`] says, and `Failed` once its give-up time has passed since
+//! its first failed attempt.
 
 #[cfg(test)]
 mod tests;
+mod upgrade;
+mod worker;
+
+pub use worker::ForwardWorker;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::dimse::scu::{self, InstanceResult, Outcome, Outgoing, PacsAddress};
 use crate::journal::{Event, Journal};
-use crate::store::{FileStore, Index, InstanceKey, Timestamp, Uid};
+use crate::queue::{self, Entry, Job, Policy, Queue, QueueError};
+use crate::store::{FileStore, Index, InstanceKey, QueueStore, SledQueue, Timestamp, Uid};
+use crate::worker::Stop;
 
-/// Name of the sled tree.
-pub const TREE: &str = "forward";
 /// Instances per association (one study per batch).
 pub const BATCH_MAX: usize = 256;
-/// First retry after this; doubles per attempt up to [`BACKOFF_CAP`].
-pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
-pub const BACKOFF_CAP: Duration = Duration::from_secs(10 * 60);
-/// Retries are spread by this fraction either way.
-pub const JITTER: f64 = 0.2;
-/// An instance whose association keeps failing is given up (`Failed`)
-/// this long after its first failed attempt: two days cover a PACS down
-/// over a weekend night without retrying forever.
-pub const GIVE_UP_AFTER: Duration = Duration::from_secs(48 * 3600);
+/// Retries: 5 s after the first failed association, doubling up to
+/// 10 min; an instance whose association keeps failing is given up
+/// (`Failed`) two days after its first failed attempt — that covers a
+/// PACS down over a weekend night without retrying forever.
+pub const POLICY: Policy = Policy {
+    base: Duration::from_secs(5),
+    cap: Duration::from_secs(10 * 60),
+    give_up_after: Duration::from_secs(48 * 3600),
+};
 /// Bounds each step of an association (see `scu::store_all`).
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -48,7 +53,9 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 #[non_exhaustive]
 pub enum ForwardError {
     #[error("forward queue: {0}")]
-    Sled(#[from] sled::Error),
+    Queue(#[from] QueueError),
+    #[error("forward queue: {0}")]
+    Store(#[from] crate::store::StoreError),
     #[error("forward queue: unreadable record {key}: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("forward queue: {0}")]
@@ -73,6 +80,7 @@ pub enum ForwardState {
     },
 }
 
+/// An instance's forwarding, as `GET /admin/v1/forward` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ForwardItem {
     pub key: InstanceKey,
@@ -86,32 +94,34 @@ pub struct ForwardItem {
     pub last_error: Option<String>,
 }
 
-/// The stored record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Record {
-    state: ForwardState,
-    attempts: u32,
-    next_attempt: Timestamp,
+/// What a forward entry carries beside the envelope (its id is the
+/// instance, `study/series/sop`; its target the PACS).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forward {
+    /// The PACS's status, once it answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    first_failure: Option<Timestamp>,
+    pub status: Option<u16>,
+    /// When it was sent or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    last_error: Option<String>,
-    /// Set anew by every `enqueue`: the worker records an outcome only if
-    /// the instance was not enqueued again meanwhile.
-    seq: u64,
+    pub settled_at: Option<Timestamp>,
 }
 
-fn tree_key(key: &InstanceKey) -> Vec<u8> {
-    format!("{}/{}/{}", key.study, key.series, key.sop).into_bytes()
+impl Job for Forward {
+    const KIND: &'static str = "forward";
 }
 
-fn parse_key(bytes: &[u8]) -> Result<InstanceKey, ForwardError> {
+type Record = Entry<Forward>;
+
+fn id_of(key: &InstanceKey) -> String {
+    format!("{}/{}/{}", key.study, key.series, key.sop)
+}
+
+fn parse_id(id: &str) -> Result<InstanceKey, ForwardError> {
     let corrupt = |reason: &str| ForwardError::Corrupt {
-        key: String::from_utf8_lossy(bytes).into_owned(),
+        key: id.to_string(),
         reason: reason.to_string(),
     };
-    let text = std::str::from_utf8(bytes).map_err(|_| corrupt("not UTF-8"))?;
-    let mut parts = text.split('/');
+    let mut parts = id.split('/');
     let (Some(study), Some(series), Some(sop), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
@@ -125,24 +135,27 @@ fn parse_key(bytes: &[u8]) -> Result<InstanceKey, ForwardError> {
     })
 }
 
-fn decode(key: &[u8], value: &[u8]) -> Result<Record, ForwardError> {
-    serde_json::from_slice(value).map_err(|e| ForwardError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
+fn item_of(record: Record) -> Result<ForwardItem, ForwardError> {
+    let at = record.job.settled_at.unwrap_or(record.next_attempt);
+    let state = match record.state {
+        queue::State::Waiting | queue::State::Pending => ForwardState::Pending,
+        queue::State::Sent => ForwardState::Sent {
+            status: record.job.status.unwrap_or(0),
+            at,
+        },
+        queue::State::Failed | queue::State::Cancelled => ForwardState::Failed {
+            reason: record.last_error.clone(),
+            attempts: record.attempts,
+            at,
+        },
+    };
+    Ok(ForwardItem {
+        key: parse_id(&record.id)?,
+        next_attempt: record.is_open().then_some(record.next_attempt),
+        state,
+        attempts: record.attempts,
+        last_error: (!record.last_error.is_empty()).then_some(record.last_error),
     })
-}
-
-fn encode(record: &Record) -> Vec<u8> {
-    // a struct of strings and numbers always serializes
-    serde_json::to_vec(record).unwrap_or_default()
-}
-
-/// Delay before attempt `attempts + 1`: base · 2^(attempts−1), capped,
-/// ±[`JITTER`].
-pub fn backoff(base: Duration, attempts: u32) -> Duration {
-    let exp = attempts.saturating_sub(1).min(30);
-    let plain = base.saturating_mul(1u32 << exp).min(BACKOFF_CAP);
-    plain.mul_f64(rand::random_range((1.0 - JITTER)..=(1.0 + JITTER)))
 }
 
 /// A queued instance with the `seq` it was read with.
@@ -155,41 +168,61 @@ struct Due {
     next: Option<Timestamp>,
 }
 
-/// The queue; cheap to clone (enqueue from intake, `run` on its own task).
+/// The queue; cheap to clone (enqueue from intake, the worker on its own
+/// task).
 #[derive(Clone)]
 pub struct Forwarder {
-    db: sled::Db,
-    tree: sled::Tree,
+    queue: Queue<Forward>,
     notify: Arc<Notify>,
-    backoff_base: Duration,
-    give_up_after: Duration,
+    /// What the entries name as their target: the PACS.
+    target: String,
     timeout: Duration,
     journal: Option<Journal>,
 }
 
 impl Forwarder {
-    /// Opens the tree `forward` of `db`. Blocking.
+    /// The forwarding queue in `db`'s queue (adopting the entries of the
+    /// tree forwarding had before). Blocking.
     pub fn open(db: &sled::Db) -> Result<Forwarder, ForwardError> {
-        Ok(Forwarder {
-            db: db.clone(),
-            tree: db.open_tree(TREE)?,
+        let store = SledQueue::open(db)?;
+        store.adopt(upgrade::OLD_TREE, upgrade::upgrade)?;
+        Ok(Forwarder::on(store, "pacs"))
+    }
+
+    /// The forwarding queue in `store`, to the PACS named `target`.
+    pub fn on(store: Arc<dyn QueueStore>, target: &str) -> Forwarder {
+        Forwarder {
+            queue: Queue::new(store, POLICY),
             notify: Arc::new(Notify::new()),
-            backoff_base: BACKOFF_BASE,
-            give_up_after: GIVE_UP_AFTER,
+            target: target.to_string(),
             timeout: STEP_TIMEOUT,
             journal: None,
-        })
+        }
+    }
+
+    /// Another PACS name for the entries' target; set before cloning.
+    pub fn with_target(mut self, target: &str) -> Forwarder {
+        self.target = target.to_string();
+        self
     }
 
     /// Another first retry delay (tests); set before cloning.
     pub fn with_backoff(mut self, base: Duration) -> Forwarder {
-        self.backoff_base = base;
+        let policy = Policy {
+            base,
+            ..*self.queue.policy()
+        };
+        self.queue = self.queue.with_policy(policy);
         self
     }
 
     /// Another give-up time (tests); set before cloning.
     pub fn with_give_up_after(mut self, after: Duration) -> Forwarder {
-        self.give_up_after = after;
+        let policy = Policy {
+            give_up_after: after,
+            ..*self.queue.policy()
+        };
+        self.queue = self.queue.with_policy(policy);
         self
     }
 
@@ -223,21 +256,19 @@ impl Forwarder {
     /// with no attempts), durable when this returns, and wakes the worker.
     /// Blocking.
     pub fn enqueue(&self, keys: &[InstanceKey]) -> Result<(), ForwardError> {
-        let now = Timestamp::now();
-        let mut batch = sled::Batch::default();
-        for key in keys {
-            let record = Record {
-                state: ForwardState::Pending,
-                attempts: 0,
-                next_attempt: now,
-                first_failure: None,
-                last_error: None,
-                seq: self.db.generate_id()?,
-            };
-            batch.insert(tree_key(key), encode(&record));
-        }
-        self.tree.apply_batch(batch)?;
-        self.db.flush()?;
+        let entries = keys
+            .iter()
+            .map(|key| {
+                Ok(Entry::new(
+                    id_of(key),
+                    self.target.clone(),
+                    queue::State::Pending,
+                    self.queue.next_seq()?,
+                    Forward::default(),
+                ))
+            })
+            .collect::<Result<Vec<_>, ForwardError>>()?;
+        self.queue.put_all(&entries)?;
         self.notify.notify_one();
         Ok(())
     }
@@ -245,45 +276,20 @@ impl Forwarder {
     /// Every queued instance with its state, in key order (by study).
     /// Blocking.
     pub fn status(&self) -> Result<Vec<ForwardItem>, ForwardError> {
-        let mut out = Vec::new();
-        for entry in self.tree.iter() {
-            let (k, v) = entry?;
-            let record = decode(&k, &v)?;
-            out.push(ForwardItem {
-                key: parse_key(&k)?,
-                next_attempt: (record.state == ForwardState::Pending)
-                    .then_some(record.next_attempt),
-                state: record.state,
-                attempts: record.attempts,
-                last_error: record.last_error,
-            });
-        }
-        Ok(out)
+        self.queue.entries()?.into_iter().map(item_of).collect()
     }
 
     /// Pending items due at `now`, by study, in batches. Blocking.
     fn due(&self, now: Timestamp) -> Result<Due, ForwardError> {
+        let due = self.queue.due(now)?;
         let mut by_study: BTreeMap<Uid, Vec<Queued>> = BTreeMap::new();
-        let mut next: Option<Timestamp> = None;
-        for entry in self.tree.iter() {
-            let (k, v) = entry?;
-            let (key, record) = match parse_key(&k).and_then(|key| Ok((key, decode(&k, &v)?))) {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::error!("skipping: {e}");
-                    continue;
-                }
-            };
-            if record.state != ForwardState::Pending {
-                continue;
-            }
-            if record.next_attempt <= now {
-                by_study
+        for record in due.now {
+            match parse_id(&record.id) {
+                Ok(key) => by_study
                     .entry(key.study.clone())
                     .or_default()
-                    .push((key, record.seq));
-            } else {
-                next = Some(next.map_or(record.next_attempt, |n| n.min(record.next_attempt)));
+                    .push((key, record.seq)),
+                Err(e) => tracing::error!("skipping: {e}"),
             }
         }
         let batches = by_study
@@ -295,7 +301,10 @@ impl Forwarder {
                     .collect::<Vec<_>>()
             })
             .collect();
-        Ok(Due { batches, next })
+        Ok(Due {
+            batches,
+            next: due.next,
+        })
     }
 
     /// Changes the record of `key` unless it was enqueued again since
@@ -304,26 +313,9 @@ impl Forwarder {
         &self,
         key: &InstanceKey,
         seq: u64,
-        change: impl Fn(&mut Record),
+        change: impl FnMut(&mut Record),
     ) -> Result<bool, ForwardError> {
-        let k = tree_key(key);
-        loop {
-            let Some(old) = self.tree.get(&k)? else {
-                return Ok(false);
-            };
-            let mut record = decode(&k, &old)?;
-            if record.seq != seq || record.state != ForwardState::Pending {
-                return Ok(false);
-            }
-            change(&mut record);
-            if self
-                .tree
-                .compare_and_swap(&k, Some(&old), Some(encode(&record)))?
-                .is_ok()
-            {
-                return Ok(true);
-            }
-        }
+        Ok(self.queue.settle(&id_of(key), seq, change)?)
     }
 
     /// Records the outcome of one association. Blocking.
@@ -342,11 +334,10 @@ impl Forwarder {
                     tally.sent += 1;
                     let settled = self.settle(key, *seq, |rec| {
                         rec.attempts += 1;
-                        rec.state = ForwardState::Sent {
-                            status: r.status,
-                            at: now,
-                        };
-                        rec.last_error = None;
+                        rec.state = queue::State::Sent;
+                        rec.job.status = Some(r.status);
+                        rec.job.settled_at = Some(now);
+                        rec.last_error.clear();
                     })?;
                     if settled {
                         self.journal_final(key, pacs, Some(r.status), "");
@@ -361,12 +352,10 @@ impl Forwarder {
                     tracing::warn!(instance = %key.sop, status = r.status, "{reason}");
                     let settled = self.settle(key, *seq, |rec| {
                         rec.attempts += 1;
-                        rec.last_error = Some(reason.clone());
-                        rec.state = ForwardState::Failed {
-                            reason: reason.clone(),
-                            attempts: rec.attempts,
-                            at: now,
-                        };
+                        rec.last_error = reason.clone();
+                        rec.state = queue::State::Failed;
+                        rec.job.status = Some(r.status);
+                        rec.job.settled_at = Some(now);
                     })?;
                     if settled {
                         self.journal_final(key, pacs, Some(r.status), &reason);
@@ -374,14 +363,12 @@ impl Forwarder {
                 }
                 None => {
                     let error = error.unwrap_or("the association ended before this instance");
-                    let give_up_after = self.give_up_after;
-                    let base = self.backoff_base;
-                    let gave_up = std::cell::RefCell::new(None);
+                    let policy = *self.queue.policy();
+                    let mut gave_up = None;
                     self.settle(key, *seq, |rec| {
                         rec.attempts += 1;
-                        rec.last_error = Some(error.to_string());
-                        let first = *rec.first_failure.get_or_insert(now);
-                        if now.0.saturating_sub(first.0) >= give_up_after.as_millis() as u64 {
+                        if rec.retry_later(error, now, &policy) {
+                            let first = rec.first_failure.unwrap_or(now);
                             let reason = format!(
                                 "gave up after {} attempts over {}: {error}",
                                 rec.attempts,
@@ -389,17 +376,12 @@ impl Forwarder {
                                     now.0.saturating_sub(first.0) / 1000
                                 ))
                             );
-                            *gave_up.borrow_mut() = Some(reason.clone());
-                            rec.state = ForwardState::Failed {
-                                reason,
-                                attempts: rec.attempts,
-                                at: now,
-                            };
-                        } else {
-                            rec.next_attempt = now.saturating_add(backoff(base, rec.attempts));
+                            rec.last_error = reason.clone();
+                            rec.job.settled_at = Some(now);
+                            gave_up = Some(reason);
                         }
                     })?;
-                    if let Some(reason) = gave_up.into_inner() {
+                    if let Some(reason) = gave_up {
                         self.journal_final(key, pacs, None, &reason);
                         tally.given_up += 1;
                     } else {
@@ -408,7 +390,6 @@ impl Forwarder {
                 }
             }
         }
-        self.db.flush()?;
         Ok(tally)
     }
 
@@ -430,11 +411,9 @@ impl Forwarder {
                 Ok(None) => {
                     tracing::warn!(instance = %key.sop, "queued for the PACS but no longer stored");
                     let settled = self.settle(key, *seq, |rec| {
-                        rec.state = ForwardState::Failed {
-                            reason: "no longer in the store".into(),
-                            attempts: rec.attempts,
-                            at: now,
-                        };
+                        rec.state = queue::State::Failed;
+                        rec.last_error = "no longer in the store".into();
+                        rec.job.settled_at = Some(now);
                     })?;
                     if settled {
                         self.journal_final(key, pacs, None, "no longer in the store");
@@ -466,71 +445,6 @@ impl Forwarder {
             .map_err(|e| ForwardError::Task(e.to_string()))?
     }
 
-    /// The worker: sends what is due, then sleeps until `enqueue`, the
-    /// next retry, or `stop`. Items left pending by an earlier run are
-    /// due at once.
-    pub async fn run(
-        self,
-        pacs: PacsAddress,
-        calling_ae: String,
-        index: Arc<dyn Index>,
-        files: FileStore,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        tracing::info!(%pacs, "forwarding received studies to the PACS");
-        loop {
-            if *stop.borrow() {
-                break;
-            }
-            let now = Timestamp::now();
-            let due = match self.blocking(move |f| f.due(now)).await {
-                Ok(due) => due,
-                Err(e) => {
-                    tracing::error!("{e}; trying again in {:?}", self.backoff_base);
-                    if sleep_or_stop(self.backoff_base, &mut stop).await {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            if due.batches.is_empty() {
-                let wait = due
-                    .next
-                    .map(|next| Duration::from_millis(next.0.saturating_sub(Timestamp::now().0)));
-                tokio::select! {
-                    _ = self.notify.notified() => {}
-                    _ = async {
-                        match wait {
-                            Some(wait) => tokio::time::sleep(wait).await,
-                            None => std::future::pending().await,
-                        }
-                    } => {}
-                    changed = stop.changed() => {
-                        if changed.is_err() {
-                            break;
-                        }
-                    }
-                }
-                continue;
-            }
-            for batch in due.batches {
-                if *stop.borrow() {
-                    break;
-                }
-                if let Err(e) = self
-                    .deliver(batch, &pacs, &calling_ae, &index, &files, &mut stop)
-                    .await
-                {
-                    tracing::error!("{e}");
-                    if sleep_or_stop(self.backoff_base, &mut stop).await {
-                        break;
-                    }
-                }
-            }
-        }
-        tracing::info!("forwarding stopped");
-    }
-
     /// One study's batch over one association (or a few, see
     /// `scu::MAX_CONTEXTS`).
     async fn deliver(
@@ -540,7 +454,7 @@ impl Forwarder {
         calling_ae: &str,
         index: &Arc<dyn Index>,
         files: &FileStore,
-        stop: &mut watch::Receiver<bool>,
+        stop: &Stop,
     ) -> Result<(), ForwardError> {
         let Some(study) = batch.first().map(|(k, _)| k.study.clone()) else {
             return Ok(());
@@ -557,7 +471,7 @@ impl Forwarder {
             done = scu::store_all_partial(pacs, calling_ae, &items, self.timeout) => done,
             // dropping the association mid-way: those not yet answered stay
             // pending and go again at the next start
-            _ = stop.changed() => {
+            () = stop.wait() => {
                 tracing::info!(%study, "shutting down mid-batch; unanswered instances stay queued");
                 return Ok(());
             }
@@ -589,12 +503,4 @@ struct Tally {
     failed: usize,
     retry: usize,
     given_up: usize,
-}
-
-/// Sleeps for `d`; true when told to stop meanwhile.
-async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => *stop.borrow(),
-        changed = stop.changed() => changed.is_err() || *stop.borrow(),
-    }
 }

@@ -20,7 +20,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore};
 
-pub use deliver::run as deliver_outbox;
+pub use deliver::OutboxWorker;
 pub use manifest::Priority;
 pub use wake::CompletionWaker;
 
@@ -99,6 +99,9 @@ pub struct Relay {
     pub key: OwnKey,
     pub book: Book,
     pub outbox: Outbox,
+    /// The one work queue the outbox and forwarding are kinds of (its
+    /// listing).
+    pub queue: Arc<dyn crate::store::QueueStore>,
     pub(crate) inbox: inbox::Inbox,
     pub org_name: String,
     pub org_ura: String,
@@ -152,14 +155,19 @@ impl Relay {
         std::fs::create_dir_all(&outbox_dir).map_err(RelayError::Io)?;
         private_dir(&outbox_dir).map_err(RelayError::Io)?;
         remove_partial(&outbox_dir);
-        let forwarder = match &config.forward.pacs {
-            Some(_) => Some(Forwarder::open(db)?.with_journal(journal.clone())),
-            None => None,
-        };
+        // forwarding's entries are adopted even with forwarding off now,
+        // so that none stays behind in the old tree
+        let forwarder = Forwarder::open(db)?;
+        let forwarder = config
+            .forward
+            .pacs
+            .as_ref()
+            .map(|pacs| forwarder.with_target(pacs).with_journal(journal.clone()));
         Ok(Relay {
             key,
             book,
             outbox: Outbox::open(db)?,
+            queue: crate::store::SledQueue::open(db)?,
             inbox: inbox::Inbox::new(inbox),
             org_name: config.org_name.clone(),
             org_ura: config.org_ura.clone(),
@@ -218,9 +226,12 @@ impl Relay {
         if let Some(id) = &grant {
             self.authz.grant_for_push(id, &study, &gateway.ura)?;
         }
-        let now = Timestamp::now();
-        let item = Item {
-            id: manifest::hex(&rand::random::<[u8; 16]>()),
+        let state = if record.is_complete() {
+            State::Pending
+        } else {
+            State::Waiting
+        };
+        let push = outbox::Push {
             study: study.clone(),
             to_ura: gateway.ura.clone(),
             to_name: gateway.name.clone(),
@@ -228,19 +239,13 @@ impl Relay {
             priority: request.priority,
             grant: grant.map(|g| g.0),
             by: by.to_string(),
-            created_at: now,
-            state: if record.is_complete() {
-                State::Pending
-            } else {
-                State::Waiting
-            },
-            attempts: 0,
-            next_attempt: now,
-            last_error: String::new(),
             package: None,
             sent_at: None,
             receipt: None,
         };
+        let id = manifest::hex(&rand::random::<[u8; 16]>());
+        let seq = self.outbox.queue().next_seq()?;
+        let item = Item::new(id, gateway.ura.clone(), state, seq, push);
         self.outbox.put(&item)?;
         // Retention marks a study before it looks at the outbox a last
         // time: a push put in before the mark stops the deletion, one the
@@ -255,13 +260,13 @@ impl Relay {
             .append_durable(Event::Relay(RelayEvent::Queued {
                 outbox: item.id.clone(),
                 study,
-                to_ura: item.to_ura.clone(),
-                priority: item.priority.as_str().to_string(),
+                to_ura: item.job.to_ura.clone(),
+                priority: item.job.priority.as_str().to_string(),
                 by: by.to_string(),
-                grant: item.grant.clone().map(GrantId),
+                grant: item.job.grant.clone().map(GrantId),
             }))?;
         self.wake.notify_one();
-        tracing::info!(outbox = %item.id, to_ura = %item.to_ura, priority = item.priority.as_str(), "push queued");
+        tracing::info!(outbox = %item.id, to_ura = %item.job.to_ura, priority = item.job.priority.as_str(), "push queued");
         Ok(item)
     }
 

@@ -1,28 +1,31 @@
-//! The outbox: packages to deliver to peer gateways, one sled tree, one
-//! JSON record per push. Durable before `pushgate send` hears "queued";
-//! survives restarts; what was delivered or finally failed stays listed
-//! with its receipt or reason.
+//! The outbox: packages to deliver to peer gateways, entries of kind
+//! `push` in the one work queue (`crate::queue`). Durable before `pushgate
+//! send` hears "queued"; survives restarts; what was delivered or finally
+//! failed stays listed with its receipt or reason. `Waiting`: the study is
+//! still arriving; `Cancelled`: its grant was revoked or expired.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::RelayError;
 use super::manifest::Priority;
-use crate::store::{Timestamp, Uid};
+pub use crate::queue::State;
+use crate::queue::{Entry, Job, Policy, Queue, QueueError};
+use crate::store::{QueueStore, SledQueue, Timestamp, Uid};
 
-const TREE: &str = "relay_outbox";
+/// The sled tree of the outbox before it became queue entries (adopted
+/// on open).
+const OLD_TREE: &str = "relay_outbox";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    /// The study is still arriving: sent once it is complete.
-    Waiting,
-    Pending,
-    Sent,
-    Failed,
-    /// Withdrawn before delivery: its grant was revoked or expired
-    /// (`last_error` says which).
-    Cancelled,
-}
+/// Retries: 5 s after the first failed attempt, doubling up to 15 min;
+/// given up 72 h after the first failed attempt.
+pub const POLICY: Policy = Policy {
+    base: Duration::from_secs(5),
+    cap: Duration::from_secs(15 * 60),
+    give_up_after: Duration::from_secs(72 * 3600),
+};
 
 /// The package made for a push (kept until delivered, so that a resend
 /// after a lost answer is the same package and the peer recognises it).
@@ -44,9 +47,9 @@ pub struct SignedReceipt {
     pub signature: String,
 }
 
+/// A push: what the queue entry carries (`target` is the peer's URA).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Item {
-    pub id: String,
+pub struct Push {
     pub study: Uid,
     pub to_ura: String,
     #[serde(default)]
@@ -61,12 +64,6 @@ pub struct Item {
     pub grant: Option<String>,
     /// Who asked: "cli", "admin-api", "grant".
     pub by: String,
-    pub created_at: Timestamp,
-    pub state: State,
-    pub attempts: u32,
-    pub next_attempt: Timestamp,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub last_error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<PackageInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,82 +72,81 @@ pub struct Item {
     pub receipt: Option<SignedReceipt>,
 }
 
-impl Item {
-    /// Next in line: spoed before routine, then oldest first.
-    fn order(&self) -> (Priority, Timestamp) {
-        (self.priority, self.created_at)
-    }
+impl Job for Push {
+    const KIND: &'static str = "push";
+}
 
-    pub fn is_open(&self) -> bool {
-        matches!(self.state, State::Waiting | State::Pending)
-    }
+/// A push in its queue entry.
+pub type Item = Entry<Push>;
+
+/// Next in line: spoed before routine, then oldest first.
+fn order(item: &Item) -> (Priority, Timestamp) {
+    (item.job.priority, item.created_at)
 }
 
 #[derive(Clone)]
 pub struct Outbox {
-    tree: sled::Tree,
-    db: sled::Db,
+    queue: Queue<Push>,
 }
 
 fn store_err(e: impl std::fmt::Display) -> RelayError {
     RelayError::Store(e.to_string())
 }
 
+impl From<QueueError> for RelayError {
+    fn from(e: QueueError) -> RelayError {
+        store_err(e)
+    }
+}
+
 impl Outbox {
+    /// The outbox in `db`'s queue, adopting the pushes of the tree the
+    /// outbox had before. Blocking.
     pub fn open(db: &sled::Db) -> Result<Outbox, RelayError> {
-        Ok(Outbox {
-            tree: db.open_tree(TREE).map_err(store_err)?,
-            db: db.clone(),
-        })
+        let store = SledQueue::open(db)?;
+        store.adopt(OLD_TREE, upgrade)?;
+        Ok(Outbox::on(store))
+    }
+
+    /// The outbox in `store`.
+    pub fn on(store: Arc<dyn QueueStore>) -> Outbox {
+        Outbox {
+            queue: Queue::new(store, POLICY),
+        }
+    }
+
+    pub fn queue(&self) -> &Queue<Push> {
+        &self.queue
     }
 
     /// Writes `item` and waits until it is on disk. Blocking.
     pub fn put(&self, item: &Item) -> Result<(), RelayError> {
-        let bytes = serde_json::to_vec(item).map_err(store_err)?;
-        self.tree
-            .insert(item.id.as_bytes(), bytes)
-            .map_err(store_err)?;
-        self.db.flush().map_err(store_err)?;
-        Ok(())
+        Ok(self.queue.put(item)?)
     }
 
     /// Takes back a push that was never journaled as queued. Blocking.
     pub fn remove(&self, id: &str) -> Result<(), RelayError> {
-        self.tree.remove(id.as_bytes()).map_err(store_err)?;
-        self.db.flush().map_err(store_err)?;
-        Ok(())
+        Ok(self.queue.remove(id)?)
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Item>, RelayError> {
-        self.tree
-            .get(id.as_bytes())
-            .map_err(store_err)?
-            .map(|bytes| serde_json::from_slice(&bytes).map_err(store_err))
-            .transpose()
+        Ok(self.queue.get(id)?)
     }
 
     /// Every push, newest first.
     pub fn list(&self) -> Result<Vec<Item>, RelayError> {
-        let mut items = Vec::new();
-        for entry in self.tree.iter() {
-            let (_, bytes) = entry.map_err(store_err)?;
-            match serde_json::from_slice::<Item>(&bytes) {
-                Ok(item) => items.push(item),
-                Err(e) => tracing::error!("outbox: unreadable record skipped: {e}"),
-            }
-        }
+        let mut items = self.queue.entries()?;
         items.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         Ok(items)
     }
 
     /// The open push to work on now, or when the next one is due.
     pub fn next_due(&self, now: Timestamp) -> Result<Due, RelayError> {
-        let mut open: Vec<Item> = self.list()?.into_iter().filter(Item::is_open).collect();
-        open.sort_by_key(Item::order);
-        if let Some(item) = open.iter().find(|i| i.next_attempt <= now) {
-            return Ok(Due::Now(Box::new(item.clone())));
+        let due = self.queue.due(now)?;
+        if let Some(item) = due.now.into_iter().min_by_key(order) {
+            return Ok(Due::Now(Box::new(item)));
         }
-        Ok(match open.iter().map(|i| i.next_attempt).min() {
+        Ok(match due.next {
             Some(at) => Due::At(at),
             None => Due::Idle,
         })
@@ -160,9 +156,10 @@ impl Outbox {
     /// twice does not send twice).
     pub fn has_open(&self, study: &Uid, ura: &str) -> Result<bool, RelayError> {
         Ok(self
-            .list()?
+            .queue
+            .entries()?
             .iter()
-            .any(|i| i.is_open() && &i.study == study && i.to_ura == ura))
+            .any(|i| i.is_open() && &i.job.study == study && i.job.to_ura == ura))
     }
 }
 
@@ -170,4 +167,75 @@ pub enum Due {
     Now(Box<Item>),
     At(Timestamp),
     Idle,
+}
+
+/// A record of the old outbox tree as a queue entry: the envelope's
+/// fields were the record's already; `target` is the peer's URA, and a
+/// push already failing counts its give-up time from its creation, as
+/// the old outbox did.
+fn upgrade(key: &[u8], value: &[u8]) -> Result<(String, Vec<u8>), String> {
+    let mut record: serde_json::Value = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+    let fields = record.as_object_mut().ok_or("not a JSON object")?;
+    let ura = fields.get("to_ura").cloned().ok_or("no to_ura")?;
+    fields.insert("target".into(), ura);
+    let open = matches!(
+        fields.get("state").and_then(|s| s.as_str()),
+        Some("pending" | "waiting")
+    );
+    let failing = open && fields.get("attempts").and_then(|a| a.as_u64()).unwrap_or(0) > 0;
+    if failing
+        && !fields.contains_key("first_failure")
+        && let Some(created) = fields.get("created_at").cloned()
+    {
+        fields.insert("first_failure".into(), created);
+    }
+    let item: Item = serde_json::from_value(record).map_err(|e| e.to_string())?;
+    if item.id.as_bytes() != key {
+        return Err(format!("its id {} is not its key", item.id));
+    }
+    let bytes = serde_json::to_vec(&item).map_err(|e| e.to_string())?;
+    Ok((crate::queue::key_of::<Push>(&item.id), bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record exactly as the outbox before the queue wrote it.
+    const OLD: &str = r#"{"id":"0a1b","study":"1.2.3","to_ura":"12345678","to_name":"B","message":"m","priority":"spoed","grant":"g1","by":"grant","created_at":"2026-01-02T03:04:05.000Z","state":"pending","attempts":2,"next_attempt":"2026-01-02T03:05:05.000Z","last_error":"cannot connect"}"#;
+    const SENT: &str = r#"{"id":"0c0d","study":"1.2.4","to_ura":"87654321","priority":"routine","by":"cli","created_at":"2026-01-02T03:04:05.000Z","state":"sent","attempts":1,"next_attempt":"2026-01-02T03:04:05.000Z","sent_at":"2026-01-02T03:04:09.000Z","receipt":{"receipt":"{}","signature":"sig"}}"#;
+
+    #[test]
+    fn open_moves_the_old_outbox_into_the_queue_once() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let old = db.open_tree(OLD_TREE).unwrap();
+        old.insert("0a1b", OLD).unwrap();
+        old.insert("0c0d", SENT).unwrap();
+        let outbox = Outbox::open(&db).unwrap();
+        let items = outbox.list().unwrap();
+        assert_eq!(items.len(), 2);
+        let pending = outbox.get("0a1b").unwrap().unwrap();
+        assert_eq!(pending.state, State::Pending);
+        assert_eq!((pending.attempts, pending.target.as_str()), (2, "12345678"));
+        assert_eq!(pending.last_error, "cannot connect");
+        assert_eq!(pending.first_failure, Some(pending.created_at));
+        assert_eq!(pending.job.priority, Priority::Spoed);
+        assert_eq!(pending.job.grant.as_deref(), Some("g1"));
+        let sent = outbox.get("0c0d").unwrap().unwrap();
+        assert_eq!(sent.state, State::Sent);
+        assert!(sent.job.receipt.is_some() && sent.job.sent_at.is_some());
+        assert_eq!(sent.first_failure, None);
+        // the old tree is gone; opening again changes nothing
+        assert!(
+            !db.tree_names()
+                .iter()
+                .any(|n| n.as_ref() == OLD_TREE.as_bytes())
+        );
+        let again = Outbox::open(&db).unwrap();
+        assert_eq!(again.list().unwrap(), items);
+        match again.next_due(Timestamp::now()).unwrap() {
+            Due::Now(item) => assert_eq!(item.id, "0a1b"),
+            _ => panic!("the adopted pending push is due"),
+        }
+    }
 }

@@ -5,6 +5,7 @@ pub(crate) mod files;
 mod grant_id;
 mod index;
 mod lock;
+pub mod queue;
 mod records;
 pub mod relations;
 mod sled_trees;
@@ -21,6 +22,7 @@ pub use files::{FileStore, ParkedTemp, TempFile, private_dir, sync_dir};
 pub use grant_id::GrantId;
 pub use index::{INDEX_VERSION, Index, PutOutcome, SledIndex};
 pub use lock::DataDirLock;
+pub use queue::{QueueStore, SledQueue};
 pub use records::{
     BulkLayout, BulkValue, IndexEntry, InstanceAttrs, InstanceRecord, PatientAttrs, PatientRecord,
     PixelLayout, SeriesAttrs, SeriesRecord, Source, StudyAttrs, StudyRecord, Timestamp,

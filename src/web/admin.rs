@@ -206,6 +206,7 @@ pub(super) async fn handle(
                 blocking(move || relay.enqueue(send, "admin-api").map_err(Refusal::from)).await?;
             json(StatusCode::ACCEPTED, &item)
         }
+        Admin::Queue => super::admin_queue::list(app).await?,
         Admin::Forward => {
             let Some(forwarder) = relay.forwarder.clone() else {
                 return Ok(json(StatusCode::OK, &serde_json::json!([])));

@@ -6,6 +6,7 @@
 
 mod access;
 mod admin;
+mod admin_queue;
 mod conn;
 mod cors;
 pub mod dicomweb;

@@ -57,6 +57,8 @@ pub enum Admin {
     Send,
     /// Forwarding to the local PACS, per instance.
     Forward,
+    /// The one work queue: every kind of job.
+    Queue,
 }
 
 impl Endpoint {
@@ -131,6 +133,7 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, WebError> {
         (["admin", "v1", "outbox"], true, _) => Endpoint::Admin(Admin::Outbox),
         (["admin", "v1", "outbox"], _, true) => Endpoint::Admin(Admin::Send),
         (["admin", "v1", "forward"], true, _) => Endpoint::Admin(Admin::Forward),
+        (["admin", "v1", "queue"], true, _) => Endpoint::Admin(Admin::Queue),
         (["relay", "v1", "inbox"], _, true) => Endpoint::RelayInbox,
         ([".well-known", "pushgate", "openpgp.asc"], true, _) => Endpoint::OpenPgpKey,
         // Known paths, other methods.
@@ -185,6 +188,10 @@ mod tests {
         assert_eq!(
             ok(Method::GET, "/admin/v1/outbox"),
             Endpoint::Admin(Admin::Outbox)
+        );
+        assert_eq!(
+            ok(Method::GET, "/admin/v1/queue"),
+            Endpoint::Admin(Admin::Queue)
         );
         assert!(matches!(
             route(&Method::GET, "/relay/v1/inbox"),

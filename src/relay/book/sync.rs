@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
+use http_body_util::Empty;
 use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -23,12 +22,12 @@ use sequoia_openpgp::policy::StandardPolicy;
 use sequoia_openpgp::{Cert, KeyHandle};
 
 use super::{Book, BookError, HttpsUrl, base_dir_of, check_public_cert, parse};
+use crate::http_client::{self, Limits, Target};
 use crate::web::tls::crypto_provider;
 use crate::worker::{Progress, Stop, Worker, WorkerError};
 
 /// Largest book or signature fetched.
 pub const MAX_FETCH: usize = 4 << 20;
-const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// What one sync did.
@@ -111,10 +110,6 @@ pub async fn sync_once(
     let book_url = HttpsUrl::parse(url).map_err(|r| fetch_err(format!("bad URL: {r}")))?;
     let sig_url =
         HttpsUrl::parse(&format!("{url}.sig")).map_err(|r| fetch_err(format!("bad URL: {r}")))?;
-    // HTTP/1.1 only: one request per connection, nothing to multiplex.
-    let mut tls = (*tls).clone();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tls = Arc::new(tls);
     let text = fetch(&book_url, tls.clone()).await.map_err(fetch_err)?;
     let signature = fetch(&sig_url, tls).await.map_err(|r| BookError::Fetch {
         url: format!("{url}.sig"),
@@ -209,58 +204,27 @@ impl Worker for BookSync {
     }
 }
 
-/// GET over HTTPS (HTTP/1.1), 200 only, body at most [`MAX_FETCH`].
+/// GET over HTTPS, 200 only, body at most [`MAX_FETCH`], within the
+/// one client's timeouts.
 async fn fetch(url: &HttpsUrl, tls: Arc<ClientConfig>) -> Result<Bytes, String> {
-    tokio::time::timeout(FETCH_TIMEOUT, fetch_inner(url, tls))
-        .await
-        .map_err(|_| {
-            format!(
-                "no answer within {}",
-                humantime::format_duration(FETCH_TIMEOUT)
-            )
-        })?
-}
-
-async fn fetch_inner(url: &HttpsUrl, tls: Arc<ClientConfig>) -> Result<Bytes, String> {
-    let tcp = tokio::net::TcpStream::connect((url.host_text.as_str(), url.port))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    let stream = tokio_rustls::TlsConnector::from(tls)
-        .connect(url.host.clone(), tcp)
-        .await
-        .map_err(|e| format!("TLS: {e}"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP: {e}"))?;
-    let driver = tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let target = Target {
+        host: url.host_text.clone(),
+        port: url.port,
+        name: url.host.clone(),
+    };
     let request = hyper::Request::get(url.target())
         .header(hyper::header::HOST, url.host_header())
-        .header(
-            hyper::header::USER_AGENT,
-            concat!("pushgate/", env!("CARGO_PKG_VERSION")),
-        )
+        .header(hyper::header::USER_AGENT, http_client::USER_AGENT)
         .body(Empty::<Bytes>::new())
         .map_err(|e| format!("request: {e}"))?;
-    let result = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("HTTP: {e}"))?;
-        if response.status() != hyper::StatusCode::OK {
-            return Err(format!("HTTP status {}", response.status()));
-        }
-        let body = Limited::new(response.into_body(), MAX_FETCH)
-            .collect()
-            .await
-            .map_err(|e| format!("body (limit {MAX_FETCH} bytes): {e}"))?;
-        Ok(body.to_bytes())
+    let limits = Limits::default().with_max_body(MAX_FETCH);
+    let answer = http_client::exchange(&target, tls, request, limits)
+        .await
+        .map_err(|e| e.to_string())?;
+    if answer.status != hyper::StatusCode::OK {
+        return Err(format!("HTTP status {}", answer.status));
     }
-    .await;
-    driver.abort();
-    result
+    Ok(answer.body)
 }
 
 /// A good signature by a valid signing key of `publisher` (standard

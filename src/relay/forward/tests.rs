@@ -7,6 +7,7 @@ use super::*;
 use crate::dimse::scu::testing::{StoreScp, dataset_of, free_port};
 use crate::ingest::{Events, Ingestor};
 use crate::store::{Source, Store};
+use tokio::sync::watch;
 
 fn ingest(ingestor: &Ingestor, rel: &str) -> InstanceKey {
     crate::ingest::ingest_sample(
@@ -79,14 +80,20 @@ fn spawn_worker(
     pacs: PacsAddress,
     store: &Store,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
-    let (stop, stopped) = watch::channel(false);
-    let worker = tokio::spawn(forwarder.clone().run(
+    let (stop, mut stopped) = watch::channel(false);
+    let mut supervisor = crate::worker::Supervisor::new();
+    supervisor.spawn(ForwardWorker::new(
+        forwarder.clone(),
         pacs,
         "PUSHGATE".into(),
         store.index.clone(),
         store.files.clone(),
-        stopped,
     ));
+    let worker = tokio::spawn(async move {
+        let _ = stopped.wait_for(|s| *s).await;
+        let failed = supervisor.stop(Duration::from_secs(5)).await;
+        assert!(failed.is_empty(), "{failed:?}");
+    });
     (stop, worker)
 }
 

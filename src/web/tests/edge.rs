@@ -139,12 +139,13 @@ fn ordinal(endpoint: &Endpoint) -> usize {
             Admin::Outbox => 18,
             Admin::Send => 19,
             Admin::Forward => 20,
+            Admin::Queue => 23,
         },
         Endpoint::RelayInbox => 21,
         Endpoint::OpenPgpKey => 22,
     }
 }
-const ENDPOINTS: usize = 23;
+const ENDPOINTS: usize = 24;
 
 #[test]
 fn every_endpoint_is_reached_and_answers() {
@@ -205,6 +206,7 @@ fn every_endpoint_is_reached_and_answers() {
         ("GET", "/admin/v1/outbox".into(), None, false, 200),
         ("POST", "/admin/v1/outbox".into(), Some("{}"), false, 400),
         ("GET", "/admin/v1/forward".into(), None, false, 200),
+        ("GET", "/admin/v1/queue".into(), None, false, 200),
         ("POST", "/relay/v1/inbox".into(), Some("x"), false, 403),
         (
             "GET",
