@@ -6,6 +6,7 @@
 //! line and calls in here.
 
 pub mod authz;
+pub mod base;
 pub mod capacity;
 pub mod cli;
 pub mod config;
@@ -21,15 +22,3 @@ pub mod retention;
 pub mod store;
 pub mod web;
 pub mod worker;
-
-/// An error with all its causes, for messages that must say what happened.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}

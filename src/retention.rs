@@ -246,7 +246,7 @@ pub fn finish_pending(
                 study = %deletion.study,
                 marker = %marker.display(),
                 "retention: cannot finish an interrupted deletion (tried again next sweep): {}",
-                crate::error_chain(&e)
+                crate::base::error_chain(&e)
             ),
         }
     }
@@ -341,7 +341,7 @@ impl Retention {
                 Err(e) => tracing::error!(
                     study = %study.study_uid,
                     "retention: cannot delete: {}",
-                    crate::error_chain(&e)
+                    crate::base::error_chain(&e)
                 ),
             }
         }
@@ -433,7 +433,7 @@ pub async fn run(retention: Retention, mut stop: watch::Receiver<bool>) {
         .await;
         match swept {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!("retention: {}", crate::error_chain(&e)),
+            Ok(Err(e)) => tracing::error!("retention: {}", crate::base::error_chain(&e)),
             Err(e) => tracing::error!("retention sweep failed: {e}"),
         }
         tokio::select! {

@@ -2,29 +2,12 @@
 //! and how far it may be passed on.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::identity::Holder;
+pub use crate::base::GrantId;
 use crate::store::{InstanceKey, StudyRecord, Timestamp, Uid};
-
-/// A grant's public name (not a secret: operators see and type it).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct GrantId(pub String);
-
-impl fmt::Display for GrantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for GrantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// The study a grant is for: known, or named by its accession number
 /// before it has arrived (spoed: the link goes out while the CT scans).

@@ -157,7 +157,7 @@ fn malformed(offset: u64, reason: impl std::fmt::Display) -> ParseError {
 /// A decoder's error with its causes (the outer message alone rarely says
 /// what went wrong).
 fn broken(offset: u64, e: impl std::error::Error) -> ParseError {
-    malformed(offset, crate::error_chain(&e))
+    malformed(offset, crate::base::error_chain(&e))
 }
 
 fn is_pixel_data(tag: Tag) -> bool {

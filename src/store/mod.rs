@@ -3,9 +3,9 @@
 
 pub(crate) mod files;
 mod index;
+mod key;
 mod lock;
 mod records;
-mod uid;
 
 use std::fs;
 use std::io;
@@ -18,9 +18,11 @@ pub use index::{INDEX_VERSION, Index, PutOutcome, SledIndex};
 pub use lock::DataDirLock;
 pub use records::{
     BulkLayout, BulkValue, IndexEntry, InstanceAttrs, InstanceRecord, PatientAttrs, PatientRecord,
-    PixelLayout, SeriesAttrs, SeriesRecord, Source, StudyAttrs, StudyRecord, Timestamp,
+    PixelLayout, SeriesAttrs, SeriesRecord, Source, StudyAttrs, StudyRecord,
 };
-pub use uid::{InstanceKey, Uid, UidError};
+// The shared values, re-exported while their users move to `crate::base`.
+pub use crate::base::{Timestamp, Uid, UidError};
+pub use key::InstanceKey;
 
 use crate::config::Config;
 

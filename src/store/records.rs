@@ -5,69 +5,11 @@
 //! embeds its series so that counts and modalities never need a scan.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::uid::{InstanceKey, Uid};
-
-/// Milliseconds since the Unix epoch; RFC 3339 in JSON.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Timestamp(pub u64);
-
-impl Timestamp {
-    pub fn now() -> Timestamp {
-        Timestamp::from(SystemTime::now())
-    }
-
-    pub fn to_system_time(self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(self.0)
-    }
-
-    pub fn saturating_add(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(d.as_millis() as u64))
-    }
-}
-
-impl From<SystemTime> for Timestamp {
-    fn from(t: SystemTime) -> Timestamp {
-        Timestamp(
-            t.duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-        )
-    }
-}
-
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}",
-            humantime::format_rfc3339_millis(self.to_system_time())
-        )
-    }
-}
-
-impl fmt::Debug for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl From<Timestamp> for String {
-    fn from(t: Timestamp) -> String {
-        t.to_string()
-    }
-}
-
-impl TryFrom<String> for Timestamp {
-    type Error = humantime::TimestampError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        humantime::parse_rfc3339(&s).map(Timestamp::from)
-    }
-}
+use super::key::InstanceKey;
+use crate::base::{Timestamp, Uid};
 
 /// Patient attributes as received; the BSN is kept apart from Patient ID.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
