@@ -173,7 +173,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         });
         Arc::new(HeadPublisher::new(
             journal.clone(),
-            config.org_ura.clone(),
+            config.org_ura.to_string(),
             Some(sign),
         ))
     };
@@ -308,12 +308,10 @@ fn start_relay(
         ));
     }
     if let (Some(forwarder), Some(pacs)) = (relay.forwarder.clone(), config.forward.pacs.as_ref()) {
-        let pacs = pacs
-            .parse()
-            .map_err(|e| DaemonError::Internal(format!("forward.pacs: {e}")))?;
+        let pacs = pacs.clone();
         tasks.spawn(forwarder.run(
             pacs,
-            config.dicom.ae_title.clone(),
+            config.dicom.ae_title.to_string(),
             store.index.clone(),
             store.files.clone(),
             stop.clone(),

@@ -81,6 +81,19 @@ impl fmt::Debug for AeTitle {
     }
 }
 
+/// Compares the title as kept (without padding) with plain text.
+impl PartialEq<str> for AeTitle {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for AeTitle {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 impl AsRef<str> for AeTitle {
     fn as_ref(&self) -> &str {
         &self.0

@@ -61,6 +61,19 @@ impl fmt::Debug for Ura {
     }
 }
 
+/// Compares the number as kept (without spaces) with plain text.
+impl PartialEq<str> for Ura {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Ura {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 impl AsRef<str> for Ura {
     fn as_ref(&self) -> &str {
         &self.0

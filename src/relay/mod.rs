@@ -159,7 +159,7 @@ impl Relay {
             outbox: Outbox::open(db)?,
             inbox: inbox::Inbox::open(db)?,
             org_name: config.org_name.clone(),
-            org_ura: config.org_ura.clone(),
+            org_ura: config.org_ura.to_string(),
             identity: arc_swap::ArcSwap::from_pointee((tls_chain, tls_key)),
             ingestor,
             journal,
