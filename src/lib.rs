@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod journal;
 pub mod metrics;
 pub mod package;
+pub mod part10;
 pub mod pixels;
 pub mod relay;
 pub mod retention;

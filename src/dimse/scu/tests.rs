@@ -8,7 +8,7 @@ use dicom_object::{DefaultDicomObject, OpenFileOptions};
 
 use super::testing::{StoreScp, all_samples, dataset_of, free_port, sample};
 use super::*;
-use crate::ingest::read_part10_header;
+use crate::part10::read_part10_header;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
