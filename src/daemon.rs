@@ -18,7 +18,8 @@ use crate::ingest::{Events, Ingestor, dropfolder, reindex, stability};
 use crate::journal::{HeadPublisher, Journal, JournalError};
 use crate::relay::{self, Relay, RelayError};
 use crate::store::{Store, StoreError};
-use crate::web::{self, App, tls};
+use crate::tls;
+use crate::web::{self, App};
 
 /// How long running transfers (associations, downloads) may take to finish
 /// after a stop request: within systemd's TimeoutStopSec=30 with room for

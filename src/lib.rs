@@ -21,5 +21,6 @@ pub mod pixels;
 pub mod relay;
 pub mod retention;
 pub mod store;
+pub mod tls;
 pub mod web;
 pub mod worker;

@@ -18,7 +18,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::authz::{AdminTokenError, read_token};
 use crate::config::Config;
-use crate::web::tls;
+use crate::tls;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -11,13 +11,14 @@ mod error;
 mod inbound;
 mod ops;
 mod pages;
-pub mod peer_verifier;
 mod relay;
 mod request;
 mod router;
 mod share;
 mod stream;
-pub mod tls;
+
+// TLS moved to `crate::tls`; re-exported while callers move.
+pub use crate::tls;
 
 use std::convert::Infallible;
 use std::io;

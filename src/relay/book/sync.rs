@@ -23,7 +23,7 @@ use sequoia_openpgp::policy::StandardPolicy;
 use sequoia_openpgp::{Cert, KeyHandle};
 
 use super::{Book, BookError, HttpsUrl, base_dir_of, check_public_cert, parse};
-use crate::web::tls::crypto_provider;
+use crate::tls::crypto_provider;
 
 /// Largest book or signature fetched.
 pub const MAX_FETCH: usize = 4 << 20;
