@@ -75,3 +75,38 @@ impl fmt::Display for PacsAddress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse() {
+        let a: PacsAddress = "PACS@pacs.example:104".parse().unwrap();
+        assert_eq!(
+            a,
+            PacsAddress {
+                called_ae: "PACS".into(),
+                host: "pacs.example".into(),
+                port: 104
+            }
+        );
+        let a: PacsAddress = "ORTHANC@[::1]:4242".parse().unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("::1", 4242));
+        assert_eq!(a.to_string(), "ORTHANC@[::1]:4242");
+        for bad in [
+            "pacs.example:104",
+            "@h:1",
+            "PACS@h",
+            "PACS@:104",
+            "PACS@h:0",
+            "PACS@h:70000",
+            "PACS@::1:104",
+            "PACS@[::1]104",
+            "THIS_AE_TITLE_IS_TOO_LONG@h:1",
+            "BACK\\SLASH@h:1",
+        ] {
+            assert!(bad.parse::<PacsAddress>().is_err(), "{bad}");
+        }
+    }
+}
