@@ -23,7 +23,8 @@ use crate::relay::book::{BookSync, BookWatcher};
 use crate::relay::{self, CompletionWaker, Relay, RelayError};
 use crate::retention::{Retention, RetentionWorker};
 use crate::store::{Store, StoreError};
-use crate::web::{self, App, HttpListener, tls};
+use crate::tls;
+use crate::web::{self, App, HttpListener};
 use crate::worker::{Health, Supervisor};
 
 /// How long running transfers (associations, downloads) may take to finish
@@ -179,7 +180,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         });
         Arc::new(HeadPublisher::new(
             journal.clone(),
-            config.org_ura.clone(),
+            config.org_ura.to_string(),
             Some(sign),
         ))
     };
@@ -290,13 +291,11 @@ fn start_relay(
         ));
     }
     if let (Some(forwarder), Some(pacs)) = (relay.forwarder.clone(), config.forward.pacs.as_ref()) {
-        let pacs = pacs
-            .parse()
-            .map_err(|e| DaemonError::Internal(format!("forward.pacs: {e}")))?;
+        let pacs = pacs.clone();
         workers.spawn(relay::forward::ForwardWorker::new(
             forwarder,
             pacs,
-            config.dicom.ae_title.clone(),
+            config.dicom.ae_title.to_string(),
             store.index.clone(),
             store.files.clone(),
         ));

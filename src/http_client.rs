@@ -201,7 +201,7 @@ where
             .await
             .map_err(|e| HttpError::Exchange {
                 target: name.clone(),
-                cause: crate::error_chain(&e),
+                cause: crate::base::error_chain(&e),
             })?;
         let driver = tokio::spawn(async move {
             let _ = connection.await;
@@ -212,7 +212,7 @@ where
                 .await
                 .map_err(|e| HttpError::Exchange {
                     target: name.clone(),
-                    cause: crate::error_chain(&e),
+                    cause: crate::base::error_chain(&e),
                 })?;
             let status = response.status();
             let body = Limited::new(response.into_body(), limits.max_body)

@@ -6,6 +6,7 @@
 //! line and calls in here.
 
 pub mod authz;
+pub mod base;
 pub mod capacity;
 pub mod cli;
 pub mod config;
@@ -16,22 +17,12 @@ pub mod ingest;
 pub mod journal;
 pub mod metrics;
 pub mod package;
+pub mod part10;
 pub mod pixels;
 pub mod queue;
 pub mod relay;
 pub mod retention;
 pub mod store;
+pub mod tls;
 pub mod web;
 pub mod worker;
-
-/// An error with all its causes, for messages that must say what happened.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}

@@ -483,7 +483,13 @@ async fn serve(
         } else {
             format!(
                 ", calling AEs {}",
-                config.dicom.allowed_calling_aes.join(" ")
+                config
+                    .dicom
+                    .allowed_calling_aes
+                    .iter()
+                    .map(|ae| ae.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )
         },
         running.http_addr,

@@ -265,7 +265,21 @@ fn snake(value: &impl serde::Serialize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{AccessKind, DenyReason};
+
+    // Stand-ins for the journal's access kinds and reasons (metrics sits
+    // below the journal): any unit enum with a snake_case serde name.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum AccessKind {
+        Wado,
+        Redeem,
+    }
+
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum DenyReason {
+        UnknownCode,
+    }
 
     #[test]
     fn renders_declared_metrics_with_labels() {

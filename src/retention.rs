@@ -246,7 +246,7 @@ pub fn finish_pending(
                 study = %deletion.study,
                 marker = %marker.display(),
                 "retention: cannot finish an interrupted deletion (tried again next sweep): {}",
-                crate::error_chain(&e)
+                crate::base::error_chain(&e)
             ),
         }
     }
@@ -346,7 +346,7 @@ impl Retention {
                 Err(e) => tracing::error!(
                     study = %study.study_uid,
                     "retention: cannot delete: {}",
-                    crate::error_chain(&e)
+                    crate::base::error_chain(&e)
                 ),
             }
         }
@@ -453,7 +453,7 @@ impl Worker for RetentionWorker {
                 .await
                 .map_err(|e| WorkerError::new(format!("sweep: {e}")))?;
         if let Err(e) = swept {
-            tracing::error!("retention: {}", crate::error_chain(&e));
+            tracing::error!("retention: {}", crate::base::error_chain(&e));
         }
         Ok(Progress::Idle)
     }

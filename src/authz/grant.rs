@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::identity::Holder;
-pub use crate::store::GrantId;
+pub use crate::base::GrantId;
 use crate::store::{InstanceKey, StudyRecord, Timestamp, Uid};
 
 /// The study a grant is for: known, or named by its accession number

@@ -16,7 +16,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use crate::authz::{AdminTokenError, read_token};
 use crate::config::Config;
 use crate::http_client::{self, HttpError, Limits, Target};
-use crate::web::tls;
+use crate::tls;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

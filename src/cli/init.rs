@@ -10,7 +10,7 @@ use std::os::unix::fs::DirBuilderExt;
 use crate::authz::AdminToken;
 use crate::config::Config;
 use crate::relay;
-use crate::web::tls;
+use crate::tls;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -8,7 +8,7 @@ use super::{AdminClient, ClientError};
 use crate::config::Config;
 use crate::relay::openpgp::{KeyAlgorithm, OwnKey};
 use crate::relay::{RelayError, user_id};
-use crate::web::tls;
+use crate::tls;
 
 pub struct SendArgs {
     pub study_uid: String,

@@ -105,7 +105,14 @@ pub fn human_bytes(n: u64) -> String {
 /// daemon must be stopped.
 pub fn reindex(config: &Config) -> Result<Report, StoreError> {
     let journal = config.journal_dir();
-    reindex::rebuild(config, |grants| {
+    // A study whose deletion was begun must not come back with the rebuilt
+    // index; the markers stay for the daemon to clear.
+    let pending = |ingestor: &crate::ingest::Ingestor| {
+        crate::retention::finish_pending(&config.data_dir, ingestor, true)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    reindex::rebuild(config, pending, |grants| {
         crate::authz::Authz::rebuild(grants, &journal)
             .map(|grants| format!("{grants} grant(s) rebuilt from the journal"))
             .map_err(|e| format!("grants cannot be rebuilt from the journal: {e}"))

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 pub use raw::DEFAULTS_TOML;
 
+use crate::base::{AeTitle, PacsAddress, Ura};
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -32,7 +34,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub public_url: String,
     pub org_name: String,
-    pub org_ura: String,
+    pub org_ura: Ura,
     pub dicom: DicomConfig,
     pub http: HttpConfig,
     pub admin: AdminConfig,
@@ -49,9 +51,9 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct DicomConfig {
     pub listen: SocketAddr,
-    pub ae_title: String,
+    pub ae_title: AeTitle,
     /// Empty: any calling AE title is accepted.
-    pub allowed_calling_aes: Vec<String>,
+    pub allowed_calling_aes: Vec<AeTitle>,
     pub max_associations: usize,
     /// Of `max_associations` (and as many connections waiting for their
     /// A-ASSOCIATE-RQ), what one peer address may hold; at most the whole.
@@ -131,7 +133,7 @@ pub struct BookSync {
 #[derive(Debug, Clone)]
 pub struct ForwardConfig {
     /// `AE@host:port` of the local PACS, if inbound studies are forwarded.
-    pub pacs: Option<String>,
+    pub pacs: Option<PacsAddress>,
 }
 
 /// When studies are deleted (see `crate::retention`).

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::base::{AeTitle, PacsAddress, Ura};
+
 use super::{
     AdminConfig, BookSync, CapacityConfig, Config, ConfigError, DicomConfig, ForwardConfig,
     GrantsConfig, HttpConfig, ImportConfig, JournalConfig, LogConfig, LogFormat, RelayConfig,
@@ -223,10 +225,7 @@ impl RawConfig {
                 "must start with https:// (or http://)",
             ));
         }
-        let org_ura = self.org_ura.trim().to_string();
-        if org_ura.len() != 8 || !org_ura.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid("org_ura", "a URA is eight digits"));
-        }
+        let org_ura = Ura::parse(&self.org_ura).map_err(|e| invalid("org_ura", &e.to_string()))?;
 
         let dicom = self.dicom.validate()?;
         let http = self.http.validate(&data_dir)?;
@@ -290,8 +289,7 @@ impl RawConfig {
             pacs: if pacs.is_empty() {
                 None
             } else {
-                validate_ae_address(pacs)?;
-                Some(pacs.to_string())
+                Some(validate_ae_address(pacs)?)
             },
         };
         let retention = self.retention.validate()?;
@@ -524,27 +522,13 @@ fn parse_socket_addr(key: &'static str, value: &str) -> Result<SocketAddr, Confi
 
 /// An AE title is 1–16 characters of the default repertoire, no backslash or
 /// control characters; leading and trailing spaces are not significant.
-pub(crate) fn validate_ae_title(key: &'static str, value: &str) -> Result<String, ConfigError> {
-    let ae = value.trim();
-    if ae.is_empty() || ae.len() > 16 {
-        return Err(invalid(
-            key,
-            &format!("{value:?}: an AE title has 1 to 16 characters"),
-        ));
-    }
-    if !ae.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\') {
-        return Err(invalid(
-            key,
-            &format!("{value:?}: an AE title has printable ASCII characters except '\\'"),
-        ));
-    }
-    Ok(ae.to_string())
+fn validate_ae_title(key: &'static str, value: &str) -> Result<AeTitle, ConfigError> {
+    AeTitle::parse(value).map_err(|e| invalid(key, &e.to_string()))
 }
 
-/// The same parser the SCU uses, so that what starts also connects.
-fn validate_ae_address(value: &str) -> Result<(), ConfigError> {
+/// The value the SCU connects to, parsed once here.
+fn validate_ae_address(value: &str) -> Result<PacsAddress, ConfigError> {
     value
-        .parse::<crate::dimse::scu::PacsAddress>()
-        .map(|_| ())
+        .parse::<PacsAddress>()
         .map_err(|e| invalid("forward.pacs", &format!("expected \"AE@host:port\": {e}")))
 }

@@ -90,7 +90,49 @@ fn forward_pacs_accepts_ae_at_host_port() {
         Path::new("t.toml"),
     )
     .unwrap();
-    assert_eq!(c.forward.pacs.as_deref(), Some("PACS@10.0.0.5:104"));
+    assert_eq!(
+        c.forward.pacs.map(|p| p.to_string()).as_deref(),
+        Some("PACS@10.0.0.5:104")
+    );
+}
+
+/// The typed values (base::AeTitle, Ura, PacsAddress) refuse a bad value
+/// with the messages the string checks gave, and keep the typed value.
+#[test]
+fn typed_values_keep_the_messages_and_the_parsed_value() {
+    for (text, message) in [
+        (
+            "org_ura = \"1234567x\"\n",
+            "config key org_ura: a URA is eight digits",
+        ),
+        (
+            "[dicom]\nae_title = \"MUCH_TOO_LONG_AE_TITLE\"\n",
+            "config key dicom.ae_title: \"MUCH_TOO_LONG_AE_TITLE\": an AE title has 1 to 16 characters",
+        ),
+        (
+            "[dicom]\nallowed_calling_aes = [\"CT\\\\1\"]\n",
+            "config key dicom.allowed_calling_aes: \"CT\\\\1\": an AE title has printable ASCII characters except '\\'",
+        ),
+        (
+            "[forward]\npacs = \"PACS@host\"\n",
+            "config key forward.pacs: expected \"AE@host:port\": \"PACS@host\" is not \"AE@host:port\": no ':port'",
+        ),
+    ] {
+        let err = Config::from_toml_str(text, Path::new("t.toml")).unwrap_err();
+        assert_eq!(err.to_string(), message, "{text:?}");
+    }
+    let c = Config::from_toml_str(
+        "org_ura = \" 00000042 \"\n[dicom]\nae_title = \" GW \"\n[forward]\npacs = \"ORTHANC@[::1]:4242\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.org_ura.as_str(), "00000042");
+    assert_eq!(c.dicom.ae_title.as_str(), "GW");
+    let pacs = c.forward.pacs.expect("forward.pacs");
+    assert_eq!(
+        (pacs.called_ae.as_str(), pacs.host.as_str(), pacs.port),
+        ("ORTHANC", "::1", 4242)
+    );
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -20,7 +20,7 @@ use tracing::Instrument;
 use super::Scp;
 use super::command::{self, C_CANCEL_RQ, C_ECHO_RQ, C_STORE_RQ, Request};
 use super::status::{self, Status};
-use crate::error_chain;
+use crate::base::error_chain;
 use crate::ingest::{Declared, IngestError, Received, write_part10_header};
 use crate::store::{Source, TempFile, Uid};
 use crate::worker::Stop;

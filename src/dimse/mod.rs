@@ -28,6 +28,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use self::admission::{LogBudget, Shares, peer_address};
+use crate::base::AeTitle;
 use crate::config::DicomConfig;
 use crate::ingest::{Ingestor, sop_classes};
 use crate::worker::{Progress, Stop, Worker, WorkerError};
@@ -39,7 +40,7 @@ const MAX_REFUSALS: usize = 16;
 #[derive(Clone)]
 pub struct AeAccess {
     /// `dicom.allowed_calling_aes`; SIGHUP replaces it.
-    allowed_calling: Arc<ArcSwap<Vec<String>>>,
+    allowed_calling: Arc<ArcSwap<Vec<AeTitle>>>,
     refusals_logged: Arc<LogBudget>,
 }
 
@@ -125,14 +126,14 @@ pub struct Scp {
     max_associations_per_address: usize,
     /// Associations being served right now.
     open: AtomicUsize,
-    allowed_calling: Arc<ArcSwap<Vec<String>>>,
+    allowed_calling: Arc<ArcSwap<Vec<AeTitle>>>,
     /// Every refusal is counted in the metrics; only so many are logged.
     refusals_logged: Arc<LogBudget>,
 }
 
 impl Scp {
     /// Replaces the calling AE titles accepted from the next association on.
-    pub fn set_allowed_calling(&self, titles: Vec<String>) {
+    pub fn set_allowed_calling(&self, titles: Vec<AeTitle>) {
         self.allowed_calling.store(Arc::new(titles));
     }
 
@@ -144,7 +145,7 @@ impl Scp {
                 allowed_calling: allowed_calling.clone(),
                 refusals_logged: refusals_logged.clone(),
             })
-            .ae_title(config.ae_title.clone())
+            .ae_title(config.ae_title.to_string())
             .max_pdu_length(config.max_pdu)
             .strict(true)
             .with_abstract_syntax(uids::VERIFICATION);

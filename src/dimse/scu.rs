@@ -22,10 +22,8 @@ pub(crate) mod testing;
 mod tests;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use dicom_ul::ClientAssociationOptions;
@@ -34,6 +32,8 @@ use dicom_ul::pdu::{AbortRQSource, AssociationRJResult, AssociationRJSource, PDa
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::base::valid_ae;
+pub use crate::base::{AddressError, PacsAddress};
 use payload::Target;
 
 /// Explicit VR Little Endian.
@@ -55,85 +55,6 @@ const OUR_MAX_PDU: u32 = 64 * 1024;
 const READ_BUFFER: usize = 1 << 20;
 /// Largest value per PDU we send, whatever the peer admits.
 const MAX_CHUNK: usize = 256 * 1024;
-
-/// `AE@host:port` of a C-STORE SCP; IPv6 hosts in brackets
-/// (`PACS@[::1]:104`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PacsAddress {
-    pub called_ae: String,
-    /// Without brackets for IPv6.
-    pub host: String,
-    pub port: u16,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is not \"AE@host:port\": {reason}")]
-pub struct AddressError {
-    pub value: String,
-    pub reason: &'static str,
-}
-
-/// An AE title: 1–16 characters of printable ASCII except backslash, not
-/// all spaces.
-fn valid_ae(ae: &str) -> bool {
-    !ae.trim().is_empty()
-        && ae.len() <= 16
-        && ae.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'\\')
-}
-
-impl FromStr for PacsAddress {
-    type Err = AddressError;
-    fn from_str(value: &str) -> Result<PacsAddress, AddressError> {
-        let fail = |reason| AddressError {
-            value: value.chars().take(100).collect(),
-            reason,
-        };
-        let (ae, addr) = value.split_once('@').ok_or_else(|| fail("no '@'"))?;
-        if !valid_ae(ae) {
-            return Err(fail(
-                "the AE title must be 1-16 printable ASCII characters without '\\'",
-            ));
-        }
-        let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
-            let (host, port) = rest
-                .split_once("]:")
-                .ok_or_else(|| fail("an IPv6 address is written [address]:port"))?;
-            if host.parse::<std::net::Ipv6Addr>().is_err() {
-                return Err(fail("not an IPv6 address between the brackets"));
-            }
-            (host, port)
-        } else {
-            let (host, port) = addr.rsplit_once(':').ok_or_else(|| fail("no ':port'"))?;
-            if host.contains(':') {
-                return Err(fail("put an IPv6 address in brackets: AE@[::1]:104"));
-            }
-            (host, port)
-        };
-        if host.is_empty() {
-            return Err(fail("no host"));
-        }
-        let port = port
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| fail("the port must be 1-65535"))?;
-        Ok(PacsAddress {
-            called_ae: ae.to_string(),
-            host: host.to_string(),
-            port,
-        })
-    }
-}
-
-impl fmt::Display for PacsAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "{}@[{}]:{}", self.called_ae, self.host, self.port)
-        } else {
-            write!(f, "{}@{}:{}", self.called_ae, self.host, self.port)
-        }
-    }
-}
 
 /// A stored Part 10 file to send; its data set starts at `dataset_offset`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -336,7 +257,7 @@ impl Session<'_> {
     fn lost(&self, during: impl Into<String>, e: &dyn std::error::Error) -> ScuError {
         ScuError::ConnectionLost {
             during: during.into(),
-            reason: crate::error_chain(e),
+            reason: crate::base::error_chain(e),
         }
     }
 
@@ -419,7 +340,7 @@ impl Session<'_> {
             Ok(Err(e)) => {
                 return Err(ScuError::Protocol {
                     during: format!("negotiating with {addr}"),
-                    reason: crate::error_chain(&e),
+                    reason: crate::base::error_chain(&e),
                 });
             }
         };
@@ -478,7 +399,7 @@ impl Session<'_> {
         match tokio::time::timeout(self.timeout, assoc.release()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                tracing::warn!(pacs = %addr, "release failed: {}", crate::error_chain(&e))
+                tracing::warn!(pacs = %addr, "release failed: {}", crate::base::error_chain(&e))
             }
             Err(_) => tracing::warn!(pacs = %addr, "no A-RELEASE-RP within {:?}", self.timeout),
         }

@@ -51,7 +51,7 @@ impl Status {
 impl From<&IngestError> for Status {
     fn from(e: &IngestError) -> Status {
         let code = match e {
-            IngestError::Unparsable(crate::ingest::ParseError::Io(_)) => OUT_OF_RESOURCES_WRITE,
+            IngestError::Unparsable(crate::part10::ParseError::Io(_)) => OUT_OF_RESOURCES_WRITE,
             IngestError::Unparsable(_) => CANNOT_UNDERSTAND,
             IngestError::Missing(_)
             | IngestError::InvalidUid { .. }

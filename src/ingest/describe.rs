@@ -7,9 +7,8 @@ use std::time::UNIX_EPOCH;
 
 use dicom_dictionary_std::tags;
 
-use super::{
-    Declared, IngestError, ParseError, attrs, metadata, parse, read_part10_header, sop_classes,
-};
+use super::{Declared, IngestError, ParseError, attrs, metadata, read_part10_header, sop_classes};
+use crate::part10::{Parsed, parse_dataset};
 use crate::store::{IndexEntry, InstanceKey, InstanceRecord, Source, Timestamp, Uid};
 
 /// How the file got here, when it was received, how big it is.
@@ -61,7 +60,7 @@ pub fn describe_file(path: &Path) -> Result<IndexEntry, IngestError> {
     let file = File::open(path).map_err(IngestError::io)?;
     let size = file.metadata().map_err(IngestError::io)?.len();
     let header = read_part10_header(&file)?;
-    let parsed = parse::parse_dataset(&file, header.dataset_offset, &header.transfer_syntax)?;
+    let parsed = parse_dataset(&file, header.dataset_offset, &header.transfer_syntax)?;
     let mtime_ns = mtime_ns(&file).map_err(IngestError::io)?;
     let declared = Declared {
         sop_class: header.sop_class.clone(),
@@ -93,7 +92,7 @@ pub fn describe_file(path: &Path) -> Result<IndexEntry, IngestError> {
 /// Checks a parsed data set against what was declared for it and what its
 /// SOP class requires, and describes it for the index.
 pub fn entry_from(
-    parsed: parse::Parsed,
+    parsed: Parsed,
     dataset_offset: u64,
     transfer_syntax: &str,
     declared: Option<&Declared>,

@@ -8,13 +8,10 @@ mod describe;
 pub mod dropfolder;
 mod events;
 mod metadata;
-pub mod parse;
-mod part10;
 pub mod reindex;
 pub mod sop_classes;
 pub mod stability;
 mod storage_classes;
-mod unknown_vr;
 
 use std::hash::{Hash, Hasher};
 use std::io;
@@ -27,8 +24,8 @@ use describe::Provenance;
 pub use describe::describe_file;
 pub use events::{Events, StudyEvent};
 pub use metadata::{BULK_URI_PREFIX, value_at as metadata_value_at};
-pub use parse::ParseError;
-pub use part10::{Part10Header, read_part10_header, write_part10_header};
+// Part 10 file I/O moved to `crate::part10`; re-exported while callers move.
+pub use crate::part10::{ParseError, Part10Header, read_part10_header, write_part10_header};
 
 use crate::capacity::Disk;
 use crate::store::{
@@ -191,7 +188,7 @@ impl Ingestor {
             source,
         } = received;
         temp.flush().map_err(IngestError::io)?;
-        let parsed = parse::parse_dataset(temp.file(), dataset_offset, &transfer_syntax)?;
+        let parsed = crate::part10::parse_dataset(temp.file(), dataset_offset, &transfer_syntax)?;
         let provenance = Provenance {
             source,
             received_at: Timestamp::now(),

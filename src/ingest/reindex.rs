@@ -31,10 +31,13 @@ pub struct Report {
 /// rebuild. Studies whose last instance is older than `dicom.stable_after`
 /// come back complete, so nothing is announced twice. `extra` runs on the
 /// new database before it is swapped in (the grants are rebuilt there from
-/// the journal); if it fails, the old index stays. The daemon must be
-/// stopped: the data directory lock says so.
+/// the journal); if it fails, the old index stays. `pending` runs first, on
+/// the new index: what a layer above must finish there (retention's
+/// interrupted deletions), handed in because intake sits below it. The
+/// daemon must be stopped: the data directory lock says so.
 pub fn rebuild(
     config: &Config,
+    pending: impl FnOnce(&Ingestor) -> Result<(), String>,
     extra: impl FnOnce(Arc<dyn GrantStore>) -> Result<String, String>,
 ) -> Result<Report, StoreError> {
     private_dir(&config.data_dir)?;
@@ -60,10 +63,7 @@ pub fn rebuild(
     for found in ingestor.files().walk()? {
         index_one(&ingestor, found, &mut report);
     }
-    // A study whose deletion was begun must not come back with the rebuilt
-    // index; the markers stay for the daemon to clear.
-    crate::retention::finish_pending(&config.data_dir, &ingestor, true)
-        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+    pending(&ingestor).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
     let now = Timestamp::now();
     for study in index.studies()? {
         let due = study.last_arrival.saturating_add(config.dicom.stable_after);

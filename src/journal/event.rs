@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::grant::{GrantRecord, HolderRecord};
-use crate::store::{GrantId, Uid};
+use crate::base::GrantId;
+use crate::store::Uid;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{GrantId, Timestamp, Uid};
+use crate::base::GrantId;
+use crate::store::{Timestamp, Uid};
 
 /// A grant as issued or passed on. Its secrets are recorded only as
 /// hashes (the URL token's SHA-256, the code's HMAC).

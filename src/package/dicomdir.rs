@@ -503,7 +503,7 @@ fn encode_dicomdir(
     instances: &[FileSetInstance],
 ) -> Result<Vec<u8>, PackageError> {
     let mut out = Vec::new();
-    crate::ingest::write_part10_header(
+    crate::part10::write_part10_header(
         &mut out,
         MEDIA_STORAGE_DIRECTORY,
         &file_set_uid(file_set_id, files, instances),

@@ -244,7 +244,7 @@ pub(crate) fn decode_encapsulated(
                 let mut out = Vec::new();
                 decoder
                     .decode_frame(&frame, 0, &mut out)
-                    .map_err(|e| PixelError::Decode(crate::error_chain(&e)))?;
+                    .map_err(|e| PixelError::Decode(crate::base::error_chain(&e)))?;
                 Ok(out)
             }
         }

@@ -26,7 +26,7 @@ impl ImageHeader {
         let object = OpenFileOptions::new()
             .read_until(tags::PIXEL_DATA)
             .open_file(path)
-            .map_err(|e| PixelError::Dataset(crate::error_chain(&e)))?;
+            .map_err(|e| PixelError::Dataset(crate::base::error_chain(&e)))?;
         ImageHeader::from_object(object)
     }
 

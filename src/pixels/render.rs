@@ -134,7 +134,7 @@ pub fn render(
     let object = single_frame_object(&header, record, options.frame, pixels, encapsulated);
     let decoded = object
         .decode_pixel_data()
-        .map_err(|e| PixelError::InvalidImage(crate::error_chain(&e)))?;
+        .map_err(|e| PixelError::InvalidImage(crate::base::error_chain(&e)))?;
     let voi = match options.window {
         Some(w) => VoiLutOption::CustomWithFunction(
             WindowLevel {
@@ -152,7 +152,7 @@ pub fn render(
     let convert = ConvertOptions::new().with_voi_lut(voi).force_8bit();
     let mut image = decoded
         .to_dynamic_image_with_options(0, &convert)
-        .map_err(|e| PixelError::InvalidImage(crate::error_chain(&e)))?;
+        .map_err(|e| PixelError::InvalidImage(crate::base::error_chain(&e)))?;
     if let Some((width, height)) = options.fit
         && (image.width() > width || image.height() > height)
     {

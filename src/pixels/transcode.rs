@@ -74,7 +74,7 @@ impl Transcode {
                 let object = OpenFileOptions::new()
                     .read_until(tags::PIXEL_DATA)
                     .open_file(path)
-                    .map_err(|e| PixelError::Dataset(crate::error_chain(&e)))?;
+                    .map_err(|e| PixelError::Dataset(crate::base::error_chain(&e)))?;
                 let header = ImageHeader::from_object(object)?;
                 match pixel {
                     PixelLayout::Native { .. } => Prepared::Native(header),
@@ -112,7 +112,7 @@ impl Transcode {
             (Prepared::NoPixels, _) | (_, None) => {
                 let mut object = OpenFileOptions::new()
                     .open_file(path)
-                    .map_err(|e| PixelError::Dataset(crate::error_chain(&e)))?;
+                    .map_err(|e| PixelError::Dataset(crate::base::error_chain(&e)))?;
                 write_head(&mut object, &mut out)?;
             }
             (Prepared::Native(header), Some(PixelLayout::Native { offset, length })) => {
@@ -264,11 +264,11 @@ fn write_head(object: &mut DefaultDicomObject, out: &mut dyn Write) -> Result<()
     object
         .meta()
         .write(&mut *out)
-        .map_err(|e| PixelError::Dataset(crate::error_chain(&e)))?;
+        .map_err(|e| PixelError::Dataset(crate::base::error_chain(&e)))?;
     let dataset: &InMemDicomObject = object;
     dataset
         .write_dataset_with_ts(&mut *out, &ts)
-        .map_err(|e| PixelError::Dataset(crate::error_chain(&e)))
+        .map_err(|e| PixelError::Dataset(crate::base::error_chain(&e)))
 }
 
 /// (7FE0,0010) in Explicit VR Little Endian: tag, VR, reserved, length.
@@ -322,10 +322,10 @@ fn write_tail(
     }
     let tail = io::Cursor::new(first).chain(reader);
     let object = InMemDicomObject::read_dataset_with_ts(tail, source_ts)
-        .map_err(|e| PixelError::Dataset(crate::error_chain(&e)))?;
+        .map_err(|e| PixelError::Dataset(crate::base::error_chain(&e)))?;
     object
         .write_dataset_with_ts(out, &explicit_le())
-        .map_err(|e| PixelError::Dataset(crate::error_chain(&e)))
+        .map_err(|e| PixelError::Dataset(crate::base::error_chain(&e)))
 }
 
 struct Counting<'a> {

@@ -384,7 +384,7 @@ fn validate_entry(raw: RawGateway, base_dir: &Path) -> Result<Gateway, FieldErro
     let parsed = HttpsUrl::parse(raw.url.trim())
         .map_err(|reason| ("url", format!("url {:?}: {reason}", raw.url)))?;
     let openpgp = validate_openpgp(&raw.openpgp).map_err(|m| ("openpgp", m))?;
-    let provider = crate::web::tls::crypto_provider();
+    let provider = crate::tls::crypto_provider();
     let (trust, server_verifier, client_verifier) = match (raw.tls_ca, raw.tls_spki_sha256) {
         (Some(_), Some(_)) => {
             return Err((

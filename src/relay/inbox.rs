@@ -243,12 +243,16 @@ fn unpack(
     let mut staged = Vec::new();
     let mut seen = HashSet::new();
     loop {
-        let entry = zip::read::read_zipfile_from_stream(opened)
-            .map_err(|e| refused(format!("package rejected: {}", crate::error_chain(&e))))?;
+        let entry = zip::read::read_zipfile_from_stream(opened).map_err(|e| {
+            refused(format!(
+                "package rejected: {}",
+                crate::base::error_chain(&e)
+            ))
+        })?;
         let Some(mut entry) = entry else { break };
         let name = entry
             .name()
-            .map_err(|e| refused(format!("an entry's name: {}", crate::error_chain(&e))))?
+            .map_err(|e| refused(format!("an entry's name: {}", crate::base::error_chain(&e))))?
             .to_string();
         if entry.compression() != zip::CompressionMethod::Stored {
             return Err(refused(format!("{name}: only stored entries are expected")));
@@ -299,8 +303,12 @@ fn unpack(
         }
     }
     // the central directory and the end of the message
-    io::copy(opened, &mut io::sink())
-        .map_err(|e| refused(format!("package rejected: {}", crate::error_chain(&e))))?;
+    io::copy(opened, &mut io::sink()).map_err(|e| {
+        refused(format!(
+            "package rejected: {}",
+            crate::base::error_chain(&e)
+        ))
+    })?;
     let Some((manifest, _)) = manifest else {
         return Err(refused("the package has no manifest"));
     };
@@ -322,7 +330,12 @@ fn read_manifest(
     entry
         .take(MAX_MANIFEST + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| refused(format!("package rejected: {}", crate::error_chain(&e))))?;
+        .map_err(|e| {
+            refused(format!(
+                "package rejected: {}",
+                crate::base::error_chain(&e)
+            ))
+        })?;
     if bytes.len() as u64 > MAX_MANIFEST {
         return Err(refused("the manifest is larger than 16 MiB"));
     }
@@ -379,7 +392,7 @@ fn check(
             Err(e) => {
                 return Err(refused(format!(
                     "package rejected: {}",
-                    crate::error_chain(&e)
+                    crate::base::error_chain(&e)
                 )));
             }
         };

@@ -158,11 +158,11 @@ impl Relay {
         // forwarding's entries are adopted even with forwarding off now,
         // so that none stays behind in the old tree
         let forwarder = Forwarder::open(db)?;
-        let forwarder = config
-            .forward
-            .pacs
-            .as_ref()
-            .map(|pacs| forwarder.with_target(pacs).with_journal(journal.clone()));
+        let forwarder = config.forward.pacs.as_ref().map(|pacs| {
+            forwarder
+                .with_target(&pacs.to_string())
+                .with_journal(journal.clone())
+        });
         Ok(Relay {
             key,
             book,
@@ -170,7 +170,7 @@ impl Relay {
             queue: crate::store::SledQueue::open(db)?,
             inbox: inbox::Inbox::new(inbox),
             org_name: config.org_name.clone(),
-            org_ura: config.org_ura.clone(),
+            org_ura: config.org_ura.to_string(),
             identity: arc_swap::ArcSwap::from_pointee((tls_chain, tls_key)),
             ingestor,
             journal,

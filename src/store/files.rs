@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use rand::Rng;
 
-use super::uid::{InstanceKey, Uid};
+use super::key::InstanceKey;
+use crate::base::Uid;
 
 /// Bytes buffered before a write system call.
 const WRITE_BUFFER: usize = 256 * 1024;

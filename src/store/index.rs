@@ -8,11 +8,12 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::StoreError;
+use super::key::InstanceKey;
 use super::records::{
-    IndexEntry, InstanceRecord, PatientRecord, SeriesRecord, Source, StudyRecord, Timestamp,
+    IndexEntry, InstanceRecord, PatientRecord, SeriesRecord, Source, StudyRecord,
 };
 use super::trees;
-use super::uid::{InstanceKey, Uid};
+use crate::base::{Timestamp, Uid};
 
 /// Bump when the on-disk shape changes; the directory is versioned so an old
 /// index is never misread.

@@ -2,15 +2,14 @@
 //! view that `pushgate reindex` can always rebuild from the files).
 
 pub(crate) mod files;
-mod grant_id;
 mod index;
+mod key;
 mod lock;
 pub mod queue;
 mod records;
 pub mod relations;
 mod sled_trees;
 pub mod trees;
-mod uid;
 
 use std::fs;
 use std::io;
@@ -19,17 +18,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use files::{FileStore, ParkedTemp, TempFile, private_dir, sync_dir};
-pub use grant_id::GrantId;
 pub use index::{INDEX_VERSION, Index, PutOutcome, SledIndex};
 pub use lock::DataDirLock;
 pub use queue::{QueueStore, SledQueue};
 pub use records::{
     BulkLayout, BulkValue, IndexEntry, InstanceAttrs, InstanceRecord, PatientAttrs, PatientRecord,
-    PixelLayout, SeriesAttrs, SeriesRecord, Source, StudyAttrs, StudyRecord, Timestamp,
+    PixelLayout, SeriesAttrs, SeriesRecord, Source, StudyAttrs, StudyRecord,
 };
 pub use relations::{GrantStore, InboxStore};
 pub use sled_trees::grant_store;
-pub use uid::{InstanceKey, Uid, UidError};
+// The shared values, re-exported while their users move to `crate::base`.
+pub use crate::base::{Timestamp, Uid, UidError};
+pub use key::InstanceKey;
 
 use crate::config::Config;
 

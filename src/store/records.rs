@@ -5,69 +5,14 @@
 //! embeds its series so that counts and modalities never need a scan.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::uid::{InstanceKey, Uid};
-
-/// Milliseconds since the Unix epoch; RFC 3339 in JSON.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Timestamp(pub u64);
-
-impl Timestamp {
-    pub fn now() -> Timestamp {
-        Timestamp::from(SystemTime::now())
-    }
-
-    pub fn to_system_time(self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(self.0)
-    }
-
-    pub fn saturating_add(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(d.as_millis() as u64))
-    }
-}
-
-impl From<SystemTime> for Timestamp {
-    fn from(t: SystemTime) -> Timestamp {
-        Timestamp(
-            t.duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-        )
-    }
-}
-
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}",
-            humantime::format_rfc3339_millis(self.to_system_time())
-        )
-    }
-}
-
-impl fmt::Debug for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl From<Timestamp> for String {
-    fn from(t: Timestamp) -> String {
-        t.to_string()
-    }
-}
-
-impl TryFrom<String> for Timestamp {
-    type Error = humantime::TimestampError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        humantime::parse_rfc3339(&s).map(Timestamp::from)
-    }
-}
+use super::key::InstanceKey;
+use crate::base::{Timestamp, Uid};
+// Where a file keeps its large values is the file format's: re-exported here
+// because the instance record keeps it.
+pub use crate::part10::{BulkLayout, BulkValue, PixelLayout};
 
 /// Patient attributes as received; the BSN is kept apart from Patient ID.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -134,39 +79,6 @@ pub struct InstanceAttrs {
     pub columns: Option<u16>,
     pub bits_allocated: Option<u16>,
     pub number_of_frames: Option<u32>,
-}
-
-/// Where the large values of an instance lie in its file, so that frames
-/// and bulk data can be served without parsing the file again.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct BulkLayout {
-    pub pixel: Option<PixelLayout>,
-    /// Other large binary values, by tag path (e.g. `00420011` or
-    /// `0040A730.0.00420011`).
-    pub values: Vec<BulkValue>,
-    /// A deflated data set has no byte ranges to point at.
-    pub deflated: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum PixelLayout {
-    /// Native pixel data: one value at `offset` of `length` bytes.
-    Native { offset: u64, length: u64 },
-    /// Encapsulated pixel data: the basic offset table and every fragment
-    /// (file offset of its value, length).
-    Encapsulated {
-        offset_table: Vec<u32>,
-        fragments: Vec<(u64, u32)>,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BulkValue {
-    pub path: String,
-    pub vr: String,
-    pub offset: u64,
-    pub length: u64,
 }
 
 /// How an instance reached us.

@@ -3,7 +3,8 @@
 //! are the owning module's serialised records, opaque here: the store keeps
 //! and returns bytes, the module above decides what they mean.
 
-use super::{GrantId, StoreError, Uid};
+use super::{StoreError, Uid};
+use crate::base::GrantId;
 
 /// authz's mirror of grant state, rebuilt from the journal: each grant's
 /// state by its ID, and how far into the journal it is.

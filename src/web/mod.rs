@@ -16,7 +16,6 @@ mod gates;
 mod inbound;
 mod ops;
 mod pages;
-pub mod peer_verifier;
 mod relay;
 mod request;
 mod router;
@@ -24,7 +23,6 @@ mod share;
 mod stream;
 #[cfg(test)]
 mod tests;
-pub mod tls;
 
 use std::convert::Infallible;
 use std::io;
@@ -51,6 +49,7 @@ pub use router::Endpoint;
 
 use crate::authz::{AdminToken, Authz, CertIdentity};
 use crate::store::Index;
+use crate::tls;
 use crate::worker::{Progress, Stop, Worker, WorkerError};
 use inbound::Inbound;
 use request::Connection;

@@ -68,11 +68,11 @@ fn transcode(path: &std::path::Path, target: Target, out: &mut Chunker) -> Resul
                 &explicit.bytes[..],
                 &EXPLICIT_VR_LITTLE_ENDIAN.erased(),
             )
-            .map_err(|e| crate::error_chain(&e))?;
+            .map_err(|e| crate::base::error_chain(&e))?;
             drop(explicit);
             object
                 .write_dataset_with_ts(&mut *out, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-                .map_err(|e| crate::error_chain(&e))
+                .map_err(|e| crate::base::error_chain(&e))
         }
     }
 }

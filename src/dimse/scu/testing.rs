@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::PacsAddress;
-use crate::ingest::read_part10_header;
+use crate::part10::read_part10_header;
 
 pub(crate) const STORESCP: &str = "/usr/bin/storescp";
 

@@ -8,7 +8,7 @@ use dicom_object::{DefaultDicomObject, OpenFileOptions};
 
 use super::testing::{StoreScp, all_samples, dataset_of, free_port, sample};
 use super::*;
-use crate::ingest::read_part10_header;
+use crate::part10::read_part10_header;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -46,36 +46,6 @@ fn same_elements(a: &DefaultDicomObject, b: &DefaultDicomObject, skip: &[dicom_c
         n += 1;
     }
     assert!(n > 10);
-}
-
-#[test]
-fn addresses_parse() {
-    let a: PacsAddress = "PACS@pacs.example:104".parse().unwrap();
-    assert_eq!(
-        a,
-        PacsAddress {
-            called_ae: "PACS".into(),
-            host: "pacs.example".into(),
-            port: 104
-        }
-    );
-    let a: PacsAddress = "ORTHANC@[::1]:4242".parse().unwrap();
-    assert_eq!((a.host.as_str(), a.port), ("::1", 4242));
-    assert_eq!(a.to_string(), "ORTHANC@[::1]:4242");
-    for bad in [
-        "pacs.example:104",
-        "@h:1",
-        "PACS@h",
-        "PACS@:104",
-        "PACS@h:0",
-        "PACS@h:70000",
-        "PACS@::1:104",
-        "PACS@[::1]104",
-        "THIS_AE_TITLE_IS_TOO_LONG@h:1",
-        "BACK\\SLASH@h:1",
-    ] {
-        assert!(bad.parse::<PacsAddress>().is_err(), "{bad}");
-    }
 }
 
 /// (a) storescp accepting every syntax: each sample arrives in its own

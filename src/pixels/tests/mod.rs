@@ -16,7 +16,9 @@ use std::process::Command;
 use dicom_dictionary_std::tags;
 use dicom_object::OpenFileOptions;
 
-use crate::store::InstanceRecord;
+use crate::base::Timestamp;
+use crate::part10::{parse_dataset, read_part10_header};
+use crate::store::{InstanceAttrs, InstanceRecord, Source};
 
 pub(super) fn sample(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,10 +26,38 @@ pub(super) fn sample(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// What the index would keep of a file, read with `part10` alone (pixels
+/// sits beside intake and does not import it).
 pub(super) fn record(path: &Path) -> InstanceRecord {
-    crate::ingest::describe_file(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .record
+    let file = std::fs::File::open(path).unwrap_or_else(|e| fail(path, e));
+    let header = read_part10_header(&file).unwrap_or_else(|e| fail(path, e));
+    let parsed = parse_dataset(&file, header.dataset_offset, &header.transfer_syntax)
+        .unwrap_or_else(|e| fail(path, e));
+    let obj = &parsed.object;
+    let int = |tag| obj.get(tag).and_then(|e| e.to_int::<i64>().ok());
+    let u16_of = |tag| int(tag).and_then(|v| u16::try_from(v).ok());
+    InstanceRecord {
+        attrs: InstanceAttrs {
+            sop_class_uid: header.sop_class.trim_end_matches(['\0', ' ']).to_string(),
+            instance_number: int(tags::INSTANCE_NUMBER),
+            rows: u16_of(tags::ROWS),
+            columns: u16_of(tags::COLUMNS),
+            bits_allocated: u16_of(tags::BITS_ALLOCATED),
+            number_of_frames: int(tags::NUMBER_OF_FRAMES).and_then(|v| u32::try_from(v).ok()),
+        },
+        transfer_syntax: header.transfer_syntax,
+        size: file.metadata().unwrap_or_else(|e| fail(path, e)).len(),
+        mtime_ns: 0,
+        dataset_offset: header.dataset_offset,
+        crc32: None,
+        received_at: Timestamp(0),
+        source: Source::Reindex,
+        layout: parsed.layout,
+    }
+}
+
+fn fail<T>(path: &Path, e: impl std::fmt::Display) -> T {
+    panic!("{}: {e}", path.display())
 }
 
 /// The tool by its full path (pip packages put other `storescu`s and the

@@ -23,7 +23,7 @@ use sequoia_openpgp::{Cert, KeyHandle};
 
 use super::{Book, BookError, HttpsUrl, base_dir_of, check_public_cert, parse};
 use crate::http_client::{self, Limits, Target};
-use crate::web::tls::crypto_provider;
+use crate::tls::crypto_provider;
 use crate::worker::{Progress, Stop, Worker, WorkerError};
 
 /// Largest book or signature fetched.

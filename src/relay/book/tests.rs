@@ -569,12 +569,12 @@ fn client_chains_are_matched_to_their_entry() {
 /// Serves TLS on 127.0.0.1 with `leaf`: each connection gets `ok` and the
 /// URA of the book entry its client certificate matched (or `-`).
 async fn tls_server(leaf: &Leaf, client_book: Book) -> u16 {
-    let config = rustls::ServerConfig::builder_with_provider(crate::web::tls::crypto_provider())
+    let config = rustls::ServerConfig::builder_with_provider(crate::tls::crypto_provider())
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_client_cert_verifier(Arc::new(crate::web::peer_verifier::PeerVerifier::new(
+        .with_client_cert_verifier(Arc::new(crate::tls::peer_verifier::PeerVerifier::new(
             None,
-            crate::web::tls::crypto_provider(),
+            crate::tls::crypto_provider(),
         )))
         .with_single_cert(vec![leaf.der.clone()], leaf.key())
         .unwrap();
@@ -865,7 +865,7 @@ type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
 /// A minimal HTTPS/1.1 file server on 127.0.0.1 (one request per connection).
 async fn https_files(leaf: &Leaf, files: Files) -> u16 {
-    let config = rustls::ServerConfig::builder_with_provider(crate::web::tls::crypto_provider())
+    let config = rustls::ServerConfig::builder_with_provider(crate::tls::crypto_provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()

@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{BookError, Gateway};
-use crate::web::tls::crypto_provider;
+use crate::tls::crypto_provider;
 
 /// SHA-256 of the DER SubjectPublicKeyInfo of a certificate (what
 /// `tls_spki_sha256` pins; the same value as `openssl x509 -pubkey -noout |

@@ -1,8 +1,9 @@
 use sled::Transactional;
 
+use crate::base::GrantId;
+use crate::store::StoreError;
 use crate::store::relations::GrantStore;
 use crate::store::trees::{GRANTS, GRANTS_META};
-use crate::store::{GrantId, StoreError};
 
 /// The key in `grants_meta` of the last journal record applied (u64, big
 /// endian).

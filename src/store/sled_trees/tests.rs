@@ -2,8 +2,9 @@
 //! values), so that an existing data_dir opens unchanged.
 
 use super::*;
+use crate::base::GrantId;
 use crate::store::trees::ALL;
-use crate::store::{GrantId, Store, Uid};
+use crate::store::{Store, Uid};
 
 fn db() -> sled::Db {
     sled::Config::new().temporary(true).open().unwrap()

@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{App, Gates, serve, tls};
+use super::{App, Gates, serve};
 use crate::authz::{AdminToken, Authz};
 use crate::config::Config;
 use crate::ingest::{Events, Ingestor};
 use crate::journal::Journal;
 use crate::relay::Relay;
 use crate::store::Store;
+use crate::tls;
 
 pub struct Harness {
     pub app: Arc<App>,

@@ -5,7 +5,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 
 use dicom_object::meta::{FileMetaTable, FileMetaTableBuilder};
 
-use super::parse::ParseError;
+use super::read::ParseError;
 
 /// pushgate's Implementation Class UID (a UUID-derived 2.25 UID).
 pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.65940425790502455655553142520122154493";

@@ -1,5 +1,7 @@
 //! The HTTPS server's certificate: the operator's (http.tls_cert/tls_key) or
-//! a self-signed one generated into the data directory on first start.
+//! a self-signed one generated into the data directory on first start; the
+//! client certificates it accepts; the one crypto provider. Used by the
+//! HTTPS server (`web`), the relay's deliveries and book sync, and the CLI.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -15,8 +17,10 @@ use rustls::server::WebPkiClientVerifier;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::peer_verifier::PeerVerifier;
+pub mod peer_verifier;
+
 use crate::config::Config;
+use peer_verifier::PeerVerifier;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
