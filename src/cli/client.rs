@@ -8,15 +8,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, StatusCode, header};
-use rustls::DigitallySignedStruct;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::ServerName;
 
 use crate::authz::{AdminTokenError, read_token};
 use crate::config::Config;
 use crate::http_client::{self, HttpError, Limits, Target};
 use crate::tls;
+use crate::tls::pinned::PinnedServer;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -33,66 +31,6 @@ pub enum ClientError {
     Http(String),
     #[error("pushgate answered {status}: {body}")]
     Status { status: StatusCode, body: String },
-}
-
-/// Accepts exactly one certificate: the daemon's own.
-#[derive(Debug)]
-struct Pinned {
-    cert: CertificateDer<'static>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.cert.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 pub struct AdminClient {
@@ -114,7 +52,7 @@ impl AdminClient {
             .with_safe_default_protocol_versions()
             .map_err(|e| ClientError::Http(e.to_string()))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned { cert, provider }))
+            .with_custom_certificate_verifier(Arc::new(PinnedServer::exactly(cert, provider)))
             .with_no_client_auth();
         Ok(AdminClient {
             addr: config.local_http_addr(),

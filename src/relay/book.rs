@@ -413,7 +413,7 @@ fn validate_entry(raw: RawGateway, base_dir: &Path) -> Result<Gateway, FieldErro
             let spki_sha256 = trust::parse_pin(&pin)
                 .map_err(|m| ("tls_spki_sha256", format!("tls_spki_sha256 {pin:?}: {m}")))?;
             let verifier: Arc<dyn ServerCertVerifier> =
-                Arc::new(trust::PinVerifier::new(spki_sha256, provider));
+                Arc::new(trust::pin_verifier(spki_sha256, provider));
             (TlsTrust::Pin { spki_sha256 }, verifier, None)
         }
     };

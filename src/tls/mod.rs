@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 pub mod peer_verifier;
+pub mod pinned;
 
 use crate::config::Config;
 use peer_verifier::PeerVerifier;

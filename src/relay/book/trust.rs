@@ -6,22 +6,21 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::client::{WebPkiServerVerifier, verify_server_name};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{ClientConfig, RootCertStore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{BookError, Gateway};
 use crate::tls::crypto_provider;
+use crate::tls::pinned::PinnedServer;
 
 /// SHA-256 of the DER SubjectPublicKeyInfo of a certificate (what
 /// `tls_spki_sha256` pins; the same value as `openssl x509 -pubkey -noout |
@@ -143,75 +142,11 @@ pub(super) fn ca_verifiers(
     Ok((server, client))
 }
 
-/// Accepts exactly the server certificate whose SPKI has the pinned hash.
-/// Host name, issuer, validity period and key usage are not looked at:
-/// the pin *is* the trust, so an expired or self-signed certificate with
-/// the pinned key is fine and a CA-valid one with another key is not. The
-/// handshake signatures are still verified (that proves the peer holds the
-/// pinned key).
-#[derive(Debug)]
-pub(super) struct PinVerifier {
-    pin: [u8; 32],
-    provider: Arc<CryptoProvider>,
-}
-
-impl PinVerifier {
-    pub(super) fn new(pin: [u8; 32], provider: Arc<CryptoProvider>) -> PinVerifier {
-        PinVerifier { pin, provider }
-    }
-}
-
-impl ServerCertVerifier for PinVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if pin_matches(end_entity, &self.pin) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+/// Accepts exactly the server certificate whose SPKI has the pinned hash
+/// (see `tls::pinned`: an expired or self-signed certificate with the
+/// pinned key is fine, a CA-valid one with another key is not).
+pub(super) fn pin_verifier(pin: [u8; 32], provider: Arc<CryptoProvider>) -> PinnedServer {
+    PinnedServer::new(Box::new(move |cert| pin_matches(cert, &pin)), provider)
 }
 
 impl Gateway {
