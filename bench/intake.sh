@@ -9,9 +9,10 @@
 # Only the storescu run is timed. Every run gets a fresh, empty storage
 # directory and is checked to have received every instance.
 #
-# Usage: bench/intake.sh [--repeat N] [--count N]
+# Usage: bench/intake.sh [--repeat N] [--count N] [--round tuned|default]
 #   --repeat N  run each contender N times per round, report the median (1)
 #   --count N   slices in the series (500; smaller for a quick smoke run)
+#   --round R   only that round (both by default)
 # Needs: cargo build --release --bins, and dcmtk, orthanc, curl installed
 # (`make bench` does all of it). Writes everything under bench/out/ and the
 # table also to bench/out/intake-latest.txt.
@@ -31,7 +32,10 @@ while (($#)); do
   case $1 in
     --repeat) REPEAT=${2:?--repeat needs a number}; shift 2 ;;
     --count) COUNT=${2:?--count needs a number}; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --round)
+      [[ ${2:-} == tuned || ${2:-} == default ]] || die "--round is tuned or default"
+      ROUNDS=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
 done
