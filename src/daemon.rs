@@ -155,9 +155,9 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         blocking(move || tls::TlsState::load(&config)).await??
     };
     let relay = {
-        let (config, db, inbox, ingestor, journal, authz) = (
+        let (config, queue, inbox, ingestor, journal, authz) = (
             config.clone(),
-            store.db.clone(),
+            store.queue.clone(),
             store.inbox.clone(),
             ingestor.clone(),
             journal.clone(),
@@ -166,7 +166,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         let (chain, key) = tls::own_identity(&config)?;
         Arc::new(
             blocking(move || {
-                Relay::open(&config, &db, inbox, ingestor, journal, authz, chain, key)
+                Relay::open(&config, queue, inbox, ingestor, journal, authz, chain, key)
             })
             .await??,
         )

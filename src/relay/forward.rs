@@ -181,12 +181,11 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// The forwarding queue in `db`'s queue (adopting the entries of the
-    /// tree forwarding had before). Blocking.
-    pub fn open(db: &sled::Db) -> Result<Forwarder, ForwardError> {
-        let store = SledQueue::open(db)?;
+    /// Forwarding on the store's queue (adopting the entries of the tree
+    /// forwarding had before). Blocking.
+    pub fn open(store: &Arc<SledQueue>) -> Result<Forwarder, ForwardError> {
         store.adopt(upgrade::OLD_TREE, upgrade::upgrade)?;
-        Ok(Forwarder::on(store, "pacs"))
+        Ok(Forwarder::on(store.clone(), "pacs"))
     }
 
     /// The forwarding queue in `store`, to the PACS named `target`.

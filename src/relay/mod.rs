@@ -28,7 +28,7 @@ use crate::authz::{Authz, GrantId};
 use crate::config::Config;
 use crate::ingest::Ingestor;
 use crate::journal::{Event, Journal, Relay as RelayEvent};
-use crate::store::{InboxStore, StoreError, Timestamp, Uid, private_dir};
+use crate::store::{InboxStore, SledQueue, StoreError, Timestamp, Uid, private_dir};
 use book::Book;
 use forward::Forwarder;
 use openpgp::{KeyAlgorithm, OwnKey};
@@ -138,7 +138,7 @@ impl Relay {
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         config: &Config,
-        db: &sled::Db,
+        queue: Arc<SledQueue>,
         inbox: Arc<dyn InboxStore>,
         ingestor: Ingestor,
         journal: Journal,
@@ -157,7 +157,7 @@ impl Relay {
         remove_partial(&outbox_dir);
         // forwarding's entries are adopted even with forwarding off now,
         // so that none stays behind in the old tree
-        let forwarder = Forwarder::open(db)?;
+        let forwarder = Forwarder::open(&queue)?;
         let forwarder = config.forward.pacs.as_ref().map(|pacs| {
             forwarder
                 .with_target(&pacs.to_string())
@@ -166,8 +166,8 @@ impl Relay {
         Ok(Relay {
             key,
             book,
-            outbox: Outbox::open(db)?,
-            queue: crate::store::SledQueue::open(db)?,
+            outbox: Outbox::open(&queue)?,
+            queue,
             inbox: inbox::Inbox::new(inbox),
             org_name: config.org_name.clone(),
             org_ura: config.org_ura.to_string(),

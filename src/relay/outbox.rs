@@ -17,7 +17,7 @@ use crate::store::{QueueStore, SledQueue, Timestamp, Uid};
 
 /// The sled tree of the outbox before it became queue entries (adopted
 /// on open).
-const OLD_TREE: &str = "relay_outbox";
+const OLD_TREE: &str = crate::store::trees::RELAY_OUTBOX;
 
 /// Retries: 5 s after the first failed attempt, doubling up to 15 min;
 /// given up 72 h after the first failed attempt.
@@ -100,12 +100,11 @@ impl From<QueueError> for RelayError {
 }
 
 impl Outbox {
-    /// The outbox in `db`'s queue, adopting the pushes of the tree the
-    /// outbox had before. Blocking.
-    pub fn open(db: &sled::Db) -> Result<Outbox, RelayError> {
-        let store = SledQueue::open(db)?;
+    /// The outbox on the store's queue, adopting the pushes of the tree
+    /// the outbox had before. Blocking.
+    pub fn open(store: &Arc<SledQueue>) -> Result<Outbox, RelayError> {
         store.adopt(OLD_TREE, upgrade)?;
-        Ok(Outbox::on(store))
+        Ok(Outbox::on(store.clone()))
     }
 
     /// The outbox in `store`.
@@ -211,7 +210,7 @@ mod tests {
         let old = db.open_tree(OLD_TREE).unwrap();
         old.insert("0a1b", OLD).unwrap();
         old.insert("0c0d", SENT).unwrap();
-        let outbox = Outbox::open(&db).unwrap();
+        let outbox = Outbox::open(&SledQueue::open(&db).unwrap()).unwrap();
         let items = outbox.list().unwrap();
         assert_eq!(items.len(), 2);
         let pending = outbox.get("0a1b").unwrap().unwrap();
@@ -231,7 +230,7 @@ mod tests {
                 .iter()
                 .any(|n| n.as_ref() == OLD_TREE.as_bytes())
         );
-        let again = Outbox::open(&db).unwrap();
+        let again = Outbox::open(&SledQueue::open(&db).unwrap()).unwrap();
         assert_eq!(again.list().unwrap(), items);
         match again.next_due(Timestamp::now()).unwrap() {
             Due::Now(item) => assert_eq!(item.id, "0a1b"),

@@ -66,11 +66,12 @@ pub struct Store {
     pub grants: Arc<dyn GrantStore>,
     /// What the relay inbox remembers.
     pub inbox: Arc<dyn InboxStore>,
-    /// The sled database behind the index, for the outbox's and the
-    /// forwarder's queues only (they open their trees themselves until the
-    /// one queue's store side lands); every other relation is a handle
-    /// above.
-    pub db: sled::Db,
+    /// The one work queue (outbox, forwarding). Concrete, not the trait:
+    /// its owners adopt their pre-queue sled trees through it on open.
+    pub queue: Arc<SledQueue>,
+    /// For the test that lists every tree the store opens.
+    #[cfg(test)]
+    db: sled::Db,
     running_marker: PathBuf,
     /// The previous run did not shut down cleanly (or met an index error):
     /// the index may lag the files.
@@ -112,6 +113,8 @@ impl Store {
             files,
             grants: grant_store(&index)?,
             inbox: sled_trees::inbox_store(&index)?,
+            queue: SledQueue::open(index.db())?,
+            #[cfg(test)]
             db: index.db().clone(),
             index: Arc::new(index),
             running_marker,
@@ -142,6 +145,8 @@ impl Store {
             files: FileStore::open(dir.join("instances"), dir.join("tmp"))?,
             grants: grant_store(&index)?,
             inbox: sled_trees::inbox_store(&index)?,
+            queue: SledQueue::open(index.db())?,
+            #[cfg(test)]
             db: index.db().clone(),
             index: Arc::new(index),
             running_marker: dir.join("pushgate.running"),

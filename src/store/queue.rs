@@ -9,7 +9,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use super::StoreError;
 
 /// Name of the sled tree.
-pub const TREE: &str = "queue";
+pub const TREE: &str = super::trees::QUEUE;
 /// Old entries moved per transaction by [`SledQueue::adopt`]: each batch
 /// is atomic, and bounded in memory.
 const ADOPT_BATCH: usize = 512;

@@ -22,8 +22,11 @@ pub const RELAY_RECEIVED: &str = "relay_received";
 /// Where each study received from a peer came from, by study UID.
 pub const RELAY_ORIGINS: &str = "relay_origins";
 
-/// The durable work queues of the outbox and the forwarder (opened by
-/// their own code until the one queue's store side lands).
+/// The one durable work queue (`QueueStore`): pushes and forwards, by
+/// `<kind>/<id>`.
+pub const QUEUE: &str = "queue";
+/// The outbox's and the forwarder's trees before the one queue: read once
+/// on open, their entries moved into `QUEUE` (store/queue.rs `adopt`).
 pub const RELAY_OUTBOX: &str = "relay_outbox";
 pub const FORWARD: &str = "forward";
 
@@ -39,6 +42,7 @@ pub const ALL: &[&str] = &[
     GRANTS_META,
     RELAY_RECEIVED,
     RELAY_ORIGINS,
+    QUEUE,
     RELAY_OUTBOX,
     FORWARD,
 ];

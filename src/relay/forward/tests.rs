@@ -112,7 +112,7 @@ async fn enqueued_instances_reach_the_pacs() {
     let fx = fixture();
     let scp_dir = tempfile::tempdir().unwrap();
     let scp = StoreScp::start(scp_dir.path(), &["+xa"]);
-    let forwarder = Forwarder::open(&fx.store.db).unwrap();
+    let forwarder = Forwarder::open(&fx.store.queue).unwrap();
     let (stop, worker) = spawn_worker(&forwarder, scp.address(), &fx.store);
     let started = Instant::now();
     forwarder.enqueue(&fx.keys).unwrap();
@@ -142,7 +142,7 @@ async fn pacs_down_then_up() {
     let fx = fixture();
     let port = free_port();
     let pacs: PacsAddress = format!("PACS@127.0.0.1:{port}").parse().unwrap();
-    let forwarder = Forwarder::open(&fx.store.db)
+    let forwarder = Forwarder::open(&fx.store.queue)
         .unwrap()
         .with_backoff(Duration::from_millis(40));
     let (stop, worker) = spawn_worker(&forwarder, pacs, &fx.store);
@@ -170,7 +170,7 @@ async fn pacs_down_then_up() {
 async fn giving_up_marks_failed() {
     let fx = fixture();
     let pacs: PacsAddress = format!("PACS@127.0.0.1:{}", free_port()).parse().unwrap();
-    let forwarder = Forwarder::open(&fx.store.db)
+    let forwarder = Forwarder::open(&fx.store.queue)
         .unwrap()
         .with_backoff(Duration::from_millis(20))
         .with_give_up_after(Duration::from_millis(150));
@@ -194,11 +194,11 @@ async fn pending_items_survive_a_restart() {
     let open_db = |p: &Path| sled::Config::new().path(p).open().unwrap();
     {
         let db = open_db(db_dir.path());
-        let forwarder = Forwarder::open(&db).unwrap();
+        let forwarder = Forwarder::open(&crate::store::SledQueue::open(&db).unwrap()).unwrap();
         forwarder.enqueue(&fx.keys).unwrap();
     }
     let db = open_db(db_dir.path());
-    let forwarder = Forwarder::open(&db).unwrap();
+    let forwarder = Forwarder::open(&crate::store::SledQueue::open(&db).unwrap()).unwrap();
     let items = status_of(&forwarder);
     assert_eq!(items.iter().map(|i| i.key.clone()).collect::<Vec<_>>(), {
         let mut keys = fx.keys.clone();
@@ -236,7 +236,7 @@ async fn refused_instances_fail_at_once_and_can_be_requeued() {
         &scp_dir.path().join("in"),
         &["-xf", cfg.to_str().unwrap(), "Default"],
     );
-    let forwarder = Forwarder::open(&fx.store.db).unwrap();
+    let forwarder = Forwarder::open(&fx.store.queue).unwrap();
     let (stop, worker) = spawn_worker(&forwarder, scp.address(), &fx.store);
     let us = fx.keys[11].clone();
     forwarder

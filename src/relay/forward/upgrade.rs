@@ -8,7 +8,7 @@ use crate::queue::{self, Entry, Job};
 use crate::store::Timestamp;
 
 /// The tree forwarding kept its records in.
-pub const OLD_TREE: &str = "forward";
+pub const OLD_TREE: &str = crate::store::trees::FORWARD;
 
 /// A record exactly as it was stored there.
 #[derive(Deserialize)]
@@ -82,7 +82,7 @@ mod tests {
             r#"{"state":{"state":"failed","reason":"status 0xA700","attempts":1,"at":"2026-01-02T03:01:00.000Z"},"attempts":1,"next_attempt":"2026-01-02T03:00:00.000Z","last_error":"status 0xA700","seq":9}"#,
         )
         .unwrap();
-        let f = Forwarder::open(&db).unwrap();
+        let f = Forwarder::open(&crate::store::SledQueue::open(&db).unwrap()).unwrap();
         let items = f.status().unwrap();
         assert_eq!(items.len(), 3, "{items:?}");
         assert_eq!(items[0].state, ForwardState::Pending);
@@ -108,6 +108,12 @@ mod tests {
                 .iter()
                 .any(|n| n.as_ref() == OLD_TREE.as_bytes())
         );
-        assert_eq!(Forwarder::open(&db).unwrap().status().unwrap(), items);
+        assert_eq!(
+            Forwarder::open(&crate::store::SledQueue::open(&db).unwrap())
+                .unwrap()
+                .status()
+                .unwrap(),
+            items
+        );
     }
 }

@@ -184,7 +184,7 @@ fn build(config: &Config, gates: Gates) -> (Arc<App>, Arc<Store>) {
     let relay = Arc::new(
         Relay::open(
             config,
-            &store.db,
+            store.queue.clone(),
             store.inbox.clone(),
             ingestor,
             journal,
