@@ -157,11 +157,11 @@ impl Watch {
                 }
             })
             .map_err(io::Error::other)?;
-        watcher
-            .watch(&self.dir, RecursiveMode::Recursive)
-            .map_err(io::Error::other)?;
-        tracing::info!(dir = %self.dir.display(), "watching drop folder");
-        self.scan(&self.dir.clone());
+        self.watch_root(&mut watcher)?;
+        if !self.root_gone {
+            tracing::info!(dir = %self.dir.display(), "watching drop folder");
+            self.scan(&self.dir.clone());
+        }
         let mut next_tick = Instant::now() + self.tick;
         loop {
             match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
@@ -207,6 +207,29 @@ impl Watch {
         }
     }
 
+    /// Makes `done/` and `failed/` and watches the folder. A folder that
+    /// vanishes meanwhile (a share unmounted at that moment) is gone, waited
+    /// for like any other time; any other error ends the watcher.
+    fn watch_root(&mut self, watcher: &mut impl Watcher) -> io::Result<()> {
+        let set_up = [DONE, FAILED]
+            .iter()
+            .try_for_each(|bucket| fs::create_dir_all(self.dir.join(bucket)))
+            .and_then(|()| {
+                watcher
+                    .watch(&self.dir, RecursiveMode::Recursive)
+                    .map_err(io::Error::other)
+            });
+        match set_up {
+            Ok(()) => Ok(()),
+            Err(e) if !self.dir.exists() => {
+                tracing::warn!(dir = %self.dir.display(), "drop folder not there ({e}); waiting for it");
+                self.root_gone = true;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The watched folder itself, once a tick (one stat): gone, it is
     /// waited for and watched again when back (inotify dropped the old
     /// watch with it); anything but a directory in its place ends the
@@ -215,16 +238,13 @@ impl Watch {
         match fs::metadata(&self.dir) {
             Ok(meta) if meta.is_dir() => {
                 if self.root_gone {
-                    for bucket in [DONE, FAILED] {
-                        fs::create_dir_all(self.dir.join(bucket))?;
-                    }
                     let _ = watcher.unwatch(&self.dir);
-                    watcher
-                        .watch(&self.dir, RecursiveMode::Recursive)
-                        .map_err(io::Error::other)?;
                     self.root_gone = false;
-                    tracing::info!(dir = %self.dir.display(), "drop folder back; watching it again");
-                    self.scan(&self.dir.clone());
+                    self.watch_root(watcher)?;
+                    if !self.root_gone {
+                        tracing::info!(dir = %self.dir.display(), "drop folder back; watching it again");
+                        self.scan(&self.dir.clone());
+                    }
                 }
                 Ok(())
             }
