@@ -281,9 +281,11 @@ report=$OUT/intake-latest.txt
         'BEGIN { printf "%-9s %-10s %8.2f %7.0f %12.2f %7.0f MB\n", r, c, s, mb / 1e6 / s, s / b, kb / 1024 }'
     done
   done
-  awk -v d="$(median "${TIMES[default/pushgate]}")" -v t="$(median "${TIMES[tuned/pushgate]}")" \
-    -v kb="$(printf '%s\n' "${PEAK[tuned/pushgate]}" "${PEAK[default/pushgate]}" | sort -n | tail -n 1)" \
-    'BEGIN { printf "pushgate default/tuned: %.2fx   pushgate peak RSS: %.0f MB\n", d / t, kb / 1024 }'
+  if ((${#ROUNDS[@]} == 2)); then
+    awk -v d="$(median "${TIMES[default/pushgate]}")" -v t="$(median "${TIMES[tuned/pushgate]}")" \
+      -v kb="$(printf '%s\n' "${PEAK[tuned/pushgate]}" "${PEAK[default/pushgate]}" | sort -n | tail -n 1)" \
+      'BEGIN { printf "pushgate default/tuned: %.2fx   pushgate peak RSS: %.0f MB\n", d / t, kb / 1024 }'
+  fi
   echo "vs pushgate = contender seconds / pushgate seconds in the same round (>1: pushgate faster)"
   echo "tuned: TCP_NODELAY=1 for storescu, storescp, Orthanc; default: TCP_NODELAY unset (Nagle on); pushgate sets TCP_NODELAY+TCP_QUICKACK itself"
   echo "durability: pushgate fsync before each C-STORE-RSP + index; storescp plain files, no fsync, no index;"

@@ -281,8 +281,14 @@ impl<J: Job> Queue<J> {
         Ok(due)
     }
 
+    /// Puts every settled outcome on disk (one sync for a batch).
+    pub fn flush(&self) -> Result<(), QueueError> {
+        Ok(self.store.flush()?)
+    }
+
     /// Changes the open entry `id` unless it was queued again since `seq`
-    /// was read, or is no longer open (false then).
+    /// was read, or is no longer open (false then). On disk after
+    /// [`Queue::flush`].
     pub fn settle(
         &self,
         id: &str,

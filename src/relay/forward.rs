@@ -389,6 +389,9 @@ impl Forwarder {
                 }
             }
         }
+        // one sync for the association's outcomes, as before the queue: a
+        // crash before it forwards those instances again (the PACS keeps one)
+        self.queue.flush()?;
         Ok(tally)
     }
 

@@ -25,7 +25,11 @@ pub trait QueueStore: Send + Sync + 'static {
     /// Every entry whose key starts with `prefix`, in key order.
     fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Replaces `key`'s value if it is still `old`; false if it changed.
+    /// Not on disk until [`QueueStore::flush`]: a batch of outcomes costs
+    /// one sync, not one each.
     fn swap(&self, key: &str, old: &[u8], new: Vec<u8>) -> Result<bool, StoreError>;
+    /// Puts every change so far on disk.
+    fn flush(&self) -> Result<(), StoreError>;
     /// A number higher than any this store gave before.
     fn next_seq(&self) -> Result<u64, StoreError>;
 }
@@ -165,10 +169,12 @@ impl QueueStore for SledQueue {
             .tree
             .compare_and_swap(key.as_bytes(), Some(old), Some(new))?
             .is_ok();
-        if swapped {
-            self.db.flush()?;
-        }
         Ok(swapped)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
     }
 
     fn next_seq(&self) -> Result<u64, StoreError> {
