@@ -9,15 +9,16 @@ use std::sync::Arc;
 
 use hyper::StatusCode;
 
-use super::{App, Body, full};
+use super::access::blocking;
+use super::{App, Body, WebError, full};
 use crate::metrics::{METRICS, Metrics, StateLabel};
 
 /// Reads the state-like values from their owners, then renders.
 pub async fn metrics(app: &Arc<App>) -> hyper::Response<Body> {
     let app = app.clone();
-    let text = tokio::task::spawn_blocking(move || {
+    let text = blocking(move || {
         sample(&app);
-        METRICS.render()
+        Ok::<_, WebError>(METRICS.render())
     })
     .await
     .unwrap_or_default();
@@ -83,7 +84,7 @@ fn sample(app: &App) {
 /// is not.
 pub async fn readyz(app: &Arc<App>) -> hyper::Response<Body> {
     let app = app.clone();
-    let problems = tokio::task::spawn_blocking(move || not_ready(&app))
+    let problems = blocking(move || Ok::<_, WebError>(not_ready(&app)))
         .await
         .unwrap_or_else(|e| vec![format!("check failed: {e}")]);
     if problems.is_empty() {
