@@ -61,7 +61,9 @@ impl Harness {
     pub fn with_gates(gates: Gates) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
-            "data_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            // no high-water mark: /readyz must not depend on the host's disk
+            "data_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             [capacity]\nhigh_water = \"100%\"\nmin_free = \"0\"\n",
             dir.path().display()
         );
         let config = Config::from_toml_str(&text, &dir.path().join("pushgate.toml")).unwrap();
