@@ -7,45 +7,11 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Daemon, eventually, text};
+use common::gateways::{cli_ok, entry, gateway};
+use common::{Daemon, eventually};
 
 const URA_A: &str = "11111111";
 const URA_B: &str = "22222222";
-
-fn gateway(name: &str, ura: &str) -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
-    let book = dir.path().join("peers.toml");
-    std::fs::write(&book, "# filled in by the test\n").unwrap();
-    Daemon::start_in(
-        dir,
-        &format!(
-            "org_name = \"{name}\"\norg_ura = \"{ura}\"\n[relay]\naddress_book = \"{}\"\n",
-            book.display()
-        ),
-    )
-}
-
-fn cli_ok(d: &Daemon, args: &[&str]) -> String {
-    let out = d.cli(args);
-    assert!(out.status.success(), "pushgate {args:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `d`'s address-book entry, as a peer lists it.
-fn entry(d: &Daemon, name: &str, ura: &str) -> String {
-    let armored = cli_ok(d, &["keys", "show", "--armor"]);
-    let shown = cli_ok(d, &["keys", "show"]);
-    let pin = shown
-        .lines()
-        .find_map(|l| l.strip_prefix("tls_spki_sha256 = "))
-        .expect("keys show prints the TLS pin")
-        .to_string();
-    format!(
-        "[[gateway]]\nname = \"{name}\"\nura = \"{ura}\"\nurl = \"https://{}\"\nopenpgp = \"\"\"\n{}\"\"\"\ntls_spki_sha256 = {pin}\n",
-        d.http,
-        armored.trim_end()
-    )
-}
 
 fn listing(d: &Daemon, token: Option<&str>) -> common::Reply {
     d.https(
@@ -62,8 +28,8 @@ fn listing(d: &Daemon, token: Option<&str>) -> common::Reply {
 
 #[test]
 fn a_failing_push_is_listed_with_its_attempts_and_last_error() {
-    let a = gateway("Ziekenhuis A", URA_A);
-    let mut b = gateway("Ziekenhuis B", URA_B);
+    let a = gateway("Ziekenhuis A", URA_A, "");
+    let mut b = gateway("Ziekenhuis B", URA_B, "");
     let book = a.dir.path().join("peers.toml");
     std::fs::write(book.with_extension("tmp"), entry(&b, "Ziekenhuis B", URA_B)).unwrap();
     std::fs::rename(book.with_extension("tmp"), &book).unwrap();

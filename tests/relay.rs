@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::gateways::{cli_ok, entry, gateway};
 use common::{Daemon, Storescp, dataset_bytes, eventually, sop_instance, text};
 
 const URA_A: &str = "11111111";
@@ -27,43 +28,6 @@ fn ct_files() -> Vec<PathBuf> {
 
 fn book_path(d: &Daemon) -> PathBuf {
     d.dir.path().join("peers.toml")
-}
-
-/// A daemon whose address book starts empty (filled in once the peer's
-/// keys exist).
-fn gateway(name: &str, ura: &str, extra: &str) -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
-    let book = dir.path().join("peers.toml");
-    std::fs::write(&book, "# filled in by the test\n").unwrap();
-    Daemon::start_in(
-        dir,
-        &format!(
-            "org_name = \"{name}\"\norg_ura = \"{ura}\"\n[relay]\naddress_book = \"{}\"\n{extra}",
-            book.display()
-        ),
-    )
-}
-
-fn cli_ok(d: &Daemon, args: &[&str]) -> String {
-    let out = d.cli(args);
-    assert!(out.status.success(), "pushgate {args:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The address-book entry for `d`: its OpenPGP certificate and TLS pin.
-fn entry(d: &Daemon, name: &str, ura: &str) -> String {
-    let armored = cli_ok(d, &["keys", "show", "--armor"]);
-    let shown = cli_ok(d, &["keys", "show"]);
-    let pin = shown
-        .lines()
-        .find_map(|l| l.strip_prefix("tls_spki_sha256 = "))
-        .expect("keys show prints the TLS pin")
-        .to_string();
-    format!(
-        "[[gateway]]\nname = \"{name}\"\nura = \"{ura}\"\nurl = \"https://{}\"\nopenpgp = \"\"\"\n{}\"\"\"\ntls_spki_sha256 = {pin}\n",
-        d.http,
-        armored.trim_end()
-    )
 }
 
 fn write_book(d: &Daemon, text: &str) {

@@ -2,6 +2,7 @@
 //! DCMTK tools as peers.
 #![allow(dead_code)]
 
+pub mod gateways;
 pub mod pki;
 pub mod scu;
 pub mod sharing;
