@@ -85,8 +85,8 @@ fn main() {
                     study_uid: Some(format!("1.2.3.{i}")),
                     accession: None,
                     shape: Shape::default(),
-                    issuer: "bench".into(),
                 },
+                &pushgate::journal::ActorRecord::admin_token(),
                 "127.0.0.1",
             )
             .expect("issue");

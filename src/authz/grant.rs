@@ -209,6 +209,10 @@ pub struct GrantState {
     /// that study arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved: Option<Uid>,
+    /// Who issued it in the console or with the admin token (None: passed
+    /// on by a holder, or issued before the console).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_by: Option<crate::journal::ActorRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -232,6 +236,7 @@ impl GrantState {
             expiry_logged: false,
             url_aliases: Vec::new(),
             resolved: None,
+            issued_by: None,
         }
     }
 

@@ -44,7 +44,10 @@ impl State {
         match event {
             Event::GrantIssued { grant, .. } | Event::GrantDelegated { grant, .. } => {
                 let id = grant.id.clone();
-                let state = GrantState::new(Grant::from(grant.clone()));
+                let mut state = GrantState::new(Grant::from(grant.clone()));
+                if let Event::GrantIssued { by, .. } = event {
+                    state.issued_by = by.clone();
+                }
                 self.index(&state);
                 self.by_id.insert(id.clone(), state);
                 vec![id]
@@ -114,6 +117,7 @@ impl State {
             },
             Event::Access(_)
             | Event::Relay(_)
+            | Event::Console(_)
             | Event::Forwarded { .. }
             | Event::StudyDeleted { .. }
             | Event::Dropped { .. }

@@ -11,7 +11,7 @@ use super::decide::{Caller, Denied, live};
 use super::grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target};
 use super::secret;
 use super::service::{Authz, AuthzError};
-use crate::journal::{AccessKind, DenyReason, Event, GrantRecord, Outcome};
+use crate::journal::{AccessKind, ActorRecord, DenyReason, Event, GrantRecord, Outcome};
 use crate::store::{Timestamp, Uid};
 
 /// Longest chain of re-authorizations a grant may start.
@@ -29,7 +29,6 @@ pub struct IssueRequest {
     pub accession: Option<String>,
     #[serde(flatten)]
     pub shape: Shape,
-    pub issuer: String,
 }
 
 /// Scope, recipient, expiry, message and depth: what an operator sets for
@@ -78,6 +77,8 @@ pub struct GrantView {
     pub scope: Scope,
     pub recipient: Recipient,
     pub issuer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_by: Option<ActorRecord>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -220,10 +221,15 @@ impl Authz {
         now.saturating_add(lifetime)
     }
 
-    /// Issues a grant; durable (journaled) before it returns. `from` is the
-    /// address of the administrator's connection, for the audit trail.
-    /// Blocking.
-    pub fn issue(&self, request: IssueRequest, from: &str) -> Result<Issued, AuthzError> {
+    /// Issues a grant; durable (journaled) before it returns. `by`: who is
+    /// logged in (or the admin token), the grant's issuer; `from`: the
+    /// address of their connection, for the audit trail. Blocking.
+    pub fn issue(
+        &self,
+        request: IssueRequest,
+        by: &ActorRecord,
+        from: &str,
+    ) -> Result<Issued, AuthzError> {
         let target = match (&request.study_uid, &request.accession) {
             (Some(uid), None) => {
                 Target::Study(Uid::parse(uid).map_err(|e| invalid(format!("study: {e}")))?)
@@ -240,9 +246,6 @@ impl Authz {
                 ));
             }
         };
-        if request.issuer.trim().is_empty() {
-            return Err(invalid("issuer: the operator's name is required"));
-        }
         let scope = request.shape.scope()?;
         let known = match &target {
             Target::Study(uid) => self.index.study(uid).ok().flatten(),
@@ -265,7 +268,7 @@ impl Authz {
         let (grant, url, code) = self.new_grant(
             target,
             scope,
-            request.issuer.trim().to_string(),
+            by.name.clone(),
             request.shape.recipient()?,
             self.expiry(request.shape.lifetime()?, now),
             request.shape.message.trim().to_string(),
@@ -288,6 +291,7 @@ impl Authz {
                 Event::GrantIssued {
                     grant: GrantRecord::from(&grant),
                     from: from.to_string(),
+                    by: Some(by.clone()),
                 },
             )?;
         }
@@ -453,12 +457,12 @@ impl Authz {
     }
 
     /// Revokes a grant and, with it, every grant passed on from it. Durable
-    /// before it returns; revoking twice changes nothing. `from`: the
-    /// administrator's address. Blocking.
+    /// before it returns; revoking twice changes nothing. `by`: who revoked it; `from`: their
+    /// address. Blocking.
     pub fn revoke(
         &self,
         id: &GrantId,
-        by: &str,
+        by: &ActorRecord,
         reason: &str,
         from: &str,
     ) -> Result<Vec<GrantId>, AuthzError> {
@@ -480,10 +484,11 @@ impl Authz {
             &turn,
             Event::GrantRevoked {
                 grant: id.clone(),
-                by: by.to_string(),
+                by: by.name.clone(),
                 reason: reason.to_string(),
                 cascade: cascade.clone(),
                 from: from.to_string(),
+                actor: Some(by.clone()),
             },
         )?;
         tracing::info!(grant = %id, cascade = cascade.len(), "grant revoked");
@@ -505,6 +510,7 @@ impl Authz {
             scope: g.scope.clone(),
             recipient: g.recipient.clone(),
             issuer: g.issuer.clone(),
+            issued_by: grant.issued_by.clone(),
             created_at: g.created_at,
             expires_at: g.expires_at,
             message: g.message.clone(),

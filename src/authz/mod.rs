@@ -15,6 +15,7 @@ mod push;
 pub mod secret;
 mod service;
 mod shares;
+mod staff;
 mod workers;
 
 pub use admin::{AdminToken, AdminTokenError, bearer, read_token};
@@ -27,6 +28,7 @@ pub use limiter::client_key;
 pub use push::PushDenied;
 pub use service::{Authz, AuthzError, Served};
 pub use shares::{Share, Shares};
+pub use staff::{NotYourRole, Person, Role, StaffAction};
 pub use workers::{AccessionResolver, ExpirySweeper};
 
 #[cfg(test)]

@@ -203,6 +203,7 @@ mod tests {
             None => Event::GrantIssued {
                 grant: crate::journal::GrantRecord::from(&g),
                 from: String::new(),
+                by: None,
             },
             Some(_) => Event::GrantDelegated {
                 grant: crate::journal::GrantRecord::from(&g),
@@ -244,6 +245,7 @@ mod tests {
                 reason: String::new(),
                 cascade: vec![GrantId("c".into())],
                 from: String::new(),
+                actor: None,
             },
         );
         assert_eq!(

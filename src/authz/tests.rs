@@ -48,12 +48,20 @@ fn fixture() -> Fixture {
     }
 }
 
+/// Who issues and revokes in these tests.
+fn op() -> crate::journal::ActorRecord {
+    crate::journal::ActorRecord {
+        id: "local:operator".into(),
+        name: "test operator".into(),
+        role: "user".into(),
+    }
+}
+
 fn request(shape: Shape) -> IssueRequest {
     IssueRequest {
         study_uid: Some("1.2.3".into()),
         accession: None,
         shape,
-        issuer: "test operator".into(),
     }
 }
 
@@ -101,7 +109,7 @@ fn the_first_to_bind_holds_and_everyone_else_gets_the_same_answer() {
     let f = fixture();
     let issued = f
         .authz
-        .issue(request(Shape::default()), "127.0.0.1")
+        .issue(request(Shape::default()), &op(), "127.0.0.1")
         .unwrap();
     let token = token_of(&issued);
     let nobody = anonymous();
@@ -159,6 +167,7 @@ fn revoking_cuts_off_the_holder_and_every_grant_passed_on() {
                 delegation_depth: Some(2),
                 ..Shape::default()
             }),
+            &op(),
             "127.0.0.1",
         )
         .unwrap();
@@ -215,7 +224,7 @@ fn revoking_cuts_off_the_holder_and_every_grant_passed_on() {
 
     let cascade = f
         .authz
-        .revoke(&root.id, "operator", "wrong patient", "127.0.0.1")
+        .revoke(&root.id, &op(), "wrong patient", "127.0.0.1")
         .unwrap();
     assert_eq!(cascade.len(), 2);
     for (token, who) in [
@@ -235,7 +244,7 @@ fn revoking_cuts_off_the_holder_and_every_grant_passed_on() {
     assert_eq!(detail.descendants.len(), 1);
     assert!(
         f.authz
-            .revoke(&root.id, "operator", "again", "127.0.0.1")
+            .revoke(&root.id, &op(), "again", "127.0.0.1")
             .unwrap()
             .is_empty(),
         "idempotent"
@@ -255,6 +264,7 @@ fn a_child_cannot_widen_outlive_or_exceed_depth() {
                 delegation_depth: Some(1),
                 ..Shape::default()
             }),
+            &op(),
             "127.0.0.1",
         )
         .unwrap();
@@ -314,7 +324,7 @@ fn codes_bind_once_report_typos_and_are_rate_limited() {
     let f = fixture();
     let issued = f
         .authz
-        .issue(request(Shape::default()), "127.0.0.1")
+        .issue(request(Shape::default()), &op(), "127.0.0.1")
         .unwrap();
     // a typo: caught by the check character, before any lookup
     let mut typo: Vec<char> = issued.code.chars().collect();
@@ -384,6 +394,7 @@ fn organization_grants_need_a_uzi_certificate_of_that_ura_and_role() {
                 roles: vec!["01.039".into()],
                 ..Shape::default()
             }),
+            &op(),
             "127.0.0.1",
         )
         .unwrap();
@@ -426,6 +437,7 @@ fn state_comes_back_from_the_journal_alone() {
                 delegation_depth: Some(1),
                 ..Shape::default()
             }),
+            &op(),
             "127.0.0.1",
         )
         .unwrap();
@@ -441,7 +453,7 @@ fn state_comes_back_from_the_journal_alone() {
     let child = authz
         .delegate(&token, caller(&holder, 1), Shape::default())
         .unwrap();
-    authz.revoke(&child.id, "op", "", "127.0.0.1").unwrap();
+    authz.revoke(&child.id, &op(), "", "127.0.0.1").unwrap();
     authz.journal().close();
     drop(authz);
     drop(store);
@@ -487,7 +499,7 @@ fn expiry_cuts_off_and_is_journaled_once() {
     let f = fixture();
     let issued = f
         .authz
-        .issue(request(Shape::default()), "127.0.0.1")
+        .issue(request(Shape::default()), &op(), "127.0.0.1")
         .unwrap();
     // make it expire: rewrite its expiry through the state (as time would)
     {
@@ -521,10 +533,6 @@ fn issuing_checks_what_is_asked() {
             study_uid: Some("../x".into()),
             ..request(Shape::default())
         },
-        IssueRequest {
-            issuer: " ".into(),
-            ..request(Shape::default())
-        },
         request(Shape {
             to_ura: Some("123".into()),
             ..Shape::default()
@@ -550,7 +558,7 @@ fn issuing_checks_what_is_asked() {
     for req in bad {
         assert!(
             matches!(
-                f.authz.issue(req.clone(), "127.0.0.1"),
+                f.authz.issue(req.clone(), &op(), "127.0.0.1"),
                 Err(AuthzError::Invalid(_))
             ),
             "{req:?}"
@@ -564,6 +572,7 @@ fn issuing_checks_what_is_asked() {
                 expires: Some("400d".into()),
                 ..Shape::default()
             }),
+            &op(),
             "127.0.0.1",
         )
         .unwrap();
@@ -577,6 +586,7 @@ fn issuing_checks_what_is_asked() {
                 accession: Some("ACC123".into()),
                 ..request(Shape::default())
             },
+            &op(),
             "127.0.0.1",
         )
         .unwrap();
@@ -594,6 +604,7 @@ fn a_uzi_only_grant_stays_within_its_organization_and_roles() {
                 delegation_depth: Some(2),
                 ..Shape::default()
             }),
+            &op(),
             "127.0.0.1",
         )
         .unwrap();
@@ -721,6 +732,7 @@ fn a_grant_by_accession_is_pinned_to_the_first_study_that_arrives() {
                 accession: Some("ACC7".into()),
                 ..request(Shape::default())
             },
+            &op(),
             "127.0.0.1",
         )
         .unwrap();
@@ -786,7 +798,7 @@ fn of_two_first_uses_at_once_exactly_one_binds() {
     let f = Arc::new(fixture());
     let issued = f
         .authz
-        .issue(request(Shape::default()), "127.0.0.1")
+        .issue(request(Shape::default()), &op(), "127.0.0.1")
         .unwrap();
     let token = token_of(&issued);
     let threads: Vec<_> = (0..8)
@@ -817,6 +829,7 @@ fn a_child_dies_with_its_expired_parent() {
                 delegation_depth: Some(1),
                 ..Shape::default()
             }),
+            &op(),
             "127.0.0.1",
         )
         .unwrap();
@@ -877,6 +890,7 @@ fn replayed_state_equals_live_state() {
                 delegation_depth: Some(1),
                 ..Shape::default()
             }),
+            &op(),
             "127.0.0.1",
         )
         .unwrap();
@@ -892,8 +906,10 @@ fn replayed_state_equals_live_state() {
         .delegate(&token_of(&a), caller(&holder, 1), Shape::default())
         .unwrap();
     authz.redeem(&child.code, caller(&anonymous(), 2)).unwrap();
-    let b = authz.issue(request(Shape::default()), "127.0.0.1").unwrap();
-    authz.revoke(&b.id, "op", "test", "127.0.0.1").unwrap();
+    let b = authz
+        .issue(request(Shape::default()), &op(), "127.0.0.1")
+        .unwrap();
+    authz.revoke(&b.id, &op(), "test", "127.0.0.1").unwrap();
     let snapshot = |authz: &Authz| {
         let state = authz.read();
         let mut all: Vec<String> = state
@@ -934,6 +950,7 @@ fn a_torn_line_cut_inside_a_character_is_repaired() {
                 message: "verwijzing naar dr. Müller".into(),
                 ..Shape::default()
             }),
+            &op(),
             "127.0.0.1",
         )
         .unwrap();
@@ -968,8 +985,12 @@ fn a_journal_shorter_than_the_applied_state_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::temporary(dir.path()).unwrap();
     let authz = open(dir.path(), &store);
-    authz.issue(request(Shape::default()), "127.0.0.1").unwrap();
-    authz.issue(request(Shape::default()), "127.0.0.1").unwrap();
+    authz
+        .issue(request(Shape::default()), &op(), "127.0.0.1")
+        .unwrap();
+    authz
+        .issue(request(Shape::default()), &op(), "127.0.0.1")
+        .unwrap();
     authz.journal().close();
     drop(authz);
     let segment = std::fs::read_dir(dir.path().join("journal"))
@@ -1028,6 +1049,7 @@ fn a_study_being_deleted_takes_no_new_grant() {
                 study_uid: Some("1.8.1".into()),
                 ..request(Shape::default())
             },
+            &op(),
             "127.0.0.1",
         )
         .expect("not marked: shared as usual");
@@ -1041,6 +1063,7 @@ fn a_study_being_deleted_takes_no_new_grant() {
             study_uid: Some("1.8.1".into()),
             ..request(Shape::default())
         },
+        &op(),
         "127.0.0.1",
     );
     assert!(

@@ -2,7 +2,10 @@
 //! operator's TOML file, validated once into typed values. Nothing downstream
 //! sees a raw string that still needs checking.
 
+mod console;
 mod raw;
+
+pub use console::{ConsoleConfig, OidcConfig};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +41,7 @@ pub struct Config {
     pub dicom: DicomConfig,
     pub http: HttpConfig,
     pub admin: AdminConfig,
+    pub console: ConsoleConfig,
     pub grants: GrantsConfig,
     pub import: ImportConfig,
     pub relay: RelayConfig,
@@ -99,6 +103,9 @@ pub struct TlsFiles {
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub token_file: PathBuf,
+    /// The admin API on the public listener too (the upgrade path for
+    /// scripts of before the console); off: only on the console's.
+    pub on_public_listener: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -259,6 +266,11 @@ impl Config {
     /// Where a client on this host reaches the HTTPS listener.
     pub fn local_http_addr(&self) -> SocketAddr {
         local_addr(self.http.listen)
+    }
+
+    /// Where a client on this host reaches the console (and the admin API).
+    pub fn local_console_addr(&self) -> SocketAddr {
+        local_addr(self.console.listen)
     }
 
     /// Where a client on this host reaches the DICOM listener.

@@ -25,6 +25,7 @@ pub(super) struct RawConfig {
     dicom: RawDicom,
     http: RawHttp,
     admin: RawAdmin,
+    console: super::console::RawConsole,
     grants: RawGrants,
     import: RawImport,
     relay: RawRelay,
@@ -68,6 +69,7 @@ struct RawHttp {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     token_file: String,
+    on_public_listener: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,6 +231,7 @@ impl RawConfig {
 
         let dicom = self.dicom.validate()?;
         let http = self.http.validate(&data_dir)?;
+        let console = self.console.validate()?;
         let token_file = match self.admin.token_file.trim() {
             "" => data_dir.join("admin.token"),
             path => PathBuf::from(path),
@@ -317,7 +320,11 @@ impl RawConfig {
             org_ura,
             dicom,
             http,
-            admin: AdminConfig { token_file },
+            admin: AdminConfig {
+                token_file,
+                on_public_listener: self.admin.on_public_listener,
+            },
+            console,
             grants,
             import,
             relay,
@@ -490,7 +497,7 @@ fn cors_origin(origin: &str) -> Result<String, ConfigError> {
     }
 }
 
-fn invalid(key: &'static str, message: &str) -> ConfigError {
+pub(super) fn invalid(key: &'static str, message: &str) -> ConfigError {
     ConfigError::Invalid {
         key,
         message: message.to_string(),
@@ -504,14 +511,14 @@ fn non_empty<'a>(key: &'static str, value: &'a str) -> Result<&'a str, ConfigErr
     }
 }
 
-fn optional_path(value: &str) -> Option<PathBuf> {
+pub(super) fn optional_path(value: &str) -> Option<PathBuf> {
     match value.trim() {
         "" => None,
         v => Some(PathBuf::from(v)),
     }
 }
 
-fn parse_socket_addr(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+pub(super) fn parse_socket_addr(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
     value.trim().parse().map_err(|_| {
         invalid(
             key,

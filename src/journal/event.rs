@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::actor::{ActorRecord, ConsoleEvent};
 use super::grant::{GrantRecord, HolderRecord};
 use crate::base::GrantId;
 use crate::store::Uid;
@@ -17,6 +18,9 @@ pub enum Event {
         /// The administrator's address and how it authenticated.
         #[serde(default)]
         from: String,
+        /// Who issued it (absent in journals from before the console).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<ActorRecord>,
     },
     /// A holder passed a grant on (doorautoriseren); `grant.parent` is set.
     GrantDelegated {
@@ -44,6 +48,9 @@ pub enum Event {
         cascade: Vec<GrantId>,
         #[serde(default)]
         from: String,
+        /// Who revoked it (`by` is their name; absent before the console).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<ActorRecord>,
     },
     /// Its time ran out (journaled when noticed).
     GrantExpired {
@@ -56,6 +63,8 @@ pub enum Event {
         study: Uid,
     },
     Access(Access),
+    /// Staff in the console: logins, refusals, accounts.
+    Console(ConsoleEvent),
     /// Gateway push: something happened to a package (see [`Relay`]).
     Relay(Relay),
     /// An instance received from a gateway reached the local PACS, or

@@ -11,6 +11,7 @@
 //! Files: `journal/<first seq, 20 digits>.jsonl`, a new one after 64 MiB;
 //! `journal/head.asc`, the signed head (see `head`).
 
+mod actor;
 pub mod event;
 mod grant;
 mod head;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 
+pub use actor::{ActorRecord, ConsoleEvent};
 pub use event::{Access, AccessKind, BindVia, DenyReason, Event, Outcome, Relay, Who};
 pub use grant::{
     CertRecord, GrantRecord, HolderRecord, RecipientRecord, ScopeRecord, TargetRecord, UziRecord,

@@ -96,14 +96,17 @@ fn events() -> Vec<Event> {
         Event::GrantIssued {
             grant: GrantRecord::from(&full_grant()),
             from: "192.0.2.1 (admin token)".into(),
+            by: None,
         },
         Event::GrantIssued {
             grant: GrantRecord::from(&bare_grant()),
             from: String::new(),
+            by: None,
         },
         Event::GrantIssued {
             grant: GrantRecord::from(&org_norole),
             from: "::1".into(),
+            by: None,
         },
         Event::GrantDelegated {
             grant: GrantRecord::from(&full_grant()),
@@ -148,6 +151,7 @@ fn events() -> Vec<Event> {
             reason: "wrong patient".into(),
             cascade: vec![gid("g-c1"), gid("g-c2")],
             from: "192.0.2.7".into(),
+            actor: None,
         },
         Event::GrantRevoked {
             grant: gid("g-bare"),
@@ -155,6 +159,7 @@ fn events() -> Vec<Event> {
             reason: String::new(),
             cascade: vec![],
             from: String::new(),
+            actor: None,
         },
         Event::GrantExpired {
             grant: gid("g-bare"),
