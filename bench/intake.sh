@@ -127,10 +127,11 @@ expect() {
 }
 
 run_pushgate() {
-  local tag=$1 dport hport cfg=$OUT/pushgate.toml dir=$OUT/pushgate-data
+  local tag=$1 dport hport cport cfg=$OUT/pushgate.toml dir=$OUT/pushgate-data
   local log=$LOGS/pushgate-$tag.log out=$LOGS/pushgate-$tag.out got=0 waited=0 json
   free_port dport
   free_port hport
+  free_port cport
   rm -rf "$dir"
   cat >"$cfg" <<EOF
 # written by bench/intake.sh
@@ -139,6 +140,8 @@ data_dir = "$dir"
 listen = "127.0.0.1:$dport"
 [http]
 listen = "127.0.0.1:$hport"
+[console]
+listen = "127.0.0.1:$cport"
 EOF
   "${ROUND_ENV[@]}" "$PUSHGATE" serve --config "$cfg" >"$out" 2>"$log" &
   SERVER_PID=$! SERVER_NAME=pushgate

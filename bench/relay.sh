@@ -108,9 +108,10 @@ start_storescp() { # name port dir
 # start_gateway NAME ORG URA EXTRA: its config, data and book under $RUN
 declare -A CFG=() HTTP=() DICOM=()
 start_gateway() {
-  local name=$1 dport hport cfg=$RUN/$1.toml out=$RUN/$1.out
+  local name=$1 dport hport cport cfg=$RUN/$1.toml out=$RUN/$1.out
   free_port dport
   free_port hport
+  free_port cport
   echo "# filled in below" >"$RUN/$name-peers.toml"
   cat >"$cfg" <<EOF
 # written by bench/relay.sh
@@ -122,6 +123,8 @@ listen = "127.0.0.1:$dport"
 stable_after = "1s"
 [http]
 listen = "127.0.0.1:$hport"
+[console]
+listen = "127.0.0.1:$cport"
 [relay]
 address_book = "$RUN/$name-peers.toml"
 $4

@@ -50,10 +50,11 @@ send() { # aet port log
 
 RUN_SECS=
 run_pushgate() {
-  local tag=$1 dport hport dir=$OUT/retention-pg cfg=$OUT/retention-pg.toml
+  local tag=$1 dport hport cport dir=$OUT/retention-pg cfg=$OUT/retention-pg.toml
   local log=$LOGS/retention-pushgate-$tag.log out=$LOGS/retention-pushgate-$tag.out line micros left
   free_port dport
   free_port hport
+  free_port cport
   rm -rf "$dir"
   cat >"$cfg" <<CFG
 # written by bench/retention.sh
@@ -63,6 +64,8 @@ listen = "127.0.0.1:$dport"
 stable_after = "1s"
 [http]
 listen = "127.0.0.1:$hport"
+[console]
+listen = "127.0.0.1:$cport"
 [retention]
 max_age = "3s"
 sweep_every = "1s"

@@ -116,6 +116,7 @@ free_port PG_HPORT
 free_port OR_DPORT
 free_port OR_HPORT
 free_port OR_TPORT
+free_port PG_CPORT
 NG_DIR=$WORK/nginx
 cat >"$PG_CFG" <<EOF
 # written by bench/retrieve.sh
@@ -126,6 +127,8 @@ listen = "127.0.0.1:$PG_DPORT"
 stable_after = "1s"
 [http]
 listen = "127.0.0.1:$PG_HPORT"
+[console]
+listen = "127.0.0.1:$PG_CPORT"
 EOF
 # Orthanc is measured over HTTPS through nginx, as it is deployed: Orthanc
 # 1.10.1 (Debian 12) with "SslEnabled" crashes with a segmentation fault on

@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::accounts::{Accounts, AccountsError};
 use crate::authz::{
     AccessionResolver, AdminToken, AdminTokenError, Authz, AuthzError, ExpirySweeper,
 };
 use crate::capacity::DiskWatcher;
 use crate::config::Config;
+use crate::console::{self, Console};
 use crate::dimse::{DicomListener, Scp};
 use crate::ingest::dropfolder::DropFolderWorker;
 use crate::ingest::stability::StabilityWorker;
@@ -53,6 +55,8 @@ pub enum DaemonError {
     },
     #[error("relay: {0}")]
     Relay(#[from] RelayError),
+    #[error("accounts: {0}")]
+    Accounts(#[from] AccountsError),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -61,6 +65,8 @@ pub enum DaemonError {
 pub struct Running {
     pub dicom_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The console and the admin API.
+    pub console_addr: SocketAddr,
     pub cert_path: PathBuf,
     pub cert_fingerprint: String,
     /// Every background loop and both listeners.
@@ -192,10 +198,13 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
 
     let dicom_listener = bind("DICOM", config.dicom.listen).await?;
     let http_listener = bind("HTTPS", config.http.listen).await?;
+    let console_listener = bind("console", config.console.listen).await?;
     let dicom_addr = dicom_listener
         .local_addr()
         .map_err(|e| DaemonError::Internal(e.to_string()))?;
     let http_addr = web::bound(&http_listener).map_err(|e| DaemonError::Internal(e.to_string()))?;
+    let console_addr =
+        web::bound(&console_listener).map_err(|e| DaemonError::Internal(e.to_string()))?;
 
     let mut workers = Supervisor::new();
     workers.spawn(StabilityWorker::new(
@@ -230,11 +239,41 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         relay: relay.clone(),
         workers: workers.health(),
         gates: web::Gates::default(),
+        admin_on_public: config.admin.on_public_listener,
     });
+    if config.admin.on_public_listener {
+        tracing::warn!(
+            "admin.on_public_listener = true: the admin API also answers on {http_addr}, the recipients' listener; it belongs on the console's ({console_addr})"
+        );
+    }
     start_relay(&config, &relay, &store, &events, &mut workers)?;
     workers.spawn(HttpListener::new(
+        "https",
         http_listener,
         app.clone(),
+        web::Limits::from(&config.http),
+        DRAIN,
+    ));
+    let console = {
+        let accounts = {
+            let (config, store, journal) = (config.clone(), store.clone(), journal.clone());
+            blocking(move || Accounts::open(&config, &store, journal)).await??
+        };
+        let own_tls = {
+            let config = config.clone();
+            blocking(move || console::own_tls(&config)).await??
+        };
+        Arc::new(Console::new(
+            app.clone(),
+            config.clone(),
+            Arc::new(accounts),
+            own_tls,
+        ))
+    };
+    workers.spawn(HttpListener::new(
+        "console",
+        console_listener,
+        console,
         web::Limits::from(&config.http),
         DRAIN,
     ));
@@ -248,6 +287,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     Ok(Running {
         dicom_addr,
         http_addr,
+        console_addr,
         cert_path,
         cert_fingerprint,
         workers,

@@ -5,11 +5,13 @@
 //! One module per component of DESIGN.md; `main.rs` only parses the command
 //! line and calls in here.
 
+pub mod accounts;
 pub mod authz;
 pub mod base;
 pub mod capacity;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod dimse;
 pub mod http_client;

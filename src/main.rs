@@ -67,9 +67,6 @@ enum Command {
         /// How often it may be passed on (doorautoriseren); 0: never.
         #[arg(long = "delegation-depth", value_name = "N")]
         delegation_depth: Option<u8>,
-        /// Who shares it (default: your user name).
-        #[arg(long)]
-        issuer: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -178,12 +175,6 @@ enum AuditCommand {
         #[arg(long)]
         since: Option<String>,
     },
-}
-
-fn operator() -> String {
-    std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "operator".to_string())
 }
 
 fn init_logging(format: LogFormat) {
@@ -296,7 +287,6 @@ fn run(mut args: Args) -> anyhow::Result<()> {
             expires,
             message,
             delegation_depth,
-            issuer,
             json,
         } => {
             let args = cli::ShareArgs {
@@ -310,7 +300,6 @@ fn run(mut args: Args) -> anyhow::Result<()> {
                 expires,
                 message,
                 delegation_depth,
-                issuer: issuer.unwrap_or_else(operator),
             };
             if args.study_uid.is_none() && args.accession.is_none() {
                 anyhow::bail!(
@@ -333,7 +322,6 @@ fn run(mut args: Args) -> anyhow::Result<()> {
             runtime.block_on(cli::revoke(
                 &config,
                 &grant_id,
-                &operator(),
                 &reason,
                 json,
                 &mut std::io::stdout(),
@@ -470,7 +458,7 @@ async fn serve(
         }
     };
     println!(
-        "pushgate {} ready\n  config      {}\n  data        {}\n  DICOM       {} (AE title {}){}\n  HTTPS       https://{}  (health: /healthz)\n  links       {}/s/…\n  TLS cert    {}\n              SHA-256 {}\n  admin token {}{}",
+        "pushgate {} ready\n  config      {}\n  data        {}\n  DICOM       {} (AE title {}){}\n  HTTPS       https://{}  (health: /healthz)\n  console     https://{}/console/  (and the admin API)\n  links       {}/s/…\n  TLS cert    {}\n              SHA-256 {}\n  admin token {}{}",
         env!("CARGO_PKG_VERSION"),
         config_file
             .as_ref()
@@ -493,6 +481,7 @@ async fn serve(
             )
         },
         running.http_addr,
+        running.console_addr,
         config.public_url,
         running.cert_path.display(),
         running.cert_fingerprint,
@@ -508,8 +497,8 @@ async fn serve(
     );
     // One line for scripts and tests to wait on.
     println!(
-        "pushgate listening dicom={} http={}",
-        running.dicom_addr, running.http_addr
+        "pushgate listening dicom={} http={} console={}",
+        running.dicom_addr, running.http_addr, running.console_addr
     );
     notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
     let health = running.health();

@@ -261,7 +261,9 @@ fn padded_json() -> String {
 
 #[test]
 fn early_refusals_reach_http2_clients_with_their_reason() {
-    let daemon = Daemon::start();
+    // the admin API on the public listener too (the upgrade path), so that
+    // one listener shows all three refusals
+    let daemon = Daemon::start_with("[admin]\non_public_listener = true\n");
     let body = padded_json();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("body.json");

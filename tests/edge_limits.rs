@@ -21,7 +21,13 @@ fn refusal_bound(since: Instant) -> usize {
 /// `count` POSTs (or GETs) in one curl run, one connection reused: the
 /// status of each and its Retry-After, one line per request.
 fn burst(daemon: &Daemon, from: &str, path: &str, headers: &[&str], count: usize) -> Vec<String> {
-    let url = format!("https://127.0.0.1:{}{path}", daemon.http.port());
+    // the admin API lives on the console's listener
+    let port = if path.starts_with("/admin/") {
+        daemon.console.port()
+    } else {
+        daemon.http.port()
+    };
+    let url = format!("https://127.0.0.1:{port}{path}");
     let mut cmd = Command::new("curl");
     cmd.args(["-sk", "--max-time", "120", "--interface", from])
         .args(["-w", "%{http_code} %header{retry-after}\\n"]);

@@ -56,12 +56,16 @@ const LAYERS: &[Layer] = &[
     layer("package", 3),
     // 4: every access decision
     layer("authz", 4),
+    // who staff are (OIDC, local accounts); what they may do is authz's
+    layer("accounts", 4),
     // 5: the protocols and the jobs
     layer("dimse", 5),
     layer("relay", 5),
     layer("retention", 5),
     // 6: the HTTP edge
     layer("web", 6),
+    // the department's console, on its own listener, built on web's
+    layer("console", 6),
     // 7: what puts it all together
     layer("daemon", 7),
     layer("cli", 7),

@@ -45,7 +45,11 @@ const MAX_ANSWER: usize = 64 << 20;
 impl AdminClient {
     pub fn new(config: &Config) -> Result<AdminClient, ClientError> {
         let token = read_token(&config.admin.token_file)?;
-        let (cert_path, _) = tls::cert_paths(config);
+        // the console's own certificate, or the public listener's
+        let cert_path = match &config.console.tls {
+            Some(files) => files.cert.clone(),
+            None => tls::cert_paths(config).0,
+        };
         let cert = tls::load_certs(&cert_path)?.remove(0);
         let provider = tls::crypto_provider();
         let client = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -55,7 +59,7 @@ impl AdminClient {
             .with_custom_certificate_verifier(Arc::new(PinnedServer::exactly(cert, provider)))
             .with_no_client_auth();
         Ok(AdminClient {
-            addr: config.local_http_addr(),
+            addr: config.local_console_addr(),
             token,
             tls: Arc::new(client),
         })

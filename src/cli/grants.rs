@@ -20,7 +20,6 @@ pub struct ShareArgs {
     pub expires: Option<String>,
     pub message: Option<String>,
     pub delegation_depth: Option<u8>,
-    pub issuer: String,
 }
 
 fn text(v: &Value) -> String {
@@ -47,7 +46,6 @@ pub async fn share(
         "exclude_modalities": args.exclude_modalities,
         "exclude_sop_classes": args.exclude_sop_classes,
         "roles": args.roles,
-        "issuer": args.issuer,
         "message": args.message.unwrap_or_default(),
     });
     for (key, value) in [
@@ -157,7 +155,6 @@ pub async fn list(config: &Config, as_json: bool, out: &mut impl Write) -> Resul
 pub async fn revoke(
     config: &Config,
     id: &str,
-    by: &str,
     reason: &str,
     as_json: bool,
     out: &mut impl Write,
@@ -168,7 +165,7 @@ pub async fn revoke(
     let answer = AdminClient::new(config)?
         .post_json(
             &format!("/admin/v1/grants/{id}/revoke"),
-            &json!({ "by": by, "reason": reason }),
+            &json!({ "reason": reason }),
         )
         .await?;
     if as_json {

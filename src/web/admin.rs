@@ -10,6 +10,7 @@ use super::access::blocking;
 use super::router::Admin;
 use super::{App, Body, Refusal, WebError, json, request};
 use crate::authz::{Denied, GrantId, IssueRequest};
+use crate::journal::ActorRecord;
 use crate::relay::SendRequest;
 use crate::store::{PatientAttrs, SeriesRecord, StudyRecord, Timestamp, Uid};
 use serde::Deserialize;
@@ -90,18 +91,20 @@ impl StudyView {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RevokeRequest {
-    by: String,
     #[serde(default)]
     reason: String,
 }
 
-pub(super) async fn handle(
+/// Answers an admin API request, whichever listener it came to.
+pub async fn handle(
     app: &Arc<App>,
     endpoint: Admin,
     request: Request<Inbound>,
     peer: std::net::SocketAddr,
 ) -> Result<Response<Body>, Refusal> {
     let from = format!("{} (admin token)", peer.ip());
+    // the token is the identity: whoever holds it, the journal names it
+    let actor = ActorRecord::admin_token();
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -163,7 +166,8 @@ pub(super) async fn handle(
             let (parts, body) = request::body(request).await?;
             let issue: IssueRequest = request::parse(&parts, &body)?;
             // a grant change waits for the journal
-            let issued = blocking(move || authz.issue(issue, &from).map_err(Refusal::from)).await?;
+            let issued =
+                blocking(move || authz.issue(issue, &actor, &from).map_err(Refusal::from)).await?;
             // a grant for an organization with a gateway is also pushed there
             let id = issued.id.clone();
             let _ = blocking(move || {
@@ -180,7 +184,7 @@ pub(super) async fn handle(
             let g = grant.clone();
             let cascade = blocking(move || {
                 authz
-                    .revoke(&g, &revoke.by, &revoke.reason, &from)
+                    .revoke(&g, &actor, &revoke.reason, &from)
                     .map_err(Refusal::from)
             })
             .await?;

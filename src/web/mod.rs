@@ -15,9 +15,9 @@ mod error;
 mod gates;
 mod inbound;
 mod ops;
-mod pages;
+pub mod pages;
 mod relay;
-mod request;
+pub mod request;
 mod router;
 mod share;
 mod stream;
@@ -42,6 +42,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+pub use admin::{StudyView, handle as admin_api};
 pub use conn::Limits;
 pub use error::{Form, Refusal, Reply, WebError, respond};
 pub use gates::Gates;
@@ -51,8 +52,8 @@ use crate::authz::{AdminToken, Authz, CertIdentity};
 use crate::store::Index;
 use crate::tls;
 use crate::worker::{Progress, Stop, Worker, WorkerError};
-use inbound::Inbound;
-use request::Connection;
+pub use inbound::Inbound;
+pub use request::Connection;
 
 pub type Body = BoxBody<Bytes, io::Error>;
 
@@ -88,6 +89,9 @@ pub struct App {
     /// How much response work may run at once (streams, renderings,
     /// download layouts).
     pub gates: Gates,
+    /// `admin.on_public_listener`: the admin API answers here too, not
+    /// only on the console's listener.
+    pub admin_on_public: bool,
 }
 
 pub fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
@@ -110,12 +114,42 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body>
     }
 }
 
-async fn handle(
-    app: Arc<App>,
+/// What a listener serves: the public site ([`App`]: recipients,
+/// DICOMweb, relay) or the department's console (`console::Console`). The
+/// connection handling — TLS, HTTP/1.1 and /2, limits, idle and drain — is
+/// the same for both; the answers are not.
+pub trait Site: Send + Sync + 'static {
+    /// The TLS a new connection is accepted with and client certificates
+    /// are judged by (the current one: SIGHUP may replace it).
+    fn tls(&self) -> Arc<tls::TlsState>;
+
+    fn answer(
+        self: Arc<Self>,
+        connection: Arc<Connection>,
+        request: Request<Inbound>,
+    ) -> impl std::future::Future<Output = Response<Body>> + Send;
+}
+
+impl Site for App {
+    fn tls(&self) -> Arc<tls::TlsState> {
+        self.tls.load_full()
+    }
+
+    async fn answer(
+        self: Arc<Self>,
+        connection: Arc<Connection>,
+        request: Request<Inbound>,
+    ) -> Response<Body> {
+        answer(&self, &connection, request).await
+    }
+}
+
+async fn handle<S: Site>(
+    site: Arc<S>,
     connection: Arc<Connection>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let connection = current(connection, &app);
+    let connection = current(connection, &site.tls());
     let head = request.method() == hyper::Method::HEAD;
     let (parts, body) = request.into_parts();
     let expects_continue = parts
@@ -123,7 +157,9 @@ async fn handle(
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let (body, leftover) = Inbound::new(body, expects_continue);
-    let response = answer(&app, &connection, Request::from_parts(parts, body)).await;
+    let response = site
+        .answer(connection, Request::from_parts(parts, body))
+        .await;
     // a request body left unread makes HTTP/2 reset the stream, and the
     // answer with it: read the rest (bounded) first
     leftover.drain().await;
@@ -192,6 +228,8 @@ async fn dispatch(
                 .unwrap_or_else(|refusal| refusal.respond(Form::Json));
             stream::holding(cors::decorate(response, origin), permit)
         }
+        // the admin API lives on the console's listener
+        Endpoint::Admin(_) if !app.admin_on_public => return Err(WebError::NotFound.into()),
         Endpoint::Admin(endpoint) => admin::handle(app, endpoint, request, connection.peer).await?,
         Endpoint::Recipient(endpoint) => share::handle(app, endpoint, request, connection).await?,
     })
@@ -272,54 +310,57 @@ fn identity_of(chain: &[CertificateDer<'static>], trust: &tls::TlsState) -> Opti
 /// The connection as this request sees it: if a reload replaced the client
 /// CAs or CRLs since the handshake, the certificate is judged again, so a
 /// revoked UZI pass on a long-lived HTTP/2 connection stops counting.
-fn current(connection: Arc<Connection>, app: &App) -> Arc<Connection> {
-    let trust = app.tls.load();
+fn current(connection: Arc<Connection>, trust: &tls::TlsState) -> Arc<Connection> {
     if trust.generation == connection.generation || connection.chain.is_empty() {
         return connection;
     }
     Arc::new(Connection {
         peer: connection.peer,
-        certificate: identity_of(&connection.chain, &trust),
+        certificate: identity_of(&connection.chain, trust),
         chain: connection.chain.clone(),
         generation: trust.generation,
     })
 }
 
-/// The HTTPS listener as a worker: its one step serves until stop and
-/// drains. An accept error is retried, never a failure.
-pub struct HttpListener {
+/// An HTTPS listener as a worker (`https` for the public site, `console`
+/// for the console): its one step serves until stop and drains. An accept
+/// error is retried, never a failure.
+pub struct HttpListener<S: Site = App> {
+    name: &'static str,
     listener: Option<TcpListener>,
-    app: Arc<App>,
+    site: Arc<S>,
     limits: conn::Limits,
     drain: Duration,
 }
 
-impl HttpListener {
+impl<S: Site> HttpListener<S> {
     pub fn new(
+        name: &'static str,
         listener: TcpListener,
-        app: Arc<App>,
+        site: Arc<S>,
         limits: conn::Limits,
         drain: Duration,
-    ) -> HttpListener {
+    ) -> HttpListener<S> {
         HttpListener {
+            name,
             listener: Some(listener),
-            app,
+            site,
             limits,
             drain,
         }
     }
 }
 
-impl Worker for HttpListener {
+impl<S: Site> Worker for HttpListener<S> {
     fn name(&self) -> &'static str {
-        "https"
+        self.name
     }
 
     async fn work(&mut self, stop: &Stop) -> Result<Progress, WorkerError> {
         if let Some(listener) = self.listener.take() {
             serve(
                 listener,
-                self.app.clone(),
+                self.site.clone(),
                 self.limits,
                 stop.clone(),
                 self.drain,
@@ -334,9 +375,9 @@ impl Worker for HttpListener {
 
 /// Serves HTTPS on `listener` until `stop`, then lets open requests
 /// finish within `drain`.
-pub async fn serve(
+pub async fn serve<S: Site>(
     listener: TcpListener,
-    app: Arc<App>,
+    site: Arc<S>,
     limits: conn::Limits,
     stop: Stop,
     drain: Duration,
@@ -372,8 +413,9 @@ pub async fn serve(
             continue;
         };
         let _ = socket.set_nodelay(true);
-        let acceptor = TlsAcceptor::from(app.tls.load().server.clone());
-        let (app, builder, stop) = (app.clone(), builder.clone(), stop.clone());
+        let trust = site.tls();
+        let acceptor = TlsAcceptor::from(trust.server.clone());
+        let (site, builder, stop) = (site.clone(), builder.clone(), stop.clone());
         let span = tracing::info_span!(
             "https",
             conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
@@ -396,7 +438,6 @@ pub async fn serve(
                         return;
                     }
                 };
-                let trust = app.tls.load_full();
                 let (certificate, chain) = client_certificate(&tls, &trust);
                 let connection = Arc::new(Connection {
                     peer,
@@ -408,7 +449,7 @@ pub async fn serve(
                 let service = hyper::service::service_fn(move |request| {
                     let id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
                     let busy = requests.begin();
-                    let answer = handle(app.clone(), connection.clone(), request);
+                    let answer = handle(site.clone(), connection.clone(), request);
                     async move { Ok::<_, Infallible>(stream::holding(answer.await?, busy)) }
                         .instrument(tracing::info_span!("request", id))
                 });

@@ -148,7 +148,7 @@ pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     query.map_or_else(Vec::new, |q| form_pairs(q.as_bytes()))
 }
 
-fn form_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+pub fn form_pairs(bytes: &[u8]) -> Vec<(String, String)> {
     String::from_utf8_lossy(bytes)
         .split('&')
         .filter(|p| !p.is_empty())

@@ -62,6 +62,12 @@ pub enum Admin {
 }
 
 impl Endpoint {
+    /// The endpoint a request names (the console's listener serves the
+    /// admin ones of these).
+    pub fn parse(method: &Method, path: &str) -> Result<Endpoint, WebError> {
+        route(method, path)
+    }
+
     /// For people (pages and forms in a browser) rather than programs:
     /// refusals come as HTML when the request asks for it. The APIs
     /// (admin, DICOMweb, relay, monitoring) always answer JSON.

@@ -123,9 +123,12 @@ pub struct Daemon {
     pub config: PathBuf,
     pub dicom: SocketAddr,
     pub http: SocketAddr,
+    /// The console's listener, where the admin API lives too.
+    pub console: SocketAddr,
     pub child: Option<Child>,
     dicom_port: u16,
     http_port: u16,
+    console_port: u16,
     extra: String,
     /// Environment for the daemon process (after RUST_LOG, so it can
     /// replace it).
@@ -165,9 +168,11 @@ impl Daemon {
             dir,
             dicom: "127.0.0.1:0".parse().unwrap(),
             http: "127.0.0.1:0".parse().unwrap(),
+            console: "127.0.0.1:0".parse().unwrap(),
             child: None,
             dicom_port: free_port(),
             http_port: free_port(),
+            console_port: free_port(),
             extra: extra.to_string(),
             env: Vec::new(),
             watchdog_pid: false,
@@ -195,10 +200,16 @@ impl Daemon {
         } else {
             format!("[http]\nlisten = \"127.0.0.1:{}\"\n", self.http_port)
         };
+        let console = if self.extra.contains("[console]") {
+            String::new()
+        } else {
+            format!("[console]\nlisten = \"127.0.0.1:{}\"\n", self.console_port)
+        };
         let extra = self
             .extra
             .replace("DICOM_PORT", &self.dicom_port.to_string())
-            .replace("HTTP_PORT", &self.http_port.to_string());
+            .replace("HTTP_PORT", &self.http_port.to_string())
+            .replace("CONSOLE_PORT", &self.console_port.to_string());
         // keys before extra's first section are top-level: they go first
         let split = extra
             .lines()
@@ -207,7 +218,7 @@ impl Daemon {
         let top: Vec<&str> = extra.lines().take(split).collect();
         let sections: Vec<&str> = extra.lines().skip(split).collect();
         let text = format!(
-            "data_dir = \"{}\"\n{}\n{dicom}{http}{}\n",
+            "data_dir = \"{}\"\n{}\n{dicom}{http}{console}{}\n",
             self.data_dir().display(),
             top.join("\n"),
             sections.join("\n"),
@@ -259,6 +270,9 @@ impl Daemon {
                             }
                             if let Some(a) = part.strip_prefix("http=") {
                                 self.http = a.parse().unwrap();
+                            }
+                            if let Some(a) = part.strip_prefix("console=") {
+                                self.console = a.parse().unwrap();
                             }
                         }
                         self.child = Some(child);
@@ -451,8 +465,20 @@ pub struct Ask<'a> {
 }
 
 impl Daemon {
-    /// One request with curl (HTTP/2 when offered), no redirects followed.
+    /// One request with curl (HTTP/2 when offered), no redirects followed;
+    /// `/admin/…` and `/console/…` go to the console's listener, the rest
+    /// to the public one.
     pub fn https(&self, method: &str, path: &str, ask: Ask<'_>) -> Reply {
+        let on = if path.starts_with("/admin/") || path.starts_with("/console") {
+            self.console
+        } else {
+            self.http
+        };
+        self.https_on(on, method, path, ask)
+    }
+
+    /// One request to the listener at `on`.
+    pub fn https_on(&self, on: SocketAddr, method: &str, path: &str, ask: Ask<'_>) -> Reply {
         let mut cmd = Command::new("curl");
         cmd.args(["-sk", "-i", "--max-time", "20", "-X", method]);
         for (name, value) in &ask.headers {
@@ -473,7 +499,7 @@ impl Daemon {
         if let Some(from) = &ask.from {
             cmd.arg("--interface").arg(from);
         }
-        cmd.arg(format!("https://{}{}", self.http, path));
+        cmd.arg(format!("https://{on}{path}"));
         let out = cmd.output().unwrap();
         // No answer at all (a refused TLS handshake): status 0.
         let split = out

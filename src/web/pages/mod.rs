@@ -55,14 +55,14 @@ impl Lang {
             })
     }
 
-    fn pick<'a>(self, nl: &'a str, en: &'a str) -> &'a str {
+    pub fn pick<'a>(self, nl: &'a str, en: &'a str) -> &'a str {
         match self {
             Lang::Nl => nl,
             Lang::En => en,
         }
     }
 
-    fn code(self) -> &'static str {
+    pub fn code(self) -> &'static str {
         self.pick("nl", "en")
     }
 }
