@@ -381,7 +381,7 @@ fn a_journal_written_before_its_own_record_shapes_verifies_and_replays() {
     std::fs::copy(&golden, segment(&daemon, 1)).unwrap();
     let verify = daemon.cli(&["audit", "verify"]);
     assert!(
-        verify.status.success() && text(&verify).contains("29 record(s)"),
+        verify.status.success() && text(&verify).contains("37 record(s)"),
         "{}",
         text(&verify)
     );
@@ -411,6 +411,10 @@ fn a_journal_written_before_its_own_record_shapes_verifies_and_replays() {
         "{bare}"
     );
     assert_eq!(bare["target"]["accession"], "ACC-0042");
+    // issue 14's lines: the issuer and the revoker as actors
+    let actor = by_id("g-actor");
+    assert_eq!(actor["issued_by"]["id"], "admin-token", "{actor}");
+    assert_eq!(actor["revoked"]["by"], "J. de Vries", "{actor}");
     let org = by_id("g-org");
     assert!(org["holder"].is_null() && org["revoked"].is_null(), "{org}");
     // a refusal, journaled by the new code after the old lines
@@ -424,9 +428,9 @@ fn a_journal_written_before_its_own_record_shapes_verifies_and_replays() {
 
     let lines = lines_of(&segment(&daemon, 1));
     assert!(
-        lines[29..].iter().any(|l| l.contains("\"unknown_token\"")),
+        lines[37..].iter().any(|l| l.contains("\"unknown_token\"")),
         "{:?}",
-        &lines[29..]
+        &lines[37..]
     );
     let old = std::fs::read_to_string(&golden).unwrap();
     assert!(lines.join("\n").starts_with(old.trim_end()));

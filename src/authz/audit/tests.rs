@@ -3,12 +3,13 @@
 //! from `Grant`'s serde derive): every kind of event, built from authz's
 //! types, must read back from those lines as the same record and seal to
 //! the same bytes. A change to `Grant` that would change what is journaled
-//! fails here.
+//! fails here. Lines 30–37 were added with issue 14 (who issued and
+//! revoked, the console's events); lines 1–29 stayed byte for byte.
 
 use crate::authz::{CertIdentity, Grant, GrantId, Holder, Recipient, Scope, Target, Uzi};
 use crate::journal::{
-    Access, AccessKind, BindVia, DenyReason, Event, GrantRecord, HolderRecord, Outcome, Relay, Who,
-    seal,
+    Access, AccessKind, ActorRecord, BindVia, ConsoleEvent, DenyReason, Event, GrantRecord,
+    HolderRecord, Outcome, Relay, Who, seal,
 };
 use crate::store::{Timestamp, Uid};
 
@@ -288,7 +289,68 @@ fn events() -> Vec<Event> {
         },
         Event::Dropped { count: 17 },
         Event::Suppressed { count: 3 },
+        // issue 14: who issued and revoked, and the console's own events
+        Event::GrantIssued {
+            grant: GrantRecord::from(&Grant {
+                id: gid("g-actor"),
+                ..bare_grant()
+            }),
+            from: "192.0.2.14 (admin token)".into(),
+            by: Some(ActorRecord::admin_token()),
+        },
+        Event::GrantRevoked {
+            grant: gid("g-actor"),
+            by: "J. de Vries".into(),
+            reason: "wrong study".into(),
+            cascade: vec![],
+            from: "192.0.2.15".into(),
+            actor: Some(person()),
+        },
+        Event::Console(ConsoleEvent::LoggedIn {
+            actor: person(),
+            via: "oidc".into(),
+            from: "192.0.2.16".into(),
+        }),
+        Event::Console(ConsoleEvent::LoginFailed {
+            account: "jdevries".into(),
+            via: "local".into(),
+            reason: "wrong TOTP".into(),
+            from: "192.0.2.17".into(),
+        }),
+        Event::Console(ConsoleEvent::LoginFailed {
+            account: String::new(),
+            via: "oidc".into(),
+            reason: "ID token audience".into(),
+            from: "192.0.2.18".into(),
+        }),
+        Event::Console(ConsoleEvent::LoggedOut {
+            actor: person(),
+            from: "192.0.2.16".into(),
+        }),
+        Event::Console(ConsoleEvent::Refused {
+            actor: person(),
+            what: "audit".into(),
+            from: "192.0.2.16".into(),
+        }),
+        Event::Console(ConsoleEvent::Account {
+            account: "jdevries".into(),
+            change: "disabled".into(),
+            by: ActorRecord {
+                id: "local:beheer".into(),
+                name: "beheer".into(),
+                role: "admin".into(),
+            },
+            from: String::new(),
+        }),
     ]
+}
+
+fn person() -> ActorRecord {
+    ActorRecord {
+        id: "oidc:https://login.zkh-a.example#8f2c".into(),
+        name: "J. de Vries".into(),
+        role: "user".into(),
+    }
 }
 
 #[test]
