@@ -133,8 +133,22 @@ def enter_code(driver, base, code):
     field.clear()
     field.send_keys(code)
     field.submit()
-    # the form posts to /redeem: wait until its answer replaced this page
-    wait_for(driver, expected_conditions.staleness_of(field), "an answer to the code")
+    # the form posts to /redeem: wait until its answer replaced this page.
+    # Asking a replaced element raises, but not always StaleElementReference
+    # (under load chromedriver also answers "no such execution context"),
+    # which staleness_of does not take as stale: the URL decides first.
+    entry = driver.current_url
+
+    def answered(d):
+        if d.current_url != entry:
+            return True
+        try:
+            field.is_enabled()
+            return False
+        except Exception:  # noqa: BLE001
+            return True
+
+    wait_for(driver, answered, "an answer to the code")
     wait_for(driver, lambda d: d.execute_script("return document.readyState") == "complete", "the page")
 
 
