@@ -10,6 +10,38 @@
 //! from the path, before anything is handled) and `handle`; `router`
 //! matches them without a catch-all.
 
+/// A section not built yet: its one route matches nothing (404). Each
+/// section file replaces this line with its own `Route`, `route`, `handle`.
+macro_rules! unbuilt_section {
+    () => {
+        use hyper::{Method, Request, Response};
+
+        use crate::console::{Console, Ctx};
+        use crate::web::{Body, Inbound, Refusal, WebError};
+
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Route {
+            Index,
+        }
+
+        pub fn route(_method: &Method, _rest: &[&str]) -> Option<Route> {
+            None
+        }
+
+        pub async fn handle(
+            _console: &Console,
+            _ctx: &Ctx,
+            route: Route,
+            _request: Request<Inbound>,
+        ) -> Result<Response<Body>, Refusal> {
+            match route {
+                Route::Index => Err(WebError::NotFound.into()),
+            }
+        }
+    };
+}
+use unbuilt_section;
+
 mod error;
 mod form;
 pub mod pages;
@@ -148,12 +180,7 @@ impl Console {
                 Err(e) => crate::web::respond(&e, Form::Json),
             };
         }
-        let ctx = self.context(connection, &request);
-        let lang_cookie = form::query(&request)
-            .0
-            .iter()
-            .find(|(k, _)| k == "lang")
-            .and_then(|(_, v)| language(v));
+        let (ctx, lang_cookie) = self.context(connection, &request);
         let mut response = match router::route(request.method(), &path) {
             Ok(route) => router::dispatch(self, &ctx, route, request)
                 .await
@@ -178,8 +205,9 @@ impl Console {
 
     /// The session, the language (the switch's `?lang=`, its cookie, or
     /// Accept-Language) and the caller. A session whose person may no
-    /// longer log in (an account disabled) ends here.
-    fn context(&self, connection: &Connection, request: &Request<Inbound>) -> Ctx {
+    /// longer log in (an account disabled) ends here. Also returns the
+    /// language the switch just chose, for its cookie.
+    fn context(&self, connection: &Connection, request: &Request<Inbound>) -> (Ctx, Option<Lang>) {
         let session_id = cookie(request, SESSION_COOKIE);
         let session = session_id.as_deref().and_then(|id| {
             let session = self.sessions.find(id)?;
@@ -190,12 +218,9 @@ impl Console {
                 None
             }
         });
-        let chosen = form::query(request)
-            .0
-            .iter()
-            .find(|(k, _)| k == "lang")
-            .and_then(|(_, v)| language(v))
-            .or_else(|| cookie(request, LANG_COOKIE).as_deref().and_then(language));
+        let switched = language(form::query(request).get("lang"));
+        let chosen =
+            switched.or_else(|| cookie(request, LANG_COOKIE).as_deref().and_then(language));
         let lang = chosen.unwrap_or_else(|| {
             Lang::from_accept_language(
                 request
@@ -204,13 +229,14 @@ impl Console {
                     .and_then(|v| v.to_str().ok()),
             )
         });
-        Ctx {
+        let ctx = Ctx {
             session,
             session_id,
             lang,
             peer: connection.peer,
             path: request.uri().path().to_string(),
-        }
+        };
+        (ctx, switched)
     }
 }
 

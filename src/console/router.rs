@@ -61,7 +61,6 @@ pub fn route(method: &Method, path: &str) -> Result<Route, WebError> {
         },
         [] => None,
     };
-    let _ = (get, post);
     found.ok_or(WebError::NotFound)
 }
 

@@ -1,26 +1,3 @@
 //! The effective configuration, read-only (applicatiebeheerder).
 
-use hyper::{Method, Request, Response};
-
-use super::{Console, Ctx};
-use crate::web::{Body, Inbound, Refusal, WebError};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
-    Index,
-}
-
-pub fn route(_method: &Method, _rest: &[&str]) -> Option<Route> {
-    None
-}
-
-pub async fn handle(
-    _console: &Console,
-    _ctx: &Ctx,
-    route: Route,
-    _request: Request<Inbound>,
-) -> Result<Response<Body>, Refusal> {
-    match route {
-        Route::Index => Err(WebError::NotFound.into()),
-    }
-}
+super::unbuilt_section!();
