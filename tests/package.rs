@@ -255,16 +255,27 @@ fn traced_child(strace: &Child) -> i32 {
 
 /// Waits for a notification datagram containing `what`; returns all seen.
 fn await_notify(socket: &UnixDatagram, what: &str, seen: &mut Vec<String>, within: Duration) {
+    assert!(
+        received(socket, what, seen, within),
+        "no {what} from the daemon; got {seen:?}"
+    );
+}
+
+/// Whether a datagram containing the line `what` came within `within`.
+fn received(socket: &UnixDatagram, what: &str, seen: &mut Vec<String>, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     let mut buf = [0u8; 4096];
     while !seen.iter().any(|m| m.lines().any(|l| l == what)) {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "no {what} from the daemon; got {seen:?}");
+        if left.is_zero() {
+            return false;
+        }
         socket.set_read_timeout(Some(left)).unwrap();
         if let Ok(n) = socket.recv(&mut buf) {
             seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
     }
+    true
 }
 
 fn count_files(dir: &Path) -> usize {
@@ -363,7 +374,11 @@ fn daemon_notifies_systemd_and_stays_within_the_syscall_filter() {
     await_notify(&notify, "WATCHDOG=1", &mut seen, Duration::from_secs(3));
 
     unsafe { libc::kill(daemon, libc::SIGHUP) };
-    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        received(&notify, "RELOADING=1", &mut seen, Duration::from_secs(30)),
+        "no RELOADING=1 after SIGHUP; got {seen:?}\n{}",
+        daemon_log()
+    );
     assert!(
         traced.strace.try_wait().unwrap().is_none(),
         "SIGHUP (systemctl reload) ended the daemon:\n{}",
@@ -373,7 +388,11 @@ fn daemon_notifies_systemd_and_stays_within_the_syscall_filter() {
     assert!(echo.status.success(), "after reload: {}", text(&echo));
 
     unsafe { libc::kill(daemon, libc::SIGTERM) };
-    await_notify(&notify, "STOPPING=1", &mut seen, Duration::from_secs(30));
+    assert!(
+        received(&notify, "STOPPING=1", &mut seen, Duration::from_secs(30)),
+        "no STOPPING=1 after SIGTERM; got {seen:?}\n{}",
+        daemon_log()
+    );
     let status = traced.strace.wait().unwrap();
     assert!(status.success(), "exit {status:?}:\n{}", daemon_log());
 
