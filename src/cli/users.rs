@@ -73,6 +73,12 @@ pub async fn users(
                 .await?
         }
     };
+    let mut answer = answer;
+    if let Some(path) = answer["enrol_path"].as_str() {
+        // the API saw the loopback client's Host; people reach the console
+        // where it listens
+        answer["enrol_url"] = format!("https://{}{path}", console_host(config)).into();
+    }
     if as_json {
         let _ = writeln!(out, "{answer}");
         return Ok(());
@@ -108,4 +114,18 @@ pub async fn users(
         }
     }
     Ok(())
+}
+
+/// Where people reach the console: its listen address, or this machine's
+/// name when it listens on every address.
+fn console_host(config: &Config) -> String {
+    let listen = config.console.listen;
+    if listen.ip().is_unspecified() {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let name = name.trim();
+        if !name.is_empty() {
+            return format!("{name}:{}", listen.port());
+        }
+    }
+    listen.to_string()
 }

@@ -222,6 +222,7 @@ fn login_page(
     let lang = ctx.lang;
     let oidc = console.accounts.oidc.is_some();
     let body = html! {
+        div.login {
         h1 { (lang.pick("Inloggen", "Log in")) }
         @if let Some(error) = &error {
             p.error role="alert" { (error) }
@@ -234,7 +235,7 @@ fn login_page(
             }
             h2 { (lang.pick("Of met een lokaal account", "Or with a local account")) }
         }
-        form.login method="post" action="/console/login" {
+        form.stacked method="post" action="/console/login" {
             input type="hidden" name="next" value=(next);
             label for="name" { (lang.pick("Naam", "Name")) }
             input #name type="text" name="name" value=(name) autocomplete="username" required autofocus[name.is_empty()];
@@ -249,6 +250,7 @@ fn login_page(
                 "Geen account of code kwijt? De applicatiebeheerder van de afdeling maakt een nieuwe inloglink.",
                 "No account, or lost the code? The department's application manager makes a new enrolment link."
             ))
+        }
         }
     };
     with_status(

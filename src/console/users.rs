@@ -224,7 +224,11 @@ struct AddRequest {
 #[derive(Debug, Serialize)]
 struct EnrolmentView {
     name: String,
+    /// On the host the request came to (a browser's own address).
     enrol_url: String,
+    /// The same without scheme and host, for a client that knows better
+    /// where people reach the console (`pushgate users`).
+    enrol_path: String,
     expires: crate::store::Timestamp,
 }
 
@@ -322,6 +326,7 @@ async fn users_api(
 fn view(made: Enrolment, base: &str) -> EnrolmentView {
     EnrolmentView {
         enrol_url: format!("{base}{}", made.token),
+        enrol_path: format!("/console/enrol/{}", made.token),
         name: made.name,
         expires: made.expires,
     }
