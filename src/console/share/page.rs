@@ -315,8 +315,8 @@ fn leaving(
                     @if !s.is_complete() {
                         p.muted #leaving-later {
                             (lang.pick(
-                                "Het onderzoek komt nog binnen. Als alleen de standaard weggelaten modaliteiten uitgevinkt zijn, gaan series die nog komen mee; anders alleen de aangevinkte series.",
-                                "The study is still arriving. With only the modalities left out by default unticked, series still to come are included; otherwise only the ticked series."))
+                                "Het onderzoek komt nog binnen. Zijn alleen hele modaliteiten uitgevinkt (zoals PR), dan gaan series die nog komen mee, behalve van die modaliteiten; anders alleen de aangevinkte series.",
+                                "The study is still arriving. With only whole modalities unticked (such as PR), series still to come are included, except of those modalities; otherwise only the ticked series."))
                         }
                     }
                 }
