@@ -71,12 +71,12 @@ source "$ROOT/bench/lib.sh"
 
 # --------------------------------------------------------------------- data
 STUDIES=$DATA/console-studies-$COUNT
-if [[ ! -f $STUDIES/done ]] || (($(find "$STUDIES" -name '*.dcm' | wc -l) != COUNT)); then
+if [[ ! -f $STUDIES.done ]] || (($(find "$STUDIES" -name '*.dcm' | wc -l) != COUNT)); then
   rm -rf "$STUDIES"
   say "writing $COUNT studies to $STUDIES"
   "$SAMPLES" studies "$STUDIES" --count "$COUNT" 2>>"$LOGS/console-samples.log" ||
     die "pushgate-samples studies failed (log: $LOGS/console-samples.log)"
-  touch "$STUDIES/done"
+  touch "$STUDIES.done"
 fi
 
 # ------------------------------------------------------------------ servers
@@ -168,7 +168,7 @@ wait_echo "$OR_PID" ORTHANC "$OR_DPORT" "$LOGS/console-orthanc.log"
 send() { # name aet port
   local log=$LOGS/console-storescu-$1.log started
   started=$(date +%s.%N)
-  TCP_NODELAY=1 "$STORESCU" -aec "$2" +sd "$STUDIES" 127.0.0.1 "$3" >"$log" 2>&1 ||
+  TCP_NODELAY=1 "$STORESCU" -aec "$2" +sd 127.0.0.1 "$3" "$STUDIES" >"$log" 2>&1 ||
     { tail -n 20 "$log" >&2; die "storescu to $1 failed (log: $log)"; }
   ! grep -q '^E:' "$log" || { tail -n 20 "$log" >&2; die "storescu to $1 reported errors (log: $log)"; }
   say "  $1: $COUNT studies stored in $(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }') s"
@@ -202,8 +202,9 @@ COOKIE=$(python3 "$HELPER" login "127.0.0.1:$PG_CPORT" "$enrol")
 LAST_PAGE=$(((COUNT + 49) / 50))
 LATER=$((LAST_PAGE * 3 / 4))
 SINCE=$(((LATER - 1) * 50))
-ROW='class="button" href="/console/share/'
-TOTAL='<p id="found"[^>]*>([0-9]+) onderzoek'
+# (regular expressions inside JSON strings: . for the quotes)
+ROW='class=.button. href=./console/share/'
+TOTAL='<p id=.found.[^>]*>([0-9]+) onderzoek'
 cat >"$WORK/spec.json" <<JSON
 [
  {"name": "console-page1", "host": "127.0.0.1", "port": $PG_CPORT, "path": "/console/studies",
@@ -211,9 +212,9 @@ cat >"$WORK/spec.json" <<JSON
  {"name": "console-later", "host": "127.0.0.1", "port": $PG_CPORT, "path": "/console/studies?page=$LATER",
   "headers": {"Cookie": "$COOKIE", "Accept-Language": "nl"}, "rows": 50, "rows_re": "$ROW"},
  {"name": "console-name", "host": "127.0.0.1", "port": $PG_CPORT, "path": "/console/studies?name=jansen*",
-  "headers": {"Cookie": "$COOKIE", "Accept-Language": "nl"}, "rows": 50, "rows_re": "$ROW", "total_re": "$TOTAL"},
+  "headers": {"Cookie": "$COOKIE", "Accept-Language": "nl"}, "rows": "console-name", "rows_re": "$ROW", "total_re": "$TOTAL"},
  {"name": "console-dates", "host": "127.0.0.1", "port": $PG_CPORT, "path": "/console/studies?from=2023-01-01&to=2023-03-31",
-  "headers": {"Cookie": "$COOKIE", "Accept-Language": "nl"}, "rows": 50, "rows_re": "$ROW", "total_re": "$TOTAL"},
+  "headers": {"Cookie": "$COOKIE", "Accept-Language": "nl"}, "rows": "console-dates", "rows_re": "$ROW", "total_re": "$TOTAL"},
  {"name": "admin-all", "host": "127.0.0.1", "port": $PG_CPORT, "path": "/admin/v1/studies",
   "headers": {"Authorization": "Bearer $TOKEN"}, "rows": $COUNT},
  {"name": "orthanc-page1", "host": "127.0.0.1", "port": $OR_TPORT, "method": "POST", "path": "/tools/find",
@@ -221,9 +222,9 @@ cat >"$WORK/spec.json" <<JSON
  {"name": "orthanc-later", "host": "127.0.0.1", "port": $OR_TPORT, "method": "POST", "path": "/tools/find",
   "body": {"Level": "Study", "Expand": true, "Query": {}, "Limit": 50, "Since": $SINCE}, "rows": 50},
  {"name": "orthanc-name", "host": "127.0.0.1", "port": $OR_TPORT, "method": "POST", "path": "/tools/find",
-  "body": {"Level": "Study", "Expand": true, "Query": {"PatientName": "Jansen*"}, "Limit": 50}, "rows": 50},
+  "body": {"Level": "Study", "Expand": true, "Query": {"PatientName": "Jansen*"}, "Limit": 50}, "rows": "console-name"},
  {"name": "orthanc-dates", "host": "127.0.0.1", "port": $OR_TPORT, "method": "POST", "path": "/tools/find",
-  "body": {"Level": "Study", "Expand": true, "Query": {"StudyDate": "20230101-20230331"}, "Limit": 50}, "rows": 50}
+  "body": {"Level": "Study", "Expand": true, "Query": {"StudyDate": "20230101-20230331"}, "Limit": 50}, "rows": "console-dates"}
 ]
 JSON
 say "timing $REPEAT requests of each kind"
@@ -242,6 +243,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
   done
   printf '%-22s %8s %8s   (every study as JSON, no pages)\n' "admin API list" "$(p admin-all 2)" "$(p admin-all 3)"
   echo "found: name jansen* $(p console-name 5) studies, dates 2023-01..03 $(p console-dates 5), all $(p console-page1 5)"
+  echo "the console's first list after start (reads every study once): $(p console-page1 6) ms; Orthanc's first: $(p orthanc-page1 6) ms"
   worst=$(awk '$1 ~ /^console-/ && $3 > m { m = $3 } END { print m + 0 }' "$WORK/times.txt")
   if awk -v w="$worst" 'BEGIN { exit !(w < 100) }'; then
     echo "target console p95 < 100 ms: met (worst $worst ms)"

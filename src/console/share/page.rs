@@ -122,7 +122,10 @@ pub fn form(
                         }
                         " "
                     }
-                    label { (lang.pick("of URA-nummer", "or URA number")) " "
+                    label {
+                        @if book.is_empty() { (lang.pick("URA-nummer", "URA number")) }
+                        @else { (lang.pick("of URA-nummer", "or URA number")) }
+                        " "
                         input type="text" name="ura_typed" value=(draft.ura_typed) inputmode="numeric" maxlength="8" size="10"; }
                     br;
                     label { (lang.pick("Rolcodes (optioneel, bijv. 01.039)", "Role codes (optional, e.g. 01.039)")) " "
@@ -302,7 +305,11 @@ fn leaving(
                     @let (series, images, bytes) = draft.leaving(s);
                     p {
                         strong #leaving-series { (series) } " " (lang.pick("series", "series")) ", "
-                        strong #leaving-images { (images) } " " (lang.pick("beelden", "images")) ", "
+                        strong #leaving-images { (images) } " "
+                        span #leaving-images-word data-one=(lang.pick("beeld", "image")) data-many=(lang.pick("beelden", "images")) {
+                            @if images == 1 { (lang.pick("beeld", "image")) } @else { (lang.pick("beelden", "images")) }
+                        }
+                        ", "
                         strong #leaving-bytes { (pages::size(bytes)) }
                         " — " (lang.pick("van", "of")) " "
                         strong { (patient_name(lang, &s.patient.name)) }
