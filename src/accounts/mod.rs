@@ -30,13 +30,17 @@ pub struct Accounts {
 impl Accounts {
     /// Blocking (opens the account store, reads the client secret).
     pub fn open(
-        _config: &Config,
+        config: &Config,
         _store: &Store,
         _journal: Journal,
     ) -> Result<Accounts, AccountsError> {
+        let oidc = match &config.console.oidc {
+            Some(oidc) => Some(oidc::Oidc::open(oidc).map_err(AccountsError::Config)?),
+            None => None,
+        };
         Ok(Accounts {
             local: local::LocalAccounts,
-            oidc: None,
+            oidc,
         })
     }
 
