@@ -59,8 +59,16 @@ pub struct Oidc {
     /// `None`: no CA bundle; only a loopback `http://` provider works.
     tls: Option<Arc<ClientConfig>>,
     discovery: tokio::sync::Mutex<Option<(Instant, Arc<Discovery>)>>,
-    keys: tokio::sync::Mutex<Option<(Instant, Arc<Vec<Jwk>>)>>,
+    keys: tokio::sync::Mutex<Option<Keys>>,
     pending: Mutex<HashMap<String, Pending>>,
+}
+
+/// The provider's keys as last fetched.
+struct Keys {
+    fetched: Instant,
+    /// The last fetch for a key id the set did not have.
+    forced: Option<Instant>,
+    keys: Arc<Vec<Jwk>>,
 }
 
 /// What pushgate uses of the discovery document.
@@ -488,18 +496,19 @@ impl Oidc {
 
     /// The provider's key for a token's `alg` and `kid`: from the cached
     /// set, or from a set fetched again when the cached one is old or does
-    /// not have it (at most once per [`REFETCH_AT_MOST`]).
+    /// not have it (a rotated key; at most once per [`REFETCH_AT_MOST`]).
     async fn key(&self, alg: jsonwebtoken::Algorithm, kid: Option<&str>) -> Result<Jwk, OidcError> {
         let mut cached = self.keys.lock().await;
-        if let Some((at, keys)) = cached.as_ref() {
-            let found = token::select(keys, kid, alg);
-            if let Some(key) = found
-                && at.elapsed() < CACHE_FOR
-            {
-                return Ok(key.clone());
-            }
-            if found.is_none() && at.elapsed() < REFETCH_AT_MOST {
-                return Err(unknown_key(kid));
+        let mut forced = None;
+        if let Some(c) = cached.as_ref() {
+            let found = token::select(&c.keys, kid, alg);
+            match found {
+                Some(key) if c.fetched.elapsed() < CACHE_FOR => return Ok(key.clone()),
+                Some(_) => {}
+                None if c.forced.is_some_and(|at| at.elapsed() < REFETCH_AT_MOST) => {
+                    return Err(unknown_key(kid));
+                }
+                None => forced = Some(Instant::now()),
             }
         }
         let discovery = self.discovery().await?;
@@ -507,7 +516,12 @@ impl Oidc {
             Arc::new(self.fetch_keys(&discovery.jwks).await.map_err(|e| {
                 OidcError::Provider(format!("its keys {}: {e}", discovery.jwks.uri))
             })?);
-        *cached = Some((Instant::now(), keys.clone()));
+        let forced = forced.or(cached.as_ref().and_then(|c| c.forced));
+        *cached = Some(Keys {
+            fetched: Instant::now(),
+            forced,
+            keys: keys.clone(),
+        });
         token::select(&keys, kid, alg)
             .cloned()
             .ok_or_else(|| unknown_key(kid))
