@@ -393,28 +393,38 @@ fn assert_refused(setup: &Setup, reply: &Reply, browser: &Browser, page: &str) {
 fn an_admin_logs_in_with_the_hospital_account_and_out_again_at_the_provider() {
     let s = setup("provider.mjs");
     let browser = Browser::new("en");
-    let reply = s.login(&browser, "anna", "/console/shares");
+    // the login page offers the hospital account, and keeps where to go
+    let page = browser.get(&format!("{}/console/login?next=/console/users", s.console));
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body.contains("Log in with your hospital account"),
+        "{}",
+        page.body
+    );
+    let href = attribute(&page.body, "class=\"button\"", "href");
+    assert_eq!(href, "/console/oidc/start?next=/console/users");
+    let authorize = s.start(&browser, "/console/users");
+    let callback = s.through_provider(&browser, authorize, "anna");
+    let reply = browser.get(&callback);
     assert_logged_in(
         &reply,
         "Anna de Beheerder · application manager",
-        "/console/shares",
+        "/console/users",
     );
     assert!(browser.has_session());
 
-    // the session is the console's: its home goes on to the studies
-    let home = browser.get(&format!("{}/console/", s.console));
-    assert_eq!(home.status, 303, "{home:?}");
-    assert_eq!(home.header("location"), Some("/console/studies"));
-    // and a page in the console's frame names the person, with the logout form
-    let framed = browser.get(&format!("{}/console/oidc/callback", s.console));
+    // the session is the console's: an admin page, in the console's frame
+    // naming the person, with the logout form
+    let users = browser.get(&format!("{}/console/users", s.console));
+    assert_eq!(users.status, 200, "{users:?}");
     assert!(
-        framed
+        users
             .body
             .contains("Anna de Beheerder · application manager"),
         "{}",
-        framed.body
+        users.body
     );
-    let csrf = attribute(&framed.body, "name=\"csrf\"", "value");
+    let csrf = attribute(&users.body, "name=\"csrf\"", "value");
 
     let logged_in = s.console_events("logged_in");
     assert_eq!(logged_in.len(), 1, "{logged_in:#?}");
@@ -491,6 +501,11 @@ fn the_role_comes_from_the_claim_and_no_role_is_no_entry() {
         "Bram &quot;&lt;b&gt;&quot; Laborant · user",
         "/console/studies",
     );
+    // a gebruiker: not the application manager's pages
+    let users = bram.get(&format!("{}/console/users", s.console));
+    assert_eq!(users.status, 403, "{users:?}");
+    assert!(users.body.contains("applicatiebeheerder"), "{}", users.body);
+    assert!(users.body.contains("Laborant · user"), "{}", users.body);
     // no name claim: the preferred username
     let dirk = Browser::new("nl");
     let reply = s.login(&dirk, "dirk", "/console/");

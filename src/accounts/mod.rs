@@ -5,10 +5,12 @@
 
 pub mod local;
 pub mod oidc;
+mod totp;
 
-use crate::authz::Person;
+use std::sync::Arc;
+
+use crate::authz::{Authz, Person};
 use crate::config::Config;
-use crate::journal::Journal;
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,17 +33,16 @@ impl Accounts {
     /// Blocking (opens the account store, reads the client secret).
     pub fn open(
         config: &Config,
-        _store: &Store,
-        _journal: Journal,
+        store: &Store,
+        authz: Arc<Authz>,
     ) -> Result<Accounts, AccountsError> {
+        let local = local::LocalAccounts::open(store.accounts.clone(), authz, &config.org_name)
+            .map_err(|e| AccountsError::Store(e.to_string()))?;
         let oidc = match &config.console.oidc {
             Some(oidc) => Some(oidc::Oidc::open(oidc).map_err(AccountsError::Config)?),
             None => None,
         };
-        Ok(Accounts {
-            local: local::LocalAccounts,
-            oidc,
-        })
+        Ok(Accounts { local, oidc })
     }
 
     /// May this person, logged in earlier, still act? A local account

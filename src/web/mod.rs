@@ -42,6 +42,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+pub use access::blocking;
 pub use admin::{StudyView, handle as admin_api};
 pub use conn::Limits;
 pub use error::{Form, Refusal, Reply, WebError, respond};
