@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Reply, free_port, text};
+use common::{Daemon, Reply, eventually, free_port, text};
 
 const CLIENT_ID: &str = "pushgate-console";
 const CLIENT_SECRET: &str = "s3cret: with spaces & symbols";
@@ -161,23 +161,34 @@ impl Setup {
             .collect()
     }
 
-    /// The console events of `step`.
-    fn console_events(&self, step: &str) -> Vec<serde_json::Value> {
-        self.journal()
-            .into_iter()
-            .map(|l| l["event"].clone())
-            .filter(|e| e["type"] == "console" && e["step"] == step)
-            .collect()
+    /// The console events of `step`, once there are at least `n` (the
+    /// journal is written within milliseconds, not at once).
+    fn console_events(&self, step: &str, n: usize) -> Vec<serde_json::Value> {
+        let read = || -> Vec<serde_json::Value> {
+            self.journal()
+                .into_iter()
+                .map(|l| l["event"].clone())
+                .filter(|e| e["type"] == "console" && e["step"] == step)
+                .collect()
+        };
+        eventually(Duration::from_secs(10), || read().len() >= n);
+        read()
     }
 
     /// Asserts a `login_failed` line whose reason contains `reason`.
     fn assert_failed(&self, reason: &str) -> serde_json::Value {
-        let failed = self.console_events("login_failed");
-        failed
-            .iter()
-            .find(|e| e["via"] == "oidc" && e["reason"].as_str().unwrap_or("").contains(reason))
-            .cloned()
-            .unwrap_or_else(|| panic!("no login_failed with {reason:?} in {failed:#?}"))
+        let find = || {
+            self.console_events("login_failed", 0)
+                .into_iter()
+                .find(|e| e["via"] == "oidc" && e["reason"].as_str().unwrap_or("").contains(reason))
+        };
+        eventually(Duration::from_secs(10), || find().is_some());
+        find().unwrap_or_else(|| {
+            panic!(
+                "no login_failed with {reason:?} in {:#?}",
+                self.console_events("login_failed", 0)
+            )
+        })
     }
 }
 
@@ -426,7 +437,7 @@ fn an_admin_logs_in_with_the_hospital_account_and_out_again_at_the_provider() {
     );
     let csrf = attribute(&users.body, "name=\"csrf\"", "value");
 
-    let logged_in = s.console_events("logged_in");
+    let logged_in = s.console_events("logged_in", 1);
     assert_eq!(logged_in.len(), 1, "{logged_in:#?}");
     let actor = &logged_in[0]["actor"];
     assert_eq!(actor["id"], format!("oidc:{}#anna", s.provider.issuer));
@@ -458,7 +469,7 @@ fn an_admin_logs_in_with_the_hospital_account_and_out_again_at_the_provider() {
         "{to}"
     );
     assert!(!browser.has_session());
-    assert_eq!(s.console_events("logged_out").len(), 1);
+    assert_eq!(s.console_events("logged_out", 1).len(), 1);
     let home = browser.get(&format!("{}/console/", s.console));
     assert_eq!(home.header("location"), Some("/console/login"), "{home:?}");
 
@@ -532,7 +543,7 @@ fn the_role_comes_from_the_claim_and_no_role_is_no_entry() {
     );
 
     let roles: Vec<_> = s
-        .console_events("logged_in")
+        .console_events("logged_in", 2)
         .iter()
         .map(|e| {
             (
@@ -626,7 +637,7 @@ fn a_login_is_used_once_by_the_browser_that_started_it() {
         "de identity provider weigerde het inloggen: access_denied",
     );
     s.assert_failed("refused the login: access_denied");
-    assert_eq!(s.console_events("logged_in").len(), 1);
+    assert_eq!(s.console_events("logged_in", 1).len(), 1);
 }
 
 #[test]
@@ -641,7 +652,7 @@ fn good_tokens_of_every_algorithm_log_in_and_a_new_key_is_fetched() {
     // the keys once at first, once more for the key published later
     assert_eq!(s.provider.get("/stats")["jwks"], 2);
     assert_eq!(s.provider.get("/stats")["discovery"], 1, "cached");
-    assert_eq!(s.console_events("logged_in").len(), 4);
+    assert_eq!(s.console_events("logged_in", 4).len(), 4);
 }
 
 #[test]
@@ -692,6 +703,17 @@ fn bad_id_tokens_are_refused_with_the_reason() {
         let reason = page.replace("&quot;", "\"");
         s.assert_failed(&reason);
     }
+    // in Dutch, all of it; the language switch leads to the login page
+    s.provider.get("/mode?m=expired");
+    let dutch = Browser::new("nl");
+    let reply = s.login(&dutch, "-", "/console/");
+    assert_refused(&s, &reply, &dutch, "het ID-token is verlopen");
+    assert!(reply.body.contains("Inloggen mislukt"), "{}", reply.body);
+    assert!(
+        reply.body.contains("href=\"/console/login?lang=en\""),
+        "{}",
+        reply.body
+    );
     // the provider's own text is shown as text
     let deny = Browser::new("en");
     s.provider.get("/mode?m=deny");
@@ -716,7 +738,7 @@ fn bad_id_tokens_are_refused_with_the_reason() {
             s.provider.get("/stats")
         );
     }
-    assert!(s.console_events("logged_in").is_empty());
+    assert!(s.console_events("logged_in", 0).is_empty());
 }
 
 #[test]

@@ -191,7 +191,7 @@ impl OidcError {
                 "de identity provider accepteerde de inlogcode niet: {error}{}",
                 dash(description)
             ),
-            OidcError::Token(e) => format!("het ID-token is geweigerd: {e}"),
+            OidcError::Token(e) => e.nl(),
             OidcError::NoRole { .. } => {
                 "uw account heeft geen rol in pushgate; vraag de applicatiebeheerder".into()
             }

@@ -182,7 +182,15 @@ fn failed(console: &Console, ctx: &Ctx, error: &OidcError) -> Response<Body> {
     };
     let body = failure_body(ctx, &explained);
     let title = lang.pick("Inloggen mislukt", "Login failed");
-    let mut response = console.page(ctx, title, Section::None, Head::default(), body);
+    // the language switch goes to the login page: the callback's answer is used up
+    let frame = Ctx {
+        session: ctx.session.clone(),
+        session_id: ctx.session_id.clone(),
+        lang,
+        peer: ctx.peer,
+        path: "/console/login".into(),
+    };
+    let mut response = console.page(&frame, title, Section::None, Head::default(), body);
     *response.status_mut() = status;
     set_cookie(&mut response, &cleared_binding());
     response

@@ -59,6 +59,47 @@ pub enum TokenError {
     Missing(&'static str),
 }
 
+impl TokenError {
+    /// The reason in Dutch, for the page.
+    pub fn nl(&self) -> String {
+        match self {
+            TokenError::Malformed(why) => format!("het ID-token is geen ondertekende JWT: {why}"),
+            TokenError::Unsigned => "het ID-token is niet ondertekend (alg \"none\")".into(),
+            TokenError::SharedSecret(alg) => format!(
+                "het ID-token is ondertekend met een gedeeld geheim ({alg}); alleen de publieke sleutels van de identity provider worden vertrouwd"
+            ),
+            TokenError::Algorithm(alg) => format!(
+                "het algoritme {alg:?} van het ID-token wordt niet geaccepteerd (RS*, PS*, ES256, ES384, EdDSA)"
+            ),
+            TokenError::UnknownKey(kid) => format!(
+                "het ID-token is ondertekend met een sleutel die de identity provider niet publiceert (kid {kid:?})"
+            ),
+            TokenError::BadKey(kid, why) => {
+                format!("de sleutel {kid:?} van de identity provider is onbruikbaar: {why}")
+            }
+            TokenError::Signature => "de handtekening van het ID-token is ongeldig".into(),
+            TokenError::Issuer { got, expected } => {
+                format!("het ID-token is uitgegeven door {got:?}, niet door {expected:?}")
+            }
+            TokenError::Audience(id) => format!(
+                "het ID-token is niet voor pushgate bedoeld (de audience noemt {id:?} niet)"
+            ),
+            TokenError::AuthorizedParty(azp) => {
+                format!("het ID-token is voor een andere partij bestemd (azp {azp:?})")
+            }
+            TokenError::Expired => "het ID-token is verlopen".into(),
+            TokenError::NotYetValid => {
+                "het ID-token is nog niet geldig (nbf); staat een klok verkeerd?".into()
+            }
+            TokenError::IssuedAt(s) => format!(
+                "het ID-token is {s} s van nu uitgegeven; staat de klok van deze server of van de identity provider verkeerd?"
+            ),
+            TokenError::Nonce => "het ID-token hoort niet bij deze inlogpoging (nonce)".into(),
+            TokenError::Missing(claim) => format!("het ID-token mist de claim {claim:?}"),
+        }
+    }
+}
+
 /// What the token must say.
 #[derive(Debug, Clone)]
 pub struct Expect<'a> {
