@@ -192,7 +192,7 @@ impl Console {
             Ok(route) => router::dispatch(self, &ctx, route, request)
                 .await
                 .unwrap_or_else(|refusal| error::answer(self, &ctx, refusal)),
-            Err(e) => crate::web::respond(&e, Form::Html(ctx.lang)),
+            Err(e) => error::answer(self, &ctx, e.into()),
         };
         let headers = response.headers_mut();
         if let Ok(csp) = pages::CONSOLE_CSP.parse() {
