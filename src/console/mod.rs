@@ -89,6 +89,8 @@ pub struct Console {
     pub accounts: Arc<Accounts>,
     /// `console.tls_cert`: its own certificate; None: the public one.
     tls: Option<Arc<TlsState>>,
+    /// The study list's summaries, kept current from the index.
+    catalogue: Arc<studies::Catalogue>,
 }
 
 /// Who asks, in which language, from where: what every handler gets.
@@ -133,6 +135,7 @@ impl Console {
             config,
             accounts,
             tls: tls.map(Arc::new),
+            catalogue: Arc::default(),
         }
     }
 
