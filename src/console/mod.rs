@@ -89,6 +89,8 @@ pub struct Console {
     pub accounts: Arc<Accounts>,
     /// `console.tls_cert`: its own certificate; None: the public one.
     tls: Option<Arc<TlsState>>,
+    /// How much each grant was used, counted from the journal (shares).
+    usage: Arc<shares::UsageCache>,
 }
 
 /// Who asks, in which language, from where: what every handler gets.
@@ -133,6 +135,7 @@ impl Console {
             config,
             accounts,
             tls: tls.map(Arc::new),
+            usage: Arc::default(),
         }
     }
 

@@ -42,11 +42,13 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+pub use access::blocking;
 pub use admin::{StudyView, handle as admin_api};
 pub use conn::Limits;
 pub use error::{Form, Refusal, Reply, WebError, respond};
 pub use gates::Gates;
 pub use router::Endpoint;
+pub(crate) use stream::{Sink, produced_while};
 
 use crate::authz::{AdminToken, Authz, CertIdentity};
 use crate::store::Index;
