@@ -68,6 +68,7 @@ pub use error::ConsoleError;
 pub use form::Fields;
 use pages::{Head, Section};
 pub use router::Route;
+pub use settings::remember_effective;
 use session::{SESSION_COOKIE, Session, Sessions};
 
 use crate::accounts::Accounts;

@@ -7,12 +7,13 @@ use hyper::Response;
 use maud::{Markup, html};
 
 use super::list::tree;
+use super::view::who;
 use super::{Listing, gather as gather_listing, href, refused, view};
 use crate::authz::{GrantDetail, GrantId, GrantState, Holder, Person};
 use crate::console::form::Fields;
 use crate::console::pages::{self, Head, Section};
 use crate::console::{Console, Ctx, html as html_response, redirect};
-use crate::journal::{AccessKind, Who};
+use crate::journal::AccessKind;
 use crate::web::pages::Lang;
 use crate::web::{Body, Refusal, blocking};
 
@@ -64,18 +65,6 @@ fn kind(lang: Lang, what: AccessKind) -> &'static str {
         AccessKind::Thumbnail => lang.pick("miniatuur", "thumbnail"),
         AccessKind::Download => "download",
         AccessKind::Admin => "admin",
-    }
-}
-
-/// Who asked, as the journal names them.
-pub fn who(lang: Lang, w: &Who) -> String {
-    match w {
-        Who::Anonymous => lang.pick("onbekend", "unidentified").to_string(),
-        Who::Certificate { identity } => identity.clone(),
-        Who::HolderToken { hash_prefix } => format!(
-            "{} {hash_prefix}…",
-            lang.pick("houdertoken", "holder token")
-        ),
     }
 }
 

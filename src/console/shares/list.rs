@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use hyper::Response;
 use maud::{Markup, html};
 
+use super::view::query_string;
 use super::{Listing, href, view};
 use crate::authz::{GrantId, GrantView, Recipient, Role};
 use crate::console::form::Fields;
@@ -260,24 +261,4 @@ fn pager(lang: Lang, filter: &Filter, page: usize, total: usize, count: usize) -
             @if page < total { a href=(link(page + 1)) { (lang.pick("ouder", "older")) " →" } }
         }
     }
-}
-
-/// `a=1&b=x%20y`: values percent-encoded.
-pub fn query_string(pairs: &[(&str, String)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -6,6 +6,7 @@ use maud::{Markup, html};
 
 use super::usage::Usage;
 use crate::authz::{GrantView, Recipient};
+use crate::journal::Who;
 use crate::console::pages;
 use crate::relay::book::AddressBook;
 use crate::store::{PatientAttrs, StudyRecord};
@@ -121,5 +122,37 @@ pub fn issuer(lang: Lang, v: &GrantView) -> Markup {
             }
             None => span.muted { (v.issuer) },
         }
+    }
+}
+
+/// `a=1&b=x%20y`: values percent-encoded.
+pub fn query_string(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Who asked, as the journal names them.
+pub fn who(lang: Lang, w: &Who) -> String {
+    match w {
+        Who::Anonymous => lang.pick("onbekend", "unidentified").to_string(),
+        Who::Certificate { identity } => identity.clone(),
+        Who::HolderToken { hash_prefix } => format!(
+            "{} {hash_prefix}…",
+            lang.pick("houdertoken", "holder token")
+        ),
     }
 }
