@@ -13,8 +13,9 @@ CARGO ?= cargo
 # and Selenium as the recipient's browser, python3-venv for the client venv
 # (tests/clients.rs); dpkg-dev (dpkg-shlibdeps), lintian and systemd
 # (systemd-analyze, systemd-sysusers) build and check the Debian package
-# (make deb, tests/package.rs).
-DEB_PACKAGES := build-essential pkg-config cmake libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates openssl strace libopenjp2-tools openjph-tools unzip python3 dicom3tools chromium chromium-driver python3-selenium python3-venv dpkg-dev lintian systemd
+# (make deb, tests/package.rs); oathtool computes TOTP codes for the
+# console's local logins independently of pushgate (tests/console_login.rs).
+DEB_PACKAGES := oathtool build-essential pkg-config cmake libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates openssl strace libopenjp2-tools openjph-tools unzip python3 dicom3tools chromium chromium-driver python3-selenium python3-venv dpkg-dev lintian systemd
 BENCH_PACKAGES := orthanc orthanc-dicomweb time python3 nginx openssl
 
 .PHONY: run test deps pyenv bench-deps build release lint bench samples clean deb

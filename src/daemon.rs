@@ -256,8 +256,8 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     ));
     let console = {
         let accounts = {
-            let (config, store, journal) = (config.clone(), store.clone(), journal.clone());
-            blocking(move || Accounts::open(&config, &store, journal)).await??
+            let (config, store, authz) = (config.clone(), store.clone(), app.authz.clone());
+            blocking(move || Accounts::open(&config, &store, authz)).await??
         };
         let own_tls = {
             let config = config.clone();

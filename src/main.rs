@@ -83,6 +83,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The console's local accounts (asks the daemon): add one (prints its
+    /// enrolment link), list, disable, reset (a new enrolment link).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// The audit trail: verify its chain, or export it for an auditor or SIEM.
     Audit {
         #[command(subcommand)]
@@ -130,6 +138,29 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// A new account; prints the one-time enrolment link (24 hours).
+    Add {
+        /// Login name: a-z, 0-9, '.', '-', '_'.
+        name: String,
+        #[arg(long, value_parser = ["user", "admin"])]
+        role: String,
+        /// The name colleagues read in the console and the journal.
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    List,
+    /// End an account and its sessions.
+    Disable {
+        name: String,
+    },
+    /// A new enrolment link (new password and TOTP); ends its sessions.
+    Reset {
+        name: String,
     },
 }
 
@@ -307,6 +338,24 @@ fn run(mut args: Args) -> anyhow::Result<()> {
                 );
             }
             runtime.block_on(cli::share(&config, args, json, &mut std::io::stdout()))?;
+            Ok(())
+        }
+        Command::Users { command, json } => {
+            let action = match command {
+                UsersCommand::Add {
+                    name,
+                    role,
+                    display_name,
+                } => cli::UsersAction::Add {
+                    name,
+                    role,
+                    display_name,
+                },
+                UsersCommand::List => cli::UsersAction::List,
+                UsersCommand::Disable { name } => cli::UsersAction::Disable(name),
+                UsersCommand::Reset { name } => cli::UsersAction::Reset(name),
+            };
+            runtime.block_on(cli::users(&config, action, json, &mut std::io::stdout()))?;
             Ok(())
         }
         Command::Grants { json } => {

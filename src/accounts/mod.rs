@@ -5,10 +5,12 @@
 
 pub mod local;
 pub mod oidc;
+mod totp;
 
-use crate::authz::Person;
+use std::sync::Arc;
+
+use crate::authz::{Authz, Person};
 use crate::config::Config;
-use crate::journal::Journal;
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,14 +32,13 @@ pub struct Accounts {
 impl Accounts {
     /// Blocking (opens the account store, reads the client secret).
     pub fn open(
-        _config: &Config,
-        _store: &Store,
-        _journal: Journal,
+        config: &Config,
+        store: &Store,
+        authz: Arc<Authz>,
     ) -> Result<Accounts, AccountsError> {
-        Ok(Accounts {
-            local: local::LocalAccounts,
-            oidc: None,
-        })
+        let local = local::LocalAccounts::open(store.accounts.clone(), authz, &config.org_name)
+            .map_err(|e| AccountsError::Store(e.to_string()))?;
+        Ok(Accounts { local, oidc: None })
     }
 
     /// May this person, logged in earlier, still act? A local account

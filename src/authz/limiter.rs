@@ -88,6 +88,21 @@ impl Limiter {
         )
     }
 
+    /// Failed console logins per address: ten at once, then one a minute.
+    /// No limit in all, so that a guesser cannot lock the department out.
+    pub fn for_login_failures() -> Limiter {
+        Limiter::new(
+            Rate {
+                burst: 10.0,
+                per_second: 1.0 / 60.0,
+            },
+            Rate {
+                burst: f64::MAX,
+                per_second: 0.0,
+            },
+        )
+    }
+
     /// Takes one attempt for `from`, or says how long to wait.
     pub fn attempt(&self, from: IpAddr) -> Result<(), Duration> {
         self.take(from, true)
@@ -127,6 +142,46 @@ impl Limiter {
         if take {
             mine.tokens -= 1.0;
             global.tokens -= 1.0;
+        }
+        Ok(())
+    }
+}
+
+/// Token buckets by name (a staff account), without a shared budget:
+/// failures for one account cannot lock out another.
+pub struct KeyedLimiter {
+    rate: Rate,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl KeyedLimiter {
+    pub fn new(rate: Rate) -> KeyedLimiter {
+        KeyedLimiter {
+            rate,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `key` has an attempt left; with `take`, uses it.
+    pub fn take(&self, key: &str, take: bool) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() > 10_000 {
+            let rate = self.rate;
+            buckets.retain(|_, b| {
+                b.refill(rate, now);
+                b.tokens < rate.burst
+            });
+        }
+        let bucket = buckets
+            .entry(key.to_string())
+            .or_insert_with(|| Bucket::full(self.rate, now));
+        bucket.refill(self.rate, now);
+        if bucket.tokens < 1.0 {
+            return Err(bucket.wait(self.rate));
+        }
+        if take {
+            bucket.tokens -= 1.0;
         }
         Ok(())
     }

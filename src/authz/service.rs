@@ -64,6 +64,8 @@ pub struct Authz {
     suppressed: AtomicU64,
     /// Failed admin authentications, per address (only failures count).
     pub(super) admin_failures: Limiter,
+    /// Failed console logins, per address and per account.
+    pub(super) staff_logins: super::staff::LoginLimits,
     pub(super) config: GrantsConfig,
     pub(super) public_url: String,
     /// Changes are journaled and applied one at a time, in journal order.
@@ -120,6 +122,7 @@ impl Authz {
             ),
             suppressed: AtomicU64::new(0),
             admin_failures: Limiter::for_admin_failures(),
+            staff_logins: super::staff::LoginLimits::new(),
             config,
             public_url,
             changes: Mutex::new(()),

@@ -5,14 +5,16 @@
 //! refusal is journaled with the person's name.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::limiter::{KeyedLimiter, Limiter, Rate};
 use super::service::Authz;
 use crate::journal::{ActorRecord, ConsoleEvent, Event};
 
 /// The two profiles of the console.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// gebruiker: studies, share, send, their own shares.
@@ -109,7 +111,72 @@ fn allows(role: Role, action: StaffAction) -> bool {
     }
 }
 
+/// How often a console login may fail: per address (ten, then one a
+/// minute) and per account (five, then one every three minutes), counting
+/// failures only. A hundred wrong passwords for one account cost the
+/// guesser five hours; the account's owner from another address is limited
+/// too, and told to wait, which is the price of not letting guesses through.
+pub struct LoginLimits {
+    per_address: Limiter,
+    per_account: KeyedLimiter,
+}
+
+impl LoginLimits {
+    pub fn new() -> LoginLimits {
+        LoginLimits {
+            per_address: Limiter::for_login_failures(),
+            per_account: KeyedLimiter::new(Rate {
+                burst: 5.0,
+                per_second: 1.0 / 180.0,
+            }),
+        }
+    }
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits::new()
+    }
+}
+
 impl Authz {
+    /// May a login for `account` from `from` be tried now? Err: how long
+    /// to wait. Asked before any password is checked.
+    pub fn staff_login_may_try(&self, account: &str, from: IpAddr) -> Result<(), Duration> {
+        self.staff_logins.per_address.check(from)?;
+        self.staff_logins
+            .per_account
+            .take(&account.to_lowercase(), false)
+    }
+
+    /// A login that failed: counted against the address and the account,
+    /// journaled (within the bound every refusal shares).
+    pub fn staff_login_failed(&self, account: &str, via: &str, reason: &str, from: IpAddr) {
+        let _ = self.staff_logins.per_address.attempt(from);
+        let _ = self
+            .staff_logins
+            .per_account
+            .take(&account.to_lowercase(), true);
+        self.journal_refusal(
+            from,
+            Event::Console(ConsoleEvent::LoginFailed {
+                account: account.chars().take(100).collect(),
+                via: via.into(),
+                reason: reason.into(),
+                from: from.to_string(),
+            }),
+        );
+    }
+
+    /// A login that succeeded, journaled.
+    pub fn staff_logged_in(&self, person: &Person, via: &str, from: IpAddr) {
+        self.journal.append(Event::Console(ConsoleEvent::LoggedIn {
+            actor: person.actor(),
+            via: via.into(),
+            from: from.to_string(),
+        }));
+    }
+
     /// May `person` do `action`? A refusal is journaled (bounded per
     /// address, like every refusal).
     pub fn staff_may(

@@ -8,7 +8,9 @@ mod grants;
 pub mod init;
 pub mod relay;
 mod studies;
+mod users;
 
 pub use client::{AdminClient, ClientError};
 pub use grants::{ShareArgs, list as list_grants, revoke, share};
 pub use studies::{print_studies, reindex};
+pub use users::{UsersAction, users};

@@ -41,18 +41,57 @@ impl Reply for ConsoleError {
     }
 }
 
-/// A refusal as a console page; not logged in: to the login page, and
-/// back here afterwards.
-pub fn answer(ctx: &Ctx, refusal: Refusal) -> Response<Body> {
-    if refusal.status() == StatusCode::UNAUTHORIZED && ctx.session.is_none() {
+/// A refusal as a console page, in the console's frame (navigation,
+/// logout) so that the person can go on from it; not logged in: to the
+/// login page, and back here afterwards.
+pub fn answer(console: &super::Console, ctx: &Ctx, refusal: Refusal) -> Response<Body> {
+    let status = refusal.status();
+    if status == StatusCode::UNAUTHORIZED && ctx.session.is_none() {
         let next = percent(&ctx.path);
         return super::redirect(&format!("/console/login?next={next}"));
     }
-    refusal.respond(Form::Html(ctx.lang))
+    let plain = refusal.respond(Form::Html(ctx.lang));
+    let lang = ctx.lang;
+    let title = match status {
+        StatusCode::FORBIDDEN => lang.pick("Niet toegestaan", "Not allowed"),
+        StatusCode::NOT_FOUND => lang.pick("Niet gevonden", "Not found"),
+        StatusCode::BAD_REQUEST => lang.pick("Dit kan zo niet", "This cannot be done like this"),
+        StatusCode::TOO_MANY_REQUESTS => lang.pick("Even wachten", "Please wait"),
+        _ => lang.pick("Er ging iets mis", "Something went wrong"),
+    };
+    let reason = match status {
+        StatusCode::NOT_FOUND => lang
+            .pick(
+                "Deze pagina bestaat niet (meer).",
+                "This page does not exist (any more).",
+            )
+            .to_string(),
+        _ => refusal.reason(),
+    };
+    let body = maud::html! {
+        h1 { (title) }
+        p.error role="alert" { (reason) }
+        p { a href="/console/" { (lang.pick("Naar het begin", "To the start")) } }
+    };
+    let mut response = console.page(
+        ctx,
+        title,
+        super::pages::Section::None,
+        super::pages::Head::default(),
+        body,
+    );
+    *response.status_mut() = status;
+    // what the plain answer says in its headers (Retry-After, Allow)
+    for (name, value) in plain.headers() {
+        if name != hyper::header::CONTENT_TYPE && name != hyper::header::CONTENT_LENGTH {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    response
 }
 
 /// A path as a query value.
-fn percent(path: &str) -> String {
+pub fn percent(path: &str) -> String {
     path.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {

@@ -172,6 +172,13 @@ impl Console {
 
     async fn answer(&self, connection: &Connection, request: Request<Inbound>) -> Response<Body> {
         let path = request.uri().path().to_string();
+        if path.starts_with("/admin/v1/users") {
+            // local accounts live with the console
+            if let Some(response) = users::api(self, request, connection.peer).await {
+                return response;
+            }
+            return crate::web::respond(&crate::web::WebError::NotFound, Form::Json);
+        }
         if path.starts_with("/admin/") {
             // the admin API: the same handler as on the public listener
             return match crate::web::Endpoint::parse(request.method(), &path) {
@@ -188,7 +195,7 @@ impl Console {
         let mut response = match router::route(request.method(), &path) {
             Ok(route) => router::dispatch(self, &ctx, route, request)
                 .await
-                .unwrap_or_else(|refusal| error::answer(&ctx, refusal)),
+                .unwrap_or_else(|refusal| error::answer(self, &ctx, refusal)),
             Err(e) => crate::web::respond(&e, Form::Html(ctx.lang)),
         };
         let headers = response.headers_mut();

@@ -273,6 +273,23 @@ pub fn dicom_date(lang: Lang, da: &str) -> String {
     }
 }
 
+/// A QR code of `text` as a `data:` URI of an SVG image (the CSP allows
+/// `img-src data:`, and nothing has to be fetched or scripted).
+pub fn qr_data_uri(text: &str) -> Option<String> {
+    use base64::Engine;
+    let code =
+        qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M).ok()?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build();
+    Some(format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    ))
+}
+
 /// Bytes as people read them.
 pub fn size(bytes: u64) -> String {
     const K: f64 = 1024.0;

@@ -264,6 +264,29 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Replaces the small file at `path` with `bytes`, readable by its owner
+/// only, durably: a temporary file beside it, synced, renamed over it, the
+/// directory synced. A crash leaves the old file or the new, never half.
+pub fn replace_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.new"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&temp, path)?;
+    sync_dir(dir)
+}
+
 /// A file being received. Writes are buffered; writeback to disk starts
 /// while data still arrives. Dropped without `install`, it is deleted.
 #[derive(Debug)]

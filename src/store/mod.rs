@@ -1,6 +1,7 @@
 //! Instance files (the source of truth for images) and the sled index (a
 //! view that `pushgate reindex` can always rebuild from the files).
 
+mod account_file;
 pub(crate) mod files;
 mod index;
 mod key;
@@ -25,7 +26,7 @@ pub use records::{
     BulkLayout, BulkValue, IndexEntry, InstanceAttrs, InstanceRecord, PatientAttrs, PatientRecord,
     PixelLayout, SeriesAttrs, SeriesRecord, Source, StudyAttrs, StudyRecord,
 };
-pub use relations::{GrantStore, InboxStore};
+pub use relations::{AccountStore, GrantStore, InboxStore};
 pub use sled_trees::grant_store;
 // The shared values, re-exported while their users move to `crate::base`.
 pub use crate::base::{Timestamp, Uid, UidError};
@@ -66,6 +67,8 @@ pub struct Store {
     pub grants: Arc<dyn GrantStore>,
     /// What the relay inbox remembers.
     pub inbox: Arc<dyn InboxStore>,
+    /// The console's local accounts (a file beside the index).
+    pub accounts: Arc<dyn AccountStore>,
     /// The one work queue (outbox, forwarding). Concrete, not the trait:
     /// its owners adopt their pre-queue sled trees through it on open.
     pub queue: Arc<SledQueue>,
@@ -113,6 +116,9 @@ impl Store {
             files,
             grants: grant_store(&index)?,
             inbox: sled_trees::inbox_store(&index)?,
+            accounts: Arc::new(account_file::FileAccounts::new(
+                config.data_dir.join("accounts.json"),
+            )),
             queue: SledQueue::open(index.db())?,
             #[cfg(test)]
             db: index.db().clone(),
@@ -145,6 +151,7 @@ impl Store {
             files: FileStore::open(dir.join("instances"), dir.join("tmp"))?,
             grants: grant_store(&index)?,
             inbox: sled_trees::inbox_store(&index)?,
+            accounts: Arc::new(account_file::FileAccounts::new(dir.join("accounts.json"))),
             queue: SledQueue::open(index.db())?,
             #[cfg(test)]
             db: index.db().clone(),

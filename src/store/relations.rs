@@ -41,3 +41,14 @@ pub trait InboxStore: Send + Sync {
         receipt: &[u8],
     ) -> Result<(), StoreError>;
 }
+
+/// The console's local accounts, kept as one small document (a handful to
+/// a few hundred accounts): its owner, `accounts::local`, reads it whole
+/// at start and writes it whole on every change.
+pub trait AccountStore: Send + Sync {
+    /// The document as last saved; None before the first account.
+    fn load(&self) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Replaces it, durable when this returns.
+    fn save(&self, document: &[u8]) -> Result<(), StoreError>;
+}

@@ -82,6 +82,11 @@ impl Refusal {
     pub fn respond(&self, form: Form) -> Response<Body> {
         respond(self.0.as_ref(), form)
     }
+
+    /// What the answer says, for a page that shows it in its own frame.
+    pub fn reason(&self) -> String {
+        self.0.reason()
+    }
 }
 
 /// The one place an error becomes a response.
