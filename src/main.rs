@@ -67,6 +67,14 @@ enum Command {
         /// How often it may be passed on (doorautoriseren); 0: never.
         #[arg(long = "delegation-depth", value_name = "N")]
         delegation_depth: Option<u8>,
+        /// Why it may be shared: `referral` (a referral, consent presumed)
+        /// or `explicit-consent` (with --consent-note). Required.
+        #[arg(long = "legal-basis", value_name = "BASIS",
+              value_parser = ["referral", "explicit-consent", "explicit_consent"])]
+        legal_basis: String,
+        /// Who consented and how (with --legal-basis explicit-consent).
+        #[arg(long = "consent-note", value_name = "TEXT")]
+        consent_note: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -318,9 +326,13 @@ fn run(mut args: Args) -> anyhow::Result<()> {
             expires,
             message,
             delegation_depth,
+            legal_basis,
+            consent_note,
             json,
         } => {
             let args = cli::ShareArgs {
+                legal_basis,
+                consent_note,
                 study_uid,
                 accession,
                 series,

@@ -20,9 +20,12 @@ mod staff_shares;
 mod workers;
 
 pub use admin::{AdminToken, AdminTokenError, bearer, read_token};
+pub use audit::patient_record;
 pub use coverage::{Coverage, Excluded, HolderCoverage, HolderSeries, SeriesCoverage};
 pub use decide::{Allowed, Bound, Caller, Credentials, Denied, Link};
-pub use grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target, Widening};
+pub use grant::{
+    Grant, GrantId, GrantState, LegalBasis, Recipient, Revocation, Scope, Target, Widening,
+};
 pub use identity::{CertIdentity, Holder, IdentityError, UZI_OTHER_NAME_OID, Uzi};
 pub use issue::{GrantCounts, GrantDetail, GrantView, IssueRequest, Issued, Shape};
 pub use limiter::client_key;

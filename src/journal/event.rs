@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::actor::{ActorRecord, ConsoleEvent};
-use super::grant::{GrantRecord, HolderRecord};
+use super::grant::{GrantRecord, HolderRecord, LegalBasisRecord, PatientRecord};
 use crate::base::GrantId;
 use crate::store::Uid;
 
@@ -21,6 +21,13 @@ pub enum Event {
         /// Who issued it (absent in journals from before the console).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<ActorRecord>,
+        /// Why it may be shared (absent in journals from before the console).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        legal_basis: Option<LegalBasisRecord>,
+        /// The study's patient as stored when it was issued (absent: the
+        /// study was not here yet, or a journal from before the console).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient: Option<PatientRecord>,
     },
     /// A holder passed a grant on (doorautoriseren); `grant.parent` is set.
     GrantDelegated {
@@ -61,6 +68,9 @@ pub enum Event {
     GrantResolved {
         grant: GrantId,
         study: Uid,
+        /// That study's patient as stored then (absent before the console).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient: Option<PatientRecord>,
     },
     Access(Access),
     /// Staff in the console: logins, refusals, accounts.
