@@ -296,7 +296,7 @@ start_orthanc
 
 # The operator shares the study; a program binds the link and gets its
 # holder token.
-share=$("$PUSHGATE" share "$STUDY_UID" --json --config "$PG_CFG" 2>>"$LOGS/retrieve-cli.log") ||
+share=$("$PUSHGATE" share "$STUDY_UID" --legal-basis referral --json --config "$PG_CFG" 2>>"$LOGS/retrieve-cli.log") ||
   die "pushgate share failed (log: $LOGS/retrieve-cli.log)"
 share_url=$(sed -n 's/.*"url" *: *"\([^"]*\)".*/\1/p' <<<"$share" | first)
 [[ $share_url == https://*/s/* ]] || die "no url in 'pushgate share --json': $share"

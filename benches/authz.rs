@@ -84,6 +84,7 @@ fn main() {
                 IssueRequest {
                     study_uid: Some(format!("1.2.3.{i}")),
                     accession: None,
+                    legal_basis: Some(pushgate::authz::LegalBasis::Referral),
                     shape: Shape::default(),
                 },
                 &pushgate::journal::ActorRecord::admin_token(),

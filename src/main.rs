@@ -67,6 +67,14 @@ enum Command {
         /// How often it may be passed on (doorautoriseren); 0: never.
         #[arg(long = "delegation-depth", value_name = "N")]
         delegation_depth: Option<u8>,
+        /// Why it may be shared: `referral` (a referral, consent presumed)
+        /// or `explicit-consent` (with --consent-note). Required.
+        #[arg(long = "legal-basis", value_name = "BASIS",
+              value_parser = ["referral", "explicit-consent", "explicit_consent"])]
+        legal_basis: String,
+        /// Who consented and how (with --legal-basis explicit-consent).
+        #[arg(long = "consent-note", value_name = "TEXT")]
+        consent_note: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -318,9 +326,13 @@ fn run(mut args: Args) -> anyhow::Result<()> {
             expires,
             message,
             delegation_depth,
+            legal_basis,
+            consent_note,
             json,
         } => {
             let args = cli::ShareArgs {
+                legal_basis,
+                consent_note,
                 study_uid,
                 accession,
                 series,
@@ -496,6 +508,7 @@ async fn serve(
     started: String,
     config_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    pushgate::console::remember_effective(started.clone());
     let mut signals = daemon::Signals::new().context("cannot listen for signals")?;
     // A stop asked for during start-up (the index check after a crash can
     // take minutes) is honoured at once, not after it.

@@ -744,7 +744,21 @@ fn the_admin_api_wants_its_token() {
         assert_eq!(wrong.status, 401);
         assert_eq!(none.header("www-authenticate"), Some("Bearer"));
     }
-    let out = daemon.cli(&["share", "1.2.3", "--expires", "soon"]);
+    let out = daemon.cli(&[
+        "share",
+        "--legal-basis",
+        "referral",
+        "1.2.3",
+        "--expires",
+        "soon",
+    ]);
     assert!(!out.status.success());
     assert!(text(&out).contains("duration"), "{}", text(&out));
+    // the legal basis is required, and explicit consent says whose
+    let out = daemon.cli(&["share", "1.2.3"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--legal-basis"), "{}", text(&out));
+    let out = daemon.cli(&["share", "1.2.3", "--legal-basis", "explicit-consent"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("who consented"), "{}", text(&out));
 }

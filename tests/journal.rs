@@ -381,7 +381,7 @@ fn a_journal_written_before_its_own_record_shapes_verifies_and_replays() {
     std::fs::copy(&golden, segment(&daemon, 1)).unwrap();
     let verify = daemon.cli(&["audit", "verify"]);
     assert!(
-        verify.status.success() && text(&verify).contains("37 record(s)"),
+        verify.status.success() && text(&verify).contains("40 record(s)"),
         "{}",
         text(&verify)
     );
@@ -417,6 +417,26 @@ fn a_journal_written_before_its_own_record_shapes_verifies_and_replays() {
     assert_eq!(actor["revoked"]["by"], "J. de Vries", "{actor}");
     let org = by_id("g-org");
     assert!(org["holder"].is_null() && org["revoked"].is_null(), "{org}");
+    assert!(
+        org["legal_basis"].is_null() && org["patient"].is_null(),
+        "{org}"
+    );
+    // the console's share: the legal basis and the patient as stored then
+    let referral = by_id("g-referral");
+    assert_eq!(referral["legal_basis"]["kind"], "referral", "{referral}");
+    assert_eq!(referral["patient"]["bsn"], "999911120", "{referral}");
+    let consent = by_id("g-consent");
+    assert_eq!(
+        consent["legal_basis"]["kind"], "explicit_consent",
+        "{consent}"
+    );
+    assert!(
+        consent["legal_basis"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("balie")
+    );
+    assert_eq!(consent["patient"]["name"], "de Boer^Piet", "{consent}");
     // a refusal, journaled by the new code after the old lines
     let refused = daemon.https(
         "GET",
@@ -428,9 +448,9 @@ fn a_journal_written_before_its_own_record_shapes_verifies_and_replays() {
 
     let lines = lines_of(&segment(&daemon, 1));
     assert!(
-        lines[37..].iter().any(|l| l.contains("\"unknown_token\"")),
+        lines[40..].iter().any(|l| l.contains("\"unknown_token\"")),
         "{:?}",
-        &lines[37..]
+        &lines[40..]
     );
     let old = std::fs::read_to_string(&golden).unwrap();
     assert!(lines.join("\n").starts_with(old.trim_end()));

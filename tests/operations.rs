@@ -248,7 +248,7 @@ fn metrics_count_what_happened_and_parse_as_openmetrics() {
         .as_str()
         .unwrap()
         .to_string();
-    let share = daemon.cli(&["share", &study, "--json"]);
+    let share = daemon.cli(&["share", "--legal-basis", "referral", &study, "--json"]);
     assert!(share.status.success(), "{}", text(&share));
     let wrong = daemon.https(
         "POST",

@@ -604,9 +604,17 @@ fn a_grant_pushes_once_complete_and_a_kill_mid_send_delivers_once() {
     // a grant for B's URA pushes the study to B's gateway as well
     assert!(
         eventually(Duration::from_secs(5), || {
-            a.cli(&["share", &study, "--to-ura", URA_B, "--json"])
-                .status
-                .success()
+            a.cli(&[
+                "share",
+                "--legal-basis",
+                "referral",
+                &study,
+                "--to-ura",
+                URA_B,
+                "--json",
+            ])
+            .status
+            .success()
                 && !outbox(&a).is_empty()
         }),
         "no push for the grant: {:?}\n{}",
@@ -761,7 +769,18 @@ fn a_push_for_a_grant_needs_a_live_grant_and_dies_with_it() {
     );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("no grant no-such-grant"), "{body}");
-    let for_a = cli_ok(&a, &["share", &study, "--to-ura", URA_A, "--json"]);
+    let for_a = cli_ok(
+        &a,
+        &[
+            "share",
+            "--legal-basis",
+            "referral",
+            &study,
+            "--to-ura",
+            URA_A,
+            "--json",
+        ],
+    );
     let for_a: serde_json::Value = serde_json::from_str(&for_a).unwrap();
     let (status, body) = admin_send(
         &a,
@@ -791,8 +810,19 @@ fn a_push_for_a_grant_needs_a_live_grant_and_dies_with_it() {
         );
         id
     };
-    let revoked: serde_json::Value =
-        serde_json::from_str(&cli_ok(&a, &["share", &study, "--to-ura", URA_B, "--json"])).unwrap();
+    let revoked: serde_json::Value = serde_json::from_str(&cli_ok(
+        &a,
+        &[
+            "share",
+            "--legal-basis",
+            "referral",
+            &study,
+            "--to-ura",
+            URA_B,
+            "--json",
+        ],
+    ))
+    .unwrap();
     let revoked_id = retrying(&revoked);
     cli_ok(&a, &["revoke", &revoked_id]);
     let state_of = |grant: &str| {
@@ -814,6 +844,8 @@ fn a_push_for_a_grant_needs_a_live_grant_and_dies_with_it() {
         &a,
         &[
             "share",
+            "--legal-basis",
+            "referral",
             &study,
             "--to-ura",
             URA_B,

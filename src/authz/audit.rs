@@ -5,10 +5,12 @@
 //! format (the golden lines in tests/data/journal/ hold it to that).
 
 use crate::journal::{
-    CertRecord, GrantRecord, HolderRecord, RecipientRecord, ScopeRecord, TargetRecord, UziRecord,
+    CertRecord, GrantRecord, HolderRecord, LegalBasisRecord, PatientRecord, RecipientRecord,
+    ScopeRecord, TargetRecord, UziRecord,
 };
+use crate::store::PatientAttrs;
 
-use super::grant::{Grant, Recipient, Scope, Target};
+use super::grant::{Grant, LegalBasis, Recipient, Scope, Target};
 use super::identity::{CertIdentity, Holder, Uzi};
 
 impl From<&Grant> for GrantRecord {
@@ -71,6 +73,38 @@ impl From<GrantRecord> for Grant {
             token_hash: record.token_hash,
             code_hash: record.code_hash,
         }
+    }
+}
+
+impl From<&LegalBasis> for LegalBasisRecord {
+    fn from(basis: &LegalBasis) -> LegalBasisRecord {
+        match basis {
+            LegalBasis::Referral => LegalBasisRecord::Referral,
+            LegalBasis::ExplicitConsent { note } => {
+                LegalBasisRecord::ExplicitConsent { note: note.clone() }
+            }
+        }
+    }
+}
+
+impl From<LegalBasisRecord> for LegalBasis {
+    fn from(record: LegalBasisRecord) -> LegalBasis {
+        match record {
+            LegalBasisRecord::Referral => LegalBasis::Referral,
+            LegalBasisRecord::ExplicitConsent { note } => LegalBasis::ExplicitConsent { note },
+        }
+    }
+}
+
+/// The patient as the journal keeps them with a grant: what the index
+/// holds now, for when the study is gone.
+pub fn patient_record(patient: &PatientAttrs) -> PatientRecord {
+    PatientRecord {
+        id: patient.id.clone(),
+        issuer: patient.issuer.clone(),
+        bsn: patient.bsn.clone(),
+        name: patient.name.clone(),
+        birth_date: patient.birth_date.clone(),
     }
 }
 

@@ -121,6 +121,50 @@ impl Recipient {
     }
 }
 
+/// Why a grant may be issued at all (AVG art. 9, WGBO): the study goes
+/// with a referral, the patient's consent presumed; or the patient (or
+/// their representative) consented explicitly, and `note` records who and
+/// how. Required on every grant an operator issues; a grant passed on has
+/// its root's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LegalBasis {
+    Referral,
+    ExplicitConsent { note: String },
+}
+
+/// The longest consent note kept.
+const MAX_CONSENT_NOTE: usize = 500;
+
+impl LegalBasis {
+    /// The basis with its note trimmed, or why it cannot be used.
+    pub fn checked(self) -> Result<LegalBasis, String> {
+        match self {
+            LegalBasis::Referral => Ok(LegalBasis::Referral),
+            LegalBasis::ExplicitConsent { note } => {
+                let note = note.trim().to_string();
+                if note.is_empty() {
+                    Err("explicit consent: say who consented and how (the note)".into())
+                } else if note.chars().count() > MAX_CONSENT_NOTE {
+                    Err(format!(
+                        "the consent note is at most {MAX_CONSENT_NOTE} characters"
+                    ))
+                } else {
+                    Ok(LegalBasis::ExplicitConsent { note })
+                }
+            }
+        }
+    }
+
+    /// `referral` or `explicit_consent`, as the API and the journal name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LegalBasis::Referral => "referral",
+            LegalBasis::ExplicitConsent { .. } => "explicit_consent",
+        }
+    }
+}
+
 /// How a grant passed on would be wider than its parent: each dimension
 /// of a grant, named with the parent's bound.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -213,6 +257,14 @@ pub struct GrantState {
     /// on by a holder, or issued before the console).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_by: Option<crate::journal::ActorRecord>,
+    /// Why it may be shared (None: issued before the console); a grant
+    /// passed on has its parent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<LegalBasis>,
+    /// The study's patient as stored at issue time (or when a grant by
+    /// accession found its study); a grant passed on has its parent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<crate::journal::PatientRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -237,6 +289,8 @@ impl GrantState {
             url_aliases: Vec::new(),
             resolved: None,
             issued_by: None,
+            legal_basis: None,
+            patient: None,
         }
     }
 

@@ -45,8 +45,25 @@ impl State {
             Event::GrantIssued { grant, .. } | Event::GrantDelegated { grant, .. } => {
                 let id = grant.id.clone();
                 let mut state = GrantState::new(Grant::from(grant.clone()));
-                if let Event::GrantIssued { by, .. } = event {
-                    state.issued_by = by.clone();
+                match event {
+                    Event::GrantIssued {
+                        by,
+                        legal_basis,
+                        patient,
+                        ..
+                    } => {
+                        state.issued_by = by.clone();
+                        state.legal_basis = legal_basis.clone().map(Into::into);
+                        state.patient = patient.clone();
+                    }
+                    // passed on: the same basis, the same patient
+                    _ => {
+                        if let Some(parent) = grant.parent.as_ref().and_then(|p| self.by_id.get(p))
+                        {
+                            state.legal_basis = parent.legal_basis.clone();
+                            state.patient = parent.patient.clone();
+                        }
+                    }
                 }
                 self.index(&state);
                 self.by_id.insert(id.clone(), state);
@@ -108,9 +125,16 @@ impl State {
                 }
                 None => vec![],
             },
-            Event::GrantResolved { grant, study } => match self.by_id.get_mut(grant) {
+            Event::GrantResolved {
+                grant,
+                study,
+                patient,
+            } => match self.by_id.get_mut(grant) {
                 Some(state) if state.resolved.is_none() => {
                     state.resolved = Some(study.clone());
+                    if state.patient.is_none() {
+                        state.patient = patient.clone();
+                    }
                     vec![grant.clone()]
                 }
                 _ => vec![],

@@ -8,10 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use super::coverage::{Coverage, HolderCoverage};
 use super::decide::{Caller, Denied, live};
-use super::grant::{Grant, GrantId, GrantState, Recipient, Revocation, Scope, Target};
+use super::grant::{Grant, GrantId, GrantState, LegalBasis, Recipient, Revocation, Scope, Target};
 use super::secret;
 use super::service::{Authz, AuthzError};
-use crate::journal::{AccessKind, ActorRecord, DenyReason, Event, GrantRecord, Outcome};
+use crate::journal::{
+    AccessKind, ActorRecord, DenyReason, Event, GrantRecord, Outcome, PatientRecord,
+};
 use crate::store::{Timestamp, Uid};
 
 /// Longest chain of re-authorizations a grant may start.
@@ -27,6 +29,9 @@ pub struct IssueRequest {
     pub study_uid: Option<String>,
     #[serde(default)]
     pub accession: Option<String>,
+    /// Why it may be shared: required (absent: refused, nothing issued).
+    #[serde(default)]
+    pub legal_basis: Option<LegalBasis>,
     #[serde(flatten)]
     pub shape: Shape,
 }
@@ -63,6 +68,8 @@ pub struct Issued<C = Coverage> {
     pub id: GrantId,
     pub url: String,
     pub code: String,
+    /// Where the recipient enters the code: the public site's front page.
+    pub enter_code_at: String,
     pub expires_at: Timestamp,
     pub covers: C,
 }
@@ -79,6 +86,12 @@ pub struct GrantView {
     pub issuer: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_by: Option<ActorRecord>,
+    /// Why it may be shared (absent: issued before the console).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<LegalBasis>,
+    /// The study's patient as stored at issue time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<PatientRecord>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -246,12 +259,26 @@ impl Authz {
                 ));
             }
         };
+        let legal_basis = request
+            .legal_basis
+            .clone()
+            .ok_or_else(|| {
+                invalid(
+                    "legal_basis is required: referral (a referral, consent presumed) \
+                     or explicit_consent with a note of who consented and how",
+                )
+            })?
+            .checked()
+            .map_err(invalid)?;
         let scope = request.shape.scope()?;
         let known = match &target {
             Target::Study(uid) => self.index.study(uid).ok().flatten(),
             Target::Accession(_) => None,
         };
-        if let (Some(study), Some(series)) = (known, &scope.series)
+        let patient = known
+            .as_ref()
+            .map(|study| super::audit::patient_record(&study.patient));
+        if let (Some(study), Some(series)) = (&known, &scope.series)
             && let Some(missing) = series.iter().find(|s| !study.series.contains_key(*s))
         {
             return Err(invalid(format!(
@@ -292,6 +319,8 @@ impl Authz {
                     grant: GrantRecord::from(&grant),
                     from: from.to_string(),
                     by: Some(by.clone()),
+                    legal_basis: Some((&legal_basis).into()),
+                    patient,
                 },
             )?;
         }
@@ -315,6 +344,7 @@ impl Authz {
             id: grant.id,
             url,
             code,
+            enter_code_at: self.code_page(),
             expires_at: grant.expires_at,
         }
     }
@@ -511,6 +541,8 @@ impl Authz {
             recipient: g.recipient.clone(),
             issuer: g.issuer.clone(),
             issued_by: grant.issued_by.clone(),
+            legal_basis: grant.legal_basis.clone(),
+            patient: grant.patient.clone(),
             created_at: g.created_at,
             expires_at: g.expires_at,
             message: g.message.clone(),

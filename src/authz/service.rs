@@ -155,6 +155,11 @@ impl Authz {
         format!("{}/s/{token}", self.public_url)
     }
 
+    /// The page where a recipient enters a code (`http.public_url`).
+    pub fn code_page(&self) -> String {
+        format!("{}/", self.public_url)
+    }
+
     pub(super) fn read(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -328,6 +333,7 @@ impl Authz {
                 match self.change(Event::GrantResolved {
                     grant: grant.clone(),
                     study: study.study_uid.clone(),
+                    patient: Some(super::audit::patient_record(&study.patient)),
                 }) {
                     Ok(_) => {
                         tracing::info!(grant = %grant, study = %study.study_uid, "grant by accession found its study")

@@ -204,6 +204,8 @@ mod tests {
                 grant: crate::journal::GrantRecord::from(&g),
                 from: String::new(),
                 by: None,
+                legal_basis: None,
+                patient: None,
             },
             Some(_) => Event::GrantDelegated {
                 grant: crate::journal::GrantRecord::from(&g),
@@ -295,6 +297,7 @@ mod tests {
             &Event::GrantResolved {
                 grant: GrantId("x".into()),
                 study: uid("1.5"),
+                patient: None,
             },
         );
         assert_eq!(

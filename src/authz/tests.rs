@@ -61,6 +61,7 @@ fn request(shape: Shape) -> IssueRequest {
     IssueRequest {
         study_uid: Some("1.2.3".into()),
         accession: None,
+        legal_basis: Some(crate::authz::LegalBasis::Referral),
         shape,
     }
 }
@@ -1118,4 +1119,95 @@ fn failed_admin_authentication_is_limited_per_address_and_journaled() {
         .collect();
     assert_eq!(refused.len(), 12, "{refused:?}");
     assert_eq!(refused[10], DenyReason::RateLimited);
+}
+
+/// Every grant an operator issues says why it may be shared; without a
+/// basis (or with consent but no note of it) nothing is issued. The
+/// journal keeps the basis and the patient as the index had them, and a
+/// grant passed on carries its parent's.
+#[test]
+fn a_grant_carries_its_legal_basis_and_the_patient_as_stored() {
+    let f = fixture();
+    let mut entry = study_entry("1.9.1", "ACC9", 1000);
+    entry.patient = crate::store::PatientAttrs {
+        name: "Jansen^Anna".into(),
+        id: "PAT-9".into(),
+        issuer: "ZKH".into(),
+        birth_date: "19700101".into(),
+        sex: "F".into(),
+        bsn: Some("999911120".into()),
+    };
+    f.store.index.put_instance(&entry).unwrap();
+    let ask = |basis: Option<LegalBasis>| IssueRequest {
+        study_uid: Some("1.9.1".into()),
+        legal_basis: basis,
+        shape: Shape {
+            delegation_depth: Some(1),
+            ..Shape::default()
+        },
+        ..request(Shape::default())
+    };
+    for (basis, reason) in [
+        (None, "legal_basis is required"),
+        (
+            Some(LegalBasis::ExplicitConsent { note: "  ".into() }),
+            "who consented",
+        ),
+    ] {
+        let refused = f.authz.issue(ask(basis), &op(), "127.0.0.1");
+        assert!(
+            matches!(&refused, Err(AuthzError::Invalid(m)) if m.contains(reason)),
+            "{:?}",
+            refused.err()
+        );
+    }
+    assert!(f.authz.list().is_empty(), "nothing issued");
+
+    let consent = LegalBasis::ExplicitConsent {
+        note: " mevrouw Jansen, mondeling aan de balie ".into(),
+    };
+    let issued = f
+        .authz
+        .issue(ask(Some(consent)), &op(), "127.0.0.1")
+        .unwrap();
+    let view = f.authz.show(&issued.id).unwrap().grant;
+    assert_eq!(
+        view.legal_basis,
+        Some(LegalBasis::ExplicitConsent {
+            note: "mevrouw Jansen, mondeling aan de balie".into()
+        })
+    );
+    let patient = view.patient.clone().unwrap();
+    assert_eq!(
+        (patient.id.as_str(), patient.bsn.as_deref()),
+        ("PAT-9", Some("999911120"))
+    );
+    assert_eq!(issued.enter_code_at, "https://gw.example/");
+
+    let token = token_of(&issued);
+    let holder = with_token(
+        f.authz
+            .bind_link(&token, caller(&anonymous(), 1))
+            .unwrap()
+            .holder_token
+            .as_deref()
+            .unwrap(),
+    );
+    let child = f
+        .authz
+        .delegate(&token, caller(&holder, 1), Shape::default())
+        .unwrap();
+    let child = f.authz.show(&child.id).unwrap().grant;
+    assert_eq!(child.legal_basis, view.legal_basis);
+    assert_eq!(child.patient, view.patient);
+
+    let line = journal::read(f.authz.journal().dir(), 1)
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .find(|r| matches!(r.event, Event::GrantIssued { .. }))
+        .unwrap();
+    let json = serde_json::to_value(&line.event).unwrap();
+    assert_eq!(json["legal_basis"]["kind"], "explicit_consent", "{json}");
+    assert_eq!(json["patient"]["name"], "Jansen^Anna", "{json}");
+    assert_eq!(json["by"]["id"], "local:operator", "{json}");
 }

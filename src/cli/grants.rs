@@ -20,6 +20,9 @@ pub struct ShareArgs {
     pub expires: Option<String>,
     pub message: Option<String>,
     pub delegation_depth: Option<u8>,
+    /// `referral` or `explicit-consent`.
+    pub legal_basis: String,
+    pub consent_note: Option<String>,
 }
 
 fn text(v: &Value) -> String {
@@ -61,6 +64,12 @@ pub async fn share(
     if let Some(depth) = args.delegation_depth {
         body["delegation_depth"] = json!(depth);
     }
+    body["legal_basis"] = match args.legal_basis.replace('-', "_").as_str() {
+        "explicit_consent" => {
+            json!({ "kind": "explicit_consent", "note": args.consent_note.unwrap_or_default() })
+        }
+        kind => json!({ "kind": kind }),
+    };
     let issued = AdminClient::new(config)?
         .post_json("/admin/v1/grants", &body)
         .await?;
@@ -73,6 +82,7 @@ pub async fn share(
     let _ = writeln!(out, "  Link     {}", text(&issued["url"]));
     let _ = writeln!(out, "  Code     {}", text(&issued["code"]));
     let _ = writeln!(out, "  Expires  {} UTC", when(&issued["expires_at"]));
+    let _ = writeln!(out, "  Enter at {}", text(&issued["enter_code_at"]));
     let _ = writeln!(
         out,
         "  Study    {} ({})",

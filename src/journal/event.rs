@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::actor::{ActorRecord, ConsoleEvent};
-use super::grant::{GrantRecord, HolderRecord};
+use super::grant::{GrantRecord, HolderRecord, LegalBasisRecord, PatientRecord};
 use crate::base::GrantId;
 use crate::store::Uid;
 
@@ -21,6 +21,13 @@ pub enum Event {
         /// Who issued it (absent in journals from before the console).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<ActorRecord>,
+        /// Why it may be shared (absent in journals from before the console).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        legal_basis: Option<LegalBasisRecord>,
+        /// The study's patient as stored when it was issued (absent: the
+        /// study was not here yet, or a journal from before the console).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient: Option<PatientRecord>,
     },
     /// A holder passed a grant on (doorautoriseren); `grant.parent` is set.
     GrantDelegated {
@@ -61,6 +68,9 @@ pub enum Event {
     GrantResolved {
         grant: GrantId,
         study: Uid,
+        /// That study's patient as stored then (absent before the console).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient: Option<PatientRecord>,
     },
     Access(Access),
     /// Staff in the console: logins, refusals, accounts.
@@ -209,6 +219,9 @@ pub enum Relay {
         by: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         grant: Option<GrantId>,
+        /// Who asked in the console (absent: the CLI, the admin API, a grant).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<ActorRecord>,
     },
     /// Sealed (signed and encrypted) and about to be delivered.
     Sealed {
@@ -244,6 +257,23 @@ pub enum Relay {
         outbox: String,
         to_ura: String,
         grant: GrantId,
+        reason: String,
+    },
+    /// Staff asked in the console for the next attempt now (a push
+    /// waiting for its retry, or one that had failed: tried again).
+    RetryAsked {
+        outbox: String,
+        to_ura: String,
+        actor: ActorRecord,
+        from: String,
+    },
+    /// Staff cancelled a push in the console: no more attempts.
+    Withdrawn {
+        outbox: String,
+        to_ura: String,
+        actor: ActorRecord,
+        from: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         reason: String,
     },
     /// A package from a peer was checked and its instances ingested.

@@ -91,3 +91,31 @@ pub struct UziRecord {
     pub role: String,
     pub agb: String,
 }
+
+/// Why a grant may be issued at all: a referral, the patient's consent
+/// presumed (the WGBO's treatment relation), or consent asked and given,
+/// with who gave it and how. `{"kind":"referral"}` or
+/// `{"kind":"explicit_consent","note":"…"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LegalBasisRecord {
+    Referral,
+    ExplicitConsent { note: String },
+}
+
+/// The patient of a grant's study as the index had it when the grant was
+/// issued (or, by accession number, when its study arrived): what lets an
+/// audit name the patient after retention deleted the study.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatientRecord {
+    /// Patient ID (0010,0020) and its issuer (0010,0021).
+    pub id: String,
+    #[serde(default)]
+    pub issuer: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bsn: Option<String>,
+    /// Patient's Name as received (DICOM PN, `^` between the parts).
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub birth_date: String,
+}

@@ -5,9 +5,13 @@ use serde_json::Value;
 
 use super::{Ask, Daemon, text};
 
-/// `pushgate share … --json`.
+/// `pushgate share … --json`, on a referral unless `args` names another
+/// `--legal-basis`.
 pub fn share(daemon: &Daemon, args: &[&str]) -> Value {
     let mut all = vec!["share"];
+    if !args.contains(&"--legal-basis") {
+        all.extend_from_slice(&["--legal-basis", "referral"]);
+    }
     all.extend_from_slice(args);
     all.push("--json");
     let out = daemon.cli(&all);

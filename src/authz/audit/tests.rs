@@ -4,12 +4,13 @@
 //! types, must read back from those lines as the same record and seal to
 //! the same bytes. A change to `Grant` that would change what is journaled
 //! fails here. Lines 30–37 were added with issue 14 (who issued and
-//! revoked, the console's events); lines 1–29 stayed byte for byte.
+//! revoked, the console's events), lines 38–40 with its share (the legal
+//! basis and the patient on a grant); the lines before stayed byte for byte.
 
 use crate::authz::{CertIdentity, Grant, GrantId, Holder, Recipient, Scope, Target, Uzi};
 use crate::journal::{
     Access, AccessKind, ActorRecord, BindVia, ConsoleEvent, DenyReason, Event, GrantRecord,
-    HolderRecord, Outcome, Relay, Who, seal,
+    HolderRecord, LegalBasisRecord, Outcome, PatientRecord, Relay, Who, seal,
 };
 use crate::store::{Timestamp, Uid};
 
@@ -98,16 +99,22 @@ fn events() -> Vec<Event> {
             grant: GrantRecord::from(&full_grant()),
             from: "192.0.2.1 (admin token)".into(),
             by: None,
+            legal_basis: None,
+            patient: None,
         },
         Event::GrantIssued {
             grant: GrantRecord::from(&bare_grant()),
             from: String::new(),
             by: None,
+            legal_basis: None,
+            patient: None,
         },
         Event::GrantIssued {
             grant: GrantRecord::from(&org_norole),
             from: "::1".into(),
             by: None,
+            legal_basis: None,
+            patient: None,
         },
         Event::GrantDelegated {
             grant: GrantRecord::from(&full_grant()),
@@ -168,6 +175,7 @@ fn events() -> Vec<Event> {
         Event::GrantResolved {
             grant: gid("g-bare"),
             study: uid("1.2.3.99"),
+            patient: None,
         },
         Event::Access(Access {
             grant: Some(gid("g-full")),
@@ -210,6 +218,7 @@ fn events() -> Vec<Event> {
             priority: "urgent".into(),
             by: "admin".into(),
             grant: Some(gid("g-full")),
+            actor: None,
         }),
         Event::Relay(Relay::Queued {
             outbox: "o2".into(),
@@ -218,6 +227,7 @@ fn events() -> Vec<Event> {
             priority: "routine".into(),
             by: "cli".into(),
             grant: None,
+            actor: None,
         }),
         Event::Relay(Relay::Sealed {
             outbox: "o1".into(),
@@ -297,6 +307,8 @@ fn events() -> Vec<Event> {
             }),
             from: "192.0.2.14 (admin token)".into(),
             by: Some(ActorRecord::admin_token()),
+            legal_basis: None,
+            patient: None,
         },
         Event::GrantRevoked {
             grant: gid("g-actor"),
@@ -342,6 +354,47 @@ fn events() -> Vec<Event> {
             },
             from: String::new(),
         }),
+        // issue 14, the console's share: the legal basis and the patient
+        Event::GrantIssued {
+            grant: GrantRecord::from(&Grant {
+                id: gid("g-referral"),
+                target: Target::Study(uid("1.2.826.0.1.3680043.8.498.1")),
+                ..bare_grant()
+            }),
+            from: "192.0.2.19".into(),
+            by: Some(person()),
+            legal_basis: Some(LegalBasisRecord::Referral),
+            patient: Some(PatientRecord {
+                id: "PAT-001".into(),
+                issuer: "ZKH-A".into(),
+                bsn: Some("999911120".into()),
+                name: "Jansen^Anna \"<script>\"".into(),
+                birth_date: "19700101".into(),
+            }),
+        },
+        Event::GrantIssued {
+            grant: GrantRecord::from(&Grant {
+                id: gid("g-consent"),
+                ..bare_grant()
+            }),
+            from: "192.0.2.19".into(),
+            by: Some(person()),
+            legal_basis: Some(LegalBasisRecord::ExplicitConsent {
+                note: "patient gaf toestemming aan de balie, \"mondeling\"".into(),
+            }),
+            patient: None,
+        },
+        Event::GrantResolved {
+            grant: gid("g-consent"),
+            study: uid("1.2.3.98"),
+            patient: Some(PatientRecord {
+                id: "PAT-002".into(),
+                issuer: String::new(),
+                bsn: None,
+                name: "de Boer^Piet".into(),
+                birth_date: String::new(),
+            }),
+        },
     ]
 }
 
@@ -350,6 +403,24 @@ fn person() -> ActorRecord {
         id: "oidc:https://login.zkh-a.example#8f2c".into(),
         name: "J. de Vries".into(),
         role: "user".into(),
+    }
+}
+
+/// The golden lines for `events()` beyond the file (run with --ignored
+/// --nocapture when events are added; append what it prints).
+#[test]
+#[ignore]
+fn print_new_golden_lines() {
+    let lines: Vec<&str> = GOLDEN.lines().collect();
+    let mut prev = crate::journal::GENESIS.to_string();
+    for (i, event) in events().iter().enumerate() {
+        let seq = i as u64 + 1;
+        let at = Timestamp(1_780_000_000_000 + i as u64 * 1001);
+        let (written, hash) = seal(seq, at, &prev, event).unwrap();
+        if i >= lines.len() {
+            println!("{written}");
+        }
+        prev = hash;
     }
 }
 

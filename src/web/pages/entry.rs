@@ -141,6 +141,7 @@ mod tests {
             id: grant.grant.id.clone(),
             url: format!("https://gw.example/s/{HOSTILE}"),
             code: HOSTILE.to_string(),
+            enter_code_at: "https://gw.example/".into(),
             expires_at: grant.grant.expires_at,
             covers: coverage(&grant, HOSTILE),
         };

@@ -69,7 +69,11 @@ fn refusals_are_pages_for_browsers_and_json_for_programs() {
 /// An accession grant (its study has not arrived), bound by a program:
 /// its path and holder token.
 fn bound_grant(web: &Harness) -> (String, String) {
-    let issued = web.admin("POST", "/admin/v1/grants", Some(r#"{"accession":"ACC1"}"#));
+    let issued = web.admin(
+        "POST",
+        "/admin/v1/grants",
+        Some(r#"{"accession":"ACC1","legal_basis":{"kind":"referral"}}"#),
+    );
     assert_eq!(issued.status, 201, "{issued:?}");
     let url = issued.json()["url"].as_str().unwrap().to_string();
     let path = url[url.find("/s/").unwrap()..].to_string();
@@ -181,7 +185,7 @@ fn every_endpoint_is_reached_and_answers() {
         (
             "POST",
             "/admin/v1/grants".into(),
-            Some(r#"{"accession":"ACC2"}"#),
+            Some(r#"{"accession":"ACC2","legal_basis":{"kind":"referral"}}"#),
             false,
             201,
         ),
