@@ -10,7 +10,6 @@
 //! from the path, before anything is handled) and `handle`; `router`
 //! matches them without a catch-all.
 
-
 mod error;
 mod form;
 pub mod pages;
@@ -37,8 +36,8 @@ pub use error::ConsoleError;
 pub use form::Fields;
 use pages::{Head, Section};
 pub use router::Route;
-pub use settings::remember_effective;
 use session::{SESSION_COOKIE, Session, Sessions};
+pub use settings::remember_effective;
 
 use crate::accounts::Accounts;
 use crate::authz::{Person, StaffAction};

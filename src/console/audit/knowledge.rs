@@ -45,7 +45,10 @@ impl Patient {
         if q.is_empty() {
             return false;
         }
-        let digits: String = q.chars().filter(|c| !matches!(c, ' ' | '.' | '-')).collect();
+        let digits: String = q
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '.' | '-'))
+            .collect();
         self.id.to_lowercase() == q
             || self.bsn.as_deref().is_some_and(|b| b == digits)
             || super::super::shares::view::person_name(&self.name)
@@ -164,7 +167,11 @@ impl Knowledge {
             Event::GrantResolved { study, .. }
             | Event::Forwarded { study, .. }
             | Event::StudyDeleted { study, .. } => vec![Some(study.clone())],
-            Event::Access(a) => vec![a.study.clone().or_else(|| a.grant.as_ref().and_then(by_grant))],
+            Event::Access(a) => vec![
+                a.study
+                    .clone()
+                    .or_else(|| a.grant.as_ref().and_then(by_grant)),
+            ],
             Event::Relay(r) => match r {
                 Relay::Queued { study, .. } => vec![Some(study.clone())],
                 Relay::Received { studies, .. } => studies.iter().cloned().map(Some).collect(),

@@ -334,5 +334,9 @@ pub async fn revoke(
             .map_err(refused)
     })
     .await?;
-    Ok(redirect(&format!("{}?revoked={}", href(&id), cascade.len())))
+    Ok(redirect(&format!(
+        "{}?revoked={}",
+        href(&id),
+        cascade.len()
+    )))
 }

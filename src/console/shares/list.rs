@@ -102,7 +102,10 @@ pub fn page(console: &Console, ctx: &Ctx, listing: &Listing, query: &Fields) -> 
         .collect();
     let pages_total = matching.len().div_ceil(PER_PAGE).max(1);
     let page_no = filter.page.min(pages_total);
-    let shown = matching.iter().skip((page_no - 1) * PER_PAGE).take(PER_PAGE);
+    let shown = matching
+        .iter()
+        .skip((page_no - 1) * PER_PAGE)
+        .take(PER_PAGE);
     let title = lang.pick("Gedeeld", "Shares");
     let body = html! {
         h1 { (title) }

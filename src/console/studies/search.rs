@@ -90,7 +90,7 @@ impl Query {
             && (self.patient_id.is_empty() || value_matches(&self.patient_id, &s.patient_id))
             && (self.accession.is_empty() || value_matches(&self.accession, &s.accession))
             && (self.bsn.is_empty() || s.bsn.as_deref() == Some(digits(&self.bsn).as_str()))
-            && (self.modality.is_empty() || s.modalities.iter().any(|m| *m == self.modality))
+            && (self.modality.is_empty() || s.modalities.contains(&self.modality))
             && self.in_range(&s.study_date)
     }
 
@@ -242,7 +242,9 @@ mod tests {
     fn each_criterion_finds_its_study_and_not_the_others() {
         let anna = study("Jansen^Anna", "PAT-1", "ACC-1", "20260105", &["CT", "PR"]);
         let piet = study("de Boer^Piet", "PAT-2", "ACC-22", "20251231", &["MR"]);
-        let cases: &[(&[(&str, &str)], bool, bool)] = &[
+        // (query fields, finds anna, finds piet)
+        type Case<'a> = (&'a [(&'a str, &'a str)], bool, bool);
+        let cases: &[Case<'_>] = &[
             (&[("name", "anna")], true, false),
             (&[("name", "JANSEN anna")], true, false),
             (&[("name", "jansen^anna")], true, false),
