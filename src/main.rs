@@ -508,6 +508,7 @@ async fn serve(
     started: String,
     config_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    pushgate::console::remember_effective(started.clone());
     let mut signals = daemon::Signals::new().context("cannot listen for signals")?;
     // A stop asked for during start-up (the index check after a crash can
     // take minutes) is honoured at once, not after it.

@@ -16,6 +16,7 @@ pub mod secret;
 mod service;
 mod shares;
 mod staff;
+mod staff_shares;
 mod workers;
 
 pub use admin::{AdminToken, AdminTokenError, bearer, read_token};
@@ -32,6 +33,7 @@ pub use push::PushDenied;
 pub use service::{Authz, AuthzError, Served};
 pub use shares::{Share, Shares};
 pub use staff::{NotYourRole, Person, Role, StaffAction};
+pub use staff_shares::StaffDenied;
 pub use workers::{AccessionResolver, ExpirySweeper};
 
 #[cfg(test)]

@@ -40,8 +40,21 @@ pub struct Session {
     pub csrf: String,
     pub started: Instant,
     pub last_seen: Instant,
+    /// The provider's ID token of an OpenID Connect login, for its logout
+    /// (`id_token_hint`); `None` for a local account.
+    pub id_token: Option<IdTokenHint>,
     /// The last few grants issued in it, with their link and code.
     pub issued: Vec<IssuedSecret>,
+}
+
+/// An ID token kept for the provider's logout; never shown in logs.
+#[derive(Clone)]
+pub struct IdTokenHint(pub String);
+
+impl std::fmt::Debug for IdTokenHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdTokenHint(..)")
+    }
 }
 
 pub struct Sessions {
@@ -67,6 +80,17 @@ impl Sessions {
     /// cookie the browser came with, if any) ends, so an id planted before
     /// login is worth nothing after it. Returns the Set-Cookie value.
     pub fn start(&self, person: Person, previous: Option<&str>) -> (String, Session) {
+        self.start_with_id_token(person, previous, None)
+    }
+
+    /// [`Sessions::start`] for a login through the identity provider,
+    /// keeping its ID token for the provider's logout.
+    pub fn start_with_id_token(
+        &self,
+        person: Person,
+        previous: Option<&str>,
+        id_token: Option<IdTokenHint>,
+    ) -> (String, Session) {
         let (id, hash) = secret::new_holder_token();
         let now = Instant::now();
         let session = Session {
@@ -74,6 +98,7 @@ impl Sessions {
             csrf: secret::new_holder_token().0,
             started: now,
             last_seen: now,
+            id_token,
             issued: Vec::new(),
         };
         let mut open = self.lock();

@@ -58,6 +58,16 @@ pub enum ConsoleEvent {
         what: String,
         from: String,
     },
+    /// The journal searched, exported or reported on in the console
+    /// (reading the audit is itself recorded); `query`: the filter asked.
+    Audited {
+        actor: ActorRecord,
+        /// `search`, `export.jsonl`, `export.csv`, `patient report`.
+        what: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        query: String,
+        from: String,
+    },
     /// A local account made, disabled, reset or enrolled.
     Account {
         account: String,

@@ -219,6 +219,9 @@ pub enum Relay {
         by: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         grant: Option<GrantId>,
+        /// Who asked in the console (absent: the CLI, the admin API, a grant).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<ActorRecord>,
     },
     /// Sealed (signed and encrypted) and about to be delivered.
     Sealed {
@@ -254,6 +257,23 @@ pub enum Relay {
         outbox: String,
         to_ura: String,
         grant: GrantId,
+        reason: String,
+    },
+    /// Staff asked in the console for the next attempt now (a push
+    /// waiting for its retry, or one that had failed: tried again).
+    RetryAsked {
+        outbox: String,
+        to_ura: String,
+        actor: ActorRecord,
+        from: String,
+    },
+    /// Staff cancelled a push in the console: no more attempts.
+    Withdrawn {
+        outbox: String,
+        to_ura: String,
+        actor: ActorRecord,
+        from: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         reason: String,
     },
     /// A package from a peer was checked and its instances ingested.

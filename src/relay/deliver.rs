@@ -138,15 +138,27 @@ async fn cancel(relay: &Arc<Relay>, mut item: Item, denied: PushDenied) {
     }
 }
 
-/// Records the item's state; false (logged) if it could not be.
+/// Whether staff cancelled the push in the console since it was taken up.
+async fn withdrawn(relay: &Arc<Relay>, id: &str) -> bool {
+    let (r, id) = (relay.clone(), id.to_string());
+    matches!(
+        blocking(move || r.outbox.get(&id)).await,
+        Ok(Some(now)) if now.state == State::Cancelled
+    )
+}
+
+/// Records the item's state; false if it could not be (logged), or if
+/// staff cancelled the push meanwhile.
 async fn save(relay: &Arc<Relay>, item: &Item) -> bool {
     let (r, i) = (relay.clone(), item.clone());
-    if let Err(e) = blocking(move || r.outbox.put(&i)).await {
-        tracing::error!(outbox = %item.id, "outbox: cannot record progress: {e}");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        return false;
+    match blocking(move || r.outbox.record_progress(&i)).await {
+        Ok(written) => written,
+        Err(e) => {
+            tracing::error!(outbox = %item.id, "outbox: cannot record progress: {e}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            false
+        }
     }
-    true
 }
 
 async fn work(relay: &Arc<Relay>, mut item: Item) {
@@ -192,7 +204,10 @@ async fn work(relay: &Arc<Relay>, mut item: Item) {
         match make_package(relay, &item, &gateway, grant).await {
             Ok(info) => {
                 item.job.package = Some(info);
-                save(relay, &item).await;
+                if !save(relay, &item).await {
+                    // cancelled in the console meanwhile (or not recorded)
+                    return;
+                }
             }
             Err(e) => {
                 return fail(relay, item, format!("cannot make the package: {e}"), false).await;
@@ -208,6 +223,9 @@ async fn work(relay: &Arc<Relay>, mut item: Item) {
         Ok(Carries::Nothing(denied)) => return cancel(relay, item, denied).await,
         Ok(_) => {}
         Err(e) => return fail(relay, item, e.to_string(), false).await,
+    }
+    if withdrawn(relay, &item.id).await {
+        return;
     }
     item.attempts += 1;
     let answer = deliver(relay, &gateway, &item.id, package.size).await;

@@ -209,6 +209,17 @@ impl Relay {
 
     /// Queues a push; durable and journaled before it returns. Blocking.
     pub fn enqueue(&self, request: SendRequest, by: &str) -> Result<Item, RelayError> {
+        self.enqueue_as(request, by, None)
+    }
+
+    /// [`Relay::enqueue`] for a member of staff in the console: the push
+    /// and its journal record name them. Blocking.
+    pub fn enqueue_as(
+        &self,
+        request: SendRequest,
+        by: &str,
+        actor: Option<crate::journal::ActorRecord>,
+    ) -> Result<Item, RelayError> {
         let study = Uid::parse(request.study.trim())
             .map_err(|_| RelayError::UnknownStudy(request.study.clone()))?;
         let record = self
@@ -239,6 +250,7 @@ impl Relay {
             priority: request.priority,
             grant: grant.map(|g| g.0),
             by: by.to_string(),
+            actor: actor.clone(),
             package: None,
             sent_at: None,
             receipt: None,
@@ -264,9 +276,61 @@ impl Relay {
                 priority: item.job.priority.as_str().to_string(),
                 by: by.to_string(),
                 grant: item.job.grant.clone().map(GrantId),
+                actor,
             }))?;
         self.wake.notify_one();
         tracing::info!(outbox = %item.id, to_ura = %item.job.to_ura, priority = item.job.priority.as_str(), "push queued");
+        Ok(item)
+    }
+
+    /// Staff's "retry now": the push is due at once (a failed one is
+    /// tried again), the worker woken; journaled with the person.
+    /// Blocking.
+    pub fn retry_now(
+        &self,
+        id: &str,
+        actor: &crate::journal::ActorRecord,
+        from: &str,
+    ) -> Result<Item, outbox::OutboxChange> {
+        let item = self.outbox.retry_now(id)?;
+        self.journal
+            .append_durable(Event::Relay(RelayEvent::RetryAsked {
+                outbox: item.id.clone(),
+                to_ura: item.job.to_ura.clone(),
+                actor: actor.clone(),
+                from: from.to_string(),
+            }))
+            .map_err(RelayError::from)?;
+        self.wake.notify_one();
+        tracing::info!(outbox = %item.id, by = %actor.id, "push to be tried again now");
+        Ok(item)
+    }
+
+    /// Staff's "cancel": no more attempts, the package deleted; journaled
+    /// with the person and their reason. Blocking.
+    pub fn cancel_push(
+        &self,
+        id: &str,
+        actor: &crate::journal::ActorRecord,
+        from: &str,
+        reason: &str,
+    ) -> Result<Item, outbox::OutboxChange> {
+        let said = match reason.trim() {
+            "" => format!("cancelled by {}", actor.name),
+            why => format!("cancelled by {}: {why}", actor.name),
+        };
+        let item = self.outbox.cancel(id, &said)?;
+        let _ = std::fs::remove_file(self.package_path(&item.id));
+        self.journal
+            .append_durable(Event::Relay(RelayEvent::Withdrawn {
+                outbox: item.id.clone(),
+                to_ura: item.job.to_ura.clone(),
+                actor: actor.clone(),
+                from: from.to_string(),
+                reason: reason.trim().to_string(),
+            }))
+            .map_err(RelayError::from)?;
+        tracing::info!(outbox = %item.id, by = %actor.id, "push cancelled");
         Ok(item)
     }
 

@@ -62,8 +62,11 @@ pub struct Push {
     /// asked for as such (`pushgate send`, the admin API without a grant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<String>,
-    /// Who asked: "cli", "admin-api", "grant".
+    /// Who asked: "cli", "admin-api", "grant", "console".
     pub by: String,
+    /// The member of staff who asked in the console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<crate::journal::ActorRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<PackageInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +154,55 @@ impl Outbox {
         })
     }
 
+    /// Records what the worker did with a push, unless someone cancelled
+    /// it meanwhile (`Cancelled` stays, unless the push was in fact
+    /// delivered: then `Sent` is the truth). Whether it was written.
+    /// Blocking.
+    pub fn record_progress(&self, item: &Item) -> Result<bool, RelayError> {
+        if item.state != State::Sent
+            && self
+                .get(&item.id)?
+                .is_some_and(|now| now.state == State::Cancelled)
+        {
+            return Ok(false);
+        }
+        self.put(item)?;
+        Ok(true)
+    }
+
+    /// Makes a push due now: an open one skips the rest of its wait, a
+    /// failed one is tried again (its give-up time counted afresh).
+    /// Returns it as it is now. Blocking.
+    pub fn retry_now(&self, id: &str) -> Result<Item, OutboxChange> {
+        let mut item = self.get(id)?.ok_or(OutboxChange::NotFound)?;
+        match item.state {
+            State::Waiting | State::Pending => {}
+            State::Failed => {
+                item.state = State::Pending;
+                item.first_failure = None;
+                item.seq = self.queue.next_seq()?;
+            }
+            State::Sent | State::Cancelled => return Err(OutboxChange::Settled(item.state)),
+        }
+        item.next_attempt = Timestamp::now();
+        self.put(&item)?;
+        Ok(item)
+    }
+
+    /// Stops a push for good: `Cancelled`, with `reason`. Returns it as
+    /// it is now. Blocking.
+    pub fn cancel(&self, id: &str, reason: &str) -> Result<Item, OutboxChange> {
+        let mut item = self.get(id)?.ok_or(OutboxChange::NotFound)?;
+        if !item.is_open() && item.state != State::Failed {
+            return Err(OutboxChange::Settled(item.state));
+        }
+        item.state = State::Cancelled;
+        item.last_error = reason.to_string();
+        item.seq = self.queue.next_seq()?;
+        self.put(&item)?;
+        Ok(item)
+    }
+
     /// Whether a push of `study` to `ura` is open already (a grant made
     /// twice does not send twice).
     pub fn has_open(&self, study: &Uid, ura: &str) -> Result<bool, RelayError> {
@@ -159,6 +211,23 @@ impl Outbox {
             .entries()?
             .iter()
             .any(|i| i.is_open() && &i.job.study == study && i.job.to_ura == ura))
+    }
+}
+
+/// Why a push could not be retried or cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxChange {
+    #[error("no such push")]
+    NotFound,
+    #[error("this push is {0:?} already: nothing to retry or cancel")]
+    Settled(State),
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+}
+
+impl From<QueueError> for OutboxChange {
+    fn from(e: QueueError) -> OutboxChange {
+        OutboxChange::Relay(e.into())
     }
 }
 

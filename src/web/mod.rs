@@ -48,6 +48,7 @@ pub use conn::Limits;
 pub use error::{Form, Refusal, Reply, WebError, respond};
 pub use gates::Gates;
 pub use router::Endpoint;
+pub(crate) use stream::{Sink, produced_while};
 
 use crate::authz::{AdminToken, Authz, CertIdentity};
 use crate::store::Index;

@@ -218,6 +218,7 @@ fn events() -> Vec<Event> {
             priority: "urgent".into(),
             by: "admin".into(),
             grant: Some(gid("g-full")),
+            actor: None,
         }),
         Event::Relay(Relay::Queued {
             outbox: "o2".into(),
@@ -226,6 +227,7 @@ fn events() -> Vec<Event> {
             priority: "routine".into(),
             by: "cli".into(),
             grant: None,
+            actor: None,
         }),
         Event::Relay(Relay::Sealed {
             outbox: "o1".into(),

@@ -242,7 +242,7 @@ mod tests {
     fn each_criterion_finds_its_study_and_not_the_others() {
         let anna = study("Jansen^Anna", "PAT-1", "ACC-1", "20260105", &["CT", "PR"]);
         let piet = study("de Boer^Piet", "PAT-2", "ACC-22", "20251231", &["MR"]);
-        // (the query, finds Anna, finds Piet)
+        // (query fields, finds anna, finds piet)
         type Case<'a> = (&'a [(&'a str, &'a str)], bool, bool);
         let cases: &[Case<'_>] = &[
             (&[("name", "anna")], true, false),

@@ -1,3 +1,0 @@
-//! Every grant: state, recipient, holder, delegations as a tree, accesses; revoke with a reason.
-
-super::unbuilt_section!();
