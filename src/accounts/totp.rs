@@ -82,14 +82,7 @@ pub fn uri(issuer: &str, account: &str, secret: &[u8]) -> String {
 }
 
 fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    crate::base::percent_encode(s, &[])
 }
 
 #[cfg(test)]

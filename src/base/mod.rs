@@ -5,6 +5,7 @@
 mod ae_title;
 mod grant_id;
 mod pacs;
+mod percent;
 mod timestamp;
 mod uid;
 mod ura;
@@ -13,6 +14,7 @@ pub(crate) use ae_title::valid_ae;
 pub use ae_title::{AeTitle, AeTitleError};
 pub use grant_id::GrantId;
 pub use pacs::{AddressError, PacsAddress};
+pub use percent::percent_encode;
 pub use timestamp::Timestamp;
 pub use uid::{Uid, UidError};
 pub use ura::{Ura, UraError};

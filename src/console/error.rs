@@ -90,14 +90,7 @@ pub fn answer(console: &super::Console, ctx: &Ctx, refusal: Refusal) -> Response
     response
 }
 
-/// A path as a query value.
+/// A path as a query value (`/` kept, as `?next=` reads well).
 pub fn percent(path: &str) -> String {
-    path.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    crate::base::percent_encode(path, b"/")
 }
