@@ -308,3 +308,30 @@ fn a_drop_folder_that_comes_back_is_watched_again() {
     assert_eq!(daemon.get("/readyz").status, 200);
     assert_eq!(daemon.stop(), Some(0));
 }
+
+/// Not there when the daemon starts (the share mounted later): the daemon
+/// is ready, does not make the folder, and takes files once it is there.
+#[test]
+fn a_drop_folder_missing_at_start_is_waited_for_not_made() {
+    let outside = tempfile::tempdir().unwrap();
+    let drop_dir = outside.path().join("drop");
+    let (mut daemon, _notes) = watched_daemon(&drop_dir);
+    assert!(
+        eventually(Duration::from_secs(5), || daemon
+            .log()
+            .contains("drop folder not there")),
+        "{}",
+        daemon.log()
+    );
+    assert!(!drop_dir.exists(), "the daemon made the drop folder");
+    assert_eq!(daemon.get("/readyz").status, 200);
+    std::fs::create_dir(&drop_dir).unwrap();
+    std::fs::copy(sample_files().remove(0), drop_dir.join("IM1.dcm")).unwrap();
+    assert!(
+        eventually(Duration::from_secs(15), || daemon.instance_count() == 1),
+        "{}",
+        daemon.log()
+    );
+    assert!(drop_dir.join("done").join("IM1.dcm").exists());
+    assert_eq!(daemon.stop(), Some(0));
+}

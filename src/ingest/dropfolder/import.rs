@@ -105,13 +105,15 @@ fn ingest_file(ingestor: &Ingestor, path: &Path, rel: &Path) -> Result<Outcome, 
     Ok(Outcome::Imported)
 }
 
-/// Moves `path` to `<watch_dir>/<bucket>/<rel>`, never over an existing file.
+/// Moves `path` to `<watch_dir>/<bucket>/<rel>`, never over an existing
+/// file, and never making `watch_dir` again should it have gone meanwhile.
 pub(super) fn move_under(
     watch_dir: &Path,
     path: &Path,
     rel: &Path,
     bucket: &str,
 ) -> io::Result<PathBuf> {
+    super::make_bucket(watch_dir, bucket)?;
     let mut dest = watch_dir.join(bucket).join(rel);
     if let Some(parent) = dest.parent() {
         fs::create_dir_all(parent)?;

@@ -125,11 +125,16 @@ fn classify(kind: &EventKind) -> Option<Change> {
     })
 }
 
+/// `<dir>/<bucket>`, made if missing; `dir` itself is never made.
+pub(super) fn make_bucket(dir: &Path, bucket: &str) -> io::Result<()> {
+    match fs::create_dir(dir.join(bucket)) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.join(bucket).is_dir() => Ok(()),
+        other => other,
+    }
+}
+
 impl Watch {
     fn new(dir: PathBuf, settle: Duration, ingestor: Ingestor) -> io::Result<Watch> {
-        for bucket in [DONE, FAILED] {
-            fs::create_dir_all(dir.join(bucket))?;
-        }
         Ok(Watch {
             tick: (settle / 2).clamp(Duration::from_millis(100), Duration::from_secs(1)),
             dir,
@@ -207,13 +212,15 @@ impl Watch {
         }
     }
 
-    /// Makes `done/` and `failed/` and watches the folder. A folder that
-    /// vanishes meanwhile (a share unmounted at that moment) is gone, waited
-    /// for like any other time; any other error ends the watcher.
+    /// Makes `done/` and `failed/` and watches the folder. A folder that is
+    /// not there (a share not mounted yet, or unmounted at that moment) is
+    /// gone, waited for like any other time, and never made: made, it would
+    /// stand on the disk under the mount point; any other error ends the
+    /// watcher.
     fn watch_root(&mut self, watcher: &mut impl Watcher) -> io::Result<()> {
         let set_up = [DONE, FAILED]
             .iter()
-            .try_for_each(|bucket| fs::create_dir_all(self.dir.join(bucket)))
+            .try_for_each(|bucket| make_bucket(&self.dir, bucket))
             .and_then(|()| {
                 watcher
                     .watch(&self.dir, RecursiveMode::Recursive)

@@ -39,3 +39,25 @@ fn moves_never_overwrite() {
     );
     assert!(!w.join("CD").exists());
 }
+
+/// A drop folder on a share not mounted must not be made on the disk
+/// under the mount point: neither the buckets nor a move make it again.
+#[test]
+fn a_missing_drop_folder_is_never_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("share/drop");
+    assert_eq!(
+        make_bucket(&w, DONE).unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+    let elsewhere = dir.path().join("IM1");
+    fs::write(&elsewhere, "x").unwrap();
+    assert!(move_under(&w, &elsewhere, Path::new("IM1"), FAILED).is_err());
+    assert!(!dir.path().join("share").exists());
+    fs::create_dir_all(&w).unwrap();
+    make_bucket(&w, DONE).unwrap();
+    make_bucket(&w, DONE).unwrap();
+    assert!(w.join(DONE).is_dir());
+    fs::write(w.join(FAILED), "a file").unwrap();
+    assert!(make_bucket(&w, FAILED).is_err());
+}
