@@ -23,9 +23,7 @@ pub enum StaffDenied {
     #[error("no such grant")]
     NotFound,
     /// A gebruiker asked for a grant someone else issued.
-    #[error(
-        "this share was issued by someone else; a gebruiker may revoke only their own shares"
-    )]
+    #[error("this share was issued by someone else; a gebruiker may revoke only their own shares")]
     NotYours,
     #[error("{0}")]
     Invalid(String),
@@ -229,7 +227,9 @@ mod tests {
             authz.staff_revoke(&ann, &mine, "  ", from),
             Err(StaffDenied::Invalid(_))
         ));
-        authz.staff_revoke(&ann, &mine, "wrong patient", from).unwrap();
+        authz
+            .staff_revoke(&ann, &mine, "wrong patient", from)
+            .unwrap();
         authz.staff_revoke(&admin, &theirs, "asked", from).unwrap();
         assert!(authz.grant_state(&theirs).unwrap().revoked.is_some());
         assert_eq!(

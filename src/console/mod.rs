@@ -68,8 +68,8 @@ pub use error::ConsoleError;
 pub use form::Fields;
 use pages::{Head, Section};
 pub use router::Route;
-pub use settings::remember_effective;
 use session::{SESSION_COOKIE, Session, Sessions};
+pub use settings::remember_effective;
 
 use crate::accounts::Accounts;
 use crate::authz::{Person, StaffAction};

@@ -318,7 +318,13 @@ fn row(lang: Lang, ctx: &Ctx, outbox: &Outbox, item: &Item, admin: bool) -> Mark
     }
 }
 
-fn send_form(lang: Lang, ctx: &Ctx, book: &AddressBook, asked: &SendForm, problem: Option<&str>) -> Markup {
+fn send_form(
+    lang: Lang,
+    ctx: &Ctx,
+    book: &AddressBook,
+    asked: &SendForm,
+    problem: Option<&str>,
+) -> Markup {
     html! {
         h2 #send { (lang.pick("Naar een gateway sturen", "Send to a gateway")) }
         @if book.is_empty() {

@@ -85,7 +85,10 @@ pub async fn handle(
                 let mut forwarding: BTreeMap<Uid, Forwarding> = BTreeMap::new();
                 if let Some(f) = &app.relay.forwarder {
                     for item in f.status().map_err(|e| WebError::Internal(e.to_string()))? {
-                        forwarding.entry(item.key.study.clone()).or_default().add(&item);
+                        forwarding
+                            .entry(item.key.study.clone())
+                            .or_default()
+                            .add(&item);
                     }
                 }
                 let mut found: Vec<ReceivedStudy> = app
@@ -96,7 +99,10 @@ pub async fn handle(
                     .filter(pushed_to_us)
                     .map(|study| ReceivedStudy {
                         origin: app.relay.origin(&study.study_uid),
-                        forwarding: forwarding.get(&study.study_uid).copied().unwrap_or_default(),
+                        forwarding: forwarding
+                            .get(&study.study_uid)
+                            .copied()
+                            .unwrap_or_default(),
                         study,
                     })
                     .collect();
@@ -185,7 +191,12 @@ fn arriving(lang: Lang, s: &StudyRecord) -> Markup {
     }
 }
 
-fn index(console: &Console, ctx: &Ctx, studies: &[ReceivedStudy], pacs: Option<&str>) -> Response<Body> {
+fn index(
+    console: &Console,
+    ctx: &Ctx,
+    studies: &[ReceivedStudy],
+    pacs: Option<&str>,
+) -> Response<Body> {
     let lang = ctx.lang;
     let live = studies
         .iter()

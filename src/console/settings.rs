@@ -56,9 +56,16 @@ pub fn route(method: &Method, rest: &[&str]) -> Option<Route> {
 /// Whether a key's value may be a secret itself (not a path to one).
 fn secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    let named = ["secret", "password", "passwd", "token", "private", "credential"]
-        .iter()
-        .any(|s| k.contains(s));
+    let named = [
+        "secret",
+        "password",
+        "passwd",
+        "token",
+        "private",
+        "credential",
+    ]
+    .iter()
+    .any(|s| k.contains(s));
     named && !(k.ends_with("_file") || k.ends_with("_path") || k.ends_with("_dir"))
 }
 
@@ -267,7 +274,10 @@ cors_origins = ["https://ohif.example"]
         for secret in ["s3cr3t", "hunter2", "p4ss", "BEGIN PGP"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
-        assert!(shown.contains("https://sync:(hidden)@book.example/peers.toml"), "{shown}");
+        assert!(
+            shown.contains("https://sync:(hidden)@book.example/peers.toml"),
+            "{shown}"
+        );
         assert_eq!(redacted("not = toml = at all"), None);
     }
 

@@ -3,8 +3,8 @@
 
 use crate::base::GrantId;
 use crate::journal::{
-    AccessKind, ActorRecord, BindVia, ConsoleEvent, Event, HolderRecord, Outcome, Relay,
-    RecipientRecord, Who,
+    AccessKind, ActorRecord, BindVia, ConsoleEvent, Event, HolderRecord, Outcome, RecipientRecord,
+    Relay, Who,
 };
 use crate::web::pages::Lang;
 
@@ -31,7 +31,10 @@ fn who(lang: Lang, w: &Who) -> String {
         Who::Anonymous => lang.pick("onbekend", "unidentified").into(),
         Who::Certificate { identity } => identity.clone(),
         Who::HolderToken { hash_prefix } => {
-            format!("{} {hash_prefix}…", lang.pick("houdertoken", "holder token"))
+            format!(
+                "{} {hash_prefix}…",
+                lang.pick("houdertoken", "holder token")
+            )
         }
     }
 }
@@ -61,7 +64,10 @@ fn holder(lang: Lang, h: &HolderRecord) -> String {
 fn recipient(lang: Lang, r: &RecipientRecord) -> String {
     match r {
         RecipientRecord::Anyone => lang
-            .pick("wie de link of code gebruikt", "whoever uses the link or code")
+            .pick(
+                "wie de link of code gebruikt",
+                "whoever uses the link or code",
+            )
             .into(),
         RecipientRecord::Organization { ura, roles } if roles.is_empty() => format!("URA {ura}"),
         RecipientRecord::Organization { ura, roles } => format!(
@@ -105,7 +111,9 @@ fn staff(line: &mut Line, a: &ActorRecord) {
 pub fn describe(lang: Lang, event: &Event) -> Line {
     let mut line = Line::default();
     match event {
-        Event::GrantIssued { grant, from, by, .. } => {
+        Event::GrantIssued {
+            grant, from, by, ..
+        } => {
             line.kind = "grant_issued".into();
             match by {
                 Some(a) => staff(&mut line, a),
@@ -223,7 +231,14 @@ pub fn describe(lang: Lang, event: &Event) -> Line {
                 Some(s) => format!("status {s:#06X}"),
                 None => "failed".into(),
             };
-            line.detail = format!("SOP {sop}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") });
+            line.detail = format!(
+                "SOP {sop}{}",
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                }
+            );
         }
         Event::StudyDeleted {
             reason,
@@ -382,7 +397,11 @@ fn relay(lang: Lang, line: &mut Line, r: &Relay) {
         } => {
             line.kind = "relay.failed".into();
             line.actor = format!("URA {to_ura}");
-            line.outcome = if *last { "failed".into() } else { "retry".into() };
+            line.outcome = if *last {
+                "failed".into()
+            } else {
+                "retry".into()
+            };
             line.detail = format!("#{attempt}: {reason}, outbox {outbox}");
         }
         Relay::Cancelled {
@@ -420,7 +439,11 @@ fn relay(lang: Lang, line: &mut Line, r: &Relay) {
             line.detail = format!(
                 "{} URA {to_ura}, outbox {outbox}{}",
                 lang.pick("naar", "to"),
-                if reason.is_empty() { String::new() } else { format!(": {reason}") }
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                }
             );
         }
         Relay::Received {
@@ -433,7 +456,10 @@ fn relay(lang: Lang, line: &mut Line, r: &Relay) {
             line.kind = "relay.received".into();
             line.actor = format!("URA {from_ura}");
             line.from = from.clone();
-            line.detail = format!("{package}, {instances} {}", lang.pick("beelden", "instances"));
+            line.detail = format!(
+                "{package}, {instances} {}",
+                lang.pick("beelden", "instances")
+            );
         }
         Relay::Refused {
             from,
@@ -442,12 +468,18 @@ fn relay(lang: Lang, line: &mut Line, r: &Relay) {
             reason,
         } => {
             line.kind = "relay.refused".into();
-            line.actor = sender_ura.as_ref().map(|u| format!("URA {u}")).unwrap_or_default();
+            line.actor = sender_ura
+                .as_ref()
+                .map(|u| format!("URA {u}"))
+                .unwrap_or_default();
             line.from = from.clone();
             line.outcome = "denied".into();
             line.detail = format!(
                 "{}{reason}",
-                package.as_ref().map(|p| format!("{p}: ")).unwrap_or_default()
+                package
+                    .as_ref()
+                    .map(|p| format!("{p}: "))
+                    .unwrap_or_default()
             );
         }
     }
@@ -471,9 +503,9 @@ pub fn people(event: &Event) -> Vec<String> {
             | ConsoleEvent::Audited { actor: a, .. },
         ) => actor(a),
         Event::Console(ConsoleEvent::Account { by, .. }) => actor(by),
-        Event::Relay(
-            Relay::RetryAsked { actor: a, .. } | Relay::Withdrawn { actor: a, .. },
-        ) => actor(a),
+        Event::Relay(Relay::RetryAsked { actor: a, .. } | Relay::Withdrawn { actor: a, .. }) => {
+            actor(a)
+        }
         Event::Relay(Relay::Queued { actor: a, .. }) => a.iter().for_each(&mut actor),
         _ => {}
     }

@@ -77,7 +77,11 @@ pub fn csv_record(record: &Record, line: &str, known: &Knowledge) -> String {
     let patient = study.and_then(|s| known.patient(s));
     let seq = record.seq.to_string();
     let time = record.at.to_string();
-    let grant = described.grant.as_ref().map(|g| g.0.clone()).unwrap_or_default();
+    let grant = described
+        .grant
+        .as_ref()
+        .map(|g| g.0.clone())
+        .unwrap_or_default();
     let study_text = study.map(|s| s.to_string()).unwrap_or_default();
     let name = patient.map(|p| person_name(&p.name)).unwrap_or_default();
     let id = patient.map(|p| p.id.clone()).unwrap_or_default();
@@ -103,44 +107,48 @@ pub fn csv_record(record: &Record, line: &str, known: &Knowledge) -> String {
 pub fn respond(app: &Arc<App>, filter: Filter, format: Format) -> Result<Response<Body>, Refusal> {
     let permit = app.gates.stream()?;
     let app = app.clone();
-    let body = produced_while(None, || true, move |sink: &mut Sink| {
-        let _permit = permit;
-        let mut failed = None;
-        if format == Format::Csv {
-            sink.write_all(csv_row(&CSV_HEADER).as_bytes())?;
-        }
-        let chain = scan(
-            app.authz.journal().dir(),
-            app.index.as_ref(),
-            &filter,
-            |record, line, known| {
-                let written = match format {
-                    Format::Jsonl => sink
-                        .write_all(line.as_bytes())
-                        .and_then(|()| sink.write_all(b"\n")),
-                    Format::Csv => sink.write_all(csv_record(record, line, known).as_bytes()),
-                };
-                match written {
-                    Ok(()) => ControlFlow::Continue(()),
-                    Err(e) => {
-                        failed = Some(e);
-                        ControlFlow::Break(())
+    let body = produced_while(
+        None,
+        || true,
+        move |sink: &mut Sink| {
+            let _permit = permit;
+            let mut failed = None;
+            if format == Format::Csv {
+                sink.write_all(csv_row(&CSV_HEADER).as_bytes())?;
+            }
+            let chain = scan(
+                app.authz.journal().dir(),
+                app.index.as_ref(),
+                &filter,
+                |record, line, known| {
+                    let written = match format {
+                        Format::Jsonl => sink
+                            .write_all(line.as_bytes())
+                            .and_then(|()| sink.write_all(b"\n")),
+                        Format::Csv => sink.write_all(csv_record(record, line, known).as_bytes()),
+                    };
+                    match written {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(e) => {
+                            failed = Some(e);
+                            ControlFlow::Break(())
+                        }
                     }
-                }
-            },
-        )
-        .map_err(std::io::Error::other)?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        if !chain.intact() {
-            tracing::warn!(
-                problems = chain.problems.len(),
-                "audit export: the journal's chain does not verify"
-            );
-        }
-        Ok(())
-    });
+                },
+            )
+            .map_err(std::io::Error::other)?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if !chain.intact() {
+                tracing::warn!(
+                    problems = chain.problems.len(),
+                    "audit export: the journal's chain does not verify"
+                );
+            }
+            Ok(())
+        },
+    );
     let (content_type, extension) = match format {
         Format::Jsonl => ("application/x-ndjson; charset=utf-8", "jsonl"),
         Format::Csv => ("text/csv; charset=utf-8; header=present", "csv"),

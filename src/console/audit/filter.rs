@@ -55,13 +55,18 @@ impl Filter {
         if !filter.from.is_empty() {
             filter.since = local_day(&filter.from, false);
             if filter.since.is_none() {
-                filter.problems.push(format!("from: {:?} is not a date (YYYY-MM-DD)", filter.from));
+                filter.problems.push(format!(
+                    "from: {:?} is not a date (YYYY-MM-DD)",
+                    filter.from
+                ));
             }
         }
         if !filter.to.is_empty() {
             filter.until = local_day(&filter.to, true);
             if filter.until.is_none() {
-                filter.problems.push(format!("to: {:?} is not a date (YYYY-MM-DD)", filter.to));
+                filter
+                    .problems
+                    .push(format!("to: {:?} is not a date (YYYY-MM-DD)", filter.to));
             }
         }
         if !filter.study.is_empty() && Uid::parse(&filter.study).is_err() {

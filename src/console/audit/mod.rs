@@ -78,8 +78,18 @@ pub async fn handle(
     let lang = ctx.lang;
     match route {
         Route::Index => {
-            let page_no: usize = query.get("page").parse().unwrap_or(1usize).clamp(1, 100_000);
-            journal_reading(console, ctx, &person, "search", query_string(&filter.query()));
+            let page_no: usize = query
+                .get("page")
+                .parse()
+                .unwrap_or(1usize)
+                .clamp(1, 100_000);
+            journal_reading(
+                console,
+                ctx,
+                &person,
+                "search",
+                query_string(&filter.query()),
+            );
             let f = filter.clone();
             let found = blocking(move || {
                 page::find(
@@ -109,7 +119,13 @@ pub async fn handle(
             let q = query.get("q").to_string();
             let key = query.get("key").to_string();
             if !q.is_empty() {
-                journal_reading(console, ctx, &person, "patient report", query_string(&[("q", q.clone())]));
+                journal_reading(
+                    console,
+                    ctx,
+                    &person,
+                    "patient report",
+                    query_string(&[("q", q.clone())]),
+                );
             }
             let (f, q2) = (filter.clone(), q.clone());
             let found = blocking(move || {

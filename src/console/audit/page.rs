@@ -11,8 +11,8 @@ use super::describe::{Line, describe};
 use super::filter::{Chain, Filter, scan};
 use super::knowledge::Patient;
 use crate::console::pages::{self, Head, Section};
-use crate::console::shares::view::query_string;
 use crate::console::shares::view::person_name;
+use crate::console::shares::view::query_string;
 use crate::console::{Console, Ctx};
 use crate::journal::JournalError;
 use crate::store::{Index, Timestamp, Uid};
@@ -136,7 +136,13 @@ fn row(lang: Lang, r: &Row) -> Markup {
     }
 }
 
-pub fn page(console: &Console, ctx: &Ctx, filter: &Filter, found: &Found, page_no: usize) -> String {
+pub fn page(
+    console: &Console,
+    ctx: &Ctx,
+    filter: &Filter,
+    found: &Found,
+    page_no: usize,
+) -> String {
     let lang = ctx.lang;
     let title = "Audit";
     let query = filter.query();
@@ -145,7 +151,10 @@ pub fn page(console: &Console, ctx: &Ctx, filter: &Filter, found: &Found, page_n
         all.extend_from_slice(extra);
         query_string(&all)
     };
-    let pages_total = usize::try_from(found.total).unwrap_or(usize::MAX).div_ceil(PER_PAGE).max(1);
+    let pages_total = usize::try_from(found.total)
+        .unwrap_or(usize::MAX)
+        .div_ceil(PER_PAGE)
+        .max(1);
     let body = html! {
         h1 { (title) }
         (chain_status(lang, &found.chain))
@@ -188,5 +197,12 @@ pub fn page(console: &Console, ctx: &Ctx, filter: &Filter, found: &Found, page_n
             }
         }
     };
-    pages::layout(ctx, &console.config.org_name, title, Section::Audit, Head::default(), body)
+    pages::layout(
+        ctx,
+        &console.config.org_name,
+        title,
+        Section::Audit,
+        Head::default(),
+        body,
+    )
 }

@@ -22,7 +22,8 @@ use crate::console::pages::{self, Head, Section};
 use crate::console::shares::view::{person_name, query_string, who};
 use crate::console::{Console, Ctx};
 use crate::journal::{
-    AccessKind, Event, HolderRecord, JournalError, Outcome, RecipientRecord, Relay,
+    AccessKind, Event, HolderRecord, JournalError, LegalBasisRecord, Outcome, RecipientRecord,
+    Relay,
 };
 use crate::relay::book::AddressBook;
 use crate::store::{Index, StudyRecord, Timestamp, Uid};
@@ -97,8 +98,20 @@ pub enum Found {
     Report(Box<Report>),
 }
 
-fn legal_basis(_event: &Event) -> Option<String> {
-    None
+/// The legal basis a grant was issued on, as people read it.
+pub fn legal_basis(lang: Lang, basis: &LegalBasisRecord) -> String {
+    match basis {
+        LegalBasisRecord::Referral => lang
+            .pick(
+                "verwijzing (toestemming verondersteld)",
+                "referral (consent presumed)",
+            )
+            .to_string(),
+        LegalBasisRecord::ExplicitConsent { note } => format!(
+            "{}: {note}",
+            lang.pick("uitdrukkelijke toestemming", "explicit consent")
+        ),
+    }
 }
 
 fn holder_text(h: &HolderRecord) -> String {
@@ -134,7 +147,8 @@ pub fn build(
     let candidates = if key.is_empty() {
         known.studies_of_patient(query)
     } else {
-        known.studies_of_patient(query)
+        known
+            .studies_of_patient(query)
             .into_iter()
             .filter(|(_, p)| p.key() == key)
             .collect()
@@ -150,8 +164,10 @@ pub fn build(
         return Ok(Found::NoPatient);
     }
     if by_patient.len() > 1 {
-        let mut choices: Vec<(Patient, usize)> =
-            by_patient.into_values().map(|(p, s)| (p, s.len())).collect();
+        let mut choices: Vec<(Patient, usize)> = by_patient
+            .into_values()
+            .map(|(p, s)| (p, s.len()))
+            .collect();
         choices.sort_by(|a, b| a.0.name.cmp(&b.0.name).then(a.0.id.cmp(&b.0.id)));
         return Ok(Found::Choose(choices));
     }
@@ -175,7 +191,16 @@ pub fn build(
     let mut grant_at: HashMap<GrantId, usize> = HashMap::new();
     let mut push_at: HashMap<String, usize> = HashMap::new();
     report.chain = scan(dir, index, &period, |record, _, known| {
-        collect(&mut report, &mut grant_at, &mut push_at, &wanted, record.at, &record.event, known, lang);
+        collect(
+            &mut report,
+            &mut grant_at,
+            &mut push_at,
+            &wanted,
+            record.at,
+            &record.event,
+            known,
+            lang,
+        );
         ControlFlow::Continue(())
     })?;
     Ok(Found::Report(Box::new(report)))
@@ -204,6 +229,18 @@ fn collect(
                 (Event::GrantDelegated { by, .. }, None) => (who(lang, by), String::new()),
                 _ => (grant.issuer.clone(), String::new()),
             };
+            // a grant passed on stands on its root's basis
+            let basis = match event {
+                Event::GrantIssued {
+                    legal_basis: Some(b),
+                    ..
+                } => Some(legal_basis(lang, b)),
+                _ => grant
+                    .parent
+                    .as_ref()
+                    .and_then(|p| of_ours(p))
+                    .and_then(|i| report.grants[i].legal_basis.clone()),
+            };
             grant_at.insert(grant.id.clone(), report.grants.len());
             report.grants.push(GrantEntry {
                 id: grant.id.clone(),
@@ -213,7 +250,7 @@ fn collect(
                 by_id,
                 from: from.clone(),
                 recipient: grant.recipient.clone(),
-                legal_basis: legal_basis(event),
+                legal_basis: basis,
                 expires_at: grant.expires_at,
                 parent: grant.parent.clone(),
                 message: grant.message.clone(),
@@ -221,18 +258,42 @@ fn collect(
                 ended: None,
             });
         }
-        Event::GrantBound { grant, holder, from, .. } => {
+        Event::GrantBound {
+            grant,
+            holder,
+            from,
+            ..
+        } => {
             if let Some(i) = of_ours(grant) {
-                report.grants[i].bound.get_or_insert((at, holder_text(holder), from.clone()));
+                report.grants[i]
+                    .bound
+                    .get_or_insert((at, holder_text(holder), from.clone()));
             }
         }
-        Event::GrantRevoked { grant, by, reason, cascade, .. } => {
-            for (id, via) in std::iter::once((grant, false)).chain(cascade.iter().map(|c| (c, true))) {
+        Event::GrantRevoked {
+            grant,
+            by,
+            reason,
+            cascade,
+            ..
+        } => {
+            for (id, via) in
+                std::iter::once((grant, false)).chain(cascade.iter().map(|c| (c, true)))
+            {
                 if let Some(i) = of_ours(id) {
                     let how = match (via, reason.is_empty()) {
-                        (false, true) => format!("{} {by}", lang.pick("ingetrokken door", "revoked by")),
-                        (false, false) => format!("{} {by}: {reason}", lang.pick("ingetrokken door", "revoked by")),
-                        (true, _) => format!("{} {} ({by})", lang.pick("ingetrokken met", "revoked with"), grant.0),
+                        (false, true) => {
+                            format!("{} {by}", lang.pick("ingetrokken door", "revoked by"))
+                        }
+                        (false, false) => format!(
+                            "{} {by}: {reason}",
+                            lang.pick("ingetrokken door", "revoked by")
+                        ),
+                        (true, _) => format!(
+                            "{} {} ({by})",
+                            lang.pick("ingetrokken met", "revoked with"),
+                            grant.0
+                        ),
                     };
                     report.grants[i].ended.get_or_insert((at, how));
                 }
@@ -276,13 +337,22 @@ fn collect(
                 });
             }
         }
-        Event::Relay(Relay::Queued { outbox, study, to_ura, by, actor, .. }) if wanted.contains(study) => {
+        Event::Relay(Relay::Queued {
+            outbox,
+            study,
+            to_ura,
+            by,
+            actor,
+            ..
+        }) if wanted.contains(study) => {
             push_at.insert(outbox.clone(), report.pushes.len());
             report.pushes.push(PushEntry {
                 at,
                 study: study.clone(),
                 to_ura: to_ura.clone(),
-                by: actor.as_ref().map_or_else(|| by.clone(), |a| a.name.clone()),
+                by: actor
+                    .as_ref()
+                    .map_or_else(|| by.clone(), |a| a.name.clone()),
                 delivered: None,
                 ended: None,
             });
@@ -292,7 +362,12 @@ fn collect(
                 report.pushes[i].delivered.get_or_insert(at);
             }
         }
-        Event::Relay(Relay::Failed { outbox, reason, last: true, .. }) => {
+        Event::Relay(Relay::Failed {
+            outbox,
+            reason,
+            last: true,
+            ..
+        }) => {
             if let Some(&i) = push_at.get(outbox) {
                 report.pushes[i].ended.get_or_insert(reason.clone());
             }
@@ -309,10 +384,15 @@ fn collect(
                 report.pushes[i].ended.get_or_insert(said);
             }
         }
-        Event::Relay(Relay::Received { package, from_ura, studies, .. })
-            if studies.iter().any(|s| wanted.contains(s)) =>
-        {
-            report.received.push((at, from_ura.clone(), package.clone()));
+        Event::Relay(Relay::Received {
+            package,
+            from_ura,
+            studies,
+            ..
+        }) if studies.iter().any(|s| wanted.contains(s)) => {
+            report
+                .received
+                .push((at, from_ura.clone(), package.clone()));
         }
         Event::StudyDeleted { study, .. } if wanted.contains(study) => {
             if let Some(entry) = report.studies.get_mut(study) {
@@ -541,13 +621,7 @@ fn report_body(lang: Lang, ctx: &Ctx, console: &Console, r: &Report, filter: &Fi
     }
 }
 
-pub fn page(
-    console: &Console,
-    ctx: &Ctx,
-    query: &str,
-    filter: &Filter,
-    found: &Found,
-) -> String {
+pub fn page(console: &Console, ctx: &Ctx, query: &str, filter: &Filter, found: &Found) -> String {
     let lang = ctx.lang;
     let title = lang.pick("Inzageverslag", "Access report");
     let body = html! {
@@ -578,5 +652,12 @@ pub fn page(
             }
         }
     };
-    pages::layout(ctx, &console.config.org_name, title, Section::Audit, Head::default(), body)
+    pages::layout(
+        ctx,
+        &console.config.org_name,
+        title,
+        Section::Audit,
+        Head::default(),
+        body,
+    )
 }

@@ -68,6 +68,11 @@ impl Filter {
                 hay.push(g.name.clone());
             }
         }
+        if let Some(p) = &v.patient {
+            hay.push(view::person_name(&p.name));
+            hay.push(p.id.clone());
+            hay.extend(p.bsn.clone());
+        }
         if let Some(s) = listing.studies.get(&v.id) {
             hay.push(view::person_name(&s.patient.name));
             hay.push(s.patient.id.clone());
@@ -102,7 +107,10 @@ pub fn page(console: &Console, ctx: &Ctx, listing: &Listing, query: &Fields) -> 
         .collect();
     let pages_total = matching.len().div_ceil(PER_PAGE).max(1);
     let page_no = filter.page.min(pages_total);
-    let shown = matching.iter().skip((page_no - 1) * PER_PAGE).take(PER_PAGE);
+    let shown = matching
+        .iter()
+        .skip((page_no - 1) * PER_PAGE)
+        .take(PER_PAGE);
     let title = lang.pick("Gedeeld", "Shares");
     let body = html! {
         h1 { (title) }
@@ -182,6 +190,7 @@ fn study_cell(lang: Lang, listing: &Listing, v: &GrantView) -> Markup {
             }
             None => @match &v.target {
                 crate::authz::Target::Study(uid) => {
+                    @if let Some(p) = &v.patient { strong { (view::person_name(&p.name)) } " · " span.muted { "ID " (p.id) } br; }
                     span.muted { (lang.pick("niet (meer) in de opslag", "not (or no longer) in the store")) }
                     br; code { (uid.to_string()) }
                 }

@@ -145,11 +145,7 @@ mod tests {
         tally.add(Timestamp(20), &access("a", Outcome::Allowed, 50));
         tally.add(
             Timestamp(30),
-            &access(
-                "a",
-                Outcome::Denied(crate::journal::DenyReason::Expired),
-                0,
-            ),
+            &access("a", Outcome::Denied(crate::journal::DenyReason::Expired), 0),
         );
         tally.add(Timestamp(40), &access("b", Outcome::Allowed, 1));
         tally.add(Timestamp(50), &Event::Dropped { count: 3 });

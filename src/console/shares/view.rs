@@ -6,8 +6,8 @@ use maud::{Markup, html};
 
 use super::usage::Usage;
 use crate::authz::{GrantView, Recipient};
-use crate::journal::Who;
 use crate::console::pages;
+use crate::journal::Who;
 use crate::relay::book::AddressBook;
 use crate::store::{PatientAttrs, StudyRecord};
 use crate::web::pages::Lang;
