@@ -203,6 +203,7 @@ mod tests {
                         study_uid: Some("1.2.3".into()),
                         accession: None,
                         shape: Shape::default(),
+                        legal_basis: Some(crate::authz::LegalBasis::Referral),
                     },
                     &p.actor(),
                     "127.0.0.1",

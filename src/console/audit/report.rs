@@ -238,7 +238,7 @@ fn collect(
                 _ => grant
                     .parent
                     .as_ref()
-                    .and_then(|p| of_ours(p))
+                    .and_then(&of_ours)
                     .and_then(|i| report.grants[i].legal_basis.clone()),
             };
             grant_at.insert(grant.id.clone(), report.grants.len());
