@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::gateways::{cli_ok, entry, gateway};
-use common::{Daemon, eventually, text};
+use common::{Daemon, Storescp, eventually, text};
 
 const URA_A: &str = "11111111";
 const URA_B: &str = "22222222";
@@ -62,8 +62,13 @@ fn relay_steps(d: &Daemon, step: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn send_from_the_console_then_retry_and_cancel() {
+    let pacs = Storescp::start();
     let a = gateway("Ziekenhuis A", URA_A, "");
-    let mut b = gateway("Ziekenhuis B", URA_B, "");
+    let mut b = gateway(
+        "Ziekenhuis B",
+        URA_B,
+        &format!("[forward]\npacs = \"STORESCP@127.0.0.1:{}\"\n", pacs.port),
+    );
     write_book(&a, &entry(&b, "Ziekenhuis B", URA_B));
     write_book(&b, &entry(&a, "Ziekenhuis A", URA_A));
     a.send_all(&ct_files());
@@ -162,14 +167,30 @@ fn send_from_the_console_then_retry_and_cancel() {
         received.body
     );
     assert!(received.body.contains("Jansen Anna") && received.body.contains("spoed"));
+    // forwarded to B's PACS, instance by instance
+    let instances = ct_files().len();
     assert!(
-        received.body.contains("doorsturen staat uit"),
-        "no PACS on B: {}",
-        received.body
+        eventually(Duration::from_secs(30), || bea
+            .get(&format!("/console/received/{study}"))
+            .body
+            .matches("status 0x0000")
+            .count()
+            == instances),
+        "not all forwarded: {}",
+        bea.get(&format!("/console/received/{study}")).body
     );
     let one = bea.get(&format!("/console/received/{study}"));
-    assert_eq!(one.status, 200, "{}", one.body);
     assert!(one.body.contains("URA 11111111"));
+    assert!(
+        one.body.contains(&format!("{instances} in het PACS")),
+        "{}",
+        one.body
+    );
+    assert!(
+        bea.get("/console/received")
+            .body
+            .contains(&format!("{instances} in het PACS"))
+    );
     assert_eq!(bea.get("/console/received/1.2.3.4").status, 404);
 
     // B down: the next push keeps failing

@@ -138,7 +138,7 @@ fn facts(lang: Lang, d: &Detail) -> Markup {
             dt { (lang.pick("Gedeeld door", "Shared by")) }
             dd {
                 (view::issuer(lang, g))
-                @if let Some(a) = &g.issued_by { " " span.muted { "(" (a.id) ")" } }
+                @if let Some(a) = g.issued_by.as_ref().filter(|a| a.role != "token") { " " span.muted { "(" (a.id) ")" } }
                 br; span.muted { (pages::when(lang, g.created_at)) }
             }
             dt { (lang.pick("Geldig tot", "Expires")) }

@@ -207,7 +207,7 @@ fn row(lang: Lang, listing: &Listing, v: &GrantView) -> Markup {
     html! {
         tr {
             td {
-                a href=(href(&v.id)) { (study_cell(lang, listing, v)) }
+                a.open href=(href(&v.id)) { (study_cell(lang, listing, v)) }
             }
             td { (view::recipient(lang, &v.recipient, &listing.book)) }
             td { (view::holder(lang, v)) }
