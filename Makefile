@@ -14,8 +14,10 @@ CARGO ?= cargo
 # (tests/clients.rs); dpkg-dev (dpkg-shlibdeps), lintian and systemd
 # (systemd-analyze, systemd-sysusers) build and check the Debian package
 # (make deb, tests/package.rs); oathtool computes TOTP codes for the
-# console's local logins independently of pushgate (tests/console_login.rs).
-DEB_PACKAGES := oathtool build-essential pkg-config cmake libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates openssl strace libopenjp2-tools openjph-tools unzip python3 dicom3tools chromium chromium-driver python3-selenium python3-venv dpkg-dev lintian systemd
+# console's local logins independently of pushgate (tests/console_login.rs);
+# nodejs runs the OpenID provider of tests/console_oidc.rs (oidc-provider
+# from npm, tests/oidc/install.sh).
+DEB_PACKAGES := oathtool build-essential pkg-config cmake libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates openssl strace libopenjp2-tools openjph-tools unzip python3 dicom3tools chromium chromium-driver python3-selenium python3-venv dpkg-dev lintian systemd nodejs
 BENCH_PACKAGES := orthanc orthanc-dicomweb time python3 nginx openssl
 
 .PHONY: run test deps pyenv bench-deps build release lint bench samples clean deb
@@ -30,6 +32,7 @@ PY_PACKAGES := dicomweb-client==0.61.2 pydicom==3.0.2 pydicom-data==1.0.0 pillow
 
 deps:
 	@./packaging/install-deps.sh $(DEB_PACKAGES)
+	@./tests/oidc/install.sh >/dev/null
 
 bench-deps:
 	@./packaging/install-deps.sh $(DEB_PACKAGES) $(BENCH_PACKAGES)

@@ -13,12 +13,11 @@
 
 mod common;
 
-use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::clients::{Ran, run_script, tail};
 use common::sharing::{bind, path_of, share};
 use common::{Ask, Daemon, eventually, sample_files, samples, sop_instance, text};
 use serde_json::{Value, json};
@@ -28,26 +27,6 @@ use serde_json::{Value, json};
 const CONFIG: &str = "public_url = \"https://127.0.0.1:HTTP_PORT\"\n\
 [dicom]\nlisten = \"127.0.0.1:DICOM_PORT\"\nstable_after = \"2s\"\n\
 [http]\nlisten = \"127.0.0.1:HTTP_PORT\"\n";
-
-/// The longest one client script may run before it is killed (with the
-/// chromedriver and Chromium it started).
-const SCRIPT_LIMIT: Duration = Duration::from_secs(240);
-
-fn python() -> PathBuf {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: `make test` (or `make pyenv`) creates it",
-        python.display()
-    );
-    python
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients")
-        .join(name)
-}
 
 /// A daemon with every sample, and the study of each sample folder done
 /// arriving (the study page shows no "still arriving" note then).
@@ -80,101 +59,6 @@ fn study_of(folder: &str) -> String {
         .unwrap();
     let dump = String::from_utf8_lossy(&out.stdout).to_string();
     dump[dump.find('[').unwrap() + 1..dump.find(']').unwrap()].to_string()
-}
-
-/// What a client script said.
-struct Ran {
-    /// None: killed at the time limit.
-    code: Option<i32>,
-    report: Value,
-    stderr: String,
-}
-
-impl Ran {
-    /// Every check passed, and at least those named ran.
-    fn assert_passed(&self, expected: &[&str]) {
-        let failed = &self.report["failed"];
-        assert!(
-            self.code == Some(0) && failed.as_object().is_some_and(|f| f.is_empty()),
-            "exit {:?}; failed checks:\n{}\n--- stderr (tail) ---\n{}",
-            self.code,
-            serde_json::to_string_pretty(failed).unwrap(),
-            tail(&self.stderr, 4000)
-        );
-        let passed: Vec<&str> = self.report["passed"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
-        for name in expected {
-            assert!(
-                passed.contains(name),
-                "check {name} did not run: {passed:?}"
-            );
-        }
-    }
-}
-
-fn tail(s: &str, n: usize) -> &str {
-    let mut start = s.len().saturating_sub(n);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    &s[start..]
-}
-
-/// Runs a client script with `config` (written as JSON into `dir`), in its
-/// own process group: past [`SCRIPT_LIMIT`] the whole group (Python,
-/// chromedriver, Chromium) is killed.
-fn run_script(name: &str, arg: &str, config: &Value, dir: &Path) -> Ran {
-    let config_path = dir.join(format!("{name}-{arg}.json"));
-    std::fs::write(&config_path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
-    let stdout_path = dir.join(format!("{name}-{arg}.out"));
-    let stderr_path = dir.join(format!("{name}-{arg}.err"));
-    let mut child = Command::new(python())
-        .arg(script(name))
-        .arg(&config_path)
-        .arg(arg)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(File::create(&stdout_path).unwrap())
-        .stderr(File::create(&stderr_path).unwrap())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + SCRIPT_LIMIT;
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if Instant::now() > deadline {
-            // the group is ours: its leader has not been reaped yet
-            unsafe {
-                libc::killpg(child.id() as i32, libc::SIGKILL);
-            }
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    let report = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<Value>(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "{name} {arg}: no report (exit {code:?})\nstdout:\n{stdout}\nstderr:\n{}",
-                tail(&stderr, 6000)
-            )
-        });
-    Ran {
-        code,
-        report,
-        stderr,
-    }
 }
 
 // ---------------------------------------------------------------------------

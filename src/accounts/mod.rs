@@ -38,7 +38,11 @@ impl Accounts {
     ) -> Result<Accounts, AccountsError> {
         let local = local::LocalAccounts::open(store.accounts.clone(), authz, &config.org_name)
             .map_err(|e| AccountsError::Store(e.to_string()))?;
-        Ok(Accounts { local, oidc: None })
+        let oidc = match &config.console.oidc {
+            Some(oidc) => Some(oidc::Oidc::open(oidc).map_err(AccountsError::Config)?),
+            None => None,
+        };
+        Ok(Accounts { local, oidc })
     }
 
     /// May this person, logged in earlier, still act? A local account

@@ -10,38 +10,6 @@
 //! from the path, before anything is handled) and `handle`; `router`
 //! matches them without a catch-all.
 
-/// A section not built yet: its one route matches nothing (404). Each
-/// section file replaces this line with its own `Route`, `route`, `handle`.
-macro_rules! unbuilt_section {
-    () => {
-        use hyper::{Method, Request, Response};
-
-        use crate::console::{Console, Ctx};
-        use crate::web::{Body, Inbound, Refusal, WebError};
-
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub enum Route {
-            Index,
-        }
-
-        pub fn route(_method: &Method, _rest: &[&str]) -> Option<Route> {
-            None
-        }
-
-        pub async fn handle(
-            _console: &Console,
-            _ctx: &Ctx,
-            route: Route,
-            _request: Request<Inbound>,
-        ) -> Result<Response<Body>, Refusal> {
-            match route {
-                Route::Index => Err(WebError::NotFound.into()),
-            }
-        }
-    };
-}
-use unbuilt_section;
-
 mod error;
 mod form;
 pub mod pages;
@@ -90,6 +58,8 @@ pub struct Console {
     pub accounts: Arc<Accounts>,
     /// `console.tls_cert`: its own certificate; None: the public one.
     tls: Option<Arc<TlsState>>,
+    /// The study list's summaries, kept current from the index.
+    catalogue: Arc<studies::Catalogue>,
     /// How much each grant was used, counted from the journal (shares).
     usage: Arc<shares::UsageCache>,
 }
@@ -136,6 +106,7 @@ impl Console {
             config,
             accounts,
             tls: tls.map(Arc::new),
+            catalogue: Arc::default(),
             usage: Arc::default(),
         }
     }
@@ -196,7 +167,7 @@ impl Console {
             Ok(route) => router::dispatch(self, &ctx, route, request)
                 .await
                 .unwrap_or_else(|refusal| error::answer(self, &ctx, refusal)),
-            Err(e) => crate::web::respond(&e, Form::Html(ctx.lang)),
+            Err(e) => error::answer(self, &ctx, e.into()),
         };
         let headers = response.headers_mut();
         if let Ok(csp) = pages::CONSOLE_CSP.parse() {

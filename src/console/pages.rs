@@ -23,6 +23,11 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("static/console.js"),
     ),
+    (
+        "share.js",
+        "text/javascript; charset=utf-8",
+        include_str!("static/share.js"),
+    ),
 ];
 
 /// The console's CSP: nothing inline, nothing from elsewhere.

@@ -95,26 +95,32 @@ pub async fn dispatch(
     })
 }
 
-/// Ends the session (a form with its CSRF token), journaled.
+/// Ends the session (a form with its CSRF token), journaled; then to the
+/// login page, or to the identity provider's logout (`oidc::after_logout`).
 async fn logout(
     console: &Console,
     ctx: &Ctx,
     request: Request<Inbound>,
 ) -> Result<Response<Body>, Refusal> {
+    let host = oidc::host(&request);
     form::posted(ctx, request).await?;
+    let mut ended = None;
     if let Some(id) = &ctx.session_id
-        && let Some(ended) = console.sessions.end(id)
+        && let Some(session) = console.sessions.end(id)
     {
         console
             .app
             .authz
             .journal()
             .append(Event::Console(ConsoleEvent::LoggedOut {
-                actor: ended.person.actor(),
+                actor: session.person.actor(),
                 from: ctx.from(),
             }));
+        ended = Some(session);
     }
-    let mut response = redirect("/console/login");
+    // a login through the provider logs out there too, when it offers that
+    let mut response =
+        redirect(&oidc::after_logout(console, host.as_deref(), ended.as_ref()).await);
     if let Ok(v) = session::cleared_cookie().parse() {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }

@@ -20,6 +20,19 @@ pub const SESSION_COOKIE: &str = "__Host-pushgate_console";
 /// Sessions open at once; beyond it the oldest idle one goes.
 const MAX_SESSIONS: usize = 10_000;
 
+/// Links and codes a session keeps for its result pages.
+const MAX_ISSUED: usize = 10;
+
+/// The link and code of a grant this session just issued: the grant keeps
+/// only their hashes, so the result page and the referral sheet can show
+/// them only from here — in memory, for this session, until it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedSecret {
+    pub grant: crate::authz::GrantId,
+    pub url: String,
+    pub code: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Session {
     pub person: Person,
@@ -27,6 +40,21 @@ pub struct Session {
     pub csrf: String,
     pub started: Instant,
     pub last_seen: Instant,
+    /// The provider's ID token of an OpenID Connect login, for its logout
+    /// (`id_token_hint`); `None` for a local account.
+    pub id_token: Option<IdTokenHint>,
+    /// The last few grants issued in it, with their link and code.
+    pub issued: Vec<IssuedSecret>,
+}
+
+/// An ID token kept for the provider's logout; never shown in logs.
+#[derive(Clone)]
+pub struct IdTokenHint(pub String);
+
+impl std::fmt::Debug for IdTokenHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdTokenHint(..)")
+    }
 }
 
 pub struct Sessions {
@@ -52,6 +80,17 @@ impl Sessions {
     /// cookie the browser came with, if any) ends, so an id planted before
     /// login is worth nothing after it. Returns the Set-Cookie value.
     pub fn start(&self, person: Person, previous: Option<&str>) -> (String, Session) {
+        self.start_with_id_token(person, previous, None)
+    }
+
+    /// [`Sessions::start`] for a login through the identity provider,
+    /// keeping its ID token for the provider's logout.
+    pub fn start_with_id_token(
+        &self,
+        person: Person,
+        previous: Option<&str>,
+        id_token: Option<IdTokenHint>,
+    ) -> (String, Session) {
         let (id, hash) = secret::new_holder_token();
         let now = Instant::now();
         let session = Session {
@@ -59,6 +98,8 @@ impl Sessions {
             csrf: secret::new_holder_token().0,
             started: now,
             last_seen: now,
+            id_token,
+            issued: Vec::new(),
         };
         let mut open = self.lock();
         if let Some(previous) = previous {
@@ -90,6 +131,17 @@ impl Sessions {
         }
         session.last_seen = now;
         Some(session.clone())
+    }
+
+    /// Keeps a just-issued grant's link and code with the session the
+    /// cookie value `id` names (the last [`MAX_ISSUED`] of them).
+    pub fn remember_issued(&self, id: &str, issued: IssuedSecret) {
+        if let Some(session) = self.lock().get_mut(&secret::token_hash(id)) {
+            if session.issued.len() >= MAX_ISSUED {
+                session.issued.remove(0);
+            }
+            session.issued.push(issued);
+        }
     }
 
     /// Logout.
@@ -192,6 +244,30 @@ mod tests {
             let _ = sessions.find(&id);
         }
         assert!(sessions.find(&id).is_none(), "absolute lifetime");
+    }
+
+    #[test]
+    fn issued_secrets_stay_with_their_session_only() {
+        let sessions = Sessions::new(Duration::from_secs(60), Duration::from_secs(600));
+        let (a, _) = sessions.start(person("local:a"), None);
+        let (b, _) = sessions.start(person("local:b"), None);
+        for n in 0..12 {
+            sessions.remember_issued(
+                &id_of(&a),
+                IssuedSecret {
+                    grant: crate::authz::GrantId(format!("g{n}")),
+                    url: format!("https://gw/s/{n}"),
+                    code: format!("CODE-{n}"),
+                },
+            );
+        }
+        let kept = sessions.find(&id_of(&a)).unwrap().issued;
+        assert_eq!(kept.len(), MAX_ISSUED);
+        assert_eq!(kept[0].grant.0, "g2");
+        assert!(sessions.find(&id_of(&b)).unwrap().issued.is_empty());
+        sessions.end(&id_of(&a));
+        let (again, _) = sessions.start(person("local:a"), None);
+        assert!(sessions.find(&id_of(&again)).unwrap().issued.is_empty());
     }
 
     #[test]

@@ -32,6 +32,57 @@ pub struct PutOutcome {
     pub new_study: bool,
 }
 
+/// Which studies changed since a point in the index's change count: what
+/// a cache of study summaries (the console's list) needs to stay current
+/// without reading every study again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StudyChanges {
+    /// `now`: the count to ask from next time; `studies`: changed since
+    /// (added, grown, completed, emptied, removed), each once.
+    Since { now: u64, studies: Vec<Uid> },
+    /// More changed than the index remembers (or `since` is from another
+    /// run): read them all.
+    All { now: u64 },
+}
+
+/// How many study changes the index remembers for [`Index::study_changes`].
+const CHANGES_KEPT: usize = 8192;
+
+/// The recent study changes, in memory only: a restart starts a new count
+/// (a cache built before it reads everything again).
+#[derive(Default)]
+struct ChangeLog {
+    /// Changes made so far, this run.
+    count: u64,
+    /// The last [`CHANGES_KEPT`] of them: (its count, the study).
+    recent: std::collections::VecDeque<(u64, Uid)>,
+}
+
+impl ChangeLog {
+    fn note(&mut self, study: &Uid) {
+        self.count += 1;
+        if self.recent.len() == CHANGES_KEPT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((self.count, study.clone()));
+    }
+
+    fn since(&self, since: u64) -> StudyChanges {
+        let now = self.count;
+        let oldest_kept = self.recent.front().map_or(now + 1, |(n, _)| *n);
+        if since > now || since + 1 < oldest_kept {
+            return StudyChanges::All { now };
+        }
+        let mut studies: Vec<Uid> = Vec::new();
+        for (_, study) in self.recent.iter().filter(|(n, _)| *n > since) {
+            if !studies.contains(study) {
+                studies.push(study.clone());
+            }
+        }
+        StudyChanges::Since { now, studies }
+    }
+}
+
 /// The index operations intake, retrieval and administration need.
 pub trait Index: Send + Sync + 'static {
     fn put_instance(&self, entry: &IndexEntry) -> Result<PutOutcome, StoreError>;
@@ -59,6 +110,8 @@ pub trait Index: Send + Sync + 'static {
     fn instance_count(&self) -> Result<usize, StoreError>;
     fn instance_keys(&self) -> Result<Vec<InstanceKey>, StoreError>;
     fn flush(&self) -> Result<(), StoreError>;
+    /// The studies changed after change `since` (0: from the start).
+    fn study_changes(&self, since: u64) -> StudyChanges;
 }
 
 pub struct SledIndex {
@@ -69,6 +122,7 @@ pub struct SledIndex {
     locations: sled::Tree,
     metadata: sled::Tree,
     patients: sled::Tree,
+    changes: std::sync::Mutex<ChangeLog>,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -114,8 +168,17 @@ impl SledIndex {
             locations: db.open_tree(trees::LOCATIONS)?,
             metadata: db.open_tree(trees::METADATA)?,
             patients: db.open_tree(trees::PATIENTS)?,
+            changes: Default::default(),
             db,
         })
+    }
+
+    /// Notes changed studies (after their transaction committed).
+    fn changed<'a>(&self, studies: impl IntoIterator<Item = &'a Uid>) {
+        let mut log = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        for study in studies {
+            log.note(study);
+        }
     }
 }
 
@@ -324,6 +387,10 @@ impl Index for SledIndex {
                 },
             )
             .map_err(tx_error)
+            .inspect(|outcome| {
+                let moved = outcome.moved_from.as_ref().map(|k| &k.study);
+                self.changed(std::iter::once(&entry.key.study).chain(moved));
+            })
     }
 
     fn remove_instance(&self, key: &InstanceKey) -> Result<bool, StoreError> {
@@ -351,6 +418,11 @@ impl Index for SledIndex {
                 },
             )
             .map_err(tx_error)
+            .inspect(|removed| {
+                if *removed {
+                    self.changed([&key.study]);
+                }
+            })
     }
 
     fn study(&self, study: &Uid) -> Result<Option<StudyRecord>, StoreError> {
@@ -426,6 +498,11 @@ impl Index for SledIndex {
                 Ok(true)
             })
             .map_err(tx_error)
+            .inspect(|marked| {
+                if *marked {
+                    self.changed([study]);
+                }
+            })
     }
 
     fn studies_by_accession(&self, accession: &str) -> Result<Vec<Uid>, StoreError> {
@@ -461,6 +538,13 @@ impl Index for SledIndex {
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    fn study_changes(&self, since: u64) -> StudyChanges {
+        self.changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .since(since)
     }
 }
 

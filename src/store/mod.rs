@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use files::{FileStore, ParkedTemp, TempFile, private_dir, sync_dir};
-pub use index::{INDEX_VERSION, Index, PutOutcome, SledIndex};
+pub use index::{INDEX_VERSION, Index, PutOutcome, SledIndex, StudyChanges};
 pub use lock::DataDirLock;
 pub use queue::{QueueStore, SledQueue};
 pub use records::{

@@ -2,6 +2,7 @@
 //! DCMTK tools as peers.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod console;
 pub mod gateways;
 pub mod pki;

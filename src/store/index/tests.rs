@@ -155,3 +155,65 @@ fn replacing_the_only_instance_of_a_complete_study_reopens_it() {
     );
     assert_eq!((study.num_instances(), study.bytes()), (1, 120));
 }
+
+/// The change count names every study an instance was added to, moved
+/// from, removed from or completed in; past what it remembers it says
+/// "read them all".
+#[test]
+fn study_changes_name_what_changed_since() {
+    let index = SledIndex::temporary().unwrap();
+    let StudyChanges::Since {
+        now: start,
+        studies,
+    } = index.study_changes(0)
+    else {
+        panic!("a fresh index remembers everything");
+    };
+    assert!(studies.is_empty());
+    let a = entry("1.1", "1.1.1", "1.1.1.1", 100, 1);
+    index.put_instance(&a).unwrap();
+    index
+        .put_instance(&entry("1.2", "1.2.1", "1.2.1.1", 100, 2))
+        .unwrap();
+    let StudyChanges::Since { now, studies } = index.study_changes(start) else {
+        panic!("two changes are remembered");
+    };
+    assert_eq!(studies, vec![uid("1.1"), uid("1.2")]);
+    // moved to another study: both changed
+    index
+        .put_instance(&entry("1.3", "1.3.1", "1.1.1.1", 100, 3))
+        .unwrap();
+    assert!(
+        index
+            .mark_complete(&uid("1.2"), Timestamp(2), Timestamp(9))
+            .unwrap()
+    );
+    let StudyChanges::Since {
+        now: later,
+        studies,
+    } = index.study_changes(now)
+    else {
+        panic!("remembered");
+    };
+    assert_eq!(studies, vec![uid("1.3"), uid("1.1"), uid("1.2")]);
+    assert_eq!(
+        index.study_changes(later),
+        StudyChanges::Since {
+            now: later,
+            studies: vec![]
+        }
+    );
+    assert!(matches!(
+        index.study_changes(later + 5),
+        StudyChanges::All { .. }
+    ));
+    for i in 0..CHANGES_KEPT as u64 + 1 {
+        index
+            .put_instance(&entry("1.4", "1.4.1", &format!("1.4.1.{i}"), 1, 10 + i))
+            .unwrap();
+    }
+    assert!(matches!(
+        index.study_changes(later),
+        StudyChanges::All { .. }
+    ));
+}
