@@ -74,6 +74,7 @@ bench: bench-deps
 	./bench/retrieve.sh --repeat 3
 	./bench/authz.sh
 	./bench/relay.sh --repeat 3
+	./bench/console.sh
 
 clean:
 	$(CARGO) clean

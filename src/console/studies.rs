@@ -179,7 +179,7 @@ fn summary_line(lang: Lang, q: &Query, total: usize) -> Markup {
             } @else if total == 0 {
                 (lang.pick("Er zijn nog geen onderzoeken binnengekomen.", "No studies have arrived yet."))
             } @else {
-                (total) " " (lang.pick("onderzoek(en)", "study/studies"))
+                (count(lang, total as u64, ("onderzoek", "onderzoeken"), ("study", "studies")))
                 @if pages > 1 {
                     " · " (lang.pick("pagina", "page")) " " (q.page.min(pages)) " / " (pages)
                 }
@@ -227,7 +227,7 @@ fn table(lang: Lang, rows: &[(Arc<Summary>, Option<Origin>)]) -> Markup {
                         td { (s.modalities.join(", ")) }
                         td {
                             (s.num_series) " " (lang.pick("series", "series")) br;
-                            (s.num_instances) " " (lang.pick("beelden", "images")) br;
+                            (images(lang, s.num_instances)) br;
                             span.muted { (pages::size(s.bytes)) }
                         }
                         td { (state(lang, s)) }
@@ -269,7 +269,7 @@ pub(super) fn state(lang: Lang, s: &Summary) -> Markup {
             span.state.complete { (lang.pick("compleet", "complete")) }
         } @else {
             span.state.arriving {
-                (lang.pick("komt binnen", "arriving")) ": " (s.num_instances) " " (lang.pick("beelden", "images"))
+                (lang.pick("komt binnen", "arriving")) ": " (images(lang, s.num_instances))
             }
             br;
             span.muted { (lang.pick("laatste", "last")) " " (pages::when(lang, s.last_arrival)) }
@@ -307,6 +307,20 @@ pub(super) fn source(lang: Lang, s: &Summary, origin: Option<&Origin>) -> Markup
     }
 }
 
+/// "1 beeld", "3 beelden": a number with its noun.
+pub(super) fn count(lang: Lang, n: u64, nl: (&str, &str), en: (&str, &str)) -> String {
+    let (one, many) = match lang {
+        Lang::Nl => nl,
+        Lang::En => en,
+    };
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// "1 beeld", "17 beelden" / "1 image", "17 images".
+pub(super) fn images(lang: Lang, n: u64) -> String {
+    count(lang, n, ("beeld", "beelden"), ("image", "images"))
+}
+
 /// A patient name as a person reads it (invisible characters dropped,
 /// bounded, `Family, Given`).
 pub(super) fn patient_name(lang: Lang, pn: &str) -> String {
@@ -329,5 +343,64 @@ pub(super) fn study_date(lang: Lang, da: &str, tm: &str) -> String {
         format!("{day}, {}:{}", &tm[..2], &tm[2..4])
     } else {
         day
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::Priority;
+    use crate::store::{Timestamp, Uid};
+
+    fn summary(sources: &[&str]) -> Summary {
+        Summary {
+            study_uid: Uid::parse("1.2.3").unwrap(),
+            patient_name: String::new(),
+            patient_id: String::new(),
+            birth_date: String::new(),
+            bsn: None,
+            study_date: String::new(),
+            study_time: String::new(),
+            description: String::new(),
+            accession: String::new(),
+            modalities: vec![],
+            num_series: 1,
+            num_instances: 1,
+            bytes: 1,
+            complete: true,
+            last_arrival: Timestamp(1),
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            name_key: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_source_names_the_ae_or_the_gateway_with_its_message() {
+        let ae = source(Lang::Nl, &summary(&["dicom:CT_SCANNER1"]), None).into_string();
+        assert!(ae.contains("DICOM <code>CT_SCANNER1</code>"), "{ae}");
+        let origin = Origin {
+            from_name: "Ziekenhuis <B>".into(),
+            from_ura: "87654321".into(),
+            message: "Graag \"spoed\" <script>x</script>".into(),
+            priority: Priority::Spoed,
+            package: "p1".into(),
+            received_at: Timestamp(1),
+        };
+        let pushed = source(Lang::En, &summary(&["relay:87654321"]), Some(&origin)).into_string();
+        assert!(
+            pushed.contains("Gateway <strong>Ziekenhuis &lt;B&gt;</strong> (URA 87654321)"),
+            "{pushed}"
+        );
+        assert!(pushed.contains("<strong>spoed</strong>"), "{pushed}");
+        assert!(pushed.contains("&lt;script&gt;x&lt;/script&gt;") && !pushed.contains("<script>"));
+        let unknown = source(Lang::En, &summary(&["relay:87654321"]), None).into_string();
+        assert!(unknown.contains("Gateway 87654321"), "{unknown}");
+    }
+
+    #[test]
+    fn counts_take_their_noun() {
+        assert_eq!(images(Lang::Nl, 1), "1 beeld");
+        assert_eq!(images(Lang::Nl, 0), "0 beelden");
+        assert_eq!(images(Lang::En, 17), "17 images");
     }
 }

@@ -10,6 +10,30 @@ pub mod scu;
 pub mod sharing;
 pub mod wire;
 
+/// A copy of a sample file with some attributes changed (dcmodify `-i`
+/// `tag=value`); `new_study`: with new study, series and instance UIDs.
+pub fn variant(
+    dir: &Path,
+    from: &Path,
+    name: &str,
+    new_study: bool,
+    changes: &[(&str, &str)],
+) -> PathBuf {
+    let to = dir.join(name);
+    std::fs::copy(from, &to).unwrap();
+    let mut dcmodify = Command::new("dcmodify");
+    dcmodify.arg("-nb");
+    if new_study {
+        dcmodify.args(["-gst", "-gse", "-gin"]);
+    }
+    for (tag, value) in changes {
+        dcmodify.arg("-i").arg(format!("{tag}={value}"));
+    }
+    let out = dcmodify.arg(&to).output().expect("dcmodify (dcmtk)");
+    assert!(out.status.success(), "dcmodify: {}", text(&out));
+    to
+}
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

@@ -12,6 +12,7 @@ mod phantom;
 mod presentation;
 mod report;
 mod rle;
+mod studies;
 mod uid;
 mod us;
 mod xa;
@@ -48,6 +49,13 @@ enum Command {
         /// Extra text mixed into every UID, to get a distinct study
         #[arg(long, default_value = "")]
         salt: String,
+    },
+    /// Write N small studies (one instance each) of many patients, dates
+    /// and modalities into DIR: the console's study-list benchmark.
+    Studies {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        count: u32,
     },
     /// Write one large multi-frame 16-bit instance, streaming the frames.
     Large {
@@ -101,6 +109,7 @@ fn main() -> Result<()> {
             size,
             salt,
         } => bench::bench(&dir, count, size, &salt),
+        Command::Studies { dir, count } => studies::studies(&dir, count),
         Command::Large {
             file,
             frames,

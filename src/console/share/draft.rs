@@ -248,11 +248,12 @@ fn until_end_of(date: &str) -> Option<u64> {
 }
 
 /// The scope for the ticked series of `study`: every series (`None`, and
-/// so also those still to arrive) when nothing is unticked; the whole
-/// study minus some modalities when exactly the series of those
-/// modalities are unticked (the default: every series but PR, and PR
-/// that arrives later stays out too); else exactly the ticked series.
-/// None when nothing of the study is ticked.
+/// so also any that still arrive) when nothing is unticked; for a study
+/// still arriving, the whole study minus some modalities when exactly the
+/// series of those modalities are unticked (the default: every series but
+/// PR — series still to come go along, PR that comes later stays out);
+/// else exactly the ticked series (a late series of a complete study does
+/// not join). None when nothing of the study is ticked.
 pub fn scope_of(
     study: &StudyRecord,
     ticked: &BTreeSet<String>,
@@ -269,7 +270,8 @@ pub fn scope_of(
     }
     let off_modalities: BTreeSet<&str> =
         off.iter().map(|(_, s)| s.attrs.modality.as_str()).collect();
-    let clean_cut = !off_modalities.contains("")
+    let clean_cut = !study.is_complete()
+        && !off_modalities.contains("")
         && on
             .iter()
             .all(|(_, s)| !off_modalities.contains(s.attrs.modality.as_str()));
@@ -344,6 +346,19 @@ mod tests {
         );
         assert_eq!(scope_of(&s, &ticked(&[])), None);
         assert_eq!(scope_of(&s, &ticked(&["9.9"])), None);
+        // complete: exactly the ticked series, nothing that comes late
+        let complete = StudyRecord {
+            completed_at: Some(Timestamp(2)),
+            ..s.clone()
+        };
+        assert_eq!(
+            scope_of(&complete, &draft.series),
+            Some((vec!["1.1".into(), "1.2".into()], vec![]))
+        );
+        assert_eq!(
+            scope_of(&complete, &ticked(&["1.1", "1.2", "1.3"])),
+            Some((vec![], vec![]))
+        );
     }
 
     #[test]

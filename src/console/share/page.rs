@@ -122,7 +122,10 @@ pub fn form(
                         }
                         " "
                     }
-                    label { (lang.pick("of URA-nummer", "or URA number")) " "
+                    label {
+                        @if book.is_empty() { (lang.pick("URA-nummer", "URA number")) }
+                        @else { (lang.pick("of URA-nummer", "or URA number")) }
+                        " "
                         input type="text" name="ura_typed" value=(draft.ura_typed) inputmode="numeric" maxlength="8" size="10"; }
                     br;
                     label { (lang.pick("Rolcodes (optioneel, bijv. 01.039)", "Role codes (optional, e.g. 01.039)")) " "
@@ -302,7 +305,11 @@ fn leaving(
                     @let (series, images, bytes) = draft.leaving(s);
                     p {
                         strong #leaving-series { (series) } " " (lang.pick("series", "series")) ", "
-                        strong #leaving-images { (images) } " " (lang.pick("beelden", "images")) ", "
+                        strong #leaving-images { (images) } " "
+                        span #leaving-images-word data-one=(lang.pick("beeld", "image")) data-many=(lang.pick("beelden", "images")) {
+                            @if images == 1 { (lang.pick("beeld", "image")) } @else { (lang.pick("beelden", "images")) }
+                        }
+                        ", "
                         strong #leaving-bytes { (pages::size(bytes)) }
                         " — " (lang.pick("van", "of")) " "
                         strong { (patient_name(lang, &s.patient.name)) }
@@ -315,8 +322,8 @@ fn leaving(
                     @if !s.is_complete() {
                         p.muted #leaving-later {
                             (lang.pick(
-                                "Het onderzoek komt nog binnen. Als alleen de standaard weggelaten modaliteiten uitgevinkt zijn, gaan series die nog komen mee; anders alleen de aangevinkte series.",
-                                "The study is still arriving. With only the modalities left out by default unticked, series still to come are included; otherwise only the ticked series."))
+                                "Het onderzoek komt nog binnen. Zijn alleen hele modaliteiten uitgevinkt (zoals PR), dan gaan series die nog komen mee, behalve van die modaliteiten; anders alleen de aangevinkte series.",
+                                "The study is still arriving. With only whole modalities unticked (such as PR), series still to come are included, except of those modalities; otherwise only the ticked series."))
                         }
                     }
                 }

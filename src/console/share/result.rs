@@ -13,7 +13,7 @@ use super::blocking;
 use crate::authz::{GrantDetail, GrantId, LegalBasis, Recipient};
 use crate::console::pages::{self, Head, Section};
 use crate::console::session::IssuedSecret;
-use crate::console::studies::{patient_name, text};
+use crate::console::studies::{images, patient_name, text};
 use crate::console::{Console, ConsoleError, Ctx};
 use crate::web::pages::Lang;
 use crate::web::{Body, Refusal, WebError};
@@ -151,13 +151,13 @@ fn legal_basis(lang: Lang, basis: Option<&LegalBasis>) -> Markup {
     }
 }
 
-/// Patient, study and what of it: the facts both pages state.
+/// Patient, study and what of it: the facts both pages state (the items
+/// of a `dl.facts`).
 fn facts(lang: Lang, shown: &Shown<'_>) -> Markup {
     let g = &shown.detail.grant;
     let c = &shown.detail.covers;
     let series = c.series.iter().filter(|s| s.included > 0).count();
     html! {
-        dl.facts {
             dt { (lang.pick("Patiënt", "Patient")) }
             dd {
                 @match (&c.patient_name, &g.patient) {
@@ -182,7 +182,7 @@ fn facts(lang: Lang, shown: &Shown<'_>) -> Markup {
             dt { (lang.pick("Wat", "What")) }
             dd {
                 (series) " " (lang.pick("series", "series")) ", "
-                (c.instances) " " (lang.pick("beelden", "images")) ", " (pages::size(c.bytes))
+                (images(lang, c.instances)) ", " (pages::size(c.bytes))
                 @if c.state != "complete" {
                     " (" (match c.state { "arriving" => lang.pick("komt nog binnen", "still arriving"), _ => lang.pick("nog niet binnen", "not here yet") }) ")"
                 }
@@ -200,7 +200,6 @@ fn facts(lang: Lang, shown: &Shown<'_>) -> Markup {
                 (g.issued_by.as_ref().map_or(g.issuer.as_str(), |a| a.name.as_str()))
                 ", " (pages::when(lang, g.created_at))
             }
-        }
     }
 }
 
@@ -253,8 +252,8 @@ fn result(lang: Lang, id: &GrantId, shown: &Shown<'_>) -> Markup {
                 }
             }
         }
-        (facts(lang, shown))
         dl.facts {
+            (facts(lang, shown))
             dt { (lang.pick("Status", "State")) }
             dd { span class={ "state " (g.status) } { (status(lang, g.status)) } }
             dt { (lang.pick("Mag worden doorgegeven", "May be passed on")) }
@@ -267,7 +266,7 @@ fn result(lang: Lang, id: &GrantId, shown: &Shown<'_>) -> Markup {
             @if c.excluded.instances > 0 {
                 dt { (lang.pick("Blijft in huis", "Stays in the house")) }
                 dd {
-                    (c.excluded.instances) " " (lang.pick("beelden in", "images in")) " " (c.excluded.series) " " (lang.pick("series", "series"))
+                    (images(lang, c.excluded.instances)) " " (lang.pick("in", "in")) " " (c.excluded.series) " " (lang.pick("series", "series"))
                     @if !c.excluded.modalities.is_empty() { " (" (c.excluded.modalities.join(", ")) ")" }
                 }
             }
@@ -276,7 +275,7 @@ fn result(lang: Lang, id: &GrantId, shown: &Shown<'_>) -> Markup {
             h2 { (lang.pick("Meegestuurde series", "Series shared")) }
             ul.series-list {
                 @for s in c.series.iter().filter(|s| s.included > 0) {
-                    li { strong { (text(&s.modality)) } " " (text(&s.description)) " — " (s.included) " " (lang.pick("beelden", "images")) }
+                    li { strong { (text(&s.modality)) } " " (text(&s.description)) " — " (images(lang, s.included)) }
                 }
             }
         }
@@ -295,7 +294,7 @@ fn referral_sheet(lang: Lang, org: &str, shown: &Shown<'_>) -> Markup {
                 p.org { (org) }
                 h1 { (lang.pick("Verwijzing: beelden gedeeld", "Referral: images shared")) }
             }
-            (facts(lang, shown))
+            dl.facts { (facts(lang, shown)) }
             section.access {
                 h2 { (lang.pick("Zo opent u de beelden", "How to open the images")) }
                 @match shown.secret {

@@ -26,6 +26,8 @@
     };
     set("leaving-series", String(series));
     set("leaving-images", String(images));
+    var word = document.getElementById("leaving-images-word");
+    if (word) word.textContent = word.getAttribute(images === 1 ? "data-one" : "data-many");
     set("leaving-bytes", size(bytes));
   }
   function consent() {
