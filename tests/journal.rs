@@ -381,7 +381,7 @@ fn a_journal_written_before_its_own_record_shapes_verifies_and_replays() {
     std::fs::copy(&golden, segment(&daemon, 1)).unwrap();
     let verify = daemon.cli(&["audit", "verify"]);
     assert!(
-        verify.status.success() && text(&verify).contains("40 record(s)"),
+        verify.status.success() && text(&verify).contains("44 record(s)"),
         "{}",
         text(&verify)
     );
@@ -448,9 +448,9 @@ fn a_journal_written_before_its_own_record_shapes_verifies_and_replays() {
 
     let lines = lines_of(&segment(&daemon, 1));
     assert!(
-        lines[40..].iter().any(|l| l.contains("\"unknown_token\"")),
+        lines[44..].iter().any(|l| l.contains("\"unknown_token\"")),
         "{:?}",
-        &lines[40..]
+        &lines[44..]
     );
     let old = std::fs::read_to_string(&golden).unwrap();
     assert!(lines.join("\n").starts_with(old.trim_end()));

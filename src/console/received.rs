@@ -234,7 +234,7 @@ fn index(
                                 }
                             }
                             td {
-                                a href={ "/console/received/" (r.study.study_uid.to_string()) } {
+                                a.open href={ "/console/received/" (r.study.study_uid.to_string()) } {
                                     (view::patient(lang, &r.study.patient))
                                 }
                                 br; span.muted { (view::study_line(lang, &r.study)) }

@@ -193,6 +193,7 @@ fn page(console: &Console, ctx: &Ctx, s: &Standing) -> Response<Body> {
                     None => (lang.pick("zelf ondertekend, in de datamap", "self-signed, in the data directory")),
                 }
             }
+            dt { (lang.pick("Admin-token", "Admin token")) } dd { code { (path(&c.admin.token_file)) } }
             dt { (lang.pick("Gateway-sleutel", "Gateway key")) } dd { code { (s.fingerprint) } br; span.muted { code { (path(&c.relay.key)) } } }
             dt { (lang.pick("Adresboek", "Address book")) } dd {
                 @match &c.relay.address_book {

@@ -312,6 +312,44 @@ impl<J: Job> Queue<J> {
     }
 }
 
+/// What [`Queue::update`] did.
+#[derive(Debug)]
+pub enum Updated<J> {
+    /// No such entry.
+    Missing,
+    /// The change refused it, as it was.
+    Refused(Entry<J>),
+    /// Written, as it is now.
+    Written(Entry<J>),
+}
+
+impl<J: Job> Queue<J> {
+    /// Changes entry `id` atomically (compare and swap: a write by someone
+    /// else in between makes it read and judge again); `change` may refuse
+    /// by returning false. On disk after [`Queue::flush`]. For staff's retry and cancel, which
+    /// must not undo what the worker recorded meanwhile.
+    pub fn update(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut Entry<J>) -> bool,
+    ) -> Result<Updated<J>, QueueError> {
+        let key = key_of::<J>(id);
+        loop {
+            let Some(old) = self.store.get(&key)? else {
+                return Ok(Updated::Missing);
+            };
+            let mut entry: Entry<J> = decode(&key, &old)?;
+            let unchanged = entry.clone();
+            if !change(&mut entry) {
+                return Ok(Updated::Refused(unchanged));
+            }
+            if self.store.swap(&key, &old, encode(&entry)?)? {
+                return Ok(Updated::Written(entry));
+            }
+        }
+    }
+}
+
 /// One line of the listing: the envelope of any kind of job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {

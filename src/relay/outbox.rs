@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::RelayError;
 use super::manifest::Priority;
 pub use crate::queue::State;
-use crate::queue::{Entry, Job, Policy, Queue, QueueError};
+use crate::queue::{Entry, Job, Policy, Queue, QueueError, Updated};
 use crate::store::{QueueStore, SledQueue, Timestamp, Uid};
 
 /// The sled tree of the outbox before it became queue entries (adopted
@@ -174,33 +174,48 @@ impl Outbox {
     /// failed one is tried again (its give-up time counted afresh).
     /// Returns it as it is now. Blocking.
     pub fn retry_now(&self, id: &str) -> Result<Item, OutboxChange> {
-        let mut item = self.get(id)?.ok_or(OutboxChange::NotFound)?;
-        match item.state {
-            State::Waiting | State::Pending => {}
-            State::Failed => {
-                item.state = State::Pending;
-                item.first_failure = None;
-                item.seq = self.queue.next_seq()?;
+        let seq = self.queue.next_seq()?;
+        let now = Timestamp::now();
+        let changed = self.queue.update(id, |item| {
+            match item.state {
+                State::Waiting | State::Pending => {}
+                State::Failed => {
+                    item.state = State::Pending;
+                    item.first_failure = None;
+                    item.seq = seq;
+                }
+                State::Sent | State::Cancelled => return false,
             }
-            State::Sent | State::Cancelled => return Err(OutboxChange::Settled(item.state)),
+            item.next_attempt = now;
+            true
+        })?;
+        self.queue.flush()?;
+        match changed {
+            Updated::Missing => Err(OutboxChange::NotFound),
+            Updated::Written(item) => Ok(item),
+            Updated::Refused(item) => Err(OutboxChange::Settled(item.state)),
         }
-        item.next_attempt = Timestamp::now();
-        self.put(&item)?;
-        Ok(item)
     }
 
     /// Stops a push for good: `Cancelled`, with `reason`. Returns it as
     /// it is now. Blocking.
     pub fn cancel(&self, id: &str, reason: &str) -> Result<Item, OutboxChange> {
-        let mut item = self.get(id)?.ok_or(OutboxChange::NotFound)?;
-        if !item.is_open() && item.state != State::Failed {
-            return Err(OutboxChange::Settled(item.state));
+        let seq = self.queue.next_seq()?;
+        let changed = self.queue.update(id, |item| {
+            if !item.is_open() && item.state != State::Failed {
+                return false;
+            }
+            item.state = State::Cancelled;
+            item.last_error = reason.to_string();
+            item.seq = seq;
+            true
+        })?;
+        self.queue.flush()?;
+        match changed {
+            Updated::Missing => Err(OutboxChange::NotFound),
+            Updated::Written(item) => Ok(item),
+            Updated::Refused(item) => Err(OutboxChange::Settled(item.state)),
         }
-        item.state = State::Cancelled;
-        item.last_error = reason.to_string();
-        item.seq = self.queue.next_seq()?;
-        self.put(&item)?;
-        Ok(item)
     }
 
     /// Whether a push of `study` to `ura` is open already (a grant made
@@ -272,6 +287,67 @@ mod tests {
     /// A record exactly as the outbox before the queue wrote it.
     const OLD: &str = r#"{"id":"0a1b","study":"1.2.3","to_ura":"12345678","to_name":"B","message":"m","priority":"spoed","grant":"g1","by":"grant","created_at":"2026-01-02T03:04:05.000Z","state":"pending","attempts":2,"next_attempt":"2026-01-02T03:05:05.000Z","last_error":"cannot connect"}"#;
     const SENT: &str = r#"{"id":"0c0d","study":"1.2.4","to_ura":"87654321","priority":"routine","by":"cli","created_at":"2026-01-02T03:04:05.000Z","state":"sent","attempts":1,"next_attempt":"2026-01-02T03:04:05.000Z","sent_at":"2026-01-02T03:04:09.000Z","receipt":{"receipt":"{}","signature":"sig"}}"#;
+
+    #[test]
+    fn staff_retry_and_cancel_and_the_worker_does_not_undo_a_cancel() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let outbox = Outbox::open(&SledQueue::open(&db).unwrap()).unwrap();
+        let push = Push {
+            study: Uid::parse("1.2.3").unwrap(),
+            to_ura: "12345678".into(),
+            to_name: "B".into(),
+            message: String::new(),
+            priority: Priority::Routine,
+            grant: None,
+            by: "console".into(),
+            actor: None,
+            package: None,
+            sent_at: None,
+            receipt: None,
+        };
+        let mut item = Item::new("0a1b".into(), "12345678".into(), State::Pending, 1, push);
+        item.next_attempt = Timestamp::now().saturating_add(Duration::from_secs(600));
+        outbox.put(&item).unwrap();
+        let retried = outbox.retry_now("0a1b").unwrap();
+        assert!(retried.next_attempt <= Timestamp::now());
+        assert!(matches!(
+            outbox.next_due(Timestamp::now()).unwrap(),
+            Due::Now(i) if i.id == "0a1b"
+        ));
+        // the worker took it up before the cancel; its outcome comes after
+        let taken = outbox.get("0a1b").unwrap().unwrap();
+        let cancelled = outbox.cancel("0a1b", "cancelled by beheer").unwrap();
+        assert_eq!(cancelled.state, State::Cancelled);
+        let mut failed_again = taken.clone();
+        failed_again.attempts += 1;
+        assert!(!outbox.record_progress(&failed_again).unwrap());
+        assert_eq!(outbox.get("0a1b").unwrap().unwrap().state, State::Cancelled);
+        assert!(matches!(
+            outbox.retry_now("0a1b"),
+            Err(OutboxChange::Settled(State::Cancelled))
+        ));
+        assert!(matches!(
+            outbox.cancel("0a1b", "x"),
+            Err(OutboxChange::Settled(_))
+        ));
+        assert!(matches!(
+            outbox.retry_now("nope"),
+            Err(OutboxChange::NotFound)
+        ));
+        // delivered after all: that is the truth, and it is recorded
+        let mut sent = taken;
+        sent.state = State::Sent;
+        assert!(outbox.record_progress(&sent).unwrap());
+        assert_eq!(outbox.get("0a1b").unwrap().unwrap().state, State::Sent);
+        // a failed push is tried again, its give-up time afresh
+        let mut gave_up = item.clone();
+        gave_up.id = "0e0f".into();
+        gave_up.state = State::Failed;
+        gave_up.first_failure = Some(Timestamp::now());
+        outbox.put(&gave_up).unwrap();
+        let again = outbox.retry_now("0e0f").unwrap();
+        assert_eq!((again.state, again.first_failure), (State::Pending, None));
+    }
 
     #[test]
     fn open_moves_the_old_outbox_into_the_queue_once() {

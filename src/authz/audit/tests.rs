@@ -5,7 +5,9 @@
 //! the same bytes. A change to `Grant` that would change what is journaled
 //! fails here. Lines 30–37 were added with issue 14 (who issued and
 //! revoked, the console's events), lines 38–40 with its share (the legal
-//! basis and the patient on a grant); the lines before stayed byte for byte.
+//! basis and the patient on a grant), lines 41–44 with its outbox and audit
+//! (who sent, retried, cancelled; who read the audit); the lines before
+//! stayed byte for byte.
 
 use crate::authz::{CertIdentity, Grant, GrantId, Holder, Recipient, Scope, Target, Uzi};
 use crate::journal::{
@@ -395,6 +397,36 @@ fn events() -> Vec<Event> {
                 birth_date: String::new(),
             }),
         },
+        // issue 14, the console's outbox and audit: who sent, retried,
+        // cancelled, and who read the audit
+        Event::Relay(Relay::Queued {
+            outbox: "o3".into(),
+            study: uid("1.2.3"),
+            to_ura: "87654321".into(),
+            priority: "routine".into(),
+            by: "console".into(),
+            grant: None,
+            actor: Some(person()),
+        }),
+        Event::Relay(Relay::RetryAsked {
+            outbox: "o3".into(),
+            to_ura: "87654321".into(),
+            actor: person(),
+            from: "192.0.2.19".into(),
+        }),
+        Event::Relay(Relay::Withdrawn {
+            outbox: "o3".into(),
+            to_ura: "87654321".into(),
+            actor: person(),
+            from: "192.0.2.19".into(),
+            reason: "verkeerd adres, \"B\"".into(),
+        }),
+        Event::Console(ConsoleEvent::Audited {
+            actor: person(),
+            what: "export.csv".into(),
+            query: "patient=Jansen&from=2026-12-01".into(),
+            from: "192.0.2.19".into(),
+        }),
     ]
 }
 

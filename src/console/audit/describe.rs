@@ -2,6 +2,7 @@
 //! happened, who did it, from where, to which grant, with what outcome.
 
 use crate::base::GrantId;
+use crate::console::pages;
 use crate::journal::{
     AccessKind, ActorRecord, BindVia, ConsoleEvent, Event, HolderRecord, Outcome, RecipientRecord,
     Relay, Who,
@@ -126,7 +127,7 @@ pub fn describe(lang: Lang, event: &Event) -> Line {
                 lang.pick("voor", "for"),
                 recipient(lang, &grant.recipient),
                 lang.pick("tot", "until"),
-                grant.expires_at
+                pages::when(lang, grant.expires_at)
             );
         }
         Event::GrantDelegated { grant, by, from } => {
@@ -144,7 +145,7 @@ pub fn describe(lang: Lang, event: &Event) -> Line {
                     .map(|p| format!(", {} {}", lang.pick("van", "from"), p.0))
                     .unwrap_or_default(),
                 lang.pick("tot", "until"),
-                grant.expires_at
+                pages::when(lang, grant.expires_at)
             );
         }
         Event::GrantBound {

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::base::GrantId;
-use crate::journal::{Event, Relay, TargetRecord};
+use crate::journal::{Event, PatientRecord, Relay, TargetRecord};
 use crate::store::{Index, PatientAttrs, Uid};
 
 /// Parent chains are short (delegation depth is a u8).
@@ -193,8 +193,33 @@ impl Knowledge {
 
 /// The patient a grant record carries (the journal's own, as stored when
 /// it was issued or pinned), with its study.
-fn journaled_patient(_known: &Knowledge, _event: &Event) -> Option<(Uid, Patient)> {
-    None
+fn journaled_patient(known: &Knowledge, event: &Event) -> Option<(Uid, Patient)> {
+    let (record, study) = match event {
+        Event::GrantIssued {
+            grant,
+            patient: Some(p),
+            ..
+        } => (p, known.study_of_grant(&grant.id)?.clone()),
+        Event::GrantResolved {
+            study,
+            patient: Some(p),
+            ..
+        } => (p, study.clone()),
+        _ => return None,
+    };
+    Some((study, Patient::from(record)))
+}
+
+impl From<&PatientRecord> for Patient {
+    fn from(p: &PatientRecord) -> Patient {
+        Patient {
+            name: p.name.clone(),
+            id: p.id.clone(),
+            issuer: p.issuer.clone(),
+            bsn: p.bsn.clone(),
+            birth_date: p.birth_date.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -125,7 +125,9 @@ fn row(lang: Lang, r: &Row) -> Markup {
                 @if let Some(p) = &r.patient { (person_name(&p.name)) @if !p.id.is_empty() { br; span.muted { (p.id) } } }
                 @else if let Some(s) = &r.study { code.small { (s.to_string()) } }
             }
-            td { @if let Some(g) = &r.line.grant { a href={ "/console/shares/" (g.0) } { code { (g.0) } } } }
+            td { @if let Some(g) = &r.line.grant {
+                a href={ "/console/shares/" (g.0) } title=(g.0) { code { (g.0.get(..9).unwrap_or(&g.0)) "…" } }
+            } }
             td {
                 @if r.line.outcome.starts_with("denied") || r.line.outcome.starts_with("failed") {
                     span.bad { (r.line.outcome) }
@@ -173,7 +175,7 @@ pub fn page(
             }
         }
         @if !found.rows.is_empty() {
-            table.audit {
+            div.scroll { table.audit {
                 thead { tr {
                     th { (lang.pick("Wanneer", "When")) }
                     th { (lang.pick("Wat", "What")) }
@@ -185,7 +187,7 @@ pub fn page(
                     th { (lang.pick("Details", "Details")) }
                 } }
                 tbody { @for r in &found.rows { (row(lang, r)) } }
-            }
+            } }
             nav.pager aria-label=(lang.pick("Pagina's", "Pages")) {
                 span { (lang.pick("pagina ", "page ")) (page_no) " / " (pages_total) }
                 @if page_no > 1 {

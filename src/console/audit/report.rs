@@ -22,7 +22,8 @@ use crate::console::pages::{self, Head, Section};
 use crate::console::shares::view::{person_name, query_string, who};
 use crate::console::{Console, Ctx};
 use crate::journal::{
-    AccessKind, Event, HolderRecord, JournalError, Outcome, RecipientRecord, Relay,
+    AccessKind, Event, HolderRecord, JournalError, LegalBasisRecord, Outcome, RecipientRecord,
+    Relay,
 };
 use crate::relay::book::AddressBook;
 use crate::store::{Index, StudyRecord, Timestamp, Uid};
@@ -97,8 +98,20 @@ pub enum Found {
     Report(Box<Report>),
 }
 
-fn legal_basis(_event: &Event) -> Option<String> {
-    None
+/// The legal basis a grant was issued on, as people read it.
+pub fn legal_basis(lang: Lang, basis: &LegalBasisRecord) -> String {
+    match basis {
+        LegalBasisRecord::Referral => lang
+            .pick(
+                "verwijzing (toestemming verondersteld)",
+                "referral (consent presumed)",
+            )
+            .to_string(),
+        LegalBasisRecord::ExplicitConsent { note } => format!(
+            "{}: {note}",
+            lang.pick("uitdrukkelijke toestemming", "explicit consent")
+        ),
+    }
 }
 
 fn holder_text(h: &HolderRecord) -> String {
@@ -216,6 +229,18 @@ fn collect(
                 (Event::GrantDelegated { by, .. }, None) => (who(lang, by), String::new()),
                 _ => (grant.issuer.clone(), String::new()),
             };
+            // a grant passed on stands on its root's basis
+            let basis = match event {
+                Event::GrantIssued {
+                    legal_basis: Some(b),
+                    ..
+                } => Some(legal_basis(lang, b)),
+                _ => grant
+                    .parent
+                    .as_ref()
+                    .and_then(&of_ours)
+                    .and_then(|i| report.grants[i].legal_basis.clone()),
+            };
             grant_at.insert(grant.id.clone(), report.grants.len());
             report.grants.push(GrantEntry {
                 id: grant.id.clone(),
@@ -225,7 +250,7 @@ fn collect(
                 by_id,
                 from: from.clone(),
                 recipient: grant.recipient.clone(),
-                legal_basis: legal_basis(event),
+                legal_basis: basis,
                 expires_at: grant.expires_at,
                 parent: grant.parent.clone(),
                 message: grant.message.clone(),

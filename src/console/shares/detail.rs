@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use super::list::tree;
 use super::view::who;
 use super::{Listing, gather as gather_listing, href, refused, view};
-use crate::authz::{GrantDetail, GrantId, GrantState, Holder, Person};
+use crate::authz::{GrantDetail, GrantId, GrantState, Holder, LegalBasis, Person};
 use crate::console::form::Fields;
 use crate::console::pages::{self, Head, Section};
 use crate::console::{Console, Ctx, html as html_response, redirect};
@@ -101,7 +101,10 @@ fn facts(lang: Lang, d: &Detail) -> Markup {
             dd {
                 @match d.listing.studies.get(&g.id) {
                     Some(s) => { (view::patient(lang, &s.patient)) br; (view::study_line(lang, s)) }
-                    None => span.muted { (lang.pick("niet (meer) in de opslag", "not (or no longer) in the store")) },
+                    None => {
+                        @if let Some(p) = &g.patient { strong { (view::person_name(&p.name)) } " · ID " (p.id) br; }
+                        span.muted { (lang.pick("niet (meer) in de opslag", "not (or no longer) in the store")) }
+                    }
                 }
             }
             dt { (lang.pick("Wat", "What")) }
@@ -120,12 +123,22 @@ fn facts(lang: Lang, d: &Detail) -> Markup {
             }
             dt { (lang.pick("Voor", "For")) }
             dd { (view::recipient(lang, &g.recipient, &d.listing.book)) }
+            dt { (lang.pick("Grondslag", "Legal basis")) }
+            dd {
+                @match &g.legal_basis {
+                    Some(LegalBasis::Referral) => (lang.pick("verwijzing (toestemming verondersteld)", "referral (consent presumed)")),
+                    Some(LegalBasis::ExplicitConsent { note }) => {
+                        (lang.pick("uitdrukkelijke toestemming: ", "explicit consent: ")) (note)
+                    }
+                    None => span.muted { (lang.pick("niet vastgelegd", "not recorded")) },
+                }
+            }
             dt { (lang.pick("Houder", "Holder")) }
             dd { (holder_detail(lang, d.state.as_ref())) }
             dt { (lang.pick("Gedeeld door", "Shared by")) }
             dd {
                 (view::issuer(lang, g))
-                @if let Some(a) = &g.issued_by { " " span.muted { "(" (a.id) ")" } }
+                @if let Some(a) = g.issued_by.as_ref().filter(|a| a.role != "token") { " " span.muted { "(" (a.id) ")" } }
                 br; span.muted { (pages::when(lang, g.created_at)) }
             }
             dt { (lang.pick("Geldig tot", "Expires")) }

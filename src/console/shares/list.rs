@@ -68,6 +68,11 @@ impl Filter {
                 hay.push(g.name.clone());
             }
         }
+        if let Some(p) = &v.patient {
+            hay.push(view::person_name(&p.name));
+            hay.push(p.id.clone());
+            hay.extend(p.bsn.clone());
+        }
         if let Some(s) = listing.studies.get(&v.id) {
             hay.push(view::person_name(&s.patient.name));
             hay.push(s.patient.id.clone());
@@ -185,6 +190,7 @@ fn study_cell(lang: Lang, listing: &Listing, v: &GrantView) -> Markup {
             }
             None => @match &v.target {
                 crate::authz::Target::Study(uid) => {
+                    @if let Some(p) = &v.patient { strong { (view::person_name(&p.name)) } " · " span.muted { "ID " (p.id) } br; }
                     span.muted { (lang.pick("niet (meer) in de opslag", "not (or no longer) in the store")) }
                     br; code { (uid.to_string()) }
                 }
@@ -201,7 +207,7 @@ fn row(lang: Lang, listing: &Listing, v: &GrantView) -> Markup {
     html! {
         tr {
             td {
-                a href=(href(&v.id)) { (study_cell(lang, listing, v)) }
+                a.open href=(href(&v.id)) { (study_cell(lang, listing, v)) }
             }
             td { (view::recipient(lang, &v.recipient, &listing.book)) }
             td { (view::holder(lang, v)) }
