@@ -283,7 +283,7 @@ fn the_patient_report_names_that_patient_only_also_after_retention() {
         let report = admin.get(&format!("/console/audit/patient?q={CT_PATIENT_ID}"));
         assert_eq!(report.status, 200, "{when}: {}", report.body);
         let body = &report.body;
-        assert!(body.contains("Jansen Anna"), "{when}: {body}");
+        assert!(body.contains("Jansen, Anna"), "{when}: {body}");
         assert!(body.contains(CT_PATIENT_ID));
         assert!(body.contains(&ct_id), "{when}: the grant: {body}");
         assert!(
@@ -314,8 +314,8 @@ fn the_patient_report_names_that_patient_only_also_after_retention() {
     let choose = admin.get("/console/audit/patient?q=e");
     assert!(
         choose.body.contains("key=")
-            && choose.body.contains("Jansen Anna")
-            && choose.body.contains("Müller Jörg"),
+            && choose.body.contains("Jansen, Anna")
+            && choose.body.contains("Müller, Jörg"),
         "{}",
         choose.body
     );

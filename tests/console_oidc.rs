@@ -759,3 +759,25 @@ user_values = ["pushgate"]
         "{error}"
     );
 }
+
+/// Logins in progress are bounded; one address starting logins by the
+/// hundred is limited (429 with Retry-After) before it can push others'
+/// out, and may start again once it has waited.
+#[test]
+fn a_flood_of_started_logins_is_limited_per_address() {
+    let s = setup("provider.mjs");
+    let browser = Browser::new("en");
+    let url = format!("{}/console/oidc/start?next=/console/", s.console);
+    let statuses: Vec<u16> = (0..30).map(|_| browser.get(&url).status).collect();
+    let allowed = statuses.iter().filter(|&&c| c == 303).count();
+    assert!((20..=22).contains(&allowed), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let refused = browser.get(&url);
+    assert_eq!(refused.status, 429);
+    let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=4).contains(&wait), "Retry-After {wait}");
+    std::thread::sleep(std::time::Duration::from_secs(wait + 1));
+    // and the login still works through to the end
+    let reply = s.login(&browser, "anna", "/console/users");
+    assert_logged_in(&reply, "Anna de Beheerder", "/console/users");
+}

@@ -126,7 +126,7 @@ fn send_from_the_console_then_retry_and_cancel() {
     assert_eq!(queued[0]["event"]["actor"]["id"], "local:ann", "{queued:?}");
     let page = ann.get("/console/outbox");
     assert!(
-        page.body.contains("afgeleverd") && page.body.contains("Jansen Anna"),
+        page.body.contains("afgeleverd") && page.body.contains("Jansen, Anna"),
         "{}",
         page.body
     );
@@ -166,7 +166,7 @@ fn send_from_the_console_then_retry_and_cancel() {
         "{}",
         received.body
     );
-    assert!(received.body.contains("Jansen Anna") && received.body.contains("spoed"));
+    assert!(received.body.contains("Jansen, Anna") && received.body.contains("spoed"));
     // forwarded to B's PACS, instance by instance
     let instances = ct_files().len();
     assert!(

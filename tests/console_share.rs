@@ -43,22 +43,7 @@ fn journal(daemon: &Daemon) -> Vec<Value> {
 
 /// The ct-phantom study (16 CT, 1 PR, 1 SR), its patient renamed.
 fn daemon_with_ct(extra: &str) -> (Daemon, String) {
-    let daemon = Daemon::start_with(extra);
-    let dir = tempfile::tempdir().unwrap();
-    let files: Vec<_> = sample_files()
-        .into_iter()
-        .filter(|f| f.to_string_lossy().contains("ct-phantom"))
-        .map(|f| {
-            let name = f.file_name().unwrap().to_string_lossy().to_string();
-            variant(dir.path(), &f, &name, false, &[("PatientName", HOSTILE)])
-        })
-        .collect();
-    daemon.send_all(&files);
-    assert!(eventually(Duration::from_secs(20), || {
-        daemon.studies()[0]["state"] == "complete"
-    }));
-    let study = study_with(&daemon, "PR");
-    (daemon, study)
+    common::sharing::ct_study_of(extra, HOSTILE)
 }
 
 /// The series of a study: (uid, modality, instances, bytes).

@@ -95,7 +95,7 @@ fn a_user_sees_and_revokes_only_their_own_shares_an_admin_all() {
         "another's share listed: {}",
         page.body
     );
-    assert!(page.body.contains("Jansen Anna"), "{}", page.body);
+    assert!(page.body.contains("Jansen, Anna"), "{}", page.body);
     let page = bob.get("/console/shares");
     assert_eq!(page.status, 200);
     assert!(!page.body.contains(&anns) && !page.body.contains(&tokens_id));

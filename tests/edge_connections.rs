@@ -317,3 +317,54 @@ fn early_refusals_reach_http2_clients_with_their_reason() {
         text(&out)
     );
 }
+
+/// The console's listener has the same edge: silent connections are
+/// closed, one address holding its 64 places leaves the console to the
+/// others, and a flood of the public listener does not reach it (each
+/// listener has places of its own).
+#[test]
+fn the_console_listener_is_held_open_by_no_one() {
+    let daemon = Daemon::start_with(&format!(
+        "[http]\nlisten = \"127.0.0.1:HTTP_PORT\"\nidle_timeout = \"{}s\"\n",
+        IDLE.as_secs()
+    ));
+    let limit = IDLE + Duration::from_secs(6);
+    let since = Instant::now();
+    let mut silent = tls::tcp("127.0.0.30", daemon.console).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let took = closed_within(&mut silent, since, limit).expect("silent TCP closed");
+    assert!(took < IDLE + Duration::from_secs(2), "{took:?}");
+    let since = Instant::now();
+    let mut quiet = tls::connect("127.0.0.31", daemon.console, &[b"h2"]).unwrap();
+    closed_within(&mut quiet, since, limit).expect("silent TLS closed");
+
+    let held: Vec<tls::Stream> = (0..64)
+        .map(|n| {
+            tls::connect("127.0.0.32", daemon.console, &[b"http/1.1"])
+                .unwrap_or_else(|e| panic!("console connection {n}: {e}"))
+        })
+        .collect();
+    assert!(tls::connect("127.0.0.32", daemon.console, &[b"http/1.1"]).is_err());
+    // the public listener full from another address too
+    let public: Vec<tls::Stream> = (0..64)
+        .map(|n| {
+            tls::connect("127.0.0.33", daemon.http, &[b"http/1.1"])
+                .unwrap_or_else(|e| panic!("public connection {n}: {e}"))
+        })
+        .collect();
+    let mut login = tls::connect("127.0.0.34", daemon.console, &[b"http/1.1"]).unwrap();
+    login
+        .write_all(b"GET /console/login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    login.flush().unwrap();
+    let mut answer = Vec::new();
+    let _ = login.read_to_end(&mut answer);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..answer.len().min(300)])
+    );
+    drop((held, public));
+}

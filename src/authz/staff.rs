@@ -119,6 +119,10 @@ fn allows(role: Role, action: StaffAction) -> bool {
 pub struct LoginLimits {
     per_address: Limiter,
     per_account: KeyedLimiter,
+    /// Logins started with the identity provider, per address: each holds
+    /// a slot among the bounded logins in progress, so that one address
+    /// cannot push everyone else's out.
+    starts: Limiter,
 }
 
 impl LoginLimits {
@@ -129,6 +133,16 @@ impl LoginLimits {
                 burst: 5.0,
                 per_second: 1.0 / 180.0,
             }),
+            starts: Limiter::new(
+                Rate {
+                    burst: 20.0,
+                    per_second: 20.0 / 60.0,
+                },
+                Rate {
+                    burst: f64::MAX,
+                    per_second: 0.0,
+                },
+            ),
         }
     }
 }
@@ -147,6 +161,12 @@ impl Authz {
         self.staff_logins
             .per_account
             .take(&account.to_lowercase(), false)
+    }
+
+    /// May a login with the identity provider be started from `from`?
+    /// Twenty at once, then twenty a minute; Err: how long to wait.
+    pub fn staff_login_may_start(&self, from: IpAddr) -> Result<(), Duration> {
+        self.staff_logins.starts.attempt(from)
     }
 
     /// A login that failed: counted against the address and the account,

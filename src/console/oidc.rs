@@ -62,6 +62,10 @@ pub async fn handle(
     let binding = cookie(&request, BINDING_COOKIE);
     match route {
         Route::Start => {
+            let from = ctx.peer.ip().to_canonical();
+            if let Err(wait) = console.app.authz.staff_login_may_start(from) {
+                return Err(WebError::TooManyRequests(wait).into());
+            }
             let next = local_next(query.get("next"));
             let callback = format!("https://{host}/console/oidc/callback");
             match oidc.begin(&callback, &next, binding.as_deref()).await {

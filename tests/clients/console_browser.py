@@ -6,19 +6,32 @@ Called by tests/console_browser.rs:
 
     python console_browser.py CONFIG.json SCENARIO
 
-CONFIG: {"base": "https://127.0.0.1:CONSOLE_PORT", "work": scratch dir,
-         "enrol_url": a fresh admin's enrolment link, "name": its account,
-         "password": the password to choose, "axe": path of axe.min.js}
+SCENARIO accounts: CONFIG {"base": "https://127.0.0.1:CONSOLE_PORT",
+  "work": scratch dir, "enrol_url": a fresh admin's enrolment link,
+  "name": its account, "password": the password to choose,
+  "axe": path of axe.min.js}
 
-Prints {"passed": [...], "failed": {...}, "axe": {page: [violations]}}.
+SCENARIO share: CONFIG as above without enrol_url, plus "secret" (the
+  enrolled account's TOTP key), "patient_id" (to search for),
+  "patient_name" (as the DICOM file has it, hostile), "untick" (the
+  modality of a series to untick), "admin" ({"name", "secret"}: an
+  applicatiebeheerder's account, same password).
+
+Prints {"passed": [...], "failed": {...}, "axe": {page: [violations]}}
+(share: plus "link", "code", "sheet_pages", "leaving").
 """
 
+import base64
 import json
+import re
 import subprocess
 import sys
 import time
+from urllib.parse import urlparse
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.print_page_options import PrintOptions
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from browser_check import WAIT, Checks, browser, console_problems, expect
@@ -56,6 +69,15 @@ def shot(driver, config, name):
 
 def wait_for(driver, css):
     return WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.CSS_SELECTOR, css))
+
+
+def click_through(driver, element, css):
+    """Clicks `element` (a link or a submit button), waits for the page it
+    leads to, and returns that page's element at `css`."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, WAIT).until(staleness_of(old))
+    return wait_for(driver, css)
 
 
 def accounts(config):
@@ -151,10 +173,187 @@ def accounts(config):
     return checks, report
 
 
+def leaving_now(driver):
+    """The live summary as shown: (series, images, bytes text)."""
+    return (
+        int(driver.find_element(By.ID, "leaving-series").text),
+        int(driver.find_element(By.ID, "leaving-images").text),
+        driver.find_element(By.ID, "leaving-bytes").text,
+    )
+
+
+def ticked(driver):
+    """(series, images) as the ticked boxes add up."""
+    boxes = [b for b in driver.find_elements(By.CSS_SELECTOR, "input[name=series]") if b.is_selected()]
+    return len(boxes), sum(int(b.get_attribute("data-instances")) for b in boxes)
+
+
+def share(config):
+    """Log in, find the study, untick a series, read the summary, share,
+    print the referral sheet, revoke: by clicks, as a laborant would."""
+    checks = Checks()
+    report = {}
+    driver = browser(config["work"], "share")
+    driver.set_script_timeout(WAIT)
+    base = config["base"]
+
+    def log_in():
+        driver.get(base + "/console/studies?lang=en")
+        WebDriverWait(driver, WAIT).until(lambda d: "/console/login" in d.current_url)
+        driver.find_element(By.ID, "name").send_keys(config["name"])
+        driver.find_element(By.ID, "password").send_keys(config["password"])
+        driver.find_element(By.ID, "code").send_keys(totp(config["secret"], 1))
+        driver.find_element(By.CSS_SELECTOR, ".login button[type=submit]").click()
+        # the login page's own address names /console/studies as ?next=
+        WebDriverWait(driver, WAIT).until(lambda d: urlparse(d.current_url).path == "/console/studies")
+
+    def find():
+        field = driver.find_element(By.CSS_SELECTOR, "form.search input[name=patient_id]")
+        field.send_keys(config["patient_id"])
+        old = driver.find_element(By.TAG_NAME, "html")
+        field.submit()
+        WebDriverWait(driver, WAIT).until(staleness_of(old))
+        wait_for(driver, "table tbody tr")
+        rows = driver.find_elements(By.CSS_SELECTOR, "table tbody tr")
+        expect(len(rows) == 1, f"one study for the patient ID: {len(rows)} rows")
+        shown = rows[0].text
+        # the hostile name shows as the text it is, and ran no script
+        expect("<script>alert(1)</script>" in shown, f"the name as text: {shown!r}")
+        expect(driver.execute_script("return document.querySelectorAll('tbody script').length") == 0,
+               "no script element made from the name")
+        axe(driver, config, report, "studies-found")
+        shot(driver, config, "studies-found")
+        click_through(driver, rows[0].find_element(By.CSS_SELECTOR, "a.button[href^='/console/share/']"), "form.share")
+
+    def untick():
+        boxes = driver.find_elements(By.CSS_SELECTOR, "input[name=series]")
+        by_modality = {b.get_attribute("data-modality"): b for b in boxes}
+        expect(not by_modality["PR"].is_selected(), "presentation states unticked by default")
+        expect(all(b.is_selected() for m, b in by_modality.items() if m != "PR"),
+               "every other series ticked by default")
+        before = leaving_now(driver)
+        expect(before[:2] == ticked(driver), f"summary {before} matches the ticks {ticked(driver)}")
+        target = by_modality[config["untick"]]
+        driver.find_element(By.CSS_SELECTOR, f"label[for='{target.get_attribute('id')}']").click()
+        expect(not target.is_selected(), "unticked by clicking its label")
+        WebDriverWait(driver, WAIT).until(lambda d: leaving_now(d)[:2] == ticked(d))
+        after = leaving_now(driver)
+        expect(after[0] == before[0] - 1, f"one series fewer: {before} -> {after}")
+        expect(after[1] < before[1], f"fewer images: {before} -> {after}")
+        summary = driver.find_element(By.ID, "leaving").text
+        expect(config["patient_name_shown"] in summary, f"whose images: {summary!r}")
+        report["leaving"] = {"series": after[0], "images": after[1], "bytes": after[2]}
+        axe(driver, config, report, "share-form")
+        shot(driver, config, "share-form")
+
+    def submit():
+        driver.find_element(By.CSS_SELECTOR, "input[name=legal_basis][value=referral]").click()
+        driver.find_element(By.CSS_SELECTOR, "textarea[name=message]").send_keys("Graag beoordelen, spoed")
+        code = click_through(driver, driver.find_element(By.CSS_SELECTOR, "form.share button[type=submit]"), "#share-code")
+        link = driver.find_element(By.ID, "share-link").get_attribute("value")
+        expect(link.startswith("https://"), link)
+        report["link"], report["code"] = link, code.text
+        expect(driver.find_element(By.CSS_SELECTOR, "figure.qr img").get_attribute("naturalWidth") != "0",
+               "the QR code of the link is drawn")
+        copy = driver.find_element(By.CSS_SELECTOR, "button[data-copy=share-code]")
+        expect(copy.is_displayed(), "copy buttons appear with JavaScript")
+        axe(driver, config, report, "share-result")
+        shot(driver, config, "share-result")
+
+    def print_sheet():
+        sheet = click_through(driver, driver.find_element(By.CSS_SELECTOR, "a.button[href$='/sheet']"), "article.sheet")
+        expect(report["code"] in sheet.text, "the code is on the sheet")
+        expect(config["patient_name_shown"] in sheet.text, "whose images: on the sheet")
+        axe(driver, config, report, "referral-sheet")
+        shot(driver, config, "referral-sheet")
+        # as the printer sees it: the print stylesheet, no menu, no buttons
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+        expect(not driver.find_element(By.CSS_SELECTOR, "header").is_displayed(), "no menu on paper")
+        expect(not any(b.is_displayed() for b in driver.find_elements(By.CSS_SELECTOR, "button, a.button")),
+               "no buttons on paper")
+        shot(driver, config, "referral-sheet-print")
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+        options = PrintOptions()
+        options.page_width, options.page_height = 21.0, 29.7
+        pdf = base64.b64decode(driver.print_page(options))
+        with open(f"{config['work']}/referral-sheet.pdf", "wb") as f:
+            f.write(pdf)
+        pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+        report["sheet_pages"] = pages
+        expect(pages == 1, f"the sheet prints on one A4 page, not {pages}")
+
+    def revoke():
+        first = click_through(driver, driver.find_element(By.CSS_SELECTOR, "nav a[href='/console/shares']"), "a.open")
+        reason = click_through(driver, first, "textarea#reason")
+        reason.send_keys("Verkeerde patiënt gekozen")
+        button = driver.find_element(By.CSS_SELECTOR, "form.revoke button[type=submit]")
+        click_through(driver, button, "form.revoke input[name=confirm]")
+        expect(driver.find_element(By.ID, "reason").get_attribute("value") == "Verkeerde patiënt gekozen",
+               "the reason carried to the confirmation")
+        axe(driver, config, report, "revoke-confirm")
+        shot(driver, config, "revoke-confirm")
+        button = driver.find_element(By.CSS_SELECTOR, "form.revoke button[type=submit]")
+        ok = click_through(driver, button, "p.ok")
+        expect("Revoked" in ok.text or "Ingetrokken" in ok.text, ok.text)
+        expect(not driver.find_elements(By.CSS_SELECTOR, "form.revoke"), "no revoke form on a revoked share")
+        axe(driver, config, report, "revoked")
+        shot(driver, config, "revoked")
+
+    def admin_pages():
+        """Every other section, as the applicatiebeheerder sees it after
+        this share: axe on each, a screenshot of each."""
+        click_through(driver, driver.find_element(By.CSS_SELECTOR, "header form button[type=submit]"), "#name")
+        WebDriverWait(driver, WAIT).until(lambda d: "/console/login" in d.current_url)
+        admin = config["admin"]
+        driver.find_element(By.ID, "name").send_keys(admin["name"])
+        driver.find_element(By.ID, "password").send_keys(config["password"])
+        driver.find_element(By.ID, "code").send_keys(totp(admin["secret"], 1))
+        old = driver.find_element(By.TAG_NAME, "html")
+        driver.find_element(By.CSS_SELECTOR, ".login button[type=submit]").click()
+        WebDriverWait(driver, WAIT).until(staleness_of(old))
+        for page, path, must in [
+            ("shares", "/console/shares", "laborant"),
+            ("outbox", "/console/outbox", None),
+            ("received", "/console/received", None),
+            ("audit", "/console/audit", "laborant"),
+            ("patient-report", "/console/audit/patient?q=" + config["patient_id"], "laborant"),
+            ("users", "/console/users", "laborant"),
+            ("settings", "/console/settings", "console and admin API"),
+        ]:
+            driver.get(base + path)
+            h1 = wait_for(driver, "h1")
+            expect(h1.text.strip() != "", f"{page}: a heading")
+            if must:
+                expect(must in driver.find_element(By.TAG_NAME, "main").text,
+                       f"{page}: {must!r} on the page")
+            axe(driver, config, report, "admin-" + page)
+            shot(driver, config, "admin-" + page)
+
+    def no_csp_violation():
+        problems = console_problems(driver, allowed=("favicon.ico",))
+        expect(not problems, f"browser console: {problems}")
+
+    for name, fn in [
+        ("log_in", log_in),
+        ("find", find),
+        ("untick", untick),
+        ("share", submit),
+        ("print", print_sheet),
+        ("revoke", revoke),
+        ("admin_pages", admin_pages),
+        ("no_csp_violation", no_csp_violation),
+    ]:
+        checks.run(name, fn)
+        if checks.failed:
+            break
+    driver.quit()
+    return checks, report
+
+
 def main():
     config = json.load(open(sys.argv[1], encoding="utf-8"))
     scenario = sys.argv[2]
-    checks, report = {"accounts": accounts}[scenario](config)
+    checks, report = {"accounts": accounts, "share": share}[scenario](config)
     print(json.dumps({"passed": checks.passed, "failed": checks.failed, **report}))
     sys.exit(1 if checks.failed else 0)
 

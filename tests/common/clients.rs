@@ -76,6 +76,25 @@ pub fn tail(s: &str, n: usize) -> &str {
 /// Runs a client script with `config` (written as JSON into `dir`), in its
 /// own process group: past [`SCRIPT_LIMIT`] the whole group (Python,
 /// chromedriver, Chromium) is killed.
+/// With `PUSHGATE_TEST_SHOTS=DIR`, the screenshots and PDFs a script left
+/// in `dir` are copied to DIR, to be looked at by eye after the run.
+fn keep_pictures(dir: &Path) {
+    let Some(to) = std::env::var_os("PUSHGATE_TEST_SHOTS") else {
+        return;
+    };
+    let to = Path::new(&to);
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("png" | "pdf")
+        ) {
+            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
 pub fn run_script(name: &str, arg: &str, config: &Value, dir: &Path) -> Ran {
     let config_path = dir.join(format!("{name}-{arg}.json"));
     std::fs::write(&config_path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
@@ -107,6 +126,7 @@ pub fn run_script(name: &str, arg: &str, config: &Value, dir: &Path) -> Ran {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    keep_pictures(dir);
     let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let report = stdout

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use super::{Ask, Daemon, text};
+use std::time::Duration;
+
+use super::{Ask, Daemon, eventually, sample_files, text, variant};
 
 /// `pushgate share … --json`, on a referral unless `args` names another
 /// `--legal-basis`.
@@ -57,4 +59,31 @@ pub fn study_with(daemon: &Daemon, modality: &str) -> String {
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// A daemon (with `extra` configuration) holding the ct-phantom study
+/// (16 CT, 1 PR, 1 SR), its patient named `patient_name`; its study UID.
+pub fn ct_study_of(extra: &str, patient_name: &str) -> (Daemon, String) {
+    let daemon = Daemon::start_with(extra);
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = sample_files()
+        .into_iter()
+        .filter(|f| f.to_string_lossy().contains("ct-phantom"))
+        .map(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            variant(
+                dir.path(),
+                &f,
+                &name,
+                false,
+                &[("PatientName", patient_name)],
+            )
+        })
+        .collect();
+    daemon.send_all(&files);
+    assert!(eventually(Duration::from_secs(20), || {
+        daemon.studies()[0]["state"] == "complete"
+    }));
+    let study = study_with(&daemon, "PR");
+    (daemon, study)
 }

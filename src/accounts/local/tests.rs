@@ -70,7 +70,13 @@ fn enrolled(f: &Fixture, name: &str, role: Role) -> Vec<u8> {
     pending.secret
 }
 
+/// The journal's text once every record queued so far is written
+/// (`append` queues; the writer syncs within milliseconds).
 fn journal_text(f: &Fixture) -> String {
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while f.authz.journal().lag() > 0 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let mut all = String::new();
     for entry in std::fs::read_dir(f.dir.path().join("journal")).unwrap() {
         all.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default());

@@ -51,10 +51,7 @@ impl Patient {
             .collect();
         self.id.to_lowercase() == q
             || self.bsn.as_deref().is_some_and(|b| b == digits)
-            || super::super::shares::view::person_name(&self.name)
-                .to_lowercase()
-                .contains(&q)
-            || self.name.to_lowercase().contains(&q)
+            || super::super::shares::view::searchable_name(&self.name).contains(&q)
     }
 
     /// One patient across studies: issuer and ID, or failing an ID, name
@@ -243,6 +240,7 @@ mod tests {
         assert!(p.matches("1234.56.782"));
         assert!(p.matches("anna"));
         assert!(p.matches("Jansen Anna"));
+        assert!(p.matches("jansen, anna"), "as the page shows it");
         assert!(!p.matches("P-004"), "an ID must be whole");
         assert!(!p.matches("12345678"), "a BSN must be whole");
         assert!(!p.matches("  "));

@@ -12,6 +12,7 @@ use super::{Listing, gather as gather_listing, href, refused, view};
 use crate::authz::{GrantDetail, GrantId, GrantState, Holder, LegalBasis, Person};
 use crate::console::form::Fields;
 use crate::console::pages::{self, Head, Section};
+use crate::console::studies;
 use crate::console::{Console, Ctx, html as html_response, redirect};
 use crate::journal::AccessKind;
 use crate::web::pages::Lang;
@@ -113,13 +114,14 @@ fn facts(lang: Lang, d: &Detail) -> Markup {
                     (lang.pick("het hele onderzoek", "the whole study"))
                 } @else {
                     @for s in covers.series.iter().filter(|s| s.included > 0) {
-                        (s.modality) " " (s.description) " (" (s.included) ")" br;
+                        (studies::text(&s.modality)) " " (studies::text(&s.description)) " (" (s.included) ")" br;
                     }
                     @if !covers.excluded.modalities.is_empty() {
-                        span.muted { (lang.pick("zonder ", "without ")) (covers.excluded.modalities.join(", ")) }
+                        span.muted { (lang.pick("zonder ", "without ")) (covers.excluded.modalities.join(", ")) } br;
                     }
                 }
-                br; span.muted { (covers.instances) (lang.pick(" beelden · ", " images · ")) (pages::size(covers.bytes)) }
+                @if g.scope.series.is_none() && covers.excluded.series == 0 && covers.excluded.instances == 0 { br; }
+                span.muted { (covers.instances) (lang.pick(" beelden · ", " images · ")) (pages::size(covers.bytes)) }
             }
             dt { (lang.pick("Voor", "For")) }
             dd { (view::recipient(lang, &g.recipient, &d.listing.book)) }

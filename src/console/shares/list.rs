@@ -69,12 +69,12 @@ impl Filter {
             }
         }
         if let Some(p) = &v.patient {
-            hay.push(view::person_name(&p.name));
+            hay.push(view::searchable_name(&p.name));
             hay.push(p.id.clone());
             hay.extend(p.bsn.clone());
         }
         if let Some(s) = listing.studies.get(&v.id) {
-            hay.push(view::person_name(&s.patient.name));
+            hay.push(view::searchable_name(&s.patient.name));
             hay.push(s.patient.id.clone());
             hay.extend(s.patient.bsn.clone());
             hay.push(s.attrs.accession_number.clone());
@@ -264,7 +264,7 @@ fn pager(lang: Lang, filter: &Filter, page: usize, total: usize, count: usize) -
     };
     html! {
         nav.pager aria-label=(lang.pick("Pagina's", "Pages")) {
-            span { (count) (lang.pick(" gedeeld", " shares")) " · "
+            span { (crate::console::studies::count(lang, count as u64, ("deling", "delingen"), ("share", "shares"))) " · "
                 (lang.pick("pagina ", "page ")) (page) " / " (total) }
             @if page > 1 { a href=(link(page - 1)) { "← " (lang.pick("nieuwer", "newer")) } }
             @if page < total { a href=(link(page + 1)) { (lang.pick("ouder", "older")) " →" } }

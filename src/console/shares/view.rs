@@ -12,13 +12,19 @@ use crate::relay::book::AddressBook;
 use crate::store::{PatientAttrs, StudyRecord};
 use crate::web::pages::Lang;
 
-/// A DICOM person name as people write it: `DOE^JANE` → `DOE JANE`.
-pub fn person_name(pn: &str) -> String {
-    pn.split('^')
+/// A DICOM person name as people read it: `DOE^JANE` → `DOE, JANE`, the
+/// same on every page (the studies list, the share form, the audit).
+pub use crate::web::pages::person_name;
+
+/// A person name as a search matches it: as shown (`Jansen, Anna`) and as
+/// typed (`Jansen Anna`, DICOM's `^` as a space), lowercase.
+pub fn searchable_name(pn: &str) -> String {
+    let typed: Vec<&str> = pn
+        .split(['^', '='])
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+        .collect();
+    format!("{}\n{}", person_name(pn), typed.join(" ")).to_lowercase()
 }
 
 /// The patient: name, ID, birth date.
@@ -39,7 +45,7 @@ pub fn study_line(lang: Lang, s: &StudyRecord) -> Markup {
     let modalities: Vec<&str> = s.modalities().into_iter().collect();
     html! {
         (pages::dicom_date(lang, &s.attrs.study_date))
-        @if !s.attrs.study_description.is_empty() { " · " (s.attrs.study_description) }
+        @if !s.attrs.study_description.trim().is_empty() { " · " (crate::console::studies::text(&s.attrs.study_description)) }
         @if !modalities.is_empty() { " · " (modalities.join(", ")) }
     }
 }

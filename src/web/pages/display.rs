@@ -118,7 +118,10 @@ fn date(d: &str) -> String {
 /// `Jansen^Anna^^^` → `Jansen, Anna`; `Yamada^Tarou=山田^太郎=やまだ^たろう`
 /// → `Yamada, Tarou (山田 太郎)`; only an ideographic or phonetic group:
 /// that group, family name first.
-fn person_name(pn: &str) -> String {
+/// A DICOM person name as people read it (`Family, Given`, the ideographic
+/// form beside it), cleaned and bounded like [`displayable`]; empty for
+/// none.
+pub fn person_name(pn: &str) -> String {
     // bounded before it is split: a 10 kB name costs no more than a short one
     let pn = clean(pn, MAX_SHOWN * 2);
     let groups: Vec<Vec<&str>> = pn

@@ -20,7 +20,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::store::Timestamp;
 
-pub use display::{Dicom, displayable};
+pub use display::{Dicom, displayable, person_name};
 pub use entry::{code_entry, delegated, not_found, offer_binding};
 pub use error::error_page;
 pub use study::{STUDY_PAGE_CSP, StudyPage, study_page};
