@@ -119,41 +119,8 @@ cat >"$OR_CFG" <<CFG
   "AuthenticationEnabled" : false
 }
 CFG
-mkdir -p "$NG_DIR" "$OR_DIR"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-  -keyout "$NG_DIR/key.pem" -out "$NG_DIR/cert.pem" 2>>"$LOGS/console-nginx.log" ||
-  die "openssl could not make nginx's certificate"
-NG_USER=
-[[ $(id -u) -ne 0 ]] || NG_USER="user root;"
-cat >"$NG_DIR/nginx.conf" <<CFG
-# written by bench/console.sh: TLS in front of Orthanc
-$NG_USER
-worker_processes 1;
-pid $NG_DIR/nginx.pid;
-error_log $NG_DIR/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $NG_DIR/body;
-  proxy_temp_path $NG_DIR/proxy;
-  fastcgi_temp_path $NG_DIR/fastcgi;
-  uwsgi_temp_path $NG_DIR/uwsgi;
-  scgi_temp_path $NG_DIR/scgi;
-  upstream orthanc { server 127.0.0.1:$OR_HPORT; keepalive 8; }
-  server {
-    listen 127.0.0.1:$OR_TPORT ssl;
-    ssl_certificate $NG_DIR/cert.pem;
-    ssl_certificate_key $NG_DIR/key.pem;
-    ssl_protocols TLSv1.3;
-    location / {
-      proxy_pass http://orthanc;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-CFG
+mkdir -p "$OR_DIR"
+nginx_tls_front "$NG_DIR" "$OR_TPORT" "$OR_HPORT" 1 "$LOGS/console-nginx.log"
 
 say "starting pushgate (dicom $PG_DPORT, console $PG_CPORT), Orthanc (dicom $OR_DPORT) and nginx ($OR_TPORT)"
 "$PUSHGATE" serve --config "$PG_CFG" >"$LOGS/console-pushgate.out" 2>"$LOGS/console-pushgate.log" &

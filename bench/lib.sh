@@ -56,3 +56,51 @@ wait_echo() {
   tail -n 30 "$4" >&2
   die "no C-ECHO answer on port $3 within 60 s (log: $4)"
 }
+
+# nginx_tls_front DIR TLS_PORT UPSTREAM_PORT WORKERS LOG: a self-signed
+# certificate for 127.0.0.1 and DIR/nginx.conf, which terminates TLS 1.3 on
+# 127.0.0.1:TLS_PORT in front of plain HTTP on 127.0.0.1:UPSTREAM_PORT
+# (Orthanc), kept alive and unbuffered both ways: TLS against TLS when
+# pushgate serves HTTPS. Start it with
+#   "$NGINX" -c DIR/nginx.conf -g 'daemon off;'
+nginx_tls_front() {
+  local dir=$1 tls_port=$2 upstream=$3 workers=$4 log=$5 user=
+  mkdir -p "$dir"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>>"$log" ||
+    die "openssl could not make nginx's certificate (log: $log)"
+  [[ $(id -u) -ne 0 ]] || user="user root;"
+  cat >"$dir/nginx.conf" <<EOF
+# written by bench/lib.sh (nginx_tls_front): TLS in front of Orthanc
+$user
+worker_processes $workers;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  upstream orthanc { server 127.0.0.1:$upstream; keepalive 16; }
+  server {
+    listen 127.0.0.1:$tls_port ssl;
+    ssl_certificate $dir/cert.pem;
+    ssl_certificate_key $dir/key.pem;
+    ssl_protocols TLSv1.3;
+    location / {
+      proxy_pass http://orthanc;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+      client_max_body_size 0;
+      proxy_read_timeout 600s;
+    }
+  }
+}
+EOF
+}

@@ -161,45 +161,7 @@ cat >"$OR_CFG" <<EOF
 EOF
 START_COUNT=0
 
-mkdir -p "$NG_DIR"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-  -keyout "$NG_DIR/key.pem" -out "$NG_DIR/cert.pem" 2>>"$LOGS/retrieve-nginx.log" ||
-  die "openssl could not make nginx's certificate (log: $LOGS/retrieve-nginx.log)"
-NG_USER=
-[[ $(id -u) -ne 0 ]] || NG_USER="user root;"
-cat >"$NG_DIR/nginx.conf" <<EOF
-# written by bench/retrieve.sh: TLS in front of Orthanc
-$NG_USER
-worker_processes $(nproc);
-pid $NG_DIR/nginx.pid;
-error_log $NG_DIR/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path $NG_DIR/body;
-  proxy_temp_path $NG_DIR/proxy;
-  fastcgi_temp_path $NG_DIR/fastcgi;
-  uwsgi_temp_path $NG_DIR/uwsgi;
-  scgi_temp_path $NG_DIR/scgi;
-  upstream orthanc { server 127.0.0.1:$OR_HPORT; keepalive 16; }
-  server {
-    listen 127.0.0.1:$OR_TPORT ssl;
-    ssl_certificate $NG_DIR/cert.pem;
-    ssl_certificate_key $NG_DIR/key.pem;
-    ssl_protocols TLSv1.3;
-    location / {
-      proxy_pass http://orthanc;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_request_buffering off;
-      client_max_body_size 0;
-      proxy_read_timeout 600s;
-    }
-  }
-}
-EOF
+nginx_tls_front "$NG_DIR" "$OR_TPORT" "$OR_HPORT" "$(nproc)" "$LOGS/retrieve-nginx.log"
 
 start_nginx() {
   "$NGINX" -c "$NG_DIR/nginx.conf" -g 'daemon off;' >>"$LOGS/retrieve-nginx.log" 2>&1 &

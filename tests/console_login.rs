@@ -379,3 +379,37 @@ fn after_login_the_browser_goes_back_only_within_the_console() {
     );
     assert_eq!(api.status, 401);
 }
+
+/// With `console.url` set, every enrolment link names it — printed by the
+/// CLI on the server, shown on the Users page, made again by a reset —
+/// whatever address the request came to; the link's path works.
+#[test]
+fn enrolment_links_name_the_console_url() {
+    const URL: &str = "https://pushgate.zkh-a.example:8444";
+    let daemon = Daemon::start_with(&format!(
+        "[console]\nlisten = \"127.0.0.1:CONSOLE_PORT\"\nurl = \"{URL}/\"\n"
+    ));
+    let out = daemon.cli(&["users", "add", "anna", "--role", "admin", "--json"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = made["enrol_url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{URL}/console/enrol/")), "{url}");
+    let anna = daemon.enrol("anna", url);
+    anna.get("/console/users");
+    let page = anna.post("/console/users", &[("name", "bert"), ("role", "user")]);
+    assert!(
+        page.body.contains(&format!("{URL}/console/enrol/")),
+        "{}",
+        page.body
+    );
+    let reset = daemon.cli(&["users", "reset", "bert", "--json"]);
+    assert!(reset.status.success(), "{}", common::text(&reset));
+    let again: serde_json::Value = serde_json::from_slice(&reset.stdout).unwrap();
+    assert!(
+        again["enrol_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{URL}/console/enrol/")),
+        "{again}"
+    );
+}

@@ -123,6 +123,19 @@ fn closed_within(read: &mut impl Read, since: Instant, limit: Duration) -> Optio
     None
 }
 
+/// TCP from `from` to `to` that never sends a byte (no TLS ClientHello)
+/// is closed within the handshake timeout, capped by the idle timeout.
+fn silent_tcp_is_closed(from: &str, to: SocketAddr) {
+    let since = Instant::now();
+    let mut silent = tls::tcp(from, to).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let took = closed_within(&mut silent, since, IDLE + Duration::from_secs(6))
+        .expect("silent TCP closed");
+    assert!(took < IDLE + Duration::from_secs(2), "{took:?}");
+}
+
 #[test]
 fn silent_connections_are_closed_after_the_idle_timeout() {
     let daemon = Daemon::start_with(&format!(
@@ -131,13 +144,7 @@ fn silent_connections_are_closed_after_the_idle_timeout() {
     ));
     let limit = IDLE + Duration::from_secs(6);
     // TCP that never sends a byte (no TLS ClientHello)
-    let since = Instant::now();
-    let mut silent = tls::tcp("127.0.0.20", daemon.http).unwrap();
-    silent
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let took = closed_within(&mut silent, since, limit).expect("silent TCP closed");
-    assert!(took < IDLE + Duration::from_secs(2), "{took:?}");
+    silent_tcp_is_closed("127.0.0.20", daemon.http);
 
     // TLS handshake done, then nothing (HTTP/1.1 offered)
     let since = Instant::now();
@@ -329,13 +336,7 @@ fn the_console_listener_is_held_open_by_no_one() {
         IDLE.as_secs()
     ));
     let limit = IDLE + Duration::from_secs(6);
-    let since = Instant::now();
-    let mut silent = tls::tcp("127.0.0.30", daemon.console).unwrap();
-    silent
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let took = closed_within(&mut silent, since, limit).expect("silent TCP closed");
-    assert!(took < IDLE + Duration::from_secs(2), "{took:?}");
+    silent_tcp_is_closed("127.0.0.30", daemon.console);
     let since = Instant::now();
     let mut quiet = tls::connect("127.0.0.31", daemon.console, &[b"h2"]).unwrap();
     closed_within(&mut quiet, since, limit).expect("silent TLS closed");

@@ -56,10 +56,9 @@ const LAYERS: &[Layer] = &[
     layer("package", 3),
     // 4: every access decision
     layer("authz", 4),
+    // who staff are (OIDC, local accounts); what they may do is authz's
+    layer("accounts", 4),
     // 5: the protocols and the jobs
-    // who staff are (OIDC, local accounts; fetches from the provider with
-    // the relay's system-roots TLS client); what they may do is authz's
-    layer("accounts", 5),
     layer("dimse", 5),
     layer("relay", 5),
     layer("retention", 5),

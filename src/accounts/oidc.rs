@@ -230,7 +230,7 @@ impl Oidc {
                 Some(text.to_string())
             }
         };
-        let tls = match crate::relay::book::system_roots_client_config() {
+        let tls = match crate::tls::system_roots_client_config() {
             Ok(tls) => Some(tls),
             Err(e) if issuer.uri.scheme_str() == Some("https") => {
                 return Err(format!(

@@ -74,9 +74,11 @@ pub async fn users(
         }
     };
     let mut answer = answer;
-    if let Some(path) = answer["enrol_path"].as_str() {
+    if let Some(path) = answer["enrol_path"].as_str()
+        && config.console.url.is_none()
+    {
         // the API saw the loopback client's Host; people reach the console
-        // where it listens
+        // where it listens (with `console.url` the API's link names it)
         answer["enrol_url"] = format!("https://{}{path}", console_host(config)).into();
     }
     if as_json {

@@ -14,6 +14,10 @@ use super::{ConfigError, TlsFiles, parse_duration};
 #[derive(Debug, Clone)]
 pub struct ConsoleConfig {
     pub listen: SocketAddr,
+    /// How staff reach the console (`https://host[:port]`), for the links
+    /// it hands out (enrolment) and the OIDC redirect URI; `None`: the
+    /// address each request came to.
+    pub url: Option<String>,
     /// `None`: the public listener's certificate.
     pub tls: Option<TlsFiles>,
     /// A session with no request this long ends.
@@ -44,6 +48,7 @@ pub struct OidcConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConsole {
     listen: String,
+    url: String,
     tls_cert: String,
     tls_key: String,
     idle_timeout: String,
@@ -90,6 +95,7 @@ impl RawConsole {
         }
         Ok(ConsoleConfig {
             listen: parse_socket_addr("console.listen", &self.listen)?,
+            url: console_url(&self.url)?,
             tls,
             idle_timeout,
             absolute_lifetime,
@@ -102,6 +108,28 @@ impl RawConsole {
             oidc: self.oidc.validate()?,
         })
     }
+}
+
+/// `console.url`: `https://` and an authority, nothing after it (the
+/// console's paths are its own); empty: none.
+fn console_url(raw: &str) -> Result<Option<String>, ConfigError> {
+    let url = raw.trim().trim_end_matches('/');
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let bad = |why: &str| invalid("console.url", &format!("{url:?}: {why}"));
+    let Some(rest) = url.strip_prefix("https://") else {
+        return Err(bad("the console is reached over https://"));
+    };
+    let authority: hyper::http::uri::Authority = rest
+        .parse()
+        .map_err(|_| bad("give https://host or https://host:port, nothing after it"))?;
+    if authority.as_str().contains('@') || authority.host().is_empty() {
+        return Err(bad(
+            "give https://host or https://host:port, nothing after it",
+        ));
+    }
+    Ok(Some(format!("https://{authority}")))
 }
 
 impl RawOidc {

@@ -273,3 +273,36 @@ fn changed_keys_names_every_difference() {
     );
     assert!(changed_keys(&a, &a).is_empty());
 }
+
+#[test]
+fn the_console_url_is_an_https_origin_and_nothing_more() {
+    let parse = |url: &str| {
+        Config::from_toml_str(
+            &format!("[console]\nurl = \"{url}\"\n"),
+            Path::new("t.toml"),
+        )
+    };
+    assert_eq!(parse("").unwrap().console.url, None);
+    assert_eq!(
+        parse("https://pushgate.zkh.local:8444/")
+            .unwrap()
+            .console
+            .url,
+        Some("https://pushgate.zkh.local:8444".into())
+    );
+    assert_eq!(
+        parse("https://[::1]:8444").unwrap().console.url,
+        Some("https://[::1]:8444".into())
+    );
+    for bad in [
+        "http://pushgate.zkh.local",
+        "pushgate.zkh.local",
+        "https://pushgate.zkh.local/console",
+        "https://a@pushgate.zkh.local",
+        "https://pushgate.zkh.local?x=1",
+        "https://",
+    ] {
+        let e = parse(bad).expect_err(bad).to_string();
+        assert!(e.contains("console.url"), "{bad}: {e}");
+    }
+}

@@ -111,6 +111,16 @@ impl Console {
         }
     }
 
+    /// Where staff reach the console, for the links it hands out and the
+    /// OIDC redirect URI: `console.url`, or else `https://` and the host
+    /// the request named (None: no usable one).
+    pub fn origin<B>(&self, request: &Request<B>) -> Option<String> {
+        match &self.config.console.url {
+            Some(url) => Some(url.clone()),
+            None => host(request).map(|h| format!("https://{h}")),
+        }
+    }
+
     /// The logged-in person, if their role allows `action`; a refusal is
     /// journaled and answered 403 with the reason.
     pub fn require<'c>(&self, ctx: &'c Ctx, action: StaffAction) -> Result<&'c Person, Refusal> {
@@ -280,4 +290,43 @@ pub fn own_tls(config: &Config) -> Result<Option<TlsState>, crate::tls::TlsError
     let mut own = config.clone();
     own.http.tls = Some(files);
     TlsState::load(&own).map(Some)
+}
+
+/// The console's host as the browser named it (`Host`, or the HTTP/2
+/// authority), when it is a plain host and port.
+fn host<B>(request: &Request<B>) -> Option<String> {
+    let named = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| request.uri().authority().map(|a| a.as_str().to_string()))?;
+    let authority: hyper::http::uri::Authority = named.parse().ok()?;
+    (!authority.as_str().contains('@')).then(|| authority.as_str().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_as_named() {
+        let request = |host: &str| {
+            Request::get("/console/oidc/start")
+                .header("host", host)
+                .body(())
+                .unwrap()
+        };
+        assert_eq!(
+            host(&request("127.0.0.1:8444")),
+            Some("127.0.0.1:8444".into())
+        );
+        assert_eq!(
+            host(&request("console.zh.local")),
+            Some("console.zh.local".into())
+        );
+        assert_eq!(host(&request("a@b")), None);
+        assert_eq!(host(&request("a b")), None);
+        assert_eq!(host(&request("a/b")), None);
+    }
 }

@@ -11,10 +11,11 @@
 //! browser would not send the new `SameSite=Strict` session cookie with it.
 //!
 //! The callback's URL (the `redirect_uri`, to be registered at the
-//! provider) is `https://{the console's host as the browser named
-//! it}/console/oidc/callback`; after logout the provider is asked to send
-//! the browser to `https://{host}/console/login`. A forged Host only makes
-//! the provider refuse the unregistered address.
+//! provider) is `{origin}/console/oidc/callback`, where the origin is
+//! `console.url` or else `https://` and the console's host as the browser
+//! named it (`Console::origin`); after logout the provider is asked to send
+//! the browser to `{origin}/console/login`. A forged Host only makes the
+//! provider refuse the unregistered address.
 
 use hyper::{Method, Request, Response, StatusCode, header};
 use maud::{DOCTYPE, Markup, html};
@@ -55,7 +56,7 @@ pub async fn handle(
     let Some(oidc) = console.accounts.oidc.as_ref() else {
         return Err(WebError::NotFound.into());
     };
-    let Some(host) = host(&request) else {
+    let Some(origin) = console.origin(&request) else {
         return Err(WebError::BadRequest("no usable Host".into()).into());
     };
     let query = form::query(&request);
@@ -67,7 +68,7 @@ pub async fn handle(
                 return Err(WebError::TooManyRequests(wait).into());
             }
             let next = local_next(query.get("next"));
-            let callback = format!("https://{host}/console/oidc/callback");
+            let callback = format!("{origin}/console/oidc/callback");
             match oidc.begin(&callback, &next, binding.as_deref()).await {
                 Ok(started) => {
                     let mut response = super::redirect(&started.location);
@@ -218,32 +219,19 @@ fn failure_body(ctx: &Ctx, explained: &str) -> Markup {
 /// login page), else the login page.
 pub async fn after_logout(
     console: &Console,
-    host: Option<&str>,
+    origin: Option<&str>,
     ended: Option<&Session>,
 ) -> String {
     let local = "/console/login".to_string();
-    let (Some(oidc), Some(host), Some(hint)) = (
+    let (Some(oidc), Some(origin), Some(hint)) = (
         console.accounts.oidc.as_ref(),
-        host,
+        origin,
         ended.and_then(|s| s.id_token.as_ref()),
     ) else {
         return local;
     };
-    let back = format!("https://{host}/console/login");
+    let back = format!("{origin}/console/login");
     oidc.end_session_url(&hint.0, &back).await.unwrap_or(local)
-}
-
-/// The console's host as the browser named it (`Host`, or the HTTP/2
-/// authority), when it is a plain host and port.
-pub fn host<B>(request: &Request<B>) -> Option<String> {
-    let named = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| request.uri().authority().map(|a| a.as_str().to_string()))?;
-    let authority: hyper::http::uri::Authority = named.parse().ok()?;
-    (!authority.as_str().contains('@')).then(|| authority.as_str().to_string())
 }
 
 /// `next` when it is a page of the console (no other site, no way out of
@@ -313,26 +301,5 @@ mod tests {
         assert_eq!(route(&Method::GET, &["callback"]), Some(Route::Callback));
         assert_eq!(route(&Method::POST, &["callback"]), None);
         assert_eq!(route(&Method::GET, &["callback", "x"]), None);
-    }
-
-    #[test]
-    fn the_host_as_named() {
-        let request = |host: &str| {
-            Request::get("/console/oidc/start")
-                .header("host", host)
-                .body(())
-                .unwrap()
-        };
-        assert_eq!(
-            host(&request("127.0.0.1:8444")),
-            Some("127.0.0.1:8444".into())
-        );
-        assert_eq!(
-            host(&request("console.zh.local")),
-            Some("console.zh.local".into())
-        );
-        assert_eq!(host(&request("a@b")), None);
-        assert_eq!(host(&request("a b")), None);
-        assert_eq!(host(&request("a/b")), None);
     }
 }

@@ -102,7 +102,7 @@ async fn logout(
     ctx: &Ctx,
     request: Request<Inbound>,
 ) -> Result<Response<Body>, Refusal> {
-    let host = oidc::host(&request);
+    let origin = console.origin(&request);
     form::posted(ctx, request).await?;
     let mut ended = None;
     if let Some(id) = &ctx.session_id
@@ -120,7 +120,7 @@ async fn logout(
     }
     // a login through the provider logs out there too, when it offers that
     let mut response =
-        redirect(&oidc::after_logout(console, host.as_deref(), ended.as_ref()).await);
+        redirect(&oidc::after_logout(console, origin.as_deref(), ended.as_ref()).await);
     if let Ok(v) = session::cleared_cookie().parse() {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }

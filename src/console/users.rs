@@ -34,15 +34,13 @@ pub fn route(method: &Method, rest: &[&str]) -> Option<Route> {
     }
 }
 
-/// The enrolment link for a token, on the host the request came to.
-fn enrol_url<B>(request: &Request<B>, token: &str) -> String {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("localhost");
-    format!("https://{host}/console/enrol/{token}")
+/// The enrolment link for a token: at `console.url`, or else on the host
+/// the request came to (the console's own address failing that).
+fn enrol_url<B>(console: &Console, request: &Request<B>, token: &str) -> String {
+    let origin = console
+        .origin(request)
+        .unwrap_or_else(|| format!("https://{}", console.config.console.listen));
+    format!("{origin}/console/enrol/{token}")
 }
 
 fn account_error(e: AccountError) -> Refusal {
@@ -65,7 +63,7 @@ pub async fn handle(
     match route {
         Route::List => Ok(list_page(console, ctx, None)),
         Route::Add => {
-            let url_of = |token: &str| enrol_url(&request, token);
+            let url_of = |token: &str| enrol_url(console, &request, token);
             let base = url_of("");
             let fields = form::posted(ctx, request).await?;
             let role = Role::parse(fields.get("role"))
@@ -95,7 +93,7 @@ pub async fn handle(
             Ok(super::redirect("/console/users"))
         }
         Route::Reset(name) => {
-            let base = enrol_url(&request, "");
+            let base = enrol_url(console, &request, "");
             form::posted(ctx, request).await?;
             let accounts = console.accounts.clone();
             let n = name.clone();
@@ -277,7 +275,7 @@ async fn users_api(
     match (method, segments.as_slice()) {
         (Method::GET, []) => Ok(json(StatusCode::OK, &accounts.local.list())),
         (Method::POST, []) => {
-            let base = enrol_url(&request, "");
+            let base = enrol_url(console, &request, "");
             let (_, body) = request::body(request).await?;
             let ask: AddRequest = serde_json::from_slice(&body)
                 .map_err(|e| WebError::BadRequest(format!("request body: {e}")))?;
@@ -298,7 +296,7 @@ async fn users_api(
             Ok(json(StatusCode::CREATED, &view(made, &base)))
         }
         (Method::POST, [name, action]) if action == "disable" || action == "reset" => {
-            let base = enrol_url(&request, "");
+            let base = enrol_url(console, &request, "");
             let (name, action) = (name.clone(), action.clone());
             let result = blocking(move || {
                 Ok::<_, WebError>(if action == "disable" {

@@ -92,6 +92,16 @@ pub enum BookError {
     },
 }
 
+impl From<crate::tls::RootsError> for BookError {
+    fn from(e: crate::tls::RootsError) -> BookError {
+        match e {
+            crate::tls::RootsError::Io { path, cause } => BookError::Io { path, cause },
+            crate::tls::RootsError::NoPem { path } => BookError::NoPem { path },
+            crate::tls::RootsError::Tls(e) => BookError::Tls(e),
+        }
+    }
+}
+
 /// One peer gateway.
 #[derive(Clone)]
 pub struct Gateway {

@@ -19,6 +19,9 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 pub mod peer_verifier;
 pub mod pinned;
+mod roots;
+
+pub use roots::{RootsError, roots_client_config, system_roots_client_config};
 
 use crate::config::Config;
 use peer_verifier::PeerVerifier;

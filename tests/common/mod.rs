@@ -227,6 +227,12 @@ impl Daemon {
             format!("[http]\nlisten = \"127.0.0.1:{}\"\n", self.http_port)
         };
         let console = if self.extra.contains("[console]") {
+            // else the daemon would listen on the default 8444, which tests
+            // running side by side would share
+            assert!(
+                self.extra.contains("CONSOLE_PORT") || self.extra.contains("listen = \"127.0.0.1:"),
+                "a test's [console] must say listen = \"127.0.0.1:CONSOLE_PORT\""
+            );
             String::new()
         } else {
             format!("[console]\nlisten = \"127.0.0.1:{}\"\n", self.console_port)

@@ -12,8 +12,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Empty;
 use rustls::ClientConfig;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use sequoia_openpgp::parse::Parse;
 use sequoia_openpgp::parse::stream::{
     DetachedVerifierBuilder, MessageLayer, MessageStructure, VerificationHelper,
@@ -23,12 +21,10 @@ use sequoia_openpgp::{Cert, KeyHandle};
 
 use super::{Book, BookError, HttpsUrl, base_dir_of, check_public_cert, parse};
 use crate::http_client::{self, Limits, Target};
-use crate::tls::crypto_provider;
 use crate::worker::{Progress, Stop, Worker, WorkerError};
 
 /// Largest book or signature fetched.
 pub const MAX_FETCH: usize = 4 << 20;
-const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// What one sync did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,40 +35,14 @@ pub enum SyncOutcome {
     NotNewer { fetched: u64, current: u64 },
 }
 
-/// A TLS client trusting the system CA bundle
-/// (`/etc/ssl/certs/ca-certificates.crt`), for fetching the book.
+/// A TLS client trusting the system CA bundle, for fetching the book.
 pub fn system_roots_client_config() -> Result<Arc<ClientConfig>, BookError> {
-    roots_client_config(Path::new(SYSTEM_BUNDLE))
+    Ok(crate::tls::system_roots_client_config()?)
 }
 
-/// A TLS client trusting the CA certificates of a PEM bundle; ALPN
-/// http/1.1. Certificates of the bundle that cannot be trust anchors are
-/// skipped (bundles carry a few); none usable is an error.
+/// A TLS client trusting the CA certificates of a PEM bundle.
 pub fn roots_client_config(bundle: &Path) -> Result<Arc<ClientConfig>, BookError> {
-    let io_err = |e: rustls::pki_types::pem::Error| BookError::Io {
-        path: bundle.to_path_buf(),
-        cause: match e {
-            rustls::pki_types::pem::Error::Io(cause) => cause,
-            other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
-        },
-    };
-    let certs = CertificateDer::pem_file_iter(bundle)
-        .map_err(io_err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io_err)?;
-    let mut roots = rustls::RootCertStore::empty();
-    let (added, _ignored) = roots.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(BookError::NoPem {
-            path: bundle.to_path_buf(),
-        });
-    }
-    let mut config = ClientConfig::builder_with_provider(crypto_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(crate::tls::roots_client_config(bundle)?)
 }
 
 /// The publisher's public certificate (armored or binary), checked like a
