@@ -270,7 +270,26 @@ fn a_user_on_the_admin_page_gets_403_with_the_reason_and_forms_need_their_token(
     let user = daemon.staff("gijs", "user");
     let page = user.get("/console/users");
     assert_eq!(page.status, 403);
-    assert!(page.body.contains("applicatiebeheerder"), "{}", page.body);
+    // the reason in the page's language: Dutch by default, English asked
+    assert!(
+        page.body.contains("u bent aangemeld als gebruiker"),
+        "{}",
+        page.body
+    );
+    let english = daemon.https(
+        "GET",
+        "/console/users?lang=en",
+        Ask {
+            headers: vec![("Cookie", user.cookie.clone())],
+            ..Ask::default()
+        },
+    );
+    assert_eq!(english.status, 403);
+    assert!(
+        english.body.contains("you are logged in as gebruiker"),
+        "{}",
+        english.body
+    );
     let all = journal(&daemon);
     let refused = events(&all, "refused");
     assert!(

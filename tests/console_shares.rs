@@ -109,7 +109,7 @@ fn a_user_sees_and_revokes_only_their_own_shares_an_admin_all() {
     // another's share: not to be opened, nor revoked (either step)
     let detail = ann.get(&format!("/console/shares/{tokens_id}"));
     assert_eq!(detail.status, 403, "{}", detail.body);
-    assert!(detail.body.contains("someone else"), "{}", detail.body);
+    assert!(detail.body.contains("iemand anders"), "{}", detail.body);
     ann.get("/console/shares");
     for fields in [
         vec![("reason", "mine now")],

@@ -3,6 +3,7 @@
 use hyper::{Response, StatusCode};
 
 use super::Ctx;
+use crate::web::pages::Lang;
 use crate::web::{Body, Form, Refusal, Reply};
 
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +15,12 @@ pub enum ConsoleError {
     /// The person's role does not allow it (the reason says which).
     #[error("{0}")]
     Forbidden(String),
+    /// A gebruiker on an applicatiebeheerder's page.
+    #[error("this is for an applicatiebeheerder; you are logged in as gebruiker")]
+    NotYourRole,
+    /// A gebruiker at a share someone else issued.
+    #[error("this share was issued by someone else; a gebruiker may revoke only their own shares")]
+    NotYours,
     #[error(
         "this form has expired or did not come from the console; reload the page and try again"
     )]
@@ -29,15 +36,38 @@ impl Reply for ConsoleError {
     fn status(&self) -> StatusCode {
         match self {
             ConsoleError::NotLoggedIn => StatusCode::UNAUTHORIZED,
-            ConsoleError::Forbidden(_) | ConsoleError::Csrf | ConsoleError::CrossSite => {
-                StatusCode::FORBIDDEN
-            }
+            ConsoleError::Forbidden(_)
+            | ConsoleError::NotYourRole
+            | ConsoleError::NotYours
+            | ConsoleError::Csrf
+            | ConsoleError::CrossSite => StatusCode::FORBIDDEN,
             ConsoleError::BadForm(_) => StatusCode::BAD_REQUEST,
         }
     }
 
     fn reason(&self) -> String {
         self.to_string()
+    }
+
+    fn reason_in(&self, lang: Lang) -> String {
+        let nl = match self {
+            ConsoleError::NotLoggedIn => "meld u eerst aan",
+            ConsoleError::NotYourRole => {
+                "dit is voor een applicatiebeheerder; u bent aangemeld als gebruiker"
+            }
+            ConsoleError::NotYours => {
+                "deze deling is door iemand anders gemaakt; een gebruiker kan alleen de eigen delingen intrekken"
+            }
+            ConsoleError::Csrf => {
+                "dit formulier is verlopen of kwam niet van de console; laad de pagina opnieuw en probeer het nog eens"
+            }
+            ConsoleError::CrossSite => "een formulier van een andere website wordt geweigerd",
+            ConsoleError::Forbidden(_) | ConsoleError::BadForm(_) => return self.to_string(),
+        };
+        match lang {
+            Lang::Nl => nl.to_string(),
+            Lang::En => self.to_string(),
+        }
     }
 }
 
@@ -66,7 +96,7 @@ pub fn answer(console: &super::Console, ctx: &Ctx, refusal: Refusal) -> Response
                 "This page does not exist (any more).",
             )
             .to_string(),
-        _ => refusal.reason(),
+        _ => refusal.reason_in(lang),
     };
     let body = maud::html! {
         h1 { (title) }

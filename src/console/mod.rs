@@ -128,7 +128,7 @@ impl Console {
         self.app
             .authz
             .staff_may(person, action, ctx.peer.ip().to_canonical())
-            .map_err(|e| ConsoleError::Forbidden(e.to_string()))?;
+            .map_err(|_| ConsoleError::NotYourRole)?;
         Ok(person)
     }
 

@@ -27,6 +27,11 @@ pub trait Reply: std::fmt::Debug {
     fn status(&self) -> StatusCode;
     /// What the client is told; never internal detail.
     fn reason(&self) -> String;
+    /// The same for a person reading `lang` (an error page); the fixed
+    /// texts are translated, details (a parser's message) stay as they are.
+    fn reason_in(&self, _lang: Lang) -> String {
+        self.reason()
+    }
     /// `Allow`, `WWW-Authenticate`, `Retry-After` …
     fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
         Vec::new()
@@ -87,21 +92,26 @@ impl Refusal {
     pub fn reason(&self) -> String {
         self.0.reason()
     }
+
+    /// The same in `lang`.
+    pub fn reason_in(&self, lang: Lang) -> String {
+        self.0.reason_in(lang)
+    }
 }
 
 /// The one place an error becomes a response.
 pub fn respond(error: &dyn Reply, form: Form) -> Response<Body> {
     error.log();
-    let (status, reason) = (error.status(), error.reason());
+    let status = error.status();
     let mut response = match form {
         Form::Html(lang) => full(
             status,
             "text/html; charset=utf-8",
-            error_page(lang, status, &reason),
+            error_page(lang, status, &error.reason_in(lang)),
         ),
         Form::Json => {
             let mut body = error.details();
-            body.insert("error".into(), reason.into());
+            body.insert("error".into(), error.reason().into());
             json(status, &serde_json::Value::Object(body))
         }
     };
@@ -167,6 +177,28 @@ impl Reply for WebError {
 
     fn reason(&self) -> String {
         self.to_string()
+    }
+
+    fn reason_in(&self, lang: Lang) -> String {
+        let nl = match self {
+            WebError::NotFound => "niet gevonden".to_string(),
+            WebError::MethodNotAllowed { .. } => "dit kan op dit adres niet".into(),
+            WebError::Unauthorized => "eerst aanmelden".into(),
+            WebError::TooManyRequests(_) => {
+                "te veel mislukte pogingen; probeer het later opnieuw".into()
+            }
+            WebError::BadRequest(detail) => format!("dit verzoek is niet bruikbaar: {detail}"),
+            WebError::CrossSite => "een verzoek van een andere website wordt geweigerd".into(),
+            WebError::Internal(_) => "interne fout".into(),
+            WebError::Unavailable(_) => "tijdelijk niet beschikbaar; er is niets veranderd".into(),
+            WebError::Busy => {
+                "te veel downloads tegelijk; probeer het over een paar seconden opnieuw".into()
+            }
+        };
+        match lang {
+            Lang::Nl => nl,
+            Lang::En => self.reason(),
+        }
     }
 
     fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {

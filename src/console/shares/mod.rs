@@ -149,7 +149,7 @@ pub async fn gather(
 fn refused(e: StaffDenied) -> Refusal {
     match e {
         StaffDenied::NotFound => WebError::NotFound.into(),
-        StaffDenied::NotYours => ConsoleError::Forbidden(e.to_string()).into(),
+        StaffDenied::NotYours => ConsoleError::NotYours.into(),
         StaffDenied::Invalid(message) => ConsoleError::BadForm(message).into(),
         StaffDenied::Authz(e) => e.into(),
     }

@@ -35,7 +35,11 @@ fn refusals_are_pages_for_browsers_and_json_for_programs() {
     assert_eq!(wrong.status, 405);
     assert_eq!(wrong.header("allow"), Some("GET, HEAD"));
     assert!(content_type(&wrong).starts_with("text/html"), "{wrong:?}");
-    assert!(wrong.body.contains("method not allowed"), "{wrong:?}");
+    // in the language the browser asked for (Dutch here), the reason too
+    assert!(
+        wrong.body.contains("dit kan op dit adres niet"),
+        "{wrong:?}"
+    );
 
     // the APIs answer programs, whatever the Accept header says
     let admin = web.get("/admin/v1/studies", &[HTML]);
