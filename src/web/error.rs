@@ -259,6 +259,18 @@ impl Reply for Denied {
         }
     }
 
+    fn reason_in(&self, lang: Lang) -> String {
+        match (lang, self) {
+            (Lang::Nl, Denied::RateLimited(_)) => {
+                "te veel pogingen; probeer het later opnieuw".into()
+            }
+            (Lang::Nl, Denied::Unavailable(_)) => {
+                "dit kan nu niet worden vastgelegd; er is niets veranderd".into()
+            }
+            _ => self.reason(),
+        }
+    }
+
     fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
         match self {
             Denied::RateLimited(wait) => {
