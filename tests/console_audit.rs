@@ -31,15 +31,6 @@ fn files_in(dir: &str) -> Vec<PathBuf> {
     files
 }
 
-fn journal(daemon: &Daemon) -> Vec<serde_json::Value> {
-    let out = daemon.cli(&["audit", "export"]);
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// Every grant id a journal record names.
 fn grants_named(record: &serde_json::Value) -> Vec<String> {
     let e = &record["event"];
@@ -115,7 +106,8 @@ fn filters_and_exports_find_exactly_the_matching_records() {
         assert_eq!(r.status, 403, "{page}: {}", r.body);
         assert!(r.body.contains("applicatiebeheerder"), "{}", r.body);
     }
-    let refused: Vec<String> = journal(&daemon)
+    let refused: Vec<String> = daemon
+        .journal()
         .iter()
         .filter(|r| r["event"]["step"] == "refused" && r["event"]["actor"]["id"] == "local:ann")
         .map(|r| r["event"]["what"].as_str().unwrap().to_string())
@@ -170,7 +162,7 @@ fn filters_and_exports_find_exactly_the_matching_records() {
         assert!(r.header("content-type").unwrap().contains("ndjson"));
         lines(&r.body)
     };
-    let whole = journal(&daemon);
+    let whole = daemon.journal();
     for (query, grant, other) in [
         (format!("patient={CT_PATIENT_ID}"), &ct_id, &mr_id),
         ("patient=Jansen".to_string(), &ct_id, &mr_id),
@@ -247,7 +239,8 @@ fn filters_and_exports_find_exactly_the_matching_records() {
     }
 
     // reading the audit is itself journaled
-    let audited: Vec<String> = journal(&daemon)
+    let audited: Vec<String> = daemon
+        .journal()
         .iter()
         .filter(|r| r["event"]["step"] == "audited")
         .map(|r| format!("{} {}", r["event"]["actor"]["id"], r["event"]["what"]))

@@ -154,11 +154,7 @@ fn find_untick_share_print_and_revoke_by_clicks() {
     assert_eq!(refused.status, 404, "{refused:?}");
 
     // the journal names her as issuer and as revoker, with the reason
-    let out = daemon.cli(&["audit", "export"]);
-    let journal: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let journal = daemon.journal();
     let of = |kind: &str| {
         journal
             .iter()

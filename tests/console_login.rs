@@ -10,15 +10,6 @@ mod common;
 use common::console::{PASSWORD, csrf_in, session_cookie, totp};
 use common::{Ask, Daemon};
 
-fn journal(daemon: &Daemon) -> Vec<serde_json::Value> {
-    let out = daemon.cli(&["audit", "export"]);
-    assert!(out.status.success(), "{}", common::text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn events<'a>(journal: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
     journal
         .iter()
@@ -76,7 +67,7 @@ fn an_account_is_made_enrolled_and_logs_in_with_password_and_totp() {
     assert_eq!(listed[0]["state"], "active");
     assert_eq!(listed[0]["role"], "admin");
 
-    let journal = journal(&daemon);
+    let journal = daemon.journal();
     let logged_in = events(&journal, "logged_in");
     assert!(
         logged_in
@@ -146,7 +137,7 @@ fn wrong_passwords_and_codes_get_one_answer_and_a_hundred_are_limited() {
     // now even the right password waits: the guesser learns nothing
     let right = bert.login(2);
     assert_eq!(right.status, 429, "{}", right.body);
-    let journal = journal(&daemon);
+    let journal = daemon.journal();
     let failed = events(&journal, "login_failed");
     assert!(failed.len() >= 10, "{} failures journaled", failed.len());
     assert!(
@@ -203,7 +194,7 @@ fn a_planted_session_id_is_worth_nothing_and_logout_ends_the_session() {
     let out = daemon.console_post("/console/logout", Some(&carla.cookie), &[("csrf", &csrf)]);
     assert_eq!(out.status, 303);
     assert_eq!(carla.get("/console/users").status, 303, "logged out");
-    let all = journal(&daemon);
+    let all = daemon.journal();
     assert!(
         events(&all, "logged_out")
             .iter()
@@ -244,7 +235,7 @@ fn disabling_or_resetting_an_account_ends_its_sessions() {
     let back = daemon.enrol("dora", url["enrol_url"].as_str().unwrap());
     assert_ne!(back.secret, admin.secret, "a new TOTP secret");
     assert_eq!(back.get("/console/users").status, 200);
-    let journal = journal(&daemon);
+    let journal = daemon.journal();
     let changes: Vec<String> = events(&journal, "account")
         .iter()
         .map(|e| e.to_string())
@@ -290,7 +281,7 @@ fn a_user_on_the_admin_page_gets_403_with_the_reason_and_forms_need_their_token(
         "{}",
         english.body
     );
-    let all = journal(&daemon);
+    let all = daemon.journal();
     let refused = events(&all, "refused");
     assert!(
         refused.iter().any(|e| e.to_string().contains("local:gijs")),

@@ -153,12 +153,7 @@ user_values = ["pushgate-gebruiker"]
 
 impl Setup {
     fn journal(&self) -> Vec<serde_json::Value> {
-        let out = self.daemon.cli(&["audit", "export"]);
-        assert!(out.status.success(), "{}", text(&out));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        self.daemon.journal()
     }
 
     /// The console events of `step`, once there are at least `n` (the

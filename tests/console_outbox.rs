@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::gateways::{cli_ok, entry, gateway};
-use common::{Daemon, Storescp, eventually, text};
+use common::{Daemon, Storescp, eventually};
 
 const URA_A: &str = "11111111";
 const URA_B: &str = "22222222";
@@ -44,17 +44,8 @@ fn outbox(d: &Daemon) -> Vec<serde_json::Value> {
         .unwrap()
 }
 
-fn journal(d: &Daemon) -> Vec<serde_json::Value> {
-    let out = d.cli(&["audit", "export"]);
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn relay_steps(d: &Daemon, step: &str) -> Vec<serde_json::Value> {
-    journal(d)
+    d.journal()
         .into_iter()
         .filter(|r| r["event"]["type"] == "relay" && r["event"]["step"] == step)
         .collect()
@@ -236,7 +227,7 @@ fn send_from_the_console_then_retry_and_cancel() {
         assert_eq!(r.status, 403, "{action}: {}", r.body);
         ann.get("/console/outbox");
     }
-    assert!(journal(&a).iter().any(|r| r["event"]["step"] == "refused"
+    assert!(a.journal().iter().any(|r| r["event"]["step"] == "refused"
         && r["event"]["actor"]["id"] == "local:ann"
         && r["event"]["what"] == "queue"));
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::console::Staff;
 use common::sharing::{as_holder, path_of, study_with};
-use common::{Ask, Daemon, eventually, sample_files, variant};
+use common::{Ask, Daemon, eventually};
 use serde_json::Value;
 
 const HOSTILE: &str = "<script>alert(1)</script>^\"O'Hara\"";
@@ -30,15 +30,6 @@ fn admin(daemon: &Daemon, path: &str) -> Value {
     );
     assert_eq!(reply.status, 200, "{reply:?}");
     reply.json()
-}
-
-fn journal(daemon: &Daemon) -> Vec<Value> {
-    let out = daemon.cli(&["audit", "export"]);
-    assert!(out.status.success(), "{}", common::text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// The ct-phantom study (16 CT, 1 PR, 1 SR), its patient renamed.
@@ -277,7 +268,8 @@ fn a_subset_shared_with_its_legal_basis_is_exactly_what_the_recipient_gets() {
     assert_eq!(images as u64, ct.2, "{listing}");
 
     // the journal names the person, the legal basis and the patient
-    let issued: Vec<Value> = journal(&daemon)
+    let issued: Vec<Value> = daemon
+        .journal()
         .into_iter()
         .filter(|r| r["event"]["type"] == "grant_issued")
         .collect();
@@ -437,20 +429,7 @@ fn by_accession_before_the_study_is_here() {
 
     // the study arrives: the grant finds it, the result names the patient
     let dir = tempfile::tempdir().unwrap();
-    let files: Vec<_> = sample_files()
-        .into_iter()
-        .filter(|f| f.to_string_lossy().contains("ct-phantom"))
-        .map(|f| {
-            let name = f.file_name().unwrap().to_string_lossy().to_string();
-            variant(
-                dir.path(),
-                &f,
-                &name,
-                false,
-                &[("AccessionNumber", "SPOED42")],
-            )
-        })
-        .collect();
+    let files = common::sharing::ct_files_with(dir.path(), &[("AccessionNumber", "SPOED42")]);
     daemon.send_all(&files);
     assert!(eventually(Duration::from_secs(20), || {
         staff.get(&done).body.contains("Jansen, Anna")

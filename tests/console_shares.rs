@@ -26,15 +26,6 @@ fn ct_files() -> Vec<PathBuf> {
     files
 }
 
-fn journal(daemon: &Daemon) -> Vec<serde_json::Value> {
-    let out = daemon.cli(&["audit", "export"]);
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// Shares `study` through the console's share form as `staff` (every
 /// series the form ticks, for whoever redeems it, on a referral, passable
 /// once); the grant's id.
@@ -126,7 +117,8 @@ fn a_user_sees_and_revokes_only_their_own_shares_an_admin_all() {
     assert_eq!(r.status, 403, "{}", r.body);
     let path = path_of(&tokens["url"]);
     assert_eq!(daemon.get(&path).status, 200, "the share still works");
-    let refusals: Vec<_> = journal(&daemon)
+    let refusals: Vec<_> = daemon
+        .journal()
         .into_iter()
         .filter(|r| r["event"]["step"] == "refused")
         .collect();
@@ -144,7 +136,8 @@ fn a_user_sees_and_revokes_only_their_own_shares_an_admin_all() {
         "{refusals:?}"
     );
     assert!(
-        journal(&daemon)
+        daemon
+            .journal()
             .iter()
             .all(|r| r["event"]["type"] != "grant_revoked")
     );
@@ -156,7 +149,8 @@ fn a_user_sees_and_revokes_only_their_own_shares_an_admin_all() {
         &[("reason", "verkeerde patiënt"), ("confirm", "yes")],
     );
     assert_eq!(r.status, 303, "{}", r.body);
-    let revoked = journal(&daemon)
+    let revoked = daemon
+        .journal()
         .into_iter()
         .find(|r| r["event"]["type"] == "grant_revoked")
         .expect("journaled");
@@ -269,7 +263,8 @@ fn revoking_shows_the_cascade_first_and_takes_the_passed_on_links_with_it() {
             (unknown.status, &unknown.body)
         );
     }
-    let revoked = journal(&daemon)
+    let revoked = daemon
+        .journal()
         .into_iter()
         .find(|r| r["event"]["type"] == "grant_revoked")
         .unwrap();

@@ -71,6 +71,32 @@ def wait_for(driver, css):
     return WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.CSS_SELECTOR, css))
 
 
+def fill_login(driver, name, password, code):
+    """Types into the login form and sends it."""
+    if name is not None:
+        driver.find_element(By.ID, "name").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "code").send_keys(code)
+    driver.find_element(By.CSS_SELECTOR, ".login button[type=submit]").click()
+
+
+def run_steps(driver, steps, allowed):
+    """Runs each step in turn until one fails, then checks the browser's
+    console for CSP violations and failed loads (except `allowed`)."""
+    checks = Checks()
+
+    def no_csp_violation():
+        problems = console_problems(driver, allowed=("favicon.ico",) + allowed)
+        expect(not problems, f"browser console: {problems}")
+
+    for name, fn in steps + [("no_csp_violation", no_csp_violation)]:
+        checks.run(name, fn)
+        if checks.failed:
+            break
+    driver.quit()
+    return checks
+
+
 def click_through(driver, element, css):
     """Clicks `element` (a link or a submit button), waits for the page it
     leads to, and returns that page's element at `css`."""
@@ -81,7 +107,6 @@ def click_through(driver, element, css):
 
 
 def accounts(config):
-    checks = Checks()
     report = {}
     driver = browser(config["work"], "console")
     driver.set_script_timeout(WAIT)
@@ -136,40 +161,26 @@ def accounts(config):
         axe(driver, config, report, "login")
 
     def wrong_then_right():
-        driver.find_element(By.ID, "name").send_keys(config["name"])
-        driver.find_element(By.ID, "password").send_keys("not the password at all")
-        driver.find_element(By.ID, "code").send_keys("123456")
-        driver.find_element(By.CSS_SELECTOR, ".login button[type=submit]").click()
+        fill_login(driver, config["name"], "not the password at all", "123456")
         alert = wait_for(driver, "[role=alert]")
         expect("klopt niet" in alert.text or "not right" in alert.text, alert.text)
         axe(driver, config, report, "login-failed")
         shot(driver, config, "login-failed")
-        driver.find_element(By.ID, "password").send_keys(config["password"])
-        driver.find_element(By.ID, "code").send_keys(totp(state["secret"], 1))
-        driver.find_element(By.CSS_SELECTOR, ".login button[type=submit]").click()
+        # the name stays filled in after a failed login
+        fill_login(driver, None, config["password"], totp(state["secret"], 1))
         # back where the login page was asked from
         WebDriverWait(driver, WAIT).until(lambda d: d.current_url.endswith("/console/users"))
 
-    def no_csp_violation():
-        problems = console_problems(driver, allowed=(
-            "favicon.ico",
-            # a failed login is answered 401 on purpose
-            "/console/login - Failed to load resource: the server responded with a status of 401",
-        ))
-        expect(not problems, f"browser console: {problems}")
-
-    for name, fn in [
+    checks = run_steps(driver, [
         ("enrol", enrol),
         ("users", users),
         ("language", language),
         ("logout", logout),
         ("wrong_then_right", wrong_then_right),
-        ("no_csp_violation", no_csp_violation),
-    ]:
-        checks.run(name, fn)
-        if checks.failed:
-            break
-    driver.quit()
+    ], allowed=(
+        # a failed login is answered 401 on purpose
+        "/console/login - Failed to load resource: the server responded with a status of 401",
+    ))
     return checks, report
 
 
@@ -191,7 +202,6 @@ def ticked(driver):
 def share(config):
     """Log in, find the study, untick a series, read the summary, share,
     print the referral sheet, revoke: by clicks, as a laborant would."""
-    checks = Checks()
     report = {}
     driver = browser(config["work"], "share")
     driver.set_script_timeout(WAIT)
@@ -200,10 +210,7 @@ def share(config):
     def log_in():
         driver.get(base + "/console/studies?lang=en")
         WebDriverWait(driver, WAIT).until(lambda d: "/console/login" in d.current_url)
-        driver.find_element(By.ID, "name").send_keys(config["name"])
-        driver.find_element(By.ID, "password").send_keys(config["password"])
-        driver.find_element(By.ID, "code").send_keys(totp(config["secret"], 1))
-        driver.find_element(By.CSS_SELECTOR, ".login button[type=submit]").click()
+        fill_login(driver, config["name"], config["password"], totp(config["secret"], 1))
         # the login page's own address names /console/studies as ?next=
         WebDriverWait(driver, WAIT).until(lambda d: urlparse(d.current_url).path == "/console/studies")
 
@@ -305,11 +312,8 @@ def share(config):
         click_through(driver, driver.find_element(By.CSS_SELECTOR, "header form button[type=submit]"), "#name")
         WebDriverWait(driver, WAIT).until(lambda d: "/console/login" in d.current_url)
         admin = config["admin"]
-        driver.find_element(By.ID, "name").send_keys(admin["name"])
-        driver.find_element(By.ID, "password").send_keys(config["password"])
-        driver.find_element(By.ID, "code").send_keys(totp(admin["secret"], 1))
         old = driver.find_element(By.TAG_NAME, "html")
-        driver.find_element(By.CSS_SELECTOR, ".login button[type=submit]").click()
+        fill_login(driver, admin["name"], config["password"], totp(admin["secret"], 1))
         WebDriverWait(driver, WAIT).until(staleness_of(old))
         for page, path, must in [
             ("shares", "/console/shares", "laborant"),
@@ -329,11 +333,7 @@ def share(config):
             axe(driver, config, report, "admin-" + page)
             shot(driver, config, "admin-" + page)
 
-    def no_csp_violation():
-        problems = console_problems(driver, allowed=("favicon.ico",))
-        expect(not problems, f"browser console: {problems}")
-
-    for name, fn in [
+    checks = run_steps(driver, [
         ("log_in", log_in),
         ("find", find),
         ("untick", untick),
@@ -341,12 +341,7 @@ def share(config):
         ("print", print_sheet),
         ("revoke", revoke),
         ("admin_pages", admin_pages),
-        ("no_csp_violation", no_csp_violation),
-    ]:
-        checks.run(name, fn)
-        if checks.failed:
-            break
-    driver.quit()
+    ], allowed=())
     return checks, report
 
 

@@ -390,6 +390,16 @@ impl Daemon {
             .unwrap()
     }
 
+    /// Every journal record, as `pushgate audit export` prints them.
+    pub fn journal(&self) -> Vec<serde_json::Value> {
+        let out = self.cli(&["audit", "export"]);
+        assert!(out.status.success(), "audit export: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     pub fn studies(&self) -> serde_json::Value {
         let out = self.cli(&["studies", "--json"]);
         assert!(

@@ -61,26 +61,25 @@ pub fn study_with(daemon: &Daemon, modality: &str) -> String {
         .to_string()
 }
 
-/// A daemon (with `extra` configuration) holding the ct-phantom study
-/// (16 CT, 1 PR, 1 SR), its patient named `patient_name`; its study UID.
-pub fn ct_study_of(extra: &str, patient_name: &str) -> (Daemon, String) {
-    let daemon = Daemon::start_with(extra);
-    let dir = tempfile::tempdir().unwrap();
-    let files: Vec<_> = sample_files()
+/// The ct-phantom study's files (16 CT, 1 PR, 1 SR) written to `dir`
+/// with `changes` (keyword, value) applied.
+pub fn ct_files_with(dir: &std::path::Path, changes: &[(&str, &str)]) -> Vec<std::path::PathBuf> {
+    sample_files()
         .into_iter()
         .filter(|f| f.to_string_lossy().contains("ct-phantom"))
         .map(|f| {
             let name = f.file_name().unwrap().to_string_lossy().to_string();
-            variant(
-                dir.path(),
-                &f,
-                &name,
-                false,
-                &[("PatientName", patient_name)],
-            )
+            variant(dir, &f, &name, false, changes)
         })
-        .collect();
-    daemon.send_all(&files);
+        .collect()
+}
+
+/// A daemon (with `extra` configuration) holding the ct-phantom study,
+/// its patient named `patient_name`; its study UID.
+pub fn ct_study_of(extra: &str, patient_name: &str) -> (Daemon, String) {
+    let daemon = Daemon::start_with(extra);
+    let dir = tempfile::tempdir().unwrap();
+    daemon.send_all(&ct_files_with(dir.path(), &[("PatientName", patient_name)]));
     assert!(eventually(Duration::from_secs(20), || {
         daemon.studies()[0]["state"] == "complete"
     }));
