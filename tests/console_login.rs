@@ -423,3 +423,32 @@ fn enrolment_links_name_the_console_url() {
         "{again}"
     );
 }
+
+/// A path the console does not know is a 404 in its frame; its language
+/// switch never links to another site (`//evil.example` would).
+#[test]
+fn an_unknown_path_links_only_within_the_console() {
+    let daemon = Daemon::start();
+    let anna = daemon.staff("anna", "user");
+    for path in ["/console//evil.example", "/console/x//evil.example"] {
+        let page = anna.get(path);
+        assert_eq!(page.status, 404, "{path}: {}", page.body);
+        assert!(!page.body.contains("href=\"//"), "{path}: {}", page.body);
+        assert!(
+            page.body.contains("href=\"/console/?lang=en\""),
+            "{path}: {}",
+            page.body
+        );
+    }
+    // and a path outside /console on the console's listener
+    let outside = daemon.https_on(
+        daemon.console,
+        "GET",
+        "//evil.example",
+        Ask {
+            headers: vec![("Cookie", anna.cookie.clone())],
+            ..Ask::default()
+        },
+    );
+    assert!(!outside.body.contains("href=\"//"), "{}", outside.body);
+}

@@ -147,6 +147,13 @@ impl LoginLimits {
     }
 }
 
+/// The per-account limiter's key: the name as typed, lowercase, cut to
+/// the longest an account name may be, so that names of any length cost
+/// the limiter no more memory than real ones.
+fn account_key(account: &str) -> String {
+    account.chars().take(64).collect::<String>().to_lowercase()
+}
+
 impl Default for LoginLimits {
     fn default() -> Self {
         LoginLimits::new()
@@ -160,7 +167,7 @@ impl Authz {
         self.staff_logins.per_address.check(from)?;
         self.staff_logins
             .per_account
-            .take(&account.to_lowercase(), false)
+            .take(&account_key(account), false)
     }
 
     /// May a login with the identity provider be started from `from`?
@@ -176,7 +183,7 @@ impl Authz {
         let _ = self
             .staff_logins
             .per_account
-            .take(&account.to_lowercase(), true);
+            .take(&account_key(account), true);
         self.journal_refusal(
             from,
             Event::Console(ConsoleEvent::LoginFailed {

@@ -1211,3 +1211,23 @@ fn a_grant_carries_its_legal_basis_and_the_patient_as_stored() {
     assert_eq!(json["patient"]["name"], "Jansen^Anna", "{json}");
     assert_eq!(json["by"]["id"], "local:operator", "{json}");
 }
+
+/// The per-account login limit is keyed by the name cut to the longest a
+/// name may be: 64 KiB names with different tails cost one key, and are
+/// limited like one account.
+#[test]
+fn login_limits_key_names_no_longer_than_a_name() {
+    let f = fixture();
+    let from: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    let prefix = "a".repeat(64);
+    for i in 0..5 {
+        let name = format!("{prefix}{}", "x".repeat(65536 + i));
+        assert!(f.authz.staff_login_may_try(&name, from).is_ok(), "{i}");
+        // from another address each time: only the account's limit counts
+        let elsewhere: std::net::IpAddr = format!("192.0.2.{}", 100 + i).parse().unwrap();
+        f.authz
+            .staff_login_failed(&name, "local", "no such account", elsewhere);
+    }
+    assert!(f.authz.staff_login_may_try(&prefix, from).is_err());
+    assert!(f.authz.staff_login_may_try("someone-else", from).is_ok());
+}

@@ -179,7 +179,14 @@ pub fn layout(
 }
 
 fn language_switch(ctx: &Ctx) -> Markup {
-    let here = ctx.path.as_str();
+    // only a console path: `//evil.example` (a 404 in the console's frame)
+    // would be a link to another site
+    let path = ctx.path.as_str();
+    let here = if path.starts_with("/console") && !path.contains("//") && !path.contains('\\') {
+        path
+    } else {
+        "/console/"
+    };
     html! {
         @match ctx.lang {
             Lang::Nl => a href={ (here) "?lang=en" } lang="en" hreflang="en" { "English" },
