@@ -245,11 +245,19 @@ fn ipv4_mapped_peers_count_as_their_ipv4_address() {
         RawScu::associate(v4, CONTEXTS).is_ok(),
         "127.0.0.1 is someone else"
     );
-    let log = daemon.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("dicom.max_associations_per_address"))
-        .unwrap_or_else(|| panic!("{log}"));
+    // the refusal is logged as the rejection goes out: wait for the line
+    let logged = |log: &str| {
+        log.lines()
+            .find(|l| l.contains("dicom.max_associations_per_address"))
+            .map(str::to_string)
+    };
+    assert!(
+        common::eventually(std::time::Duration::from_secs(5), || logged(&daemon.log())
+            .is_some()),
+        "{}",
+        daemon.log()
+    );
+    let line = logged(&daemon.log()).unwrap();
     assert!(
         line.contains("127.0.0.2") && !line.contains("::ffff:"),
         "{line}"
