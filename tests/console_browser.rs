@@ -168,3 +168,30 @@ fn find_untick_share_print_and_revoke_by_clicks() {
     assert_eq!(revoked["actor"]["id"], staff.person_id());
     assert_eq!(revoked["reason"], "Verkeerde patiënt gekozen", "{revoked}");
 }
+
+/// A study still arriving keeps the studies page reloading itself; the
+/// reload says it is one (`?auto=1`, so the idle timeout still ends an
+/// unattended session: tests/console_login.rs) and stops while she types.
+#[test]
+fn a_live_page_reloads_itself_quietly_and_not_while_typing() {
+    let daemon =
+        Daemon::start_with("[dicom]\nlisten = \"127.0.0.1:DICOM_PORT\"\nstable_after = \"10m\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let files = common::sharing::ct_files_with(dir.path(), &[]);
+    daemon.send_all(&files[..2]);
+    let staff = daemon.staff("laborant", "user");
+    let config = json!({
+        "base": daemon.console_origin(),
+        "work": daemon.dir.path(),
+        "name": staff.name,
+        "password": common::console::PASSWORD,
+        "secret": staff.secret,
+    });
+    let ran = run_script("console_browser.py", "live", &config, daemon.dir.path());
+    ran.assert_passed(&[
+        "log_in",
+        "reloads_quietly",
+        "not_while_typing",
+        "no_csp_violation",
+    ]);
+}

@@ -452,3 +452,56 @@ fn an_unknown_path_links_only_within_the_console() {
     );
     assert!(!outside.body.contains("href=\"//"), "{}", outside.body);
 }
+
+/// A page left open that reloads itself (console.js adds `?auto=1` while
+/// something arrives or is queued), with its stylesheet, script and
+/// thumbnails, must not keep its session past `console.idle_timeout`; a
+/// person's own requests do. Before the fix every reload counted as
+/// activity and an unattended console stayed logged in for the whole
+/// absolute lifetime.
+#[test]
+fn a_page_reloading_itself_does_not_outlive_the_idle_timeout() {
+    let daemon = Daemon::start_with(
+        "[console]\nlisten = \"127.0.0.1:CONSOLE_PORT\"\nidle_timeout = \"1m\"\n",
+    );
+    let left_open = daemon.staff("anna", "user");
+    let working = daemon.staff("bert", "user");
+    let started = std::time::Instant::now();
+    let mut round = 0;
+    while started.elapsed() < std::time::Duration::from_secs(68) {
+        for path in [
+            "/console/outbox?auto=1",
+            "/console/static/console.css",
+            "/console/static/console.js",
+            "/console/share/1.2.3/thumb/1.2.3.4",
+        ] {
+            let reply = left_open.get(path);
+            if started.elapsed() < std::time::Duration::from_secs(50) {
+                assert_ne!(reply.status, 303, "{path} while not yet idle");
+            }
+        }
+        if round % 2 == 0 {
+            assert_eq!(
+                working.get("/console/outbox").status,
+                200,
+                "a person's clicks"
+            );
+        }
+        round += 1;
+        std::thread::sleep(std::time::Duration::from_secs(8));
+    }
+    let after = left_open.get("/console/outbox");
+    assert_eq!(
+        after.status, 303,
+        "the reloading page's session ended when idle"
+    );
+    assert!(
+        after
+            .header("location")
+            .unwrap_or("")
+            .contains("/console/login"),
+        "{:?}",
+        after.header("location")
+    );
+    assert_eq!(working.get("/console/outbox").status, 200, "still working");
+}

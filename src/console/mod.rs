@@ -172,8 +172,10 @@ impl Console {
                 Err(e) => crate::web::respond(&e, Form::Json),
             };
         }
-        let (ctx, lang_cookie) = self.context(connection, &request);
-        let mut response = match router::route(request.method(), &path) {
+        let route = router::route(request.method(), &path);
+        let activity = router::is_activity(&route, &request);
+        let (ctx, lang_cookie) = self.context(connection, &request, activity);
+        let mut response = match route {
             Ok(route) => router::dispatch(self, &ctx, route, request)
                 .await
                 .unwrap_or_else(|refusal| error::answer(self, &ctx, refusal)),
@@ -197,12 +199,23 @@ impl Console {
 
     /// The session, the language (the switch's `?lang=`, its cookie, or
     /// Accept-Language) and the caller. A session whose person may no
-    /// longer log in (an account disabled) ends here. Also returns the
-    /// language the switch just chose, for its cookie.
-    fn context(&self, connection: &Connection, request: &Request<Inbound>) -> (Ctx, Option<Lang>) {
+    /// longer log in (an account disabled) ends here; `activity`: the
+    /// request is the person's (it defers the idle timeout, see
+    /// [`router::is_activity`]). Also returns the language the switch just
+    /// chose, for its cookie.
+    fn context(
+        &self,
+        connection: &Connection,
+        request: &Request<Inbound>,
+        activity: bool,
+    ) -> (Ctx, Option<Lang>) {
         let session_id = cookie(request, SESSION_COOKIE);
         let session = session_id.as_deref().and_then(|id| {
-            let session = self.sessions.find(id)?;
+            let session = if activity {
+                self.sessions.find(id)?
+            } else {
+                self.sessions.peek(id)?
+            };
             if self.accounts.still_active(&session.person) {
                 Some(session)
             } else {

@@ -64,6 +64,19 @@ pub fn route(method: &Method, path: &str) -> Result<Route, WebError> {
     found.ok_or(WebError::NotFound)
 }
 
+/// Whether a request is the person's activity, which defers the idle
+/// timeout: not a page reloading itself (console.js asks with `?auto=1`),
+/// nor what a page loads along (its stylesheet, script, thumbnails), so
+/// that a page left open with live counts does not keep the session open.
+pub fn is_activity<B>(route: &Result<Route, WebError>, request: &Request<B>) -> bool {
+    let along = matches!(
+        route,
+        Ok(Route::Asset(_) | Route::Share(share::Route::Thumb(..)))
+    );
+    let reload = request.method() == Method::GET && form::query(request).get("auto") == "1";
+    !along && !reload
+}
+
 pub async fn dispatch(
     console: &Console,
     ctx: &Ctx,

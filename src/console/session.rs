@@ -121,6 +121,18 @@ impl Sessions {
     /// The session a cookie value names, if it is still open; counts as
     /// activity.
     pub fn find(&self, id: &str) -> Option<Session> {
+        self.look_up(id, true)
+    }
+
+    /// The session a cookie value names, if it is still open, without
+    /// counting as activity: for a page reloading itself (the console's
+    /// live counts), which must not keep an unattended session open past
+    /// its idle timeout.
+    pub fn peek(&self, id: &str) -> Option<Session> {
+        self.look_up(id, false)
+    }
+
+    fn look_up(&self, id: &str, activity: bool) -> Option<Session> {
         let now = Instant::now();
         let mut open = self.lock();
         let key = secret::token_hash(id);
@@ -129,7 +141,9 @@ impl Sessions {
             open.remove(&key);
             return None;
         }
-        session.last_seen = now;
+        if activity {
+            session.last_seen = now;
+        }
         Some(session.clone())
     }
 
@@ -244,6 +258,33 @@ mod tests {
             let _ = sessions.find(&id);
         }
         assert!(sessions.find(&id).is_none(), "absolute lifetime");
+    }
+
+    #[test]
+    fn a_page_reloading_itself_does_not_keep_a_session_open() {
+        let sessions = Sessions::new(Duration::from_millis(200), Duration::from_secs(60));
+        let (cookie, _) = sessions.start(person("local:a"), None);
+        let id = id_of(&cookie);
+        let started = Instant::now();
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(25));
+            assert!(sessions.peek(&id).is_some(), "still open while not idle");
+        }
+        while started.elapsed() < Duration::from_millis(220) {
+            let _ = sessions.peek(&id);
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        assert!(sessions.peek(&id).is_none(), "idle despite the reloads");
+        assert!(sessions.find(&id).is_none());
+        let (cookie, _) = sessions.start(person("local:a"), None);
+        let id = id_of(&cookie);
+        for _ in 0..10 {
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(
+                sessions.find(&id).is_some(),
+                "a person's clicks keep it open"
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,9 @@ SCENARIO share: CONFIG as above without enrol_url, plus "secret" (the
   modality of a series to untick), "admin" ({"name", "secret"}: an
   applicatiebeheerder's account, same password).
 
+SCENARIO live: CONFIG {"base", "work", "name", "password", "secret"}: a
+  study still arriving, so the studies page reloads itself.
+
 Prints {"passed": [...], "failed": {...}, "axe": {page: [violations]}}
 (share: plus "link", "code", "sheet_pages", "leaving").
 """
@@ -345,10 +348,55 @@ def share(config):
     return checks, report
 
 
+def live(config):
+    """The studies page while a study is still arriving: it reloads itself
+    asking with ?auto=1 (which the server does not count as the person's
+    activity), gives the address bar back without it, and does not reload
+    while the person types in the search."""
+    report = {}
+    driver = browser(config["work"], "live")
+    base = config["base"]
+
+    def log_in():
+        driver.get(base + "/console/studies?lang=en")
+        WebDriverWait(driver, WAIT).until(lambda d: "/console/login" in d.current_url)
+        fill_login(driver, config["name"], config["password"], totp(config["secret"], 1))
+        WebDriverWait(driver, WAIT).until(lambda d: urlparse(d.current_url).path == "/console/studies")
+        wait_for(driver, "table tbody tr")
+
+    def reloads_quietly():
+        expect(driver.find_elements(By.CSS_SELECTOR, 'meta[name="pushgate-refresh"]'),
+               "a page with a study arriving asks to be reloaded")
+        old = driver.find_element(By.TAG_NAME, "html")
+        WebDriverWait(driver, 15).until(staleness_of(old))
+        wait_for(driver, "table tbody tr")
+        asked = driver.execute_script("return performance.getEntriesByType('navigation')[0].name")
+        report["reload_asked"] = asked
+        expect("auto=1" in asked, f"the reload asks with ?auto=1: {asked}")
+        expect("auto" not in driver.current_url, f"the address bar without it: {driver.current_url}")
+
+    def not_while_typing():
+        field = driver.find_element(By.CSS_SELECTOR, "form.search input[name=patient_id]")
+        field.click()
+        field.send_keys("12")
+        old = driver.find_element(By.TAG_NAME, "html")
+        time.sleep(8)
+        still = driver.find_element(By.TAG_NAME, "html") == old
+        expect(still, "no reload while the person types")
+        expect(field.get_attribute("value") == "12", "what she typed is still there")
+
+    checks = run_steps(driver, [
+        ("log_in", log_in),
+        ("reloads_quietly", reloads_quietly),
+        ("not_while_typing", not_while_typing),
+    ], allowed=())
+    return checks, report
+
+
 def main():
     config = json.load(open(sys.argv[1], encoding="utf-8"))
     scenario = sys.argv[2]
-    checks, report = {"accounts": accounts, "share": share}[scenario](config)
+    checks, report = {"accounts": accounts, "share": share, "live": live}[scenario](config)
     print(json.dumps({"passed": checks.passed, "failed": checks.failed, **report}))
     sys.exit(1 if checks.failed else 0)
 
