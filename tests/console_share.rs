@@ -446,3 +446,85 @@ fn by_accession_before_the_study_is_here() {
         Some(format!("/console/share/{study}").as_str())
     );
 }
+
+/// A study still arriving, shared with the form's default ticks while
+/// only its CT is here: the PR that arrives afterwards is not shared (PR
+/// is left out by default, `console.exclude_by_default`), the SR that
+/// arrives afterwards is. Before the fix nothing was unticked, so the
+/// grant was the whole study and the later PR went along.
+#[test]
+fn a_study_shared_while_arriving_with_the_default_ticks_leaves_later_pr_out() {
+    let daemon =
+        Daemon::start_with("[dicom]\nlisten = \"127.0.0.1:DICOM_PORT\"\nstable_after = \"10m\"\n");
+    let staff = daemon.staff("laborant", "user");
+    let dir = tempfile::tempdir().unwrap();
+    let files = common::sharing::ct_files_with(dir.path(), &[]);
+    let named = |prefix: &str| -> Vec<std::path::PathBuf> {
+        files
+            .iter()
+            .filter(|f| f.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .cloned()
+            .collect()
+    };
+    daemon.send_all(&named("CT"));
+    let study = study_with(&daemon, "CT");
+    assert_ne!(daemon.studies()[0]["state"], "complete");
+    let form = staff.get(&format!("/console/share/{study}"));
+    assert!(
+        form.body.contains("What arrives later of PR")
+            || form.body.contains("Wat later binnenkomt van PR"),
+        "the form says what later PR does: {}",
+        form.body
+    );
+    let ct = series_of(&daemon, &study);
+    assert_eq!(ct.len(), 1, "{ct:?}");
+    // the default ticks: the one CT series
+    let done = issue(
+        &staff,
+        &study,
+        &[
+            ("series", &ct[0].0),
+            ("recipient", "anyone"),
+            ("expires", "24h"),
+            ("legal_basis", "referral"),
+        ],
+    );
+    let link = by_id(&staff.get(&done).body, "share-link");
+    let grants = admin(&daemon, "/admin/v1/grants");
+    assert_eq!(
+        grants[0]["scope"]["exclude_modalities"],
+        serde_json::json!(["PR"]),
+        "{grants}"
+    );
+
+    daemon.send_all(&named("PR"));
+    daemon.send_all(&named("SR"));
+    assert!(eventually(Duration::from_secs(20), || {
+        series_of(&daemon, &study).len() == 3
+    }));
+    let path = path_of(&Value::String(link));
+    let bound = common::sharing::bind(&daemon, &path);
+    let qido = daemon.https(
+        "GET",
+        &format!("{path}/dicomweb/studies/{study}/series"),
+        as_holder(&bound),
+    );
+    assert_eq!(qido.status, 200, "{qido:?}");
+    let modalities: Vec<String> = qido
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["00080060"]["Value"][0].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(modalities.len(), 2, "{modalities:?}");
+    assert!(modalities.contains(&"CT".to_string()), "{modalities:?}");
+    assert!(
+        modalities.contains(&"SR".to_string()),
+        "the later SR joins: {modalities:?}"
+    );
+    assert!(
+        !modalities.contains(&"PR".to_string()),
+        "the later PR stays out: {modalities:?}"
+    );
+}

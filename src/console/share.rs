@@ -182,6 +182,7 @@ async fn issue(
         study.as_ref(),
         accession.as_deref(),
         console.config.grants.max_ttl,
+        &console.config.console.exclude_by_default,
     ) {
         Ok(asked) => asked,
         Err(problems) => return refused(problems),

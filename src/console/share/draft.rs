@@ -91,12 +91,14 @@ impl Draft {
 
     /// The grant this asks for, or what is wrong with it (in `lang`).
     /// `study`: the study being shared; None: by accession number.
+    /// `left_out_later`: `console.exclude_by_default`, see [`scope_of`].
     pub fn request(
         &self,
         lang: Lang,
         study: Option<&StudyRecord>,
         accession: Option<&str>,
         max_ttl: Duration,
+        left_out_later: &[String],
     ) -> Result<IssueRequest, Vec<String>> {
         let mut problems = Vec::new();
         let mut shape = Shape {
@@ -105,7 +107,7 @@ impl Draft {
             ..Shape::default()
         };
         if let Some(study) = study {
-            match scope_of(study, &self.series) {
+            match scope_of(study, &self.series, left_out_later) {
                 Some((series, modalities)) => {
                     shape.series = series;
                     shape.exclude_modalities = modalities;
@@ -247,16 +249,19 @@ fn until_end_of(date: &str) -> Option<u64> {
     u64::try_from(seconds).ok().filter(|s| *s > 0)
 }
 
-/// The scope for the ticked series of `study`: every series (`None`, and
-/// so also any that still arrive) when nothing is unticked; for a study
-/// still arriving, the whole study minus some modalities when exactly the
-/// series of those modalities are unticked (the default: every series but
-/// PR — series still to come go along, PR that comes later stays out);
-/// else exactly the ticked series (a late series of a complete study does
-/// not join). None when nothing of the study is ticked.
+/// The scope for the ticked series of `study`: when nothing is unticked,
+/// the whole study (so also series that still arrive); for a study still
+/// arriving, the whole study minus some modalities when exactly the series
+/// of those modalities are unticked; else exactly the ticked series (a
+/// late series does not join). Either way a later series of a modality
+/// left out by default (`left_out_later`, `console.exclude_by_default`)
+/// stays out unless a series of that modality is ticked: shared with the
+/// default ticks while only the CT is here, the PR that comes later is not
+/// shared. None when nothing of the study is ticked.
 pub fn scope_of(
     study: &StudyRecord,
     ticked: &BTreeSet<String>,
+    left_out_later: &[String],
 ) -> Option<(Vec<String>, Vec<String>)> {
     let (on, off): (Vec<_>, Vec<_>) = study
         .series
@@ -265,21 +270,27 @@ pub fn scope_of(
     if on.is_empty() {
         return None;
     }
-    if off.is_empty() {
-        return Some((Vec::new(), Vec::new()));
-    }
+    let on_modalities: BTreeSet<&str> = on.iter().map(|(_, s)| s.attrs.modality.as_str()).collect();
     let off_modalities: BTreeSet<&str> =
         off.iter().map(|(_, s)| s.attrs.modality.as_str()).collect();
+    let whole_minus = |unticked: BTreeSet<&str>| {
+        let mut out: BTreeSet<String> = unticked.into_iter().map(str::to_string).collect();
+        out.extend(
+            left_out_later
+                .iter()
+                .filter(|m| !on_modalities.contains(m.as_str()))
+                .cloned(),
+        );
+        Some((Vec::new(), out.into_iter().collect()))
+    };
+    if off.is_empty() {
+        return whole_minus(BTreeSet::new());
+    }
     let clean_cut = !study.is_complete()
         && !off_modalities.contains("")
-        && on
-            .iter()
-            .all(|(_, s)| !off_modalities.contains(s.attrs.modality.as_str()));
+        && on_modalities.is_disjoint(&off_modalities);
     if clean_cut {
-        return Some((
-            Vec::new(),
-            off_modalities.into_iter().map(str::to_string).collect(),
-        ));
+        return whole_minus(off_modalities);
     }
     Some((
         on.iter().map(|(uid, _)| uid.to_string()).collect(),
@@ -328,35 +339,75 @@ mod tests {
 
     #[test]
     fn defaults_leave_pr_out_and_the_scope_says_so() {
+        let pr = ["PR".to_string()];
         let s = study(&[("1.1", "CT"), ("1.2", "CT"), ("1.3", "PR")]);
         let draft = Draft::initial(Some(&s), &["PR".into()]);
         assert_eq!(draft.series, ticked(&["1.1", "1.2"]));
         assert_eq!(draft.leaving(&s), (2, 20, 2000));
         assert_eq!(
-            scope_of(&s, &draft.series),
+            scope_of(&s, &draft.series, &pr),
             Some((vec![], vec!["PR".into()]))
         );
         assert_eq!(
-            scope_of(&s, &ticked(&["1.1", "1.2", "1.3"])),
+            scope_of(&s, &ticked(&["1.1", "1.2", "1.3"]), &pr),
             Some((vec![], vec![]))
         );
         assert_eq!(
-            scope_of(&s, &ticked(&["1.1"])),
+            scope_of(&s, &ticked(&["1.1"]), &pr),
             Some((vec!["1.1".into()], vec![]))
         );
-        assert_eq!(scope_of(&s, &ticked(&[])), None);
-        assert_eq!(scope_of(&s, &ticked(&["9.9"])), None);
+        assert_eq!(scope_of(&s, &ticked(&[]), &pr), None);
+        assert_eq!(scope_of(&s, &ticked(&["9.9"]), &pr), None);
         // complete: exactly the ticked series, nothing that comes late
         let complete = StudyRecord {
             completed_at: Some(Timestamp(2)),
             ..s.clone()
         };
         assert_eq!(
-            scope_of(&complete, &draft.series),
+            scope_of(&complete, &draft.series, &pr),
             Some((vec!["1.1".into(), "1.2".into()], vec![]))
         );
         assert_eq!(
-            scope_of(&complete, &ticked(&["1.1", "1.2", "1.3"])),
+            scope_of(&complete, &ticked(&["1.1", "1.2", "1.3"]), &pr),
+            Some((vec![], vec![]))
+        );
+    }
+
+    #[test]
+    fn a_modality_left_out_by_default_stays_out_when_it_arrives_later() {
+        let pr = ["PR".to_string()];
+        // only the CT is here yet; shared with the default ticks
+        let arriving = study(&[("1.1", "CT"), ("1.2", "CT")]);
+        let draft = Draft::initial(Some(&arriving), &pr);
+        assert_eq!(draft.series, ticked(&["1.1", "1.2"]));
+        assert_eq!(
+            scope_of(&arriving, &draft.series, &pr),
+            Some((vec![], vec!["PR".into()]))
+        );
+        // a clean cut of SR too: both stay out
+        let s = study(&[("1.1", "CT"), ("1.2", "SR")]);
+        assert_eq!(
+            scope_of(&s, &ticked(&["1.1"]), &pr),
+            Some((vec![], vec!["PR".into(), "SR".into()]))
+        );
+        // a PR series ticked: PR is wanted, later PR joins
+        let with_pr = study(&[("1.1", "CT"), ("1.3", "PR")]);
+        assert_eq!(
+            scope_of(&with_pr, &ticked(&["1.1", "1.3"]), &pr),
+            Some((vec![], vec![]))
+        );
+        // complete and all ticked: nothing later but PR joins
+        let complete = StudyRecord {
+            completed_at: Some(Timestamp(2)),
+            ..arriving.clone()
+        };
+        assert_eq!(
+            scope_of(&complete, &ticked(&["1.1", "1.2"]), &pr),
+            Some((vec![], vec!["PR".into()]))
+        );
+        // no default: the whole study
+        assert_eq!(
+            scope_of(&arriving, &draft.series, &[]),
             Some((vec![], vec![]))
         );
     }
@@ -369,13 +420,17 @@ mod tests {
             legal_basis: String::new(),
             ..Draft::initial(Some(&s), &[])
         };
-        let problems = draft.request(Lang::En, Some(&s), None, max).unwrap_err();
+        let problems = draft
+            .request(Lang::En, Some(&s), None, max, &[])
+            .unwrap_err();
         assert!(problems[0].contains("legal basis"), "{problems:?}");
         let consent = Draft {
             legal_basis: "explicit_consent".into(),
             ..draft.clone()
         };
-        let problems = consent.request(Lang::En, Some(&s), None, max).unwrap_err();
+        let problems = consent
+            .request(Lang::En, Some(&s), None, max, &[])
+            .unwrap_err();
         assert!(problems[0].contains("who consented"), "{problems:?}");
         let long = Draft {
             legal_basis: "referral".into(),
@@ -383,14 +438,14 @@ mod tests {
             ..draft.clone()
         };
         let short = Duration::from_secs(7 * 86_400);
-        assert!(long.request(Lang::En, Some(&s), None, short).is_err());
+        assert!(long.request(Lang::En, Some(&s), None, short, &[]).is_err());
         let past = Draft {
             expires: "date".into(),
             until: "2001-01-01".into(),
             ..long.clone()
         };
-        assert!(past.request(Lang::En, Some(&s), None, max).is_err());
-        let ok = long.request(Lang::En, Some(&s), None, max).unwrap();
+        assert!(past.request(Lang::En, Some(&s), None, max, &[]).is_err());
+        let ok = long.request(Lang::En, Some(&s), None, max, &[]).unwrap();
         assert_eq!(ok.legal_basis, Some(LegalBasis::Referral));
         assert_eq!(ok.shape.expires.as_deref(), Some("2592000s"));
         assert_eq!(ok.study_uid.as_deref(), Some("1.2.3"));

@@ -97,7 +97,7 @@ pub fn form(
                 Some(s) => (series_table(lang, s, draft)),
                 None => (leave_out(lang, &console.config.console.exclude_by_default, draft)),
             }
-            (leaving(lang, study, accession, draft))
+            (leaving(lang, study, accession, draft, &console.config.console.exclude_by_default))
             fieldset {
                 legend { (lang.pick("Voor wie", "For whom")) }
                 label {
@@ -296,6 +296,7 @@ fn leaving(
     study: Option<&StudyRecord>,
     accession: Option<&str>,
     draft: &Draft,
+    left_out_later: &[String],
 ) -> Markup {
     html! {
         div.leaving #leaving aria-live="polite" {
@@ -324,6 +325,12 @@ fn leaving(
                             (lang.pick(
                                 "Het onderzoek komt nog binnen. Zijn alleen hele modaliteiten uitgevinkt (zoals PR), dan gaan series die nog komen mee, behalve van die modaliteiten; anders alleen de aangevinkte series.",
                                 "The study is still arriving. With only whole modalities unticked (such as PR), series still to come are included, except of those modalities; otherwise only the ticked series."))
+                            @let later: Vec<&str> = left_out_later.iter().map(String::as_str).collect();
+                            @if !later.is_empty() {
+                                " " (lang.pick("Wat later binnenkomt van", "What arrives later of")) " "
+                                (later.join(", ")) " "
+                                (lang.pick("gaat niet mee, tenzij u zo’n serie aanvinkt.", "does not go along, unless you tick such a series."))
+                            }
                         }
                     }
                 }
