@@ -454,8 +454,9 @@ fn an_unknown_path_links_only_within_the_console() {
 }
 
 /// A page left open that reloads itself (console.js adds `?auto=1` while
-/// something arrives or is queued), with its stylesheet, script and
-/// thumbnails, must not keep its session past `console.idle_timeout`; a
+/// something arrives or is queued), with its stylesheet, script,
+/// thumbnails and a browser's own `/favicon.ico`, must not keep its
+/// session past `console.idle_timeout`; a
 /// person's own requests do. Before the fix every reload counted as
 /// activity and an unattended console stayed logged in for the whole
 /// absolute lifetime.
@@ -474,6 +475,8 @@ fn a_page_reloading_itself_does_not_outlive_the_idle_timeout() {
             "/console/static/console.css",
             "/console/static/console.js",
             "/console/share/1.2.3/thumb/1.2.3.4",
+            "/favicon.ico",
+            "/console/no-such-page",
         ] {
             let reply = left_open.get(path);
             if started.elapsed() < std::time::Duration::from_secs(50) {

@@ -212,6 +212,24 @@ fn send_from_the_console_then_retry_and_cancel() {
             .contains("name=\"pushgate-refresh\" content=\"5\""),
         "live while open"
     );
+    // the form's answer with a push open: what it says stays (a reload
+    // would ask /console/outbox/send with GET: not found)
+    let refused = ann.post(
+        "/console/outbox/send",
+        &[
+            ("study", "1.2.3.4"),
+            ("to_ura", URA_B),
+            ("priority", "routine"),
+        ],
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("1.2.3.4"), "{}", refused.body);
+    assert!(
+        !refused.body.contains("pushgate-refresh"),
+        "an answer to a form does not reload itself: {}",
+        refused.body
+    );
+    ann.get("/console/outbox");
     assert!(
         page.body.contains("connect"),
         "the last error: {}",

@@ -181,15 +181,11 @@ impl Shape {
         let modalities = self
             .exclude_modalities
             .iter()
-            .map(|m| m.trim().to_ascii_uppercase())
-            .collect::<BTreeSet<_>>();
-        if let Some(bad) = modalities.iter().find(|m| {
-            m.is_empty()
-                || m.len() > 16
-                || !m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        }) {
-            return Err(invalid(format!("{bad:?} is not a modality")));
-        }
+            .map(|m| {
+                crate::base::modality_code(m)
+                    .ok_or_else(|| invalid(format!("{:?} is not a modality", m.trim())))
+            })
+            .collect::<Result<BTreeSet<_>, _>>()?;
         let sop_classes = self
             .exclude_sop_classes
             .iter()

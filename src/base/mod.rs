@@ -4,6 +4,7 @@
 
 mod ae_title;
 mod grant_id;
+mod modality;
 mod pacs;
 mod percent;
 mod timestamp;
@@ -13,6 +14,7 @@ mod ura;
 pub(crate) use ae_title::valid_ae;
 pub use ae_title::{AeTitle, AeTitleError};
 pub use grant_id::GrantId;
+pub use modality::modality_code;
 pub use pacs::{AddressError, PacsAddress};
 pub use percent::percent_encode;
 pub use timestamp::Timestamp;

@@ -102,9 +102,15 @@ impl RawConsole {
             exclude_by_default: self
                 .exclude_by_default
                 .iter()
-                .map(|m| m.trim().to_ascii_uppercase())
-                .filter(|m| !m.is_empty())
-                .collect(),
+                .map(|m| {
+                    crate::base::modality_code(m).ok_or_else(|| {
+                        invalid(
+                            "console.exclude_by_default",
+                            &format!("{:?} is not a modality code (such as PR)", m.trim()),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             oidc: self.oidc.validate()?,
         })
     }

@@ -306,3 +306,32 @@ fn the_console_url_is_an_https_origin_and_nothing_more() {
         assert!(e.contains("console.url"), "{bad}: {e}");
     }
 }
+
+/// Every entry is added to a share's `exclude_modalities`, which authz
+/// checks: one it would refuse must stop the start, not every share.
+#[test]
+fn exclude_by_default_holds_modality_codes_only() {
+    let parse = |list: &str| {
+        Config::from_toml_str(
+            &format!("[console]\nexclude_by_default = {list}\n"),
+            Path::new("t.toml"),
+        )
+    };
+    assert_eq!(
+        parse("[\" pr \", \"ko\"]")
+            .unwrap()
+            .console
+            .exclude_by_default,
+        vec!["PR".to_string(), "KO".to_string()]
+    );
+    assert!(parse("[]").unwrap().console.exclude_by_default.is_empty());
+    for bad in [
+        "[\"\"]",
+        "[\"P R\"]",
+        "[\"PR;KO\"]",
+        "[\"ABCDEFGHIJKLMNOPQ\"]",
+    ] {
+        let e = parse(bad).expect_err(bad).to_string();
+        assert!(e.contains("console.exclude_by_default"), "{bad}: {e}");
+    }
+}

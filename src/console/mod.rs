@@ -73,6 +73,9 @@ pub struct Ctx {
     pub peer: SocketAddr,
     /// The request's path, for links back to it (the language switch).
     pub path: String,
+    /// The page answers a form (POST): it must not reload itself, which
+    /// would ask its address with GET and lose what it says.
+    pub posted: bool,
 }
 
 impl Ctx {
@@ -240,6 +243,7 @@ impl Console {
             lang,
             peer: connection.peer,
             path: request.uri().path().to_string(),
+            posted: request.method() == hyper::Method::POST,
         };
         (ctx, switched)
     }

@@ -194,6 +194,7 @@ fn failed(console: &Console, ctx: &Ctx, error: &OidcError) -> Response<Body> {
         lang,
         peer: ctx.peer,
         path: "/console/login".into(),
+        posted: ctx.posted,
     };
     let mut response = console.page(&frame, title, Section::None, Head::default(), body);
     *response.status_mut() = status;

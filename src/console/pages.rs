@@ -130,7 +130,9 @@ pub fn layout(
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="referrer" content="no-referrer";
-                @if let Some(seconds) = head.refresh {
+                // no icon: else the browser asks /favicon.ico at every load
+                link rel="icon" href="data:,";
+                @if let Some(seconds) = head.refresh.filter(|_| !ctx.posted) {
                     meta name="pushgate-refresh" content=(seconds);
                 }
                 title { (title) " — pushgate" }

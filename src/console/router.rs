@@ -65,16 +65,18 @@ pub fn route(method: &Method, path: &str) -> Result<Route, WebError> {
 }
 
 /// Whether a request is the person's activity, which defers the idle
-/// timeout: not a page reloading itself (console.js asks with `?auto=1`),
-/// nor what a page loads along (its stylesheet, script, thumbnails), so
-/// that a page left open with live counts does not keep the session open.
+/// timeout: a console page or form, not a page reloading itself
+/// (console.js asks with `?auto=1`), nor what a page loads along (its
+/// stylesheet, script, thumbnails), nor a path that is no page (a
+/// browser's own `/favicon.ico`), so that a page left open with live
+/// counts does not keep the session open.
 pub fn is_activity<B>(route: &Result<Route, WebError>, request: &Request<B>) -> bool {
-    let along = matches!(
-        route,
-        Ok(Route::Asset(_) | Route::Share(share::Route::Thumb(..)))
-    );
+    let page = match route {
+        Ok(Route::Asset(_) | Route::Share(share::Route::Thumb(..))) | Err(_) => false,
+        Ok(_) => true,
+    };
     let reload = request.method() == Method::GET && form::query(request).get("auto") == "1";
-    !along && !reload
+    page && !reload
 }
 
 pub async fn dispatch(

@@ -320,14 +320,17 @@ fn leaving(
                         }
                         ")"
                     }
-                    @if !s.is_complete() {
+                    @let later: Vec<&str> = left_out_later.iter().map(String::as_str).collect();
+                    @if !s.is_complete() || !later.is_empty() {
                         p.muted #leaving-later {
-                            (lang.pick(
-                                "Het onderzoek komt nog binnen. Zijn alleen hele modaliteiten uitgevinkt (zoals PR), dan gaan series die nog komen mee, behalve van die modaliteiten; anders alleen de aangevinkte series.",
-                                "The study is still arriving. With only whole modalities unticked (such as PR), series still to come are included, except of those modalities; otherwise only the ticked series."))
-                            @let later: Vec<&str> = left_out_later.iter().map(String::as_str).collect();
+                            @if !s.is_complete() {
+                                (lang.pick(
+                                    "Het onderzoek komt nog binnen. Zijn alleen hele modaliteiten uitgevinkt (zoals PR), dan gaan series die nog komen mee, behalve van die modaliteiten; anders alleen de aangevinkte series.",
+                                    "The study is still arriving. With only whole modalities unticked (such as PR), series still to come are included, except of those modalities; otherwise only the ticked series."))
+                                " "
+                            }
                             @if !later.is_empty() {
-                                " " (lang.pick("Wat later binnenkomt van", "What arrives later of")) " "
+                                (lang.pick("Wat later binnenkomt van", "What arrives later of")) " "
                                 (later.join(", ")) " "
                                 (lang.pick("gaat niet mee, tenzij u zo’n serie aanvinkt.", "does not go along, unless you tick such a series."))
                             }
