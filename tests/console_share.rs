@@ -471,8 +471,11 @@ fn a_study_shared_while_arriving_with_the_default_ticks_leaves_later_pr_out() {
     assert_ne!(daemon.studies()[0]["state"], "complete");
     let form = staff.get(&format!("/console/share/{study}"));
     assert!(
-        form.body.contains("What arrives later of PR")
-            || form.body.contains("Wat later binnenkomt van PR"),
+        form.body
+            .contains("PR series that arrive later are not included")
+            || form
+                .body
+                .contains("Series van PR die later binnenkomen, gaan niet mee"),
         "the form says what later PR does: {}",
         form.body
     );

@@ -184,7 +184,7 @@ impl Authz {
                     })
                     .sum()
             } else {
-                if scope.exclude_modalities.contains(&modality) {
+                if scope.excludes(&modality) {
                     ex_modalities.insert(modality.clone());
                 }
                 0

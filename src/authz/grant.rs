@@ -35,16 +35,22 @@ impl Scope {
     /// Whether an instance of this series (its modality) and SOP class is
     /// covered. The one scope check behind every kind of access.
     pub fn covers(&self, series: &Uid, modality: &str, sop_class: &str) -> bool {
-        self.series.as_ref().is_none_or(|s| s.contains(series))
-            && !self.exclude_modalities.contains(modality)
-            && !self.exclude_sop_classes.contains(sop_class)
+        self.covers_series(series, modality) && !self.exclude_sop_classes.contains(sop_class)
     }
 
     /// Whether a series is covered at all (some of its SOP classes may
     /// still be excluded).
     pub fn covers_series(&self, series: &Uid, modality: &str) -> bool {
-        self.series.as_ref().is_none_or(|s| s.contains(series))
-            && !self.exclude_modalities.contains(modality)
+        self.series.as_ref().is_none_or(|s| s.contains(series)) && !self.excludes(modality)
+    }
+
+    /// An excluded modality, as a file may spell it: the stored codes are
+    /// upper case (`base::modality_code`), a sender's may be ` pr`.
+    pub fn excludes(&self, modality: &str) -> bool {
+        let modality = modality.trim();
+        self.exclude_modalities
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(modality))
     }
 
     /// Whether `narrower` covers nothing this scope does not.
@@ -345,6 +351,11 @@ mod tests {
         let no_pr = scope(None, &["PR"]);
         assert!(no_pr.covers(&uid("1.1"), "CT", "1.2.3"));
         assert!(!no_pr.covers(&uid("1.2"), "PR", "1.2.4"));
+        // as a sender may spell it
+        for spelt in ["pr", " PR", "Pr "] {
+            assert!(!no_pr.covers(&uid("1.2"), spelt, "1.2.4"), "{spelt:?}");
+            assert!(!no_pr.covers_series(&uid("1.2"), spelt), "{spelt:?}");
+        }
         let one = scope(Some(&["1.1"]), &[]);
         assert!(one.covers(&uid("1.1"), "CT", "x") && !one.covers(&uid("1.2"), "CT", "x"));
         let mut no_sr = Scope::default();

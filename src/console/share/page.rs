@@ -330,9 +330,10 @@ fn leaving(
                                 " "
                             }
                             @if !later.is_empty() {
-                                (lang.pick("Wat later binnenkomt van", "What arrives later of")) " "
-                                (later.join(", ")) " "
-                                (lang.pick("gaat niet mee, tenzij u zo’n serie aanvinkt.", "does not go along, unless you tick such a series."))
+                                @match lang {
+                                    Lang::Nl => { "Series van " (later.join(", ")) " die later binnenkomen, gaan niet mee, tenzij u er een aanvinkt." }
+                                    Lang::En => { (later.join(", ")) " series that arrive later are not included, unless you tick one." }
+                                }
                             }
                         }
                     }
