@@ -86,6 +86,7 @@ fn main() {
                     accession: None,
                     legal_basis: Some(pushgate::authz::LegalBasis::Referral),
                     shape: Shape::default(),
+                    ..IssueRequest::default()
                 },
                 &pushgate::journal::ActorRecord::admin_token(),
                 "127.0.0.1",

@@ -26,6 +26,8 @@ struct Args {
     command: Command,
 }
 
+// Parsed once per run; the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon (DICOM intake, HTTPS, drop folder).
@@ -43,6 +45,16 @@ enum Command {
         /// Accession Number of a study that has not arrived yet.
         #[arg(long, conflicts_with = "study_uid")]
         accession: Option<String>,
+        /// With --accession: the patient's ID (Patient ID) the study must
+        /// carry (or --bsn; accession numbers repeat across senders).
+        #[arg(long = "patient-id", value_name = "ID", requires = "accession")]
+        patient_id: Option<String>,
+        /// With --accession: the patient's BSN the study must carry.
+        #[arg(long, value_name = "BSN", requires = "accession")]
+        bsn: Option<String>,
+        /// With --accession: the calling AE title the study must come from.
+        #[arg(long = "source-ae", value_name = "AE", requires = "accession")]
+        source_ae: Option<String>,
         /// Only these series (repeat).
         #[arg(long = "series", value_name = "UID")]
         series: Vec<String>,
@@ -318,6 +330,9 @@ fn run(mut args: Args) -> anyhow::Result<()> {
         Command::Share {
             study_uid,
             accession,
+            patient_id,
+            bsn,
+            source_ae,
             series,
             exclude_modality,
             exclude_sop_class,
@@ -335,6 +350,9 @@ fn run(mut args: Args) -> anyhow::Result<()> {
                 consent_note,
                 study_uid,
                 accession,
+                patient_id,
+                bsn,
+                source_ae,
                 series,
                 exclude_modalities: exclude_modality,
                 exclude_sop_classes: exclude_sop_class,

@@ -411,24 +411,61 @@ fn by_accession_before_the_study_is_here() {
         "{}",
         form.body
     );
-    let reply = staff.post(
-        "/console/share",
-        &[
-            ("accession", "SPOED42"),
-            ("leave_out", "PR"),
-            ("recipient", "anyone"),
-            ("expires", "24h"),
-            ("legal_basis", "referral"),
-        ],
+    assert!(form.body.contains("name=\"patient_id\""), "{}", form.body);
+    let mut fields = vec![
+        ("accession", "SPOED42"),
+        ("leave_out", "PR"),
+        ("recipient", "anyone"),
+        ("expires", "24h"),
+        ("legal_basis", "referral"),
+    ];
+    // without the patient: not shared, and the form says why
+    let refused = staff.post("/console/share", &fields);
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("Geef het patiëntnummer of het BSN"),
+        "{}",
+        refused.body
     );
+    assert_eq!(admin(&daemon, "/admin/v1/grants"), serde_json::json!([]));
+    fields.push(("patient_id", "999912343"));
+    let reply = staff.post("/console/share", &fields);
     assert_eq!(reply.status, 303, "{}", reply.body);
     let done = reply.header("location").unwrap().to_string();
     let result = staff.get(&done);
     assert!(result.body.contains("nog niet bekend"), "{}", result.body);
     assert!(result.body.contains("id=\"share-code\""));
 
-    // the study arrives: the grant finds it, the result names the patient
+    // first another patient's study with the same number (a CD import):
+    // reported on the share, never pinned, never served
     let dir = tempfile::tempdir().unwrap();
+    let mr = common::sample_files()
+        .into_iter()
+        .find(|f| f.to_string_lossy().contains("mr-brain"))
+        .unwrap();
+    let namesake = common::variant(
+        dir.path(),
+        &mr,
+        "namesake.dcm",
+        false,
+        &[("AccessionNumber", "SPOED42"), ("PatientID", "OTHER-7")],
+    );
+    daemon.send_all(&[namesake]);
+    let grant_id = done.rsplit('/').next().unwrap().to_string();
+    assert!(eventually(Duration::from_secs(20), || {
+        staff
+            .get(&format!("/console/shares/{grant_id}"))
+            .body
+            .contains("another patient: patient ID &quot;OTHER-7&quot;")
+    }));
+    let grants = admin(&daemon, "/admin/v1/grants");
+    assert!(grants[0]["patient"].is_null(), "not pinned: {grants}");
+    assert_eq!(
+        grants[0]["mismatches"][0]["reason"],
+        "another patient: patient ID \"OTHER-7\", not \"999912343\"",
+        "{grants}"
+    );
+    // the study arrives: the grant finds it, the result names the patient
     let files = common::sharing::ct_files_with(dir.path(), &[("AccessionNumber", "SPOED42")]);
     daemon.send_all(&files);
     assert!(eventually(Duration::from_secs(20), || {
@@ -437,13 +474,20 @@ fn by_accession_before_the_study_is_here() {
     let grants = admin(&daemon, "/admin/v1/grants");
     assert_eq!(grants[0]["patient"]["name"], "Jansen^Anna", "{grants}");
     assert_eq!(grants[0]["scope"]["exclude_modalities"][0], "PR");
-    // now here: the accession leads to the study's own form
+    // now here, beside the namesake: the accession leads to the list of
+    // both, to choose
     let study = study_with(&daemon, "PR");
     let found = staff.get("/console/share?accession=SPOED42");
     assert_eq!(found.status, 303);
     assert_eq!(
         found.header("location"),
-        Some(format!("/console/share/{study}").as_str())
+        Some("/console/studies?accession=SPOED42")
+    );
+    let list = staff.get("/console/studies?accession=SPOED42");
+    assert!(
+        list.body.contains(&format!("/console/share/{study}")),
+        "{}",
+        list.body
     );
 }
 

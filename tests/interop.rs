@@ -393,7 +393,7 @@ fn single_part_media_types_get_single_part_answers() {
 #[test]
 fn empty_searches_answer_dicom_json() {
     let daemon = Daemon::start_with(CONFIG);
-    let (link, holder) = bound(&daemon, &["--accession", "NOT-YET-1"]);
+    let (link, holder) = bound(&daemon, &["--accession", "NOT-YET-1", "--patient-id", "P1"]);
     for search in ["studies", "studies?PatientID=x"] {
         let reply = daemon.https(
             "GET",

@@ -381,7 +381,7 @@ fn a_journal_written_before_its_own_record_shapes_verifies_and_replays() {
     std::fs::copy(&golden, segment(&daemon, 1)).unwrap();
     let verify = daemon.cli(&["audit", "verify"]);
     assert!(
-        verify.status.success() && text(&verify).contains("44 record(s)"),
+        verify.status.success() && text(&verify).contains("46 record(s)"),
         "{}",
         text(&verify)
     );
@@ -410,7 +410,20 @@ fn a_journal_written_before_its_own_record_shapes_verifies_and_replays() {
         bare["holder"].as_str().unwrap().contains("CN=viewer"),
         "{bare}"
     );
-    assert_eq!(bare["target"]["accession"], "ACC-0042");
+    assert_eq!(bare["target"]["accession"]["number"], "ACC-0042");
+    // issue 15's lines: a grant by accession names its patient and sender;
+    // a study of another patient with the number is reported, not pinned
+    let acc = by_id("g-acc");
+    assert_eq!(acc["target"]["accession"]["patient_id"], "PAT-003", "{acc}");
+    assert_eq!(acc["target"]["accession"]["source_ae"], "CT01", "{acc}");
+    assert_eq!(acc["mismatches"][0]["study"], "1.2.3.97", "{acc}");
+    assert!(
+        acc["mismatches"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("PAT-009"),
+        "{acc}"
+    );
     // issue 14's lines: the issuer and the revoker as actors
     let actor = by_id("g-actor");
     assert_eq!(actor["issued_by"]["id"], "admin-token", "{actor}");
@@ -448,9 +461,9 @@ fn a_journal_written_before_its_own_record_shapes_verifies_and_replays() {
 
     let lines = lines_of(&segment(&daemon, 1));
     assert!(
-        lines[44..].iter().any(|l| l.contains("\"unknown_token\"")),
+        lines[46..].iter().any(|l| l.contains("\"unknown_token\"")),
         "{:?}",
-        &lines[44..]
+        &lines[46..]
     );
     let old = std::fs::read_to_string(&golden).unwrap();
     assert!(lines.join("\n").starts_with(old.trim_end()));

@@ -5,12 +5,12 @@
 //! format (the golden lines in tests/data/journal/ hold it to that).
 
 use crate::journal::{
-    CertRecord, GrantRecord, HolderRecord, LegalBasisRecord, PatientRecord, RecipientRecord,
-    ScopeRecord, TargetRecord, UziRecord,
+    AccessionRecord, CertRecord, GrantRecord, HolderRecord, LegalBasisRecord, PatientRecord,
+    RecipientRecord, ScopeRecord, TargetRecord, UziRecord,
 };
 use crate::store::PatientAttrs;
 
-use super::grant::{Grant, LegalBasis, Recipient, Scope, Target};
+use super::grant::{Awaited, Grant, LegalBasis, Recipient, Scope, Target};
 use super::identity::{CertIdentity, Holder, Uzi};
 
 impl From<&Grant> for GrantRecord {
@@ -19,7 +19,20 @@ impl From<&Grant> for GrantRecord {
             id: grant.id.clone(),
             target: match &grant.target {
                 Target::Study(uid) => TargetRecord::Study(uid.clone()),
-                Target::Accession(number) => TargetRecord::Accession(number.clone()),
+                // a grant journaled before it had to name its patient
+                // reads and writes back as it was
+                Target::Accession(Awaited {
+                    number,
+                    patient_id: None,
+                    bsn: None,
+                    source_ae: None,
+                }) => TargetRecord::Accession(AccessionRecord::Number(number.clone())),
+                Target::Accession(a) => TargetRecord::Accession(AccessionRecord::Of {
+                    number: a.number.clone(),
+                    patient_id: a.patient_id.clone(),
+                    bsn: a.bsn.clone(),
+                    source_ae: a.source_ae.clone(),
+                }),
             },
             scope: ScopeRecord {
                 series: grant.scope.series.clone(),
@@ -51,7 +64,25 @@ impl From<GrantRecord> for Grant {
             id: record.id,
             target: match record.target {
                 TargetRecord::Study(uid) => Target::Study(uid),
-                TargetRecord::Accession(number) => Target::Accession(number),
+                TargetRecord::Accession(AccessionRecord::Number(number)) => {
+                    Target::Accession(Awaited {
+                        number,
+                        patient_id: None,
+                        bsn: None,
+                        source_ae: None,
+                    })
+                }
+                TargetRecord::Accession(AccessionRecord::Of {
+                    number,
+                    patient_id,
+                    bsn,
+                    source_ae,
+                }) => Target::Accession(Awaited {
+                    number,
+                    patient_id,
+                    bsn,
+                    source_ae,
+                }),
             },
             scope: Scope {
                 series: record.scope.series,

@@ -15,7 +15,68 @@ use crate::store::{InstanceKey, StudyRecord, Timestamp, Uid};
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     Study(Uid),
-    Accession(String),
+    Accession(Awaited),
+}
+
+/// A study still to come, by its accession number and its patient.
+/// Accession numbers are unique per RIS, not across the CDs and foreign
+/// studies a department imports: the grant pins only to a study with this
+/// number *and* this patient (and, if given, from this sending AE) that
+/// receives an instance after the grant was issued.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Awaited {
+    pub number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bsn: Option<String>,
+    /// The calling AE title it must come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ae: Option<String>,
+}
+
+impl Awaited {
+    /// Why `study` (carrying this accession number) is not the one awaited,
+    /// or `None` when it is. `since`: when the grant was issued.
+    pub fn mismatch(&self, study: &StudyRecord, since: Timestamp) -> Option<String> {
+        if self.patient_id.is_none() && self.bsn.is_none() {
+            return Some(
+                "the share names no patient (made before this was required): share it again with the patient ID or BSN".into(),
+            );
+        }
+        if study.last_arrival < since {
+            return Some(format!(
+                "it was here before the share and nothing of it arrived since: share that study itself ({})",
+                study.study_uid
+            ));
+        }
+        if let Some(id) = &self.patient_id
+            && study.patient.id.trim() != id
+        {
+            return Some(format!(
+                "another patient: patient ID {:?}, not {id:?}",
+                study.patient.id.trim()
+            ));
+        }
+        if let Some(bsn) = &self.bsn
+            && study.patient.bsn.as_deref() != Some(bsn.as_str())
+        {
+            return Some(match &study.patient.bsn {
+                Some(other) => format!("another patient: BSN {other}, not {bsn}"),
+                None => format!(
+                    "no BSN {bsn} in the study (patient ID {:?})",
+                    study.patient.id.trim()
+                ),
+            });
+        }
+        if let Some(ae) = &self.source_ae
+            && !study.sources.contains(&format!("dicom:{ae}"))
+        {
+            let from: Vec<&str> = study.sources.iter().map(String::as_str).collect();
+            return Some(format!("sent by {}, not by {ae}", from.join(", ")));
+        }
+        None
+    }
 }
 
 /// Which part of the study: a subset of series, minus modalities and SOP
@@ -259,6 +320,11 @@ pub struct GrantState {
     /// that study arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved: Option<Uid>,
+    /// For a grant by accession number not yet pinned: studies with that
+    /// number that are not the one awaited, and why (reported to the
+    /// issuer, never served).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mismatches: Vec<Mismatch>,
     /// Who issued it in the console or with the admin token (None: passed
     /// on by a holder, or issued before the console).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -271,6 +337,14 @@ pub struct GrantState {
     /// accession found its study); a grant passed on has its parent's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patient: Option<crate::journal::PatientRecord>,
+}
+
+/// A study carrying a grant's accession number that is not its study.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mismatch {
+    pub study: Uid,
+    pub reason: String,
+    pub at: Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -294,6 +368,7 @@ impl GrantState {
             expiry_logged: false,
             url_aliases: Vec::new(),
             resolved: None,
+            mismatches: Vec::new(),
             issued_by: None,
             legal_basis: None,
             patient: None,
@@ -450,7 +525,14 @@ mod tests {
             Err(Widening::Target)
         );
         assert_eq!(
-            widened(&|c| c.target = Target::Accession("A1".into())),
+            widened(&|c| {
+                c.target = Target::Accession(Awaited {
+                    number: "A1".into(),
+                    patient_id: Some("P1".into()),
+                    bsn: None,
+                    source_ae: None,
+                })
+            }),
             Err(Widening::Target)
         );
         assert_eq!(

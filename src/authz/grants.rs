@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::grant::{Grant, GrantId, GrantState, Revocation};
+use super::grant::{Grant, GrantId, GrantState, Mismatch, Revocation};
 use super::identity::Holder;
 use crate::journal::{self, Event, JournalError};
 use crate::store::{GrantStore, StoreError, Timestamp};
@@ -135,6 +135,21 @@ impl State {
                     if state.patient.is_none() {
                         state.patient = patient.clone();
                     }
+                    vec![grant.clone()]
+                }
+                _ => vec![],
+            },
+            Event::GrantMismatch {
+                grant,
+                study,
+                reason,
+            } => match self.by_id.get_mut(grant) {
+                Some(state) if !state.mismatches.iter().any(|m| &m.study == study) => {
+                    state.mismatches.push(Mismatch {
+                        study: study.clone(),
+                        reason: reason.clone(),
+                        at,
+                    });
                     vec![grant.clone()]
                 }
                 _ => vec![],

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::coverage::{Coverage, HolderCoverage};
 use super::decide::{Caller, Denied, live};
-use super::grant::{Grant, GrantId, GrantState, LegalBasis, Recipient, Revocation, Scope, Target};
+use super::grant::{
+    Awaited, Grant, GrantId, GrantState, LegalBasis, Recipient, Revocation, Scope, Target,
+};
 use super::secret;
 use super::service::{Authz, AuthzError};
 use crate::journal::{
@@ -29,6 +31,14 @@ pub struct IssueRequest {
     pub study_uid: Option<String>,
     #[serde(default)]
     pub accession: Option<String>,
+    /// With `accession`: the patient the study must be for (Patient ID, or
+    /// BSN, or both), and optionally the calling AE it must come from.
+    #[serde(default)]
+    pub patient_id: Option<String>,
+    #[serde(default)]
+    pub bsn: Option<String>,
+    #[serde(default)]
+    pub source_ae: Option<String>,
     /// Why it may be shared: required (absent: refused, nothing issued).
     #[serde(default)]
     pub legal_basis: Option<LegalBasis>,
@@ -107,6 +117,10 @@ pub struct GrantView {
     pub revoked: Option<Revocation>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<GrantId>,
+    /// By accession number, not pinned yet: studies with that number that
+    /// are not its study, and why. Never served.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mismatches: Vec<super::grant::Mismatch>,
 }
 
 /// One grant with its whole chain.
@@ -118,6 +132,49 @@ pub struct GrantDetail {
     pub ancestors: Vec<GrantView>,
     pub descendants: Vec<GrantView>,
     pub covers: Coverage,
+}
+
+/// The study a grant by accession number waits for: the number and its
+/// patient (required: accession numbers repeat across RISes and imported
+/// CDs), optionally its sender.
+fn awaited(number: &str, request: &IssueRequest) -> Result<Awaited, AuthzError> {
+    let given = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let patient_id = given(&request.patient_id);
+    let bsn = match given(&request.bsn) {
+        None => None,
+        Some(b) => Some(
+            crate::ingest::normalize_bsn(&b)
+                .ok_or_else(|| invalid(format!("{b:?} is not a BSN (9 digits, elfproef)")))?,
+        ),
+    };
+    if patient_id.is_none() && bsn.is_none() {
+        return Err(invalid(
+            "a share by accession number names the patient too: patient_id or bsn \
+             (accession numbers are not unique across the studies a department receives)",
+        ));
+    }
+    if let Some(id) = &patient_id
+        && (id.len() > 64 || id.chars().any(|c| c.is_control() || c == '\\'))
+    {
+        return Err(invalid(format!("{id:?} is not a Patient ID")));
+    }
+    let source_ae = given(&request.source_ae);
+    if let Some(ae) = &source_ae
+        && !crate::base::valid_ae(ae)
+    {
+        return Err(invalid(format!("{ae:?} is not an AE title")));
+    }
+    Ok(Awaited {
+        number: number.to_string(),
+        patient_id,
+        bsn,
+        source_ae,
+    })
 }
 
 fn invalid(message: impl Into<String>) -> AuthzError {
@@ -244,7 +301,7 @@ impl Authz {
                 Target::Study(Uid::parse(uid).map_err(|e| invalid(format!("study: {e}")))?)
             }
             (None, Some(acc)) if !acc.trim().is_empty() && acc.len() <= 16 => {
-                Target::Accession(acc.trim().to_string())
+                Target::Accession(awaited(acc.trim(), &request)?)
             }
             (None, Some(acc)) => {
                 return Err(invalid(format!("{acc:?} is not an accession number")));
@@ -548,6 +605,17 @@ impl Authz {
             bound_at: grant.bound_at,
             revoked: grant.revoked.clone(),
             children: state.children.get(&g.id).cloned().unwrap_or_default(),
+            mismatches: match &grant.resolved {
+                None => grant.mismatches.clone(),
+                // a study that first did not match (here before the share)
+                // and then did: only the others
+                Some(pinned) => grant
+                    .mismatches
+                    .iter()
+                    .filter(|m| &m.study != pinned)
+                    .cloned()
+                    .collect(),
+            },
         }
     }
 

@@ -24,7 +24,8 @@ pub use audit::patient_record;
 pub use coverage::{Coverage, Excluded, HolderCoverage, HolderSeries, SeriesCoverage};
 pub use decide::{Allowed, Bound, Caller, Credentials, Denied, Link};
 pub use grant::{
-    Grant, GrantId, GrantState, LegalBasis, Recipient, Revocation, Scope, Target, Widening,
+    Awaited, Grant, GrantId, GrantState, LegalBasis, Mismatch, Recipient, Revocation, Scope,
+    Target, Widening,
 };
 pub use identity::{CertIdentity, Holder, IdentityError, UZI_OTHER_NAME_OID, Uzi};
 pub use issue::{GrantCounts, GrantDetail, GrantView, IssueRequest, Issued, Shape};

@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use super::decide::Caller;
-use super::grant::{GrantId, Target};
+use super::grant::{Awaited, GrantId, Target};
 use super::grants::{Mirror, ReplayError, State, catch_up};
 use super::limiter::{Limiter, Rate};
 use super::secret::CodeKey;
 use crate::config::GrantsConfig;
 use crate::journal::{Access, AccessKind, DenyReason, Event, Journal, JournalError, Outcome};
-use crate::store::{GrantStore, Index, StoreError, Timestamp, Uid};
+use crate::store::{GrantStore, Index, StoreError, StudyRecord, Timestamp, Uid};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -307,29 +307,55 @@ impl Authz {
     }
 
     /// Pins each grant made by accession number to the first study with
-    /// that accession to arrive (journaled): it covers that study and no
-    /// other, however many senders reuse the number. Blocking.
+    /// that number and the grant's patient (and sender, if named) that
+    /// received an instance after the grant was issued (journaled): it
+    /// covers that study and no other. Every other study with the number is
+    /// journaled once as a mismatch, for the issuer. Blocking.
     pub fn resolve_accessions(&self) {
-        let pending: Vec<(GrantId, String)> = self
+        let pending: Vec<(GrantId, Awaited, Timestamp, Vec<Uid>)> = self
             .read()
             .by_id
             .values()
             .filter(|g| g.resolved.is_none() && g.revoked.is_none())
             .filter_map(|g| match &g.grant.target {
-                Target::Accession(acc) => Some((g.grant.id.clone(), acc.clone())),
+                Target::Accession(awaited) => Some((
+                    g.grant.id.clone(),
+                    awaited.clone(),
+                    g.grant.created_at,
+                    g.mismatches.iter().map(|m| m.study.clone()).collect(),
+                )),
                 Target::Study(_) => None,
             })
             .collect();
-        for (grant, accession) in pending {
-            let first = self
+        for (grant, awaited, since, reported) in pending {
+            let mut candidates: Vec<StudyRecord> = self
                 .index
-                .studies_by_accession(&accession)
+                .studies_by_accession(&awaited.number)
                 .ok()
                 .into_iter()
                 .flatten()
                 .filter_map(|uid| self.index.study(&uid).ok().flatten())
-                .min_by_key(|s| (s.first_arrival, s.study_uid.clone()));
-            if let Some(study) = first {
+                .collect();
+            candidates.sort_by_key(|s| (s.first_arrival, s.study_uid.clone()));
+            let mut pinned = None;
+            for study in candidates {
+                match awaited.mismatch(&study, since) {
+                    None if pinned.is_none() => pinned = Some(study),
+                    None => {}
+                    Some(reason) if !reported.contains(&study.study_uid) => {
+                        tracing::warn!(grant = %grant, study = %study.study_uid, "a study with the grant's accession number is not its study: {reason}");
+                        if let Err(e) = self.change(Event::GrantMismatch {
+                            grant: grant.clone(),
+                            study: study.study_uid.clone(),
+                            reason,
+                        }) {
+                            tracing::error!(grant = %grant, "cannot journal a mismatch: {e}");
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            if let Some(study) = pinned {
                 match self.change(Event::GrantResolved {
                     grant: grant.clone(),
                     study: study.study_uid.clone(),

@@ -68,7 +68,7 @@ impl Shares {
                         .or_insert(share);
                 }
                 (None, Target::Accession(accession)) if end > now => {
-                    shares.awaited.insert(accession.clone());
+                    shares.awaited.insert(accession.number.clone());
                 }
                 (None, _) => {}
             }
@@ -280,7 +280,17 @@ mod tests {
         let mut state = State::default();
         issue(
             &mut state,
-            grant("x", Target::Accession("ACC1".into()), 50, None),
+            grant(
+                "x",
+                Target::Accession(crate::authz::Awaited {
+                    number: "ACC1".into(),
+                    patient_id: Some("P1".into()),
+                    bsn: None,
+                    source_ae: None,
+                }),
+                50,
+                None,
+            ),
         );
         let arriving = study("1.5", "ACC1");
         assert_eq!(

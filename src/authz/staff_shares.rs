@@ -204,6 +204,7 @@ mod tests {
                         accession: None,
                         shape: Shape::default(),
                         legal_basis: Some(crate::authz::LegalBasis::Referral),
+                        ..IssueRequest::default()
                     },
                     &p.actor(),
                     "127.0.0.1",

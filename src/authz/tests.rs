@@ -63,6 +63,7 @@ fn request(shape: Shape) -> IssueRequest {
         accession: None,
         legal_basis: Some(crate::authz::LegalBasis::Referral),
         shape,
+        ..IssueRequest::default()
     }
 }
 
@@ -585,6 +586,7 @@ fn issuing_checks_what_is_asked() {
             IssueRequest {
                 study_uid: None,
                 accession: Some("ACC123".into()),
+                patient_id: Some("P123".into()),
                 ..request(Shape::default())
             },
             &op(),
@@ -684,6 +686,17 @@ fn a_uzi_only_grant_stays_within_its_organization_and_roles() {
 }
 
 fn study_entry(study: &str, accession: &str, at: u64) -> crate::store::IndexEntry {
+    study_of(study, accession, "", at, crate::store::Source::Reindex)
+}
+
+/// An instance of `study` for patient `patient_id`, received at `at` (ms).
+fn study_of(
+    study: &str,
+    accession: &str,
+    patient_id: &str,
+    at: u64,
+    source: crate::store::Source,
+) -> crate::store::IndexEntry {
     use crate::store::*;
     let uid = |s: &str| Uid::parse(s).unwrap();
     IndexEntry {
@@ -692,7 +705,11 @@ fn study_entry(study: &str, accession: &str, at: u64) -> crate::store::IndexEntr
             series: uid(&format!("{study}.1")),
             sop: uid(&format!("{study}.1.1")),
         },
-        patient: PatientAttrs::default(),
+        patient: PatientAttrs {
+            id: patient_id.into(),
+            bsn: crate::ingest::normalize_bsn(patient_id),
+            ..PatientAttrs::default()
+        },
         study: StudyAttrs {
             accession_number: accession.into(),
             ..StudyAttrs::default()
@@ -712,37 +729,85 @@ fn study_entry(study: &str, accession: &str, at: u64) -> crate::store::IndexEntr
             dataset_offset: 0,
             crc32: None,
             received_at: Timestamp(at),
-            source: Source::Reindex,
+            source,
             layout: BulkLayout::default(),
         },
         metadata_json: b"{}".to_vec(),
     }
 }
 
-/// Accession numbers are unique per sender, not across senders: a grant by
-/// accession covers the first study with it to arrive, and not a later
-/// namesake.
+/// Accession numbers are unique per RIS, not across the CDs and foreign
+/// studies a department imports: a grant by accession names the patient
+/// and pins only to that patient's study arriving after the grant; every
+/// other study with the number is reported to the issuer, never served.
 #[test]
-fn a_grant_by_accession_is_pinned_to_the_first_study_that_arrives() {
+fn a_grant_by_accession_pins_only_to_its_patients_study_arriving_after_it() {
     let f = fixture();
-    let issued = f
-        .authz
-        .issue(
+    let by_accession = |patient_id: Option<&str>, bsn: Option<&str>, source_ae: Option<&str>| {
+        f.authz.issue(
             IssueRequest {
                 study_uid: None,
                 accession: Some("ACC7".into()),
+                patient_id: patient_id.map(str::to_string),
+                bsn: bsn.map(str::to_string),
+                source_ae: source_ae.map(str::to_string),
                 ..request(Shape::default())
             },
             &op(),
             "127.0.0.1",
         )
-        .unwrap();
+    };
+    // without a patient: refused, nothing issued
+    let refused = by_accession(None, None, None).unwrap_err().to_string();
+    assert!(refused.contains("patient_id or bsn"), "{refused}");
+    assert!(
+        by_accession(None, Some("123456780"), None).is_err(),
+        "not a BSN"
+    );
+    assert!(by_accession(Some("P1"), None, Some("AE-TITLE-TOO-LONG-17")).is_err());
+    // an old study of the same patient and number, here before the grant
+    let now = Timestamp::now().0;
+    let old = study_of(
+        "1.7.0",
+        "ACC7",
+        "P1",
+        now - 60_000,
+        crate::store::Source::Reindex,
+    );
+    f.store.index.put_instance(&old).unwrap();
+    let issued = by_accession(Some("P1"), None, None).unwrap();
     assert_eq!(issued.covers.state, "not arrived yet");
-    let first = study_entry("1.7.1", "ACC7", 1000);
-    let namesake = study_entry("1.7.2", "ACC7", 2000);
-    f.store.index.put_instance(&namesake).unwrap();
-    f.store.index.put_instance(&first).unwrap();
+    let dimse = |ae: &str| crate::store::Source::Dimse {
+        calling_ae: ae.into(),
+        peer: "127.0.0.1:1".into(),
+    };
+    // arriving after it: first another patient's study, then the right one
+    let other = study_of("1.7.2", "ACC7", "P2", now + 1_000, dimse("CT01"));
+    let right = study_of("1.7.1", "ACC7", "P1", now + 2_000, dimse("CT01"));
+    f.store.index.put_instance(&other).unwrap();
+    f.store.index.put_instance(&right).unwrap();
     f.authz.resolve_accessions();
+    let shown = f.authz.show(&issued.id).unwrap();
+    assert_eq!(shown.covers.study_uid.as_deref(), Some("1.7.1"));
+    let reasons: Vec<(String, String)> = shown
+        .grant
+        .mismatches
+        .iter()
+        .map(|m| (m.study.to_string(), m.reason.clone()))
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|(s, r)| s == "1.7.2" && r.contains("\"P2\", not \"P1\"")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(s, r)| s == "1.7.0" && r.contains("before the share")),
+        "{reasons:?}"
+    );
     let token = token_of(&issued);
     let holder = with_token(
         f.authz
@@ -758,29 +823,18 @@ fn a_grant_by_accession_is_pinned_to_the_first_study_that_arrives() {
         .unwrap()
         .grant;
     let study = |e: &crate::store::IndexEntry| f.store.index.study(&e.key.study).unwrap().unwrap();
-    assert!(grant.covers_instance(
-        &study(&first),
-        &first.key,
-        &first.record.attrs.sop_class_uid
-    ));
-    assert!(!grant.covers_instance(
-        &study(&namesake),
-        &namesake.key,
-        &namesake.record.attrs.sop_class_uid
-    ));
-    assert_eq!(
-        f.authz
-            .show(&issued.id)
-            .unwrap()
-            .covers
-            .study_uid
-            .as_deref(),
-        Some("1.7.1")
-    );
-    // a third namesake later changes nothing
+    for (entry, covered) in [(&right, true), (&other, false), (&old, false)] {
+        assert_eq!(
+            grant.covers_instance(&study(entry), &entry.key, &entry.record.attrs.sop_class_uid),
+            covered,
+            "{}",
+            entry.key.study
+        );
+    }
+    // a later namesake of the same patient changes nothing
     f.store
         .index
-        .put_instance(&study_entry("1.7.0", "ACC7", 3000))
+        .put_instance(&study_of("1.7.3", "ACC7", "P1", now + 3_000, dimse("CT01")))
         .unwrap();
     f.authz.resolve_accessions();
     assert_eq!(
@@ -791,6 +845,46 @@ fn a_grant_by_accession_is_pinned_to_the_first_study_that_arrives() {
             .study_uid
             .as_deref(),
         Some("1.7.1")
+    );
+    // the mismatches are journaled once each, for the audit
+    let journaled = journal::read(f.authz.journal().dir(), 1)
+        .unwrap()
+        .filter(|r| {
+            matches!(&r.as_ref().unwrap().0.event,
+                Event::GrantMismatch { grant, .. } if grant == &issued.id)
+        })
+        .count();
+    assert_eq!(journaled, 2);
+
+    // by BSN and sending AE: the right patient from another AE is not it
+    let bsn = "999999990"; // passes the 11-proof
+    let by_bsn = by_accession(None, Some(bsn), Some("CT01")).unwrap();
+    f.store
+        .index
+        .put_instance(&study_of(
+            "1.8.1",
+            "ACC7",
+            bsn,
+            now + 4_000,
+            dimse("IMPORT"),
+        ))
+        .unwrap();
+    f.store
+        .index
+        .put_instance(&study_of("1.8.2", "ACC7", bsn, now + 5_000, dimse("CT01")))
+        .unwrap();
+    f.authz.resolve_accessions();
+    let shown = f.authz.show(&by_bsn.id).unwrap();
+    assert_eq!(shown.covers.study_uid.as_deref(), Some("1.8.2"));
+    assert!(
+        shown
+            .grant
+            .mismatches
+            .iter()
+            .any(|m| m.study.to_string() == "1.8.1"
+                && m.reason.contains("sent by dicom:IMPORT, not by CT01")),
+        "{:?}",
+        shown.grant.mismatches
     );
 }
 

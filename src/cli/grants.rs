@@ -12,6 +12,10 @@ use crate::config::Config;
 pub struct ShareArgs {
     pub study_uid: Option<String>,
     pub accession: Option<String>,
+    /// With `accession`: whose study it must be, and from which AE.
+    pub patient_id: Option<String>,
+    pub bsn: Option<String>,
+    pub source_ae: Option<String>,
     pub series: Vec<String>,
     pub exclude_modalities: Vec<String>,
     pub exclude_sop_classes: Vec<String>,
@@ -54,6 +58,9 @@ pub async fn share(
     for (key, value) in [
         ("study_uid", args.study_uid),
         ("accession", args.accession),
+        ("patient_id", args.patient_id),
+        ("bsn", args.bsn),
+        ("source_ae", args.source_ae),
         ("to_ura", args.to_ura),
         ("expires", args.expires),
     ] {

@@ -72,6 +72,14 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         patient: Option<PatientRecord>,
     },
+    /// A study carrying a grant's accession number arrived that is not its
+    /// study (another patient, another sender, or here before the grant):
+    /// reported to the issuer, not served.
+    GrantMismatch {
+        grant: GrantId,
+        study: Uid,
+        reason: String,
+    },
     Access(Access),
     /// Staff in the console: logins, refusals, accounts.
     Console(ConsoleEvent),

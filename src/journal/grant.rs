@@ -33,12 +33,37 @@ pub struct GrantRecord {
     pub code_hash: String,
 }
 
-/// `{"study":"<uid>"}` or `{"accession":"<number>"}`.
+/// `{"study":"<uid>"}` or `{"accession":{"number":"<number>","patient_id":"<id>"}}`
+/// (`{"accession":"<number>"}`: written before a grant by accession had to
+/// name its patient; read, never pinned).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetRecord {
     Study(Uid),
-    Accession(String),
+    Accession(AccessionRecord),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AccessionRecord {
+    Number(String),
+    Of {
+        number: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bsn: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_ae: Option<String>,
+    },
+}
+
+impl AccessionRecord {
+    pub fn number(&self) -> &str {
+        match self {
+            AccessionRecord::Number(n) | AccessionRecord::Of { number: n, .. } => n,
+        }
+    }
 }
 
 /// `{}` for a whole study.

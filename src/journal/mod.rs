@@ -29,8 +29,8 @@ use std::sync::mpsc;
 pub use actor::{ActorRecord, ConsoleEvent};
 pub use event::{Access, AccessKind, BindVia, DenyReason, Event, Outcome, Relay, Who};
 pub use grant::{
-    CertRecord, GrantRecord, HolderRecord, LegalBasisRecord, PatientRecord, RecipientRecord,
-    ScopeRecord, TargetRecord, UziRecord,
+    AccessionRecord, CertRecord, GrantRecord, HolderRecord, LegalBasisRecord, PatientRecord,
+    RecipientRecord, ScopeRecord, TargetRecord, UziRecord,
 };
 pub use head::{Head, HeadPublisher, HeadWorker, SignText, head_file};
 pub use read::{AnchorCheck, Problem, Records, VerifyReport, read, verify, verify_anchored};

@@ -54,7 +54,12 @@ fn full_grant() -> Grant {
 fn bare_grant() -> Grant {
     Grant {
         id: gid("g-bare"),
-        target: Target::Accession("ACC-0042".into()),
+        target: Target::Accession(crate::authz::Awaited {
+            number: "ACC-0042".into(),
+            patient_id: None,
+            bsn: None,
+            source_ae: None,
+        }),
         scope: Scope::default(),
         issuer: "ops".into(),
         recipient: Recipient::Anyone,
@@ -427,6 +432,29 @@ fn events() -> Vec<Event> {
             query: "patient=Jansen&from=2026-12-01".into(),
             from: "192.0.2.19".into(),
         }),
+        // issue 15: a grant by accession names its patient (and sender);
+        // a namesake study of another patient is reported
+        Event::GrantIssued {
+            grant: GrantRecord::from(&Grant {
+                id: gid("g-acc"),
+                target: Target::Accession(crate::authz::Awaited {
+                    number: "ACC-0043".into(),
+                    patient_id: Some("PAT-003".into()),
+                    bsn: Some("999999990".into()),
+                    source_ae: Some("CT01".into()),
+                }),
+                ..bare_grant()
+            }),
+            from: "192.0.2.19".into(),
+            by: Some(person()),
+            legal_basis: Some(LegalBasisRecord::Referral),
+            patient: None,
+        },
+        Event::GrantMismatch {
+            grant: gid("g-acc"),
+            study: uid("1.2.3.97"),
+            reason: "another patient: patient ID \"PAT-009\", not \"PAT-003\"".into(),
+        },
     ]
 }
 

@@ -199,6 +199,21 @@ pub fn describe(lang: Lang, event: &Event) -> Line {
             line.grant = Some(grant.clone());
             line.detail = format!("{} {study}", lang.pick("onderzoek", "study"));
         }
+        Event::GrantMismatch {
+            grant,
+            study,
+            reason,
+        } => {
+            line.kind = "grant_mismatch".into();
+            line.grant = Some(grant.clone());
+            line.detail = format!(
+                "{} {study}: {reason}",
+                lang.pick(
+                    "niet het onderzoek van de deling:",
+                    "not the share's study:"
+                )
+            );
+        }
         Event::Access(a) => {
             line.kind = format!("access.{}", access_kind(a.what));
             line.actor = who(lang, &a.who);

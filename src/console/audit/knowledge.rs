@@ -162,6 +162,7 @@ impl Knowledge {
             }
             Event::GrantRevoked { grant, .. } => vec![by_grant(grant)],
             Event::GrantResolved { study, .. }
+            | Event::GrantMismatch { study, .. }
             | Event::Forwarded { study, .. }
             | Event::StudyDeleted { study, .. } => vec![Some(study.clone())],
             Event::Access(a) => vec![

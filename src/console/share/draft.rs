@@ -27,6 +27,9 @@ pub struct Draft {
     pub series: BTreeSet<String>,
     /// By accession number: modalities to leave out.
     pub leave_out: BTreeSet<String>,
+    /// By accession number: the patient the study must be for.
+    pub patient_id: String,
+    pub bsn: String,
     /// `anyone` or `organization`.
     pub recipient: String,
     /// From the address book.
@@ -76,6 +79,8 @@ impl Draft {
                 .into_iter()
                 .map(|m| m.to_ascii_uppercase())
                 .collect(),
+            patient_id: bounded("patient_id", 64),
+            bsn: bounded("bsn", 16),
             recipient: bounded("recipient", 16),
             ura: bounded("ura", 16),
             ura_typed: bounded("ura_typed", 16),
@@ -122,6 +127,15 @@ impl Draft {
             }
         } else {
             shape.exclude_modalities = self.leave_out.iter().cloned().collect();
+            if self.patient_id.trim().is_empty() && self.bsn.trim().is_empty() {
+                problems.push(
+                    lang.pick(
+                        "Geef het patiëntnummer of het BSN: een accessienummer komt ook voor bij onderzoeken van andere patiënten (cd's, andere ziekenhuizen).",
+                        "Give the patient ID or the BSN: an accession number also occurs on other patients' studies (CDs, other hospitals).",
+                    )
+                    .to_string(),
+                );
+            }
         }
         if self.recipient == "organization" {
             {
@@ -186,6 +200,9 @@ impl Draft {
         Ok(IssueRequest {
             study_uid: study.map(|s| s.study_uid.to_string()),
             accession: accession.map(str::to_string),
+            patient_id: accession.map(|_| self.patient_id.trim().to_string()),
+            bsn: accession.map(|_| self.bsn.trim().to_string()),
+            source_ae: None,
             legal_basis,
             shape,
         })

@@ -26,8 +26,8 @@ pub fn ask_accession(
         h1 { (title) }
         p {
             (lang.pick(
-                "Voor een onderzoek dat nog gemaakt wordt (spoed): de deling geldt voor het eerste onderzoek met dit accessienummer dat binnenkomt.",
-                "For a study still being made (urgent): the share covers the first study with this accession number to arrive."))
+                "Voor een onderzoek dat nog gemaakt wordt (spoed): de deling geldt voor het eerste onderzoek met dit accessienummer en deze patiënt dat binnenkomt.",
+                "For a study still being made (urgent): the share covers the first study with this accession number and this patient to arrive."))
         }
         @if let Some(problem) = problem {
             p.error role="alert" { (problem) }
@@ -77,8 +77,8 @@ pub fn form(
                 p {
                     strong { (lang.pick("Nog niet binnen.", "Not here yet.")) } " "
                     (lang.pick(
-                        "Er is (nog) geen onderzoek met dit accessienummer. De deling geldt voor het eerste onderzoek met dit nummer dat binnenkomt; de ontvanger kan het openen zodra het er is (tot dan ziet die ‘nog niet binnen’). De patiënt staat op het resultaat zodra het onderzoek er is.",
-                        "There is no study with this accession number (yet). The share covers the first study with this number to arrive; the recipient can open it as soon as it is here (until then they see ‘not arrived yet’). The patient shows on the result once the study is here."))
+                        "Er is (nog) geen onderzoek met dit accessienummer. De deling geldt voor het eerste onderzoek met dit nummer en deze patiënt dat binnenkomt; de ontvanger kan het openen zodra het er is (tot dan ziet die ‘nog niet binnen’). De patiënt staat op het resultaat zodra het onderzoek er is.",
+                        "There is no study with this accession number (yet). The share covers the first study with this number and this patient to arrive; the recipient can open it as soon as it is here (until then they see ‘not arrived yet’). The patient shows on the result once the study is here."))
                 }
             },
         }
@@ -95,7 +95,10 @@ pub fn form(
             }
             @match study {
                 Some(s) => (series_table(lang, s, draft)),
-                None => (leave_out(lang, &console.config.console.exclude_by_default, draft)),
+                None => {
+                    (patient_fields(lang, draft))
+                    (leave_out(lang, &console.config.console.exclude_by_default, draft))
+                }
             }
             (leaving(lang, study, accession, draft, &console.config.console.exclude_by_default))
             fieldset {
@@ -268,6 +271,24 @@ fn series_table(lang: Lang, s: &StudyRecord, draft: &Draft) -> Markup {
                     }
                 }
             }
+        }
+    }
+}
+
+/// By accession number: whose study it must be. Accession numbers repeat
+/// across RISes and imported CDs; the share pins only to this patient's.
+fn patient_fields(lang: Lang, draft: &Draft) -> Markup {
+    html! {
+        fieldset {
+            legend { (lang.pick("Patiënt", "Patient")) }
+            p.muted { (lang.pick(
+                "Het patiëntnummer of het BSN (of beide). Een onderzoek met dit accessienummer van een andere patiënt wordt niet gedeeld; u ziet het bij de deling.",
+                "The patient ID or the BSN (or both). A study with this accession number of another patient is not shared; you see it with the share.")) }
+            label { (lang.pick("Patiëntnummer", "Patient ID"))
+                input type="text" name="patient_id" value=(draft.patient_id) maxlength="64" autocomplete="off"; }
+            " "
+            label { "BSN"
+                input type="text" name="bsn" value=(draft.bsn) maxlength="16" inputmode="numeric" autocomplete="off"; }
         }
     }
 }

@@ -104,7 +104,15 @@ fn facts(lang: Lang, d: &Detail) -> Markup {
                     Some(s) => { (view::patient(lang, &s.patient)) br; (view::study_line(lang, s)) }
                     None => {
                         @if let Some(p) = &g.patient { strong { (view::person_name(&p.name)) } " · ID " (p.id) br; }
-                        span.muted { (lang.pick("niet (meer) in de opslag", "not (or no longer) in the store")) }
+                        @if let (crate::authz::Target::Accession(a), None) = (&g.target, &g.patient) {
+                            (lang.pick("accessienummer ", "accession ")) code { (a.number) }
+                            @if let Some(id) = &a.patient_id { " · ID " (id) }
+                            @if let Some(bsn) = &a.bsn { " · BSN " (bsn) }
+                            @if let Some(ae) = &a.source_ae { " · " (lang.pick("van ", "from ")) (ae) }
+                            br; span.muted { (lang.pick("nog niet binnen", "not arrived yet")) }
+                        } @else {
+                            span.muted { (lang.pick("niet (meer) in de opslag", "not (or no longer) in the store")) }
+                        }
                     }
                 }
             }
@@ -164,6 +172,33 @@ fn facts(lang: Lang, d: &Detail) -> Markup {
                     @if !r.reason.is_empty() { br; "“" (r.reason) "”" }
                     @if let Some(via) = &r.via {
                         br; span.muted { (lang.pick("met ", "with ")) a href=(href(via)) { (via.0) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// By accession number: studies with the number that are not this
+/// share's (another patient, another sender, here before the share). They
+/// are not shared; the issuer should know, and may share the right one.
+fn mismatches(lang: Lang, d: &Detail) -> Markup {
+    let g = &d.grant.grant;
+    html! {
+        @if !g.mismatches.is_empty() {
+            div.notice.warning role="status" {
+                h2 { (lang.pick("Niet gedeeld: ander onderzoek met dit accessienummer", "Not shared: another study with this accession number")) }
+                p { (lang.pick(
+                    "Deze onderzoeken dragen het accessienummer van de deling, maar horen er niet bij. De ontvanger ziet ze niet.",
+                    "These studies carry the share's accession number but are not its study. The recipient does not see them.")) }
+                ul {
+                    @for m in &g.mismatches {
+                        li {
+                            code { (m.study.to_string()) }
+                            " · " span.muted { (pages::when(lang, m.at)) } br;
+                            (m.reason) br;
+                            a href=(format!("/console/share/{}", m.study)) { (lang.pick("Dit onderzoek delen…", "Share this study…")) }
+                        }
                     }
                 }
             }
@@ -248,6 +283,7 @@ pub fn page(console: &Console, ctx: &Ctx, d: &Detail, query: &Fields) -> Respons
                 } "." }
         }
         (facts(lang, d))
+        (mismatches(lang, d))
         @if !d.grant.ancestors.is_empty() {
             h2 { (lang.pick("Doorgegeven van", "Passed on from")) }
             ol.chain {

@@ -60,7 +60,7 @@ impl Filter {
         }
         match &v.target {
             crate::authz::Target::Study(uid) => hay.push(uid.to_string()),
-            crate::authz::Target::Accession(a) => hay.push(a.clone()),
+            crate::authz::Target::Accession(a) => hay.push(a.number.clone()),
         }
         if let Recipient::Organization { ura, .. } = &v.recipient {
             hay.push(ura.clone());
@@ -195,7 +195,9 @@ fn study_cell(lang: Lang, listing: &Listing, v: &GrantView) -> Markup {
                     br; code { (uid.to_string()) }
                 }
                 crate::authz::Target::Accession(a) => {
-                    (lang.pick("accessienummer ", "accession ")) code { (a) }
+                    (lang.pick("accessienummer ", "accession ")) code { (a.number) }
+                    @if let Some(id) = &a.patient_id { " · " span.muted { "ID " (id) } }
+                    @if let Some(bsn) = &a.bsn { " · " span.muted { "BSN " (bsn) } }
                     br; span.muted { (lang.pick("nog niet binnen", "not arrived yet")) }
                 }
             },
