@@ -17,6 +17,10 @@ mod identifier;
 mod link;
 mod storage;
 
+#[cfg(test)]
+mod peers;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
