@@ -142,7 +142,12 @@ async fn store(
         });
     }
     // `Link::command` took only commands on accepted contexts
-    let (abstract_syntax, transfer_syntax) = link.contexts[&context].clone();
+    let Some((abstract_syntax, transfer_syntax)) = link.contexts.get(&context).cloned() else {
+        return Err(ScuError::Protocol {
+            during,
+            reason: format!("a C-STORE-RQ on presentation context {context}, not accepted"),
+        });
+    };
     let mut sink = Sink::open(
         ingestor,
         &request,

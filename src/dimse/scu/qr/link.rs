@@ -250,10 +250,16 @@ impl Link {
         Ok(pdv)
     }
 
-    /// Ends the association: released after a complete exchange (and
-    /// after a failure status, which leaves it intact), aborted otherwise.
+    /// Ends the association: released when it is intact (a complete
+    /// exchange, a failure status, nothing sent yet), aborted otherwise.
     pub async fn close<T>(self, outcome: Result<T, ScuError>) -> Result<T, ScuError> {
-        let intact = matches!(&outcome, Ok(_) | Err(ScuError::Status { .. }));
+        let intact = matches!(
+            &outcome,
+            Ok(_)
+                | Err(ScuError::Status { .. }
+                    | ScuError::Identifier(_)
+                    | ScuError::NotAccepted { .. })
+        );
         let pacs = self.pacs.clone();
         if intact {
             match tokio::time::timeout(self.timeout, self.assoc.release()).await {
