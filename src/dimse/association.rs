@@ -3,7 +3,6 @@
 //! instance is durable and indexed.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,10 +18,10 @@ use tracing::Instrument;
 
 use super::Scp;
 use super::command::{self, C_CANCEL_RQ, C_ECHO_RQ, C_STORE_RQ, Request};
+use super::sink::Sink;
 use super::status::{self, Status};
 use crate::base::error_chain;
-use crate::ingest::{Declared, IngestError, Received, write_part10_header};
-use crate::store::{Source, TempFile, Uid};
+use crate::store::Source;
 use crate::worker::Stop;
 
 /// Command sets are small; a peer sending more is not speaking DIMSE.
@@ -31,16 +30,6 @@ const MAX_COMMAND_BYTES: usize = 64 * 1024;
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 type Association = AsyncServerAssociation<TcpStream>;
-
-/// Where a data set goes while it arrives.
-enum Sink {
-    File {
-        temp: TempFile,
-        dataset_offset: u64,
-    },
-    /// The request is already refused; its data is read and dropped.
-    Discard(Status),
-}
 
 enum Phase {
     Idle,
@@ -342,11 +331,7 @@ impl Session<'_> {
         mut sink: Sink,
         pdv: PDataValue,
     ) -> Result<(), Fatal> {
-        if let Sink::File { temp, .. } = &mut sink
-            && let Err(e) = tokio::task::block_in_place(|| temp.write_all(&pdv.data))
-        {
-            sink = Sink::Discard(Status::from(&IngestError::io(e)));
-        }
+        sink.write(&pdv.data);
         if pdv.is_last {
             let status = self.finish_store(&request, transfer_syntax, sink).await;
             self.respond(assoc, context, &request, &status).await
@@ -381,7 +366,13 @@ impl Session<'_> {
             }
             C_STORE_RQ if request.has_data_set => {
                 let (abstract_syntax, transfer_syntax) = self.contexts[&context].clone();
-                let sink = self.open_sink(&request, &abstract_syntax, &transfer_syntax);
+                let sink = Sink::open(
+                    &self.scp.ingestor,
+                    &request,
+                    &abstract_syntax,
+                    &transfer_syntax,
+                    &self.calling_ae,
+                );
                 self.phase = Phase::Data {
                     context,
                     request,
@@ -415,99 +406,25 @@ impl Session<'_> {
         }
     }
 
-    /// Decides, before any data arrives, whether the data set can be kept,
-    /// and if so starts its Part 10 file.
-    fn open_sink(&self, request: &Request, abstract_syntax: &str, transfer_syntax: &str) -> Sink {
-        if request.sop_class != abstract_syntax {
-            return Sink::Discard(Status::failure(
-                status::SOP_CLASS_NOT_SUPPORTED,
-                format!(
-                    "SOP Class {} not negotiated on this presentation context",
-                    request.sop_class
-                ),
-            ));
-        }
-        if let Err(e) = Uid::parse(&request.sop_instance) {
-            return Sink::Discard(Status::failure(
-                status::INVALID_SOP_INSTANCE,
-                format!("Affected SOP Instance UID {e}"),
-            ));
-        }
-        // The association began below the mark; intake stops mid-way too,
-        // before the disk is really full.
-        if self.scp.ingestor.disk().over_high_water() {
-            return Sink::Discard(Status::failure(
-                status::OUT_OF_RESOURCES,
-                "disk above the high-water mark (capacity.high_water): try again later",
-            ));
-        }
-        let opened = tokio::task::block_in_place(|| {
-            let mut temp = self.scp.ingestor.files().create_temp()?;
-            let offset = write_part10_header(
-                &mut temp,
-                &request.sop_class,
-                &request.sop_instance,
-                transfer_syntax,
-                &self.calling_ae,
-            )?;
-            Ok::<_, std::io::Error>((temp, offset))
-        });
-        match opened {
-            Ok((temp, dataset_offset)) => Sink::File {
-                temp,
-                dataset_offset,
-            },
-            Err(e) => Sink::Discard(Status::from(&IngestError::io(e))),
-        }
-    }
-
     async fn finish_store(
         &mut self,
         request: &Request,
         transfer_syntax: String,
         sink: Sink,
     ) -> Status {
-        let status = match sink {
-            Sink::Discard(status) => status,
-            Sink::File {
-                temp,
-                dataset_offset,
-            } => {
-                let size = temp.len();
-                let ingestor = self.scp.ingestor.clone();
-                let received = Received {
-                    temp,
-                    dataset_offset,
-                    transfer_syntax,
-                    declared: Some(Declared {
-                        sop_class: request.sop_class.clone(),
-                        sop_instance: request.sop_instance.clone(),
-                    }),
-                    source: Source::Dimse {
-                        calling_ae: self.calling_ae.clone(),
-                        peer: self.peer.to_string(),
-                    },
-                };
-                let started = Instant::now();
-                match tokio::task::spawn_blocking(move || ingestor.ingest(received)).await {
-                    Ok(Ok(stored)) => {
-                        tracing::debug!(
-                            instance = %stored.key,
-                            size,
-                            replaced = stored.outcome.replaced,
-                            micros = started.elapsed().as_micros() as u64,
-                            "stored"
-                        );
-                        self.tally.bytes += size;
-                        Status::success()
-                    }
-                    Ok(Err(e)) => Status::from(&e),
-                    Err(e) => Status::failure(
-                        status::OUT_OF_RESOURCES_WRITE,
-                        format!("internal error: {e}"),
-                    ),
-                }
+        let source = Source::Dimse {
+            calling_ae: self.calling_ae.clone(),
+            peer: self.peer.to_string(),
+        };
+        let status = match sink
+            .finish(&self.scp.ingestor, request, transfer_syntax, source)
+            .await
+        {
+            Ok(size) => {
+                self.tally.bytes += size;
+                Status::success()
             }
+            Err(status) => status,
         };
         if status.is_success() {
             self.tally.stored += 1;

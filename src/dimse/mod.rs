@@ -6,6 +6,7 @@ mod admission;
 mod association;
 pub mod command;
 pub mod scu;
+mod sink;
 pub mod status;
 
 use std::net::SocketAddr;

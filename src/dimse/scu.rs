@@ -14,6 +14,7 @@
 //! connection lost) is an [`ScuError`].
 
 mod payload;
+pub mod qr;
 mod wire;
 
 #[cfg(test)]
@@ -129,6 +130,21 @@ pub enum ScuError {
     ConnectionLost { during: String, reason: String },
     #[error("protocol error {during}: {reason}")]
     Protocol { during: String, reason: String },
+    /// The PACS answered the whole operation (C-FIND, C-MOVE, C-GET) with
+    /// a failure status; the association was released.
+    #[error("{during}: failure status {status:#06X}{}", fmt_comment(.comment))]
+    Status {
+        during: String,
+        status: u16,
+        comment: Option<String>,
+    },
+    #[error("{pacs} accepted no presentation context for {service}")]
+    NotAccepted { pacs: String, service: &'static str },
+    /// The identifier given cannot be sent (nothing was).
+    #[error("invalid identifier: {0}")]
+    Identifier(String),
+    #[error("invalid move destination AE title {0:?}")]
+    MoveDestination(String),
     /// An instance could not be read or re-encoded after part of it was
     /// sent; the association was aborted.
     #[error("instance {sop_instance} failed mid-transfer ({reason}); association aborted")]
@@ -136,6 +152,13 @@ pub enum ScuError {
         sop_instance: String,
         reason: String,
     },
+}
+
+fn fmt_comment(comment: &Option<String>) -> String {
+    comment
+        .as_deref()
+        .map(|c| format!(": {c}"))
+        .unwrap_or_default()
 }
 
 /// Sends `items` over one association per [`MAX_CONTEXTS`] presentation
@@ -255,10 +278,7 @@ fn abort_source(source: &AbortRQSource) -> String {
 
 impl Session<'_> {
     fn lost(&self, during: impl Into<String>, e: &dyn std::error::Error) -> ScuError {
-        ScuError::ConnectionLost {
-            during: during.into(),
-            reason: crate::base::error_chain(e),
-        }
+        lost(during, e)
     }
 
     fn timed_out(&self, during: impl Into<String>) -> ScuError {
@@ -292,59 +312,20 @@ impl Session<'_> {
                 .with_presentation_context(*sop_class, fallbacks);
         }
         let addr = self.pacs.to_string();
-        let established = tokio::time::timeout(
-            self.timeout,
-            options.establish_async((self.pacs.host.as_str(), self.pacs.port)),
-        )
-        .await;
-        use dicom_ul::association::Error as UlError;
-        let mut assoc = match established {
-            Err(_) => {
-                return Err(self.timed_out(format!("connecting to and negotiating with {addr}")));
+        let Some(mut assoc) = establish(options, self.pacs, self.timeout).await? else {
+            for &i in members {
+                let item = &items[i];
+                self.results[i] = Some(InstanceResult::not_sent(
+                    item,
+                    NOT_ACCEPTED,
+                    format!(
+                        "{addr} accepted no presentation context at all (SOP Class {} among those proposed)",
+                        item.sop_class
+                    ),
+                ));
             }
-            Ok(Ok(assoc)) => assoc,
-            Ok(Err(UlError::Connect { source, .. })) => {
-                return Err(ScuError::Connect { addr, source });
-            }
-            Ok(Err(UlError::Rejected { association_rj, .. })) => {
-                return Err(rejection(&association_rj.result, &association_rj.source));
-            }
-            Ok(Err(UlError::NoAcceptedPresentationContexts { .. })) => {
-                for &i in members {
-                    let item = &items[i];
-                    self.results[i] = Some(InstanceResult::not_sent(
-                        item,
-                        NOT_ACCEPTED,
-                        format!(
-                            "{addr} accepted no presentation context at all (SOP Class {} among those proposed)",
-                            item.sop_class
-                        ),
-                    ));
-                }
-                return Ok(());
-            }
-            Ok(Err(UlError::Aborted { .. })) => {
-                return Err(ScuError::Aborted {
-                    by: "peer".into(),
-                    during: "during negotiation".into(),
-                });
-            }
-            Ok(Err(
-                e @ (UlError::ReceivePdu { .. }
-                | UlError::WireRead { .. }
-                | UlError::WireSend { .. }
-                | UlError::ConnectionClosed { .. }),
-            )) => {
-                return Err(self.lost(format!("negotiating with {addr}"), &e));
-            }
-            Ok(Err(e)) => {
-                return Err(ScuError::Protocol {
-                    during: format!("negotiating with {addr}"),
-                    reason: crate::base::error_chain(&e),
-                });
-            }
+            return Ok(());
         };
-        let _ = assoc.inner_stream().set_nodelay(true);
         let accepted: HashMap<u8, String> = assoc
             .presentation_contexts()
             .iter()
@@ -473,22 +454,14 @@ impl Session<'_> {
 impl Session<'_> {
     /// Writes one whole PDU.
     async fn write(&self, assoc: &mut Assoc, pdu: &[u8], sop: &str) -> Result<(), ScuError> {
-        match tokio::time::timeout(self.timeout, assoc.inner_stream().write_all(pdu)).await {
-            Ok(Ok(())) => Ok(()),
-            Err(_) => Err(self.timed_out(format!("sending {sop}"))),
-            Ok(Err(e)) => {
-                // the peer may have said why before closing
-                if let Ok(Ok(Pdu::AbortRQ { source })) =
-                    tokio::time::timeout(Duration::from_secs(1), assoc.receive()).await
-                {
-                    return Err(ScuError::Aborted {
-                        by: abort_source(&source),
-                        during: format!("while {sop} was being sent"),
-                    });
-                }
-                Err(self.lost(format!("sending {sop}"), &e))
-            }
-        }
+        write_pdu(
+            assoc,
+            pdu,
+            self.timeout,
+            || format!("sending {sop}"),
+            || format!("while {sop} was being sent"),
+        )
+        .await
     }
 
     async fn send_command(
@@ -629,12 +602,12 @@ impl Session<'_> {
                             });
                         }
                         if pdv.is_last {
-                            return wire::parse_response(&command).map_err(|reason| {
-                                ScuError::Protocol {
+                            return wire::parse_response(&command, wire::C_STORE_RSP).map_err(
+                                |reason| ScuError::Protocol {
                                     during: during(),
                                     reason,
-                                }
-                            });
+                                },
+                            );
                         }
                     }
                 }
@@ -651,6 +624,98 @@ impl Session<'_> {
                     });
                 }
             }
+        }
+    }
+}
+
+fn lost(during: impl Into<String>, e: &dyn std::error::Error) -> ScuError {
+    ScuError::ConnectionLost {
+        during: during.into(),
+        reason: crate::base::error_chain(e),
+    }
+}
+
+/// Connects to `pacs` and negotiates within `timeout`. `Ok(None)`: the
+/// peer accepted none of the presentation contexts proposed.
+async fn establish(
+    options: ClientAssociationOptions<'_>,
+    pacs: &PacsAddress,
+    timeout: Duration,
+) -> Result<Option<Assoc>, ScuError> {
+    use dicom_ul::association::Error as UlError;
+    let addr = pacs.to_string();
+    let established = tokio::time::timeout(
+        timeout,
+        options.establish_async((pacs.host.as_str(), pacs.port)),
+    )
+    .await;
+    let mut assoc = match established {
+        Err(_) => {
+            return Err(ScuError::Timeout {
+                during: format!("connecting to and negotiating with {addr}"),
+                after: timeout,
+            });
+        }
+        Ok(Ok(assoc)) => assoc,
+        Ok(Err(UlError::Connect { source, .. })) => {
+            return Err(ScuError::Connect { addr, source });
+        }
+        Ok(Err(UlError::Rejected { association_rj, .. })) => {
+            return Err(rejection(&association_rj.result, &association_rj.source));
+        }
+        Ok(Err(UlError::NoAcceptedPresentationContexts { .. })) => return Ok(None),
+        Ok(Err(UlError::Aborted { .. })) => {
+            return Err(ScuError::Aborted {
+                by: "peer".into(),
+                during: "during negotiation".into(),
+            });
+        }
+        Ok(Err(
+            e @ (UlError::ReceivePdu { .. }
+            | UlError::WireRead { .. }
+            | UlError::WireSend { .. }
+            | UlError::ConnectionClosed { .. }),
+        )) => {
+            return Err(lost(format!("negotiating with {addr}"), &e));
+        }
+        Ok(Err(e)) => {
+            return Err(ScuError::Protocol {
+                during: format!("negotiating with {addr}"),
+                reason: crate::base::error_chain(&e),
+            });
+        }
+    };
+    let _ = assoc.inner_stream().set_nodelay(true);
+    Ok(Some(assoc))
+}
+
+/// Writes one whole PDU within `timeout`. If the connection fails, an
+/// A-ABORT the peer sent just before is reported as such (`aborted` says
+/// when), otherwise the connection as lost (`during` what).
+async fn write_pdu(
+    assoc: &mut Assoc,
+    pdu: &[u8],
+    timeout: Duration,
+    during: impl Fn() -> String,
+    aborted: impl Fn() -> String,
+) -> Result<(), ScuError> {
+    match tokio::time::timeout(timeout, assoc.inner_stream().write_all(pdu)).await {
+        Ok(Ok(())) => Ok(()),
+        Err(_) => Err(ScuError::Timeout {
+            during: during(),
+            after: timeout,
+        }),
+        Ok(Err(e)) => {
+            // the peer may have said why before closing
+            if let Ok(Ok(Pdu::AbortRQ { source })) =
+                tokio::time::timeout(Duration::from_secs(1), assoc.receive()).await
+            {
+                return Err(ScuError::Aborted {
+                    by: abort_source(&source),
+                    during: aborted(),
+                });
+            }
+            Err(lost(during(), &e))
         }
     }
 }
