@@ -5,8 +5,9 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 # Packages the build and the tests need: libclang/nettle for sequoia's
-# backend, cmake for CharLS (JPEG-LS), DCMTK as the DICOM peer, Orthanc as
-# the benchmark reference, GnuPG and sq as OpenPGP peers, curl, strace
+# backend, cmake for CharLS (JPEG-LS), DCMTK as the DICOM peer (dcmqrscp
+# as a PACS too), Orthanc as a PACS for query/retrieve (src/dimse/scu/qr)
+# and the benchmark reference, GnuPG and sq as OpenPGP peers, curl, strace
 # (durability-order test), OpenJPEG's and OpenJPH's encoders (JPEG 2000 and
 # HTJ2K test data), unzip and python3 (zipfile) as ZIP readers, dicom3tools
 # (dciodvfy) to validate the DICOMDIR of downloads; Chromium, its driver
@@ -17,7 +18,7 @@ CARGO ?= cargo
 # console's local logins independently of pushgate (tests/console_login.rs);
 # nodejs runs the OpenID provider of tests/console_oidc.rs (oidc-provider
 # from npm, tests/oidc/install.sh).
-DEB_PACKAGES := oathtool build-essential pkg-config cmake libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates openssl strace libopenjp2-tools openjph-tools unzip python3 dicom3tools chromium chromium-driver python3-selenium python3-venv dpkg-dev lintian systemd nodejs
+DEB_PACKAGES := orthanc oathtool build-essential pkg-config cmake libclang-dev nettle-dev dcmtk gnupg sq curl ca-certificates openssl strace libopenjp2-tools openjph-tools unzip python3 dicom3tools chromium chromium-driver python3-selenium python3-venv dpkg-dev lintian systemd nodejs
 BENCH_PACKAGES := orthanc orthanc-dicomweb time python3 nginx openssl
 
 .PHONY: run test deps pyenv bench-deps build release lint bench samples clean deb
