@@ -143,6 +143,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The local PACS (`[pacs] address`): search it with C-FIND.
+    Pacs {
+        #[command(subcommand)]
+        command: PacsCommand,
+    },
     /// The gateway's own OpenPGP key.
     Keys {
         #[command(subcommand)]
@@ -191,6 +196,33 @@ enum ConfigCommand {
     Check {
         /// The file to check (default: --config / PUSHGATE_CONFIG).
         file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PacsCommand {
+    /// Studies in the PACS (C-FIND, study level); with --series-of, the
+    /// series of one study. Conditions combine; `*` and `?` are wildcards
+    /// in --name.
+    Find {
+        #[arg(long = "patient-id", value_name = "ID")]
+        patient_id: Option<String>,
+        /// Patient's Name as DICOM writes it, e.g. "Jansen^A*".
+        #[arg(long, value_name = "PATTERN")]
+        name: Option<String>,
+        #[arg(long, value_name = "NUMBER")]
+        accession: Option<String>,
+        /// YYYYMMDD, or a range YYYYMMDD-YYYYMMDD (either end open).
+        #[arg(long, value_name = "RANGE")]
+        date: Option<String>,
+        #[arg(long, value_name = "MODALITY")]
+        modality: Option<String>,
+        /// The series of this study instead.
+        #[arg(long = "series-of", value_name = "STUDY_UID")]
+        series_of: Option<String>,
+        /// One JSON array on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -369,6 +401,28 @@ fn run(mut args: Args) -> anyhow::Result<()> {
             }
             runtime.block_on(cli::share(&config, args, json, &mut std::io::stdout()))?;
             Ok(())
+        }
+        Command::Pacs {
+            command:
+                PacsCommand::Find {
+                    patient_id,
+                    name,
+                    accession,
+                    date,
+                    modality,
+                    series_of,
+                    json,
+                },
+        } => {
+            let args = cli::pacs::FindArgs {
+                patient_id,
+                name,
+                accession,
+                date,
+                modality,
+                series_of,
+            };
+            runtime.block_on(cli::pacs::find(&config, args, json, &mut std::io::stdout()))
         }
         Command::Users { command, json } => {
             let action = match command {

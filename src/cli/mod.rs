@@ -6,6 +6,7 @@ pub mod audit;
 mod client;
 mod grants;
 pub mod init;
+pub mod pacs;
 pub mod relay;
 mod studies;
 mod users;

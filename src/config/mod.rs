@@ -46,6 +46,7 @@ pub struct Config {
     pub import: ImportConfig,
     pub relay: RelayConfig,
     pub forward: ForwardConfig,
+    pub pacs: PacsConfig,
     pub retention: RetentionConfig,
     pub capacity: CapacityConfig,
     pub journal: JournalConfig,
@@ -141,6 +142,26 @@ pub struct BookSync {
 pub struct ForwardConfig {
     /// `AE@host:port` of the local PACS, if inbound studies are forwarded.
     pub pacs: Option<PacsAddress>,
+}
+
+/// The local PACS to query and retrieve from (`pushgate pacs`,
+/// `crate::dimse::scu::qr`).
+#[derive(Debug, Clone)]
+pub struct PacsConfig {
+    /// `AE@host:port`; `None`: no PACS to ask.
+    pub address: Option<PacsAddress>,
+    /// Our AE title towards it (default `dicom.ae_title`).
+    pub calling_ae: AeTitle,
+    pub retrieve: Retrieve,
+}
+
+/// How a study is brought in from the PACS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retrieve {
+    /// C-MOVE: the PACS sends to `dicom.ae_title`, which it must know.
+    Move,
+    /// C-GET: on the same association.
+    Get,
 }
 
 /// When studies are deleted (see `crate::retention`).

@@ -9,8 +9,8 @@ use crate::base::{AeTitle, PacsAddress, Ura};
 
 use super::{
     AdminConfig, BookSync, CapacityConfig, Config, ConfigError, DicomConfig, ForwardConfig,
-    GrantsConfig, HttpConfig, ImportConfig, JournalConfig, LogConfig, LogFormat, RelayConfig,
-    RetentionConfig, TlsFiles, parse_duration, parse_size,
+    GrantsConfig, HttpConfig, ImportConfig, JournalConfig, LogConfig, LogFormat, PacsConfig,
+    RelayConfig, RetentionConfig, Retrieve, TlsFiles, parse_duration, parse_size,
 };
 
 pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
@@ -30,6 +30,7 @@ pub(super) struct RawConfig {
     import: RawImport,
     relay: RawRelay,
     forward: RawForward,
+    pacs: RawPacs,
     retention: RawRetention,
     capacity: RawCapacity,
     journal: RawJournal,
@@ -100,6 +101,14 @@ struct RawRelay {
 #[serde(deny_unknown_fields)]
 struct RawForward {
     pacs: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPacs {
+    address: String,
+    calling_ae: String,
+    retrieve: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,7 +301,29 @@ impl RawConfig {
             pacs: if pacs.is_empty() {
                 None
             } else {
-                Some(validate_ae_address(pacs)?)
+                Some(validate_ae_address("forward.pacs", pacs)?)
+            },
+        };
+        let pacs = PacsConfig {
+            address: match self.pacs.address.trim() {
+                "" => None,
+                address => Some(validate_ae_address("pacs.address", address)?),
+            },
+            calling_ae: match self.pacs.calling_ae.trim() {
+                "" => dicom.ae_title.clone(),
+                ae => validate_ae_title("pacs.calling_ae", ae)?,
+            },
+            retrieve: match self.pacs.retrieve.as_str() {
+                "move" => Retrieve::Move,
+                "get" => Retrieve::Get,
+                other => {
+                    return Err(invalid(
+                        "pacs.retrieve",
+                        &format!(
+                            "{other:?}: \"move\" (C-MOVE to dicom.ae_title) or \"get\" (C-GET)"
+                        ),
+                    ));
+                }
             },
         };
         let retention = self.retention.validate()?;
@@ -329,6 +360,7 @@ impl RawConfig {
             import,
             relay,
             forward,
+            pacs,
             retention,
             capacity,
             journal: JournalConfig { head_every },
@@ -534,8 +566,8 @@ fn validate_ae_title(key: &'static str, value: &str) -> Result<AeTitle, ConfigEr
 }
 
 /// The value the SCU connects to, parsed once here.
-fn validate_ae_address(value: &str) -> Result<PacsAddress, ConfigError> {
+fn validate_ae_address(key: &'static str, value: &str) -> Result<PacsAddress, ConfigError> {
     value
         .parse::<PacsAddress>()
-        .map_err(|e| invalid("forward.pacs", &format!("expected \"AE@host:port\": {e}")))
+        .map_err(|e| invalid(key, &format!("expected \"AE@host:port\": {e}")))
 }

@@ -74,6 +74,12 @@ fn bad_values_name_the_key() {
         ("[forward]\npacs = \"PACS@host\"\n", "forward.pacs"),
         ("[forward]\npacs = \"PACS@::1:104\"\n", "forward.pacs"),
         ("[forward]\npacs = \"PACS@host:0\"\n", "forward.pacs"),
+        ("[pacs]\naddress = \"PACS@host\"\n", "pacs.address"),
+        (
+            "[pacs]\ncalling_ae = \"FAR-TOO-LONG-AE-TITLE\"\n",
+            "pacs.calling_ae",
+        ),
+        ("[pacs]\nretrieve = \"fetch\"\n", "pacs.retrieve"),
         ("[log]\nformat = \"xml\"\n", "log.format"),
     ] {
         let err = Config::from_toml_str(text, Path::new("t.toml"))
@@ -81,6 +87,29 @@ fn bad_values_name_the_key() {
             .to_string();
         assert!(err.contains(key), "{text:?} gave {err:?}");
     }
+}
+
+#[test]
+fn pacs_defaults_to_our_ae_title_and_c_move() {
+    let c = Config::from_toml_str(
+        "[dicom]\nae_title = \"GW_A\"\n[pacs]\naddress = \"PACS@[::1]:11112\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.pacs.address.map(|p| p.to_string()).as_deref(),
+        Some("PACS@[::1]:11112")
+    );
+    assert_eq!(c.pacs.calling_ae.as_str(), "GW_A");
+    assert_eq!(c.pacs.retrieve, crate::config::Retrieve::Move);
+    let c = Config::from_toml_str(
+        "[pacs]\ncalling_ae = \"QR_US\"\nretrieve = \"get\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert!(c.pacs.address.is_none());
+    assert_eq!(c.pacs.calling_ae.as_str(), "QR_US");
+    assert_eq!(c.pacs.retrieve, crate::config::Retrieve::Get);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 pub mod clients;
 pub mod console;
 pub mod gateways;
+pub mod pacs;
 pub mod pki;
 pub mod scu;
 pub mod sharing;
@@ -34,6 +35,7 @@ pub fn variant(
     to
 }
 
+pub use pushgate::base::PacsAddress;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

@@ -17,8 +17,12 @@ mod identifier;
 mod link;
 mod storage;
 
+// Orthanc and dcmqrscp as PACSes, shared with the integration tests.
 #[cfg(test)]
+#[path = "../../../tests/common/pacs.rs"]
 mod peers;
+#[cfg(test)]
+use crate::dimse::scu::testing::free_port;
 #[cfg(test)]
 mod tests;
 

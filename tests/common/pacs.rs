@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Real query/retrieve SCPs for the tests, on 127.0.0.1: Orthanc (REST
 //! upload, JSON configuration) and DCMTK's dcmqrscp (files indexed with
 //! dcmqridx). Each runs in its own temporary directory and is killed when
@@ -9,11 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::dimse::scu::PacsAddress;
-use crate::dimse::scu::testing::free_port;
+// Shared by the library's query/retrieve tests (src/dimse/scu/qr.rs
+// includes this file) and the integration tests (tests/common): each
+// provides `PacsAddress` and `free_port` in the parent module.
+use super::{PacsAddress, free_port};
 
-pub(super) const ORTHANC: &str = "/usr/sbin/Orthanc";
-pub(super) const DCMQRSCP: &str = "/usr/bin/dcmqrscp";
+pub const ORTHANC: &str = "/usr/sbin/Orthanc";
+pub const DCMQRSCP: &str = "/usr/bin/dcmqrscp";
 const DCMQRIDX: &str = "/usr/bin/dcmqridx";
 
 fn wait_listening(port: u16, what: &str, child: &mut Child, log: &Path) {
@@ -34,9 +37,9 @@ fn wait_listening(port: u16, what: &str, child: &mut Child, log: &Path) {
 }
 
 /// A C-MOVE destination the PACS knows: (AE title, port on 127.0.0.1).
-pub(super) type Destination<'a> = (&'a str, u16);
+pub type Destination<'a> = (&'a str, u16);
 
-pub(super) struct Orthanc {
+pub struct Orthanc {
     child: Child,
     pub dicom_port: u16,
     pub http_port: u16,
@@ -44,9 +47,9 @@ pub(super) struct Orthanc {
 }
 
 impl Orthanc {
-    pub(super) const AE: &'static str = "ORTHANC";
+    pub const AE: &'static str = "ORTHANC";
 
-    pub(super) fn start(destinations: &[Destination]) -> Orthanc {
+    pub fn start(destinations: &[Destination]) -> Orthanc {
         let dir = tempfile::tempdir().unwrap();
         let (dicom_port, http_port) = (free_port(), free_port());
         let modalities: serde_json::Map<String, serde_json::Value> = destinations
@@ -97,14 +100,14 @@ impl Orthanc {
         }
     }
 
-    pub(super) fn address(&self) -> PacsAddress {
+    pub fn address(&self) -> PacsAddress {
         format!("{}@127.0.0.1:{}", Self::AE, self.dicom_port)
             .parse()
             .unwrap()
     }
 
     /// Stores `files` through the REST API (`POST /instances`).
-    pub(super) fn upload(&self, files: &[PathBuf]) {
+    pub fn upload(&self, files: &[PathBuf]) {
         for file in files {
             let out = Command::new("curl")
                 .args(["-sS", "-f", "-X", "POST", "--data-binary"])
@@ -121,7 +124,7 @@ impl Orthanc {
         }
     }
 
-    pub(super) fn log(&self) -> String {
+    pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("orthanc.log")).unwrap_or_default()
     }
 }
@@ -136,16 +139,16 @@ impl Drop for Orthanc {
 /// dcmqrscp serving `files` as AE `QRSCP`. It forks a child per
 /// association, which exits when the association ends (its
 /// `--single-process` mode crashes after the first release in DCMTK 3.6.7).
-pub(super) struct DcmQrScp {
+pub struct DcmQrScp {
     child: Child,
     pub port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl DcmQrScp {
-    pub(super) const AE: &'static str = "QRSCP";
+    pub const AE: &'static str = "QRSCP";
 
-    pub(super) fn start(files: &[PathBuf], destinations: &[Destination]) -> DcmQrScp {
+    pub fn start(files: &[PathBuf], destinations: &[Destination]) -> DcmQrScp {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
         fs::create_dir_all(&db).unwrap();
@@ -187,7 +190,7 @@ impl DcmQrScp {
         }
     }
 
-    pub(super) fn address(&self) -> PacsAddress {
+    pub fn address(&self) -> PacsAddress {
         format!("{}@127.0.0.1:{}", Self::AE, self.port)
             .parse()
             .unwrap()
