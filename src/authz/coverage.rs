@@ -102,7 +102,12 @@ pub struct HolderSeries {
 impl From<Coverage> for HolderCoverage {
     fn from(c: Coverage) -> HolderCoverage {
         HolderCoverage {
-            target: c.target,
+            // the number, not whose: a holder sees the patient only as the
+            // study shows it (name, birth date, BSN's last digits)
+            target: match c.target {
+                Target::Accession(a) => Target::Accession(a.number_only()),
+                target => target,
+            },
             state: c.state,
             study_uid: c.study_uid,
             patient_name: c.patient_name,

@@ -24,6 +24,7 @@ pub enum Target {
 /// number *and* this patient (and, if given, from this sending AE) that
 /// receives an instance after the grant was issued.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "AwaitedStored")]
 pub struct Awaited {
     pub number: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,20 +36,70 @@ pub struct Awaited {
     pub source_ae: Option<String>,
 }
 
+/// How an `Awaited` may be stored: the grant mirror of a release before
+/// grants by accession named their patient holds the number alone.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AwaitedStored {
+    Number(String),
+    Of {
+        number: String,
+        #[serde(default)]
+        patient_id: Option<String>,
+        #[serde(default)]
+        bsn: Option<String>,
+        #[serde(default)]
+        source_ae: Option<String>,
+    },
+}
+
+impl From<AwaitedStored> for Awaited {
+    fn from(stored: AwaitedStored) -> Awaited {
+        match stored {
+            AwaitedStored::Number(number) => Awaited {
+                number,
+                patient_id: None,
+                bsn: None,
+                source_ae: None,
+            },
+            AwaitedStored::Of {
+                number,
+                patient_id,
+                bsn,
+                source_ae,
+            } => Awaited {
+                number,
+                patient_id,
+                bsn,
+                source_ae,
+            },
+        }
+    }
+}
+
+/// The reason a study is not a grant's because it was here before: the one
+/// mismatch a study may outgrow (a scan still in progress).
+pub const HERE_BEFORE: &str = "it was here before the share";
+
 impl Awaited {
-    /// Why `study` (carrying this accession number) is not the one awaited,
-    /// or `None` when it is. `since`: when the grant was issued.
-    pub fn mismatch(&self, study: &StudyRecord, since: Timestamp) -> Option<String> {
+    /// The number alone, as a holder may see it (not whose it is).
+    pub fn number_only(&self) -> Awaited {
+        Awaited {
+            number: self.number.clone(),
+            patient_id: None,
+            bsn: None,
+            source_ae: None,
+        }
+    }
+
+    /// Whether `study` is (still) of the awaited patient: checked when the
+    /// grant pins it and again at every access, since a later instance can
+    /// change the study's patient in the index.
+    pub fn patient_mismatch(&self, study: &StudyRecord) -> Option<String> {
         if self.patient_id.is_none() && self.bsn.is_none() {
             return Some(
                 "the share names no patient (made before this was required): share it again with the patient ID or BSN".into(),
             );
-        }
-        if study.last_arrival < since {
-            return Some(format!(
-                "it was here before the share and nothing of it arrived since: share that study itself ({})",
-                study.study_uid
-            ));
         }
         if let Some(id) = &self.patient_id
             && study.patient.id.trim() != id
@@ -62,18 +113,34 @@ impl Awaited {
             && study.patient.bsn.as_deref() != Some(bsn.as_str())
         {
             return Some(match &study.patient.bsn {
-                Some(other) => format!("another patient: BSN {other}, not {bsn}"),
+                Some(_) => "another patient: another BSN".to_string(),
                 None => format!(
-                    "no BSN {bsn} in the study (patient ID {:?})",
+                    "no BSN in the study (patient ID {:?})",
                     study.patient.id.trim()
                 ),
             });
         }
+        None
+    }
+
+    /// Why `study` (carrying this accession number) is not the one awaited,
+    /// or `None` when it is. `since`: when the grant was issued.
+    pub fn mismatch(&self, study: &StudyRecord, since: Timestamp) -> Option<String> {
+        if let Some(reason) = self.patient_mismatch(study) {
+            return Some(reason);
+        }
+        if study.last_arrival < since {
+            return Some(format!(
+                "{HERE_BEFORE} and nothing of it arrived since: share that study itself ({})",
+                study.study_uid
+            ));
+        }
+        // every instance from that AE, not one among others
         if let Some(ae) = &self.source_ae
-            && !study.sources.contains(&format!("dicom:{ae}"))
+            && study.sources.iter().any(|s| s != &format!("dicom:{ae}"))
         {
             let from: Vec<&str> = study.sources.iter().map(String::as_str).collect();
-            return Some(format!("sent by {}, not by {ae}", from.join(", ")));
+            return Some(format!("sent by {}, not only by {ae}", from.join(", ")));
         }
         None
     }
@@ -393,7 +460,12 @@ impl GrantState {
     /// Whether an instance of `study` is within this grant: the one check
     /// behind every kind of access (page, DICOMweb, download, thumbnails).
     pub fn covers_instance(&self, study: &StudyRecord, key: &InstanceKey, sop_class: &str) -> bool {
-        self.study_uid() == Some(&study.study_uid)
+        let still_its_patient = match &self.grant.target {
+            Target::Study(_) => true,
+            Target::Accession(awaited) => awaited.patient_mismatch(study).is_none(),
+        };
+        still_its_patient
+            && self.study_uid() == Some(&study.study_uid)
             && key.study == study.study_uid
             && study.series.get(&key.series).is_some_and(|s| {
                 self.grant
@@ -571,5 +643,32 @@ mod tests {
             ..parent.clone()
         };
         assert_eq!(last.admits(&narrowest), Err(Widening::Depth(0)));
+    }
+}
+
+#[cfg(test)]
+mod stored_tests {
+    use super::*;
+
+    /// The grant mirror of a release before grants by accession named
+    /// their patient holds `{"accession":"N"}`: it must still load.
+    #[test]
+    fn an_accession_target_stored_as_a_number_still_loads() {
+        let old: Target = serde_json::from_str(r#"{"accession":"ACC7"}"#).unwrap();
+        assert_eq!(
+            old,
+            Target::Accession(Awaited {
+                number: "ACC7".into(),
+                patient_id: None,
+                bsn: None,
+                source_ae: None,
+            })
+        );
+        let new: Target =
+            serde_json::from_str(r#"{"accession":{"number":"A","patient_id":"P"}}"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&new).unwrap(),
+            r#"{"accession":{"number":"A","patient_id":"P"}}"#
+        );
     }
 }

@@ -62,6 +62,8 @@ impl State {
                         {
                             state.legal_basis = parent.legal_basis.clone();
                             state.patient = parent.patient.clone();
+                            // by accession: the parent's study, never one of its own
+                            state.resolved = parent.resolved.clone();
                         }
                     }
                 }
@@ -135,7 +137,31 @@ impl State {
                     if state.patient.is_none() {
                         state.patient = patient.clone();
                     }
-                    vec![grant.clone()]
+                    // grants passed on before it was pinned: the same study
+                    let mut changed = vec![grant.clone()];
+                    let mut i = 0;
+                    while i < changed.len() {
+                        let parent = changed[i].clone();
+                        let children: Vec<GrantId> = self
+                            .by_id
+                            .values()
+                            .filter(|g| g.grant.parent.as_ref() == Some(&parent))
+                            .map(|g| g.grant.id.clone())
+                            .collect();
+                        for child in children {
+                            if let Some(c) = self.by_id.get_mut(&child)
+                                && c.resolved.is_none()
+                            {
+                                c.resolved = Some(study.clone());
+                                if c.patient.is_none() {
+                                    c.patient = patient.clone();
+                                }
+                                changed.push(child);
+                            }
+                        }
+                        i += 1;
+                    }
+                    changed
                 }
                 _ => vec![],
             },

@@ -612,7 +612,9 @@ impl Authz {
                 Some(pinned) => grant
                     .mismatches
                     .iter()
-                    .filter(|m| &m.study != pinned)
+                    .filter(|m| {
+                        &m.study != pinned || !m.reason.starts_with(super::grant::HERE_BEFORE)
+                    })
                     .cloned()
                     .collect(),
             },

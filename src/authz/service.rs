@@ -3,13 +3,17 @@
 //! under the change lock, with the journal's own time, exactly as a replay
 //! would apply it.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use super::decide::Caller;
-use super::grant::{Awaited, GrantId, Target};
+use super::grant::{Awaited, GrantId, HERE_BEFORE, Target};
+
+/// Studies reported per grant by accession as not its study, at most.
+const MAX_MISMATCHES: usize = 20;
 use super::grants::{Mirror, ReplayError, State, catch_up};
 use super::limiter::{Limiter, Rate};
 use super::secret::CodeKey;
@@ -312,19 +316,36 @@ impl Authz {
     /// covers that study and no other. Every other study with the number is
     /// journaled once as a mismatch, for the issuer. Blocking.
     pub fn resolve_accessions(&self) {
-        let pending: Vec<(GrantId, Awaited, Timestamp, Vec<Uid>)> = self
+        // One pass at a time (the worker, and `issue`): a mismatch or a pin
+        // is journaled once.
+        static RESOLVING: Mutex<()> = Mutex::new(());
+        let _one = RESOLVING.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Timestamp::now();
+        // Grants passed on take their root's study (`GrantResolved`);
+        // expired and patient-less ones never pin; each reports at most
+        // MAX_MISMATCHES studies, so a sender reusing a number cannot fill
+        // the journal.
+        let pending: Vec<(GrantId, Awaited, Timestamp, HashMap<Uid, bool>)> = self
             .read()
             .by_id
             .values()
-            .filter(|g| g.resolved.is_none() && g.revoked.is_none())
+            .filter(|g| g.resolved.is_none() && g.revoked.is_none() && g.grant.parent.is_none())
+            .filter(|g| !g.is_expired(now))
             .filter_map(|g| match &g.grant.target {
-                Target::Accession(awaited) => Some((
-                    g.grant.id.clone(),
-                    awaited.clone(),
-                    g.grant.created_at,
-                    g.mismatches.iter().map(|m| m.study.clone()).collect(),
-                )),
-                Target::Study(_) => None,
+                Target::Accession(awaited)
+                    if awaited.patient_id.is_some() || awaited.bsn.is_some() =>
+                {
+                    Some((
+                        g.grant.id.clone(),
+                        awaited.clone(),
+                        g.grant.created_at,
+                        g.mismatches
+                            .iter()
+                            .map(|m| (m.study.clone(), m.reason.starts_with(HERE_BEFORE)))
+                            .collect(),
+                    ))
+                }
+                _ => None,
             })
             .collect();
         for (grant, awaited, since, reported) in pending {
@@ -338,11 +359,19 @@ impl Authz {
                 .collect();
             candidates.sort_by_key(|s| (s.first_arrival, s.study_uid.clone()));
             let mut pinned = None;
+            let mut room = MAX_MISMATCHES.saturating_sub(reported.len());
             for study in candidates {
                 match awaited.mismatch(&study, since) {
-                    None if pinned.is_none() => pinned = Some(study),
+                    // once reported as another patient's or sender's, never
+                    // pinned (a study whose instances disagree on whose it is)
+                    None if pinned.is_none()
+                        && reported.get(&study.study_uid).is_none_or(|before| *before) =>
+                    {
+                        pinned = Some(study)
+                    }
                     None => {}
-                    Some(reason) if !reported.contains(&study.study_uid) => {
+                    Some(reason) if !reported.contains_key(&study.study_uid) && room > 0 => {
+                        room -= 1;
                         tracing::warn!(grant = %grant, study = %study.study_uid, "a study with the grant's accession number is not its study: {reason}");
                         if let Err(e) = self.change(Event::GrantMismatch {
                             grant: grant.clone(),

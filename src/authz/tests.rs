@@ -882,7 +882,7 @@ fn a_grant_by_accession_pins_only_to_its_patients_study_arriving_after_it() {
             .mismatches
             .iter()
             .any(|m| m.study.to_string() == "1.8.1"
-                && m.reason.contains("sent by dicom:IMPORT, not by CT01")),
+                && m.reason.contains("sent by dicom:IMPORT, not only by CT01")),
         "{:?}",
         shown.grant.mismatches
     );
@@ -1324,4 +1324,125 @@ fn login_limits_key_names_no_longer_than_a_name() {
     }
     assert!(f.authz.staff_login_may_try(&prefix, from).is_err());
     assert!(f.authz.staff_login_may_try("someone-else", from).is_ok());
+}
+
+/// A grant by accession passed on covers its root's study: before the
+/// root is pinned (it follows the pin) and after (a later study with the
+/// same number and patient is not the child's). And a study pinned by
+/// its patient stops being served when a later instance says another.
+#[test]
+fn an_accession_grant_passed_on_covers_its_roots_study_and_only_while_it_is_the_patients() {
+    let f = fixture();
+    let now = Timestamp::now().0;
+    let dimse = crate::store::Source::Dimse {
+        calling_ae: "CT01".into(),
+        peer: "127.0.0.1:1".into(),
+    };
+    let root = f
+        .authz
+        .issue(
+            IssueRequest {
+                study_uid: None,
+                accession: Some("ACC9".into()),
+                patient_id: Some("P9".into()),
+                ..request(Shape {
+                    delegation_depth: Some(2),
+                    ..Shape::default()
+                })
+            },
+            &op(),
+            "127.0.0.1",
+        )
+        .unwrap();
+    let holder = with_token(
+        f.authz
+            .bind_link(&token_of(&root), caller(&anonymous(), 1))
+            .unwrap()
+            .holder_token
+            .as_deref()
+            .unwrap(),
+    );
+    let passed_on = |n: u8| {
+        f.authz
+            .delegate(&token_of(&root), caller(&holder, 1), Shape::default())
+            .unwrap_or_else(|e| panic!("delegation {n}: {e:?}"))
+    };
+    let early = passed_on(1);
+    let first = study_of("1.9.1", "ACC9", "P9", now + 1_000, dimse.clone());
+    f.store.index.put_instance(&first).unwrap();
+    f.authz.resolve_accessions();
+    let late = passed_on(2);
+    let second = study_of("1.9.2", "ACC9", "P9", now + 2_000, dimse.clone());
+    f.store.index.put_instance(&second).unwrap();
+    f.authz.resolve_accessions();
+    for id in [&root.id, &early.id, &late.id] {
+        assert_eq!(
+            f.authz.show(id).unwrap().covers.study_uid.as_deref(),
+            Some("1.9.1"),
+            "{id}"
+        );
+    }
+    // the holder's view names the number, never whose it is
+    let seen = serde_json::to_string(&f.authz.show(&late.id).unwrap().covers).unwrap();
+    assert!(
+        seen.contains("P9"),
+        "the sender's view has the patient: {seen}"
+    );
+    let holder_view = crate::authz::HolderCoverage::from(f.authz.show(&late.id).unwrap().covers);
+    let json = serde_json::to_value(&holder_view).unwrap();
+    assert_eq!(
+        json["target"],
+        serde_json::json!({"accession": {"number": "ACC9"}})
+    );
+
+    // a later instance of the pinned study carries another patient: the
+    // index's study patient changes, and nothing of it is served any more
+    let grant = f.authz.grant_state(&root.id).unwrap();
+    let study = |e: &crate::store::IndexEntry| f.store.index.study(&e.key.study).unwrap().unwrap();
+    assert!(grant.covers_instance(
+        &study(&first),
+        &first.key,
+        &first.record.attrs.sop_class_uid
+    ));
+    let mut other = study_of("1.9.1", "ACC9", "P-OTHER", now + 3_000, dimse);
+    other.key.sop = crate::store::Uid::parse("1.9.1.1.2").unwrap();
+    f.store.index.put_instance(&other).unwrap();
+    assert!(!grant.covers_instance(
+        &study(&first),
+        &first.key,
+        &first.record.attrs.sop_class_uid
+    ));
+}
+
+/// A sender reusing an awaited number cannot fill the journal: each grant
+/// reports at most so many studies that are not its own.
+#[test]
+fn mismatches_per_grant_are_bounded() {
+    let f = fixture();
+    let now = Timestamp::now().0;
+    let issued = f
+        .authz
+        .issue(
+            IssueRequest {
+                study_uid: None,
+                accession: Some("FLOOD".into()),
+                patient_id: Some("P1".into()),
+                ..request(Shape::default())
+            },
+            &op(),
+            "127.0.0.1",
+        )
+        .unwrap();
+    for i in 0..30u64 {
+        let entry = study_of(
+            &format!("1.10.{i}"),
+            "FLOOD",
+            &format!("X{i}"),
+            now + 1_000 + i,
+            crate::store::Source::Reindex,
+        );
+        f.store.index.put_instance(&entry).unwrap();
+        f.authz.resolve_accessions();
+    }
+    assert_eq!(f.authz.show(&issued.id).unwrap().grant.mismatches.len(), 20);
 }

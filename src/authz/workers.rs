@@ -95,7 +95,14 @@ impl Worker for AccessionResolver {
 
     async fn wait_for_work(&mut self) {
         match self.rx.recv().await {
-            Ok(StudyEvent::NewStudy { .. }) | Err(RecvError::Lagged(_)) => self.due = true,
+            // a new study, and a new instance of one (a scan in progress
+            // at the share qualifies with its next instance)
+            Ok(
+                StudyEvent::NewStudy { .. }
+                | StudyEvent::InstanceStored { .. }
+                | StudyEvent::Reopened { .. },
+            )
+            | Err(RecvError::Lagged(_)) => self.due = true,
             Ok(_) => {}
             Err(RecvError::Closed) => self.closed = true,
         }

@@ -224,7 +224,7 @@ mod tests {
             assert_eq!(again, line);
             prev = hash;
         }
-        assert_eq!(golden.lines().count(), 44);
+        assert_eq!(golden.lines().count(), 46);
     }
 
     #[test]

@@ -76,7 +76,7 @@ fn bound_grant(web: &Harness) -> (String, String) {
     let issued = web.admin(
         "POST",
         "/admin/v1/grants",
-        Some(r#"{"accession":"ACC1","legal_basis":{"kind":"referral"}}"#),
+        Some(r#"{"accession":"ACC1","patient_id":"P1","legal_basis":{"kind":"referral"}}"#),
     );
     assert_eq!(issued.status, 201, "{issued:?}");
     let url = issued.json()["url"].as_str().unwrap().to_string();
@@ -189,7 +189,7 @@ fn every_endpoint_is_reached_and_answers() {
         (
             "POST",
             "/admin/v1/grants".into(),
-            Some(r#"{"accession":"ACC2","legal_basis":{"kind":"referral"}}"#),
+            Some(r#"{"accession":"ACC2","patient_id":"P2","legal_basis":{"kind":"referral"}}"#),
             false,
             201,
         ),
