@@ -205,21 +205,8 @@ enum PacsCommand {
     /// series of one study. Conditions combine; `*` and `?` are wildcards
     /// in --name.
     Find {
-        #[arg(long = "patient-id", value_name = "ID")]
-        patient_id: Option<String>,
-        /// Patient's Name as DICOM writes it, e.g. "Jansen^A*".
-        #[arg(long, value_name = "PATTERN")]
-        name: Option<String>,
-        #[arg(long, value_name = "NUMBER")]
-        accession: Option<String>,
-        /// YYYYMMDD, or a range YYYYMMDD-YYYYMMDD (either end open).
-        #[arg(long, value_name = "RANGE")]
-        date: Option<String>,
-        #[arg(long, value_name = "MODALITY")]
-        modality: Option<String>,
-        /// The series of this study instead.
-        #[arg(long = "series-of", value_name = "STUDY_UID")]
-        series_of: Option<String>,
+        #[command(flatten)]
+        args: cli::pacs::FindArgs,
         /// One JSON array on stdout.
         #[arg(long)]
         json: bool,
@@ -403,27 +390,8 @@ fn run(mut args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Pacs {
-            command:
-                PacsCommand::Find {
-                    patient_id,
-                    name,
-                    accession,
-                    date,
-                    modality,
-                    series_of,
-                    json,
-                },
-        } => {
-            let args = cli::pacs::FindArgs {
-                patient_id,
-                name,
-                accession,
-                date,
-                modality,
-                series_of,
-            };
-            runtime.block_on(cli::pacs::find(&config, args, json, &mut std::io::stdout()))
-        }
+            command: PacsCommand::Find { args, json },
+        } => runtime.block_on(cli::pacs::find(&config, args, json, &mut std::io::stdout())),
         Command::Users { command, json } => {
             let action = match command {
                 UsersCommand::Add {

@@ -14,31 +14,33 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::dimse::scu::qr;
+use crate::ingest::attrs::text;
 
 /// At most this many studies in one answer; more: the PACS is asked to stop
 /// (C-CANCEL) and the answer says so.
 pub const MAX_MATCHES: usize = 500;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What `pushgate pacs find` was asked. Empty: not a condition.
-#[derive(Debug, Default)]
+/// What `pushgate pacs find` was asked (its command-line options). Empty:
+/// not a condition.
+#[derive(Debug, Default, clap::Args)]
 pub struct FindArgs {
+    #[arg(long = "patient-id", value_name = "ID")]
     pub patient_id: Option<String>,
-    /// DICOM wildcards: `*` any run, `?` one character.
+    /// Patient's Name as DICOM writes it, e.g. "Jansen^A*" (`*` any run,
+    /// `?` one character).
+    #[arg(long, value_name = "PATTERN")]
     pub name: Option<String>,
+    #[arg(long, value_name = "NUMBER")]
     pub accession: Option<String>,
-    /// `YYYYMMDD`, `YYYYMMDD-YYYYMMDD`, `-YYYYMMDD`, `YYYYMMDD-`.
+    /// YYYYMMDD, or a range YYYYMMDD-YYYYMMDD (either end open).
+    #[arg(long, value_name = "RANGE")]
     pub date: Option<String>,
+    #[arg(long, value_name = "MODALITY")]
     pub modality: Option<String>,
-    /// The series of this study instead of studies.
+    /// The series of this study instead.
+    #[arg(long = "series-of", value_name = "STUDY_UID")]
     pub series_of: Option<String>,
-}
-
-fn text(obj: &InMemDicomObject, tag: Tag) -> String {
-    obj.get(tag)
-        .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_matches(['\0', ' ']).to_string())
-        .unwrap_or_default()
 }
 
 fn number(obj: &InMemDicomObject, tag: Tag) -> Value {
